@@ -1,0 +1,171 @@
+package io.vmm4j.cli.doctor;
+
+import io.vmm4j.core.kvm.KvmIoctls;
+import io.vmm4j.core.linux.LibC;
+import io.vmm4j.core.linux.LinuxException;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+
+/** Looks at this host and reports what vmm4j can use on it. */
+public final class HostProbe {
+    private static final int CAP_NET_ADMIN = 12;
+
+    public List<Capability> probe() {
+        List<Capability> out = new ArrayList<>();
+        out.add(jdk());
+        out.add(tun());
+        out.add(kvm());
+        out.add(vhostNet());
+        out.add(command("qemu-system-x86_64", List.of("--version"),
+                "the lab VM for kernel vhost-net, and QEMU as a real vhost-user frontend",
+                "apt-get install qemu-system-x86"));
+        out.add(command("dpdk-testpmd", List.of(),
+                "a DPDK vhost-user peer for the vhost-user backend",
+                "apt-get install dpdk"));
+        out.add(command("ip", List.of("-V"),
+                "network namespaces, bridges, veth and tap set-up in tests",
+                "apt-get install iproute2"));
+        out.add(command("tshark", List.of("--version"),
+                "decoding pcap captures in tests",
+                "apt-get install tshark"));
+        out.add(command("ethtool", List.of("--version"),
+                "reading a tap's offloads back (ethtool -k)",
+                "apt-get install ethtool"));
+        out.add(command("gcc", List.of("--version"),
+                "checking our ioctl constants against /usr/include/linux, and building the KVM test guest",
+                "apt-get install gcc"));
+        out.add(command("socat", List.of("-V"),
+                "driving the control socket with a generic client",
+                "apt-get install socat"));
+        return out;
+    }
+
+    private Capability jdk() {
+        int feature = Runtime.version().feature();
+        return new Capability("JDK >= 25", feature >= 25,
+                "Java " + Runtime.version() + " at " + System.getProperty("java.home"),
+                "the FFM API every native call of vmm4j goes through",
+                "install a JDK 25 (e.g. Temurin 25 under /usr/lib/jvm) or set JAVA_HOME to one");
+    }
+
+    private Capability tun() {
+        String enables = "TAP devices: the guest NIC reaches the host kernel (./vmm run over a tap, bridges)";
+        boolean netAdmin = hasEffectiveCapability(CAP_NET_ADMIN);
+        Optional<String> openError = tryOpen("/dev/net/tun");
+        if (openError.isEmpty() && netAdmin) {
+            return new Capability("/dev/net/tun + CAP_NET_ADMIN", true, "present, CAP_NET_ADMIN held", enables, "");
+        }
+        String detail = openError.map(e -> "/dev/net/tun: " + e).orElse("/dev/net/tun opens")
+                + (netAdmin ? "" : "; CAP_NET_ADMIN not held");
+        return new Capability("/dev/net/tun + CAP_NET_ADMIN", false, detail, enables,
+                "run as root (or grant CAP_NET_ADMIN); load the tun module (modprobe tun). Without it ./vmm run uses the in-memory port");
+    }
+
+    private Capability kvm() {
+        String enables = "running our freestanding x86-64 guest with real ioeventfd and irqfd (./vmm run --vcpu kvm)";
+        Optional<String> err = Optional.empty();
+        String detail;
+        try {
+            int fd = LibC.open("/dev/kvm", LibC.O_RDWR | LibC.O_CLOEXEC);
+            try {
+                int version = LibC.ioctl(fd, KvmIoctls.GET_API_VERSION, 0L, "KVM_GET_API_VERSION");
+                detail = "KVM API version " + version;
+                if (version != KvmIoctls.API_VERSION) {
+                    err = Optional.of("unexpected KVM API version " + version);
+                }
+            } finally {
+                LibC.closeQuietly(fd);
+            }
+        } catch (LinuxException e) {
+            detail = e.getMessage();
+            err = Optional.of(detail);
+        }
+        return new Capability("/dev/kvm", err.isEmpty(), detail, enables,
+                "enable virtualization (VT-x/AMD-V or nested KVM) and load kvm_intel/kvm_amd; the Java test frontend works without it");
+    }
+
+    private Capability vhostNet() {
+        String enables = "the kernel vhost-net data plane (--backend vhost-net): the article's \"after\"";
+        Optional<String> err = tryOpen("/dev/vhost-net");
+        return new Capability("/dev/vhost-net", err.isEmpty(), err.map(e -> "missing: " + e).orElse("present"), enables,
+                "modprobe vhost_net; if this host kernel lacks VHOST_NET, the vhost-net cases run in the lab VM "
+                        + "(QEMU TCG + a Debian kernel that has vhost_net; README, section \"Kernel vhost-net lab\")");
+    }
+
+    private static Optional<String> tryOpen(String path) {
+        try {
+            LibC.closeQuietly(LibC.open(path, LibC.O_RDWR | LibC.O_CLOEXEC));
+            return Optional.empty();
+        } catch (LinuxException e) {
+            return Optional.of(e.errnoName());
+        }
+    }
+
+    /** Reads the effective capability set from /proc/self/status. */
+    static boolean hasEffectiveCapability(int capability) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("CapEff:")) {
+                    long caps = Long.parseUnsignedLong(line.substring(7).trim(), 16);
+                    return (caps & (1L << capability)) != 0;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            return false;
+        }
+        return false;
+    }
+
+    private Capability command(String name, List<String> versionArgs, String enables, String howToGet) {
+        Optional<Path> path = onPath(name);
+        if (path.isEmpty()) {
+            return new Capability(name, false, "not on PATH", enables, howToGet);
+        }
+        String detail = path.get().toString();
+        if (!versionArgs.isEmpty()) {
+            detail = firstLine(path.get(), versionArgs).map(v -> v + " (" + path.get() + ")").orElse(detail);
+        }
+        return new Capability(name, true, detail, enables, "");
+    }
+
+    static Optional<Path> onPath(String name) {
+        String pathVar = System.getenv().getOrDefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        for (String dir : pathVar.split(":")) {
+            if (dir.isEmpty()) {
+                continue;
+            }
+            Path candidate = Path.of(dir, name);
+            if (Files.isRegularFile(candidate) && Files.isExecutable(candidate)) {
+                return Optional.of(candidate);
+            }
+        }
+        return Optional.empty();
+    }
+
+    private static Optional<String> firstLine(Path exe, List<String> args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(exe.toString());
+        cmd.addAll(args);
+        try {
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+            if (!p.waitFor(5, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                return Optional.empty();
+            }
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            return out.lines().map(String::strip).filter(l -> !l.isEmpty() && !l.startsWith("socat by")).findFirst();
+        } catch (IOException e) {
+            return Optional.empty();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return Optional.empty();
+        }
+    }
+}

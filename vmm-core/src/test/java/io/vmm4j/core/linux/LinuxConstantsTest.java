@@ -1,0 +1,109 @@
+package io.vmm4j.core.linux;
+
+import io.vmm4j.core.kvm.KvmIoctls;
+import io.vmm4j.core.testing.HeaderConstants;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Every libc/KVM constant and struct size vmm4j uses equals what the system headers say. */
+class LinuxConstantsTest {
+    @Test
+    void libcConstantsMatchHeaders() throws Exception {
+        new HeaderConstants()
+                .include("fcntl.h", "sys/eventfd.h", "sys/mman.h", "sys/epoll.h", "poll.h", "sys/socket.h",
+                        "sys/un.h", "sys/uio.h", "signal.h", "sys/wait.h", "spawn.h", "linux/memfd.h")
+                .expect("O_RDONLY", LibC.O_RDONLY).expect("O_WRONLY", LibC.O_WRONLY).expect("O_RDWR", LibC.O_RDWR)
+                .expect("O_NONBLOCK", LibC.O_NONBLOCK).expect("O_CLOEXEC", LibC.O_CLOEXEC)
+                .expect("F_GETFD", LibC.F_GETFD).expect("F_SETFD", LibC.F_SETFD).expect("F_GETFL", LibC.F_GETFL)
+                .expect("F_SETFL", LibC.F_SETFL).expect("FD_CLOEXEC", LibC.FD_CLOEXEC)
+                .expect("EFD_NONBLOCK", LibC.EFD_NONBLOCK).expect("EFD_CLOEXEC", LibC.EFD_CLOEXEC)
+                .expect("MFD_CLOEXEC", LibC.MFD_CLOEXEC).expect("MFD_ALLOW_SEALING", LibC.MFD_ALLOW_SEALING)
+                .expect("PROT_NONE", LibC.PROT_NONE).expect("PROT_READ", LibC.PROT_READ).expect("PROT_WRITE", LibC.PROT_WRITE)
+                .expect("MAP_SHARED", LibC.MAP_SHARED).expect("MAP_PRIVATE", LibC.MAP_PRIVATE)
+                .expect("MAP_ANONYMOUS", LibC.MAP_ANONYMOUS).expect("MAP_NORESERVE", LibC.MAP_NORESERVE)
+                .expect("EPOLL_CLOEXEC", LibC.EPOLL_CLOEXEC).expect("EPOLL_CTL_ADD", LibC.EPOLL_CTL_ADD)
+                .expect("EPOLL_CTL_DEL", LibC.EPOLL_CTL_DEL).expect("EPOLL_CTL_MOD", LibC.EPOLL_CTL_MOD)
+                .expect("EPOLLIN", LibC.EPOLLIN).expect("EPOLLOUT", LibC.EPOLLOUT).expect("EPOLLERR", LibC.EPOLLERR)
+                .expect("EPOLLHUP", LibC.EPOLLHUP).expect("EPOLLRDHUP", LibC.EPOLLRDHUP)
+                .expect("(unsigned int)EPOLLET", LibC.EPOLLET & 0xFFFF_FFFFL)
+                .expect("POLLIN", LibC.POLLIN).expect("POLLOUT", LibC.POLLOUT)
+                .expect("AF_UNIX", LibC.AF_UNIX).expect("SOCK_STREAM", LibC.SOCK_STREAM).expect("SOCK_DGRAM", LibC.SOCK_DGRAM)
+                .expect("SOCK_SEQPACKET", LibC.SOCK_SEQPACKET).expect("SOCK_NONBLOCK", LibC.SOCK_NONBLOCK)
+                .expect("SOCK_CLOEXEC", LibC.SOCK_CLOEXEC).expect("SOL_SOCKET", LibC.SOL_SOCKET)
+                .expect("SCM_RIGHTS", LibC.SCM_RIGHTS).expect("MSG_DONTWAIT", LibC.MSG_DONTWAIT)
+                .expect("MSG_NOSIGNAL", LibC.MSG_NOSIGNAL).expect("MSG_CTRUNC", LibC.MSG_CTRUNC)
+                .expect("MSG_TRUNC", LibC.MSG_TRUNC).expect("MSG_CMSG_CLOEXEC", LibC.MSG_CMSG_CLOEXEC)
+                .expect("SIGKILL", LibC.SIGKILL).expect("SIGTERM", LibC.SIGTERM).expect("WNOHANG", LibC.WNOHANG)
+                .expect("sizeof(struct iovec)", LibC.IOVEC.byteSize())
+                .expect("sizeof(struct epoll_event)", LibC.EPOLL_EVENT.byteSize())
+                .expect("__builtin_offsetof(struct epoll_event, data)", 4)
+                .expect("sizeof(struct msghdr)", LibC.MSGHDR.byteSize())
+                .expect("__builtin_offsetof(struct msghdr, msg_control)", LibC.MSGHDR.byteOffset(
+                        java.lang.foreign.MemoryLayout.PathElement.groupElement("msg_control")))
+                .expect("__builtin_offsetof(struct msghdr, msg_flags)", LibC.MSGHDR.byteOffset(
+                        java.lang.foreign.MemoryLayout.PathElement.groupElement("msg_flags")))
+                .expect("sizeof(struct cmsghdr)", LibC.CMSG_HEADER)
+                .expect("CMSG_SPACE(3 * sizeof(int))", UnixSocket.cmsgSpace(3))
+                .expect("sizeof(struct sockaddr_un)", LibC.SOCKADDR_UN_SIZE)
+                .expect("sizeof(((struct sockaddr_un *)0)->sun_path)", LibC.SUN_PATH_MAX)
+                .expect("sizeof(posix_spawn_file_actions_t) <= " + LibC.SPAWN_FILE_ACTIONS_SIZE, 1)
+                .verify();
+    }
+
+    @Test
+    void errnoValuesMatchHeaders() throws Exception {
+        new HeaderConstants().include("errno.h")
+                .expect("EPERM", Errno.EPERM).expect("ENOENT", Errno.ENOENT).expect("EINTR", Errno.EINTR)
+                .expect("EIO", Errno.EIO).expect("EBADF", Errno.EBADF).expect("ECHILD", Errno.ECHILD)
+                .expect("EAGAIN", Errno.EAGAIN).expect("ENOMEM", Errno.ENOMEM).expect("EACCES", Errno.EACCES)
+                .expect("EFAULT", Errno.EFAULT).expect("EBUSY", Errno.EBUSY).expect("EEXIST", Errno.EEXIST)
+                .expect("ENODEV", Errno.ENODEV).expect("EINVAL", Errno.EINVAL).expect("ENOTTY", Errno.ENOTTY)
+                .expect("ENOSPC", Errno.ENOSPC).expect("EPIPE", Errno.EPIPE).expect("ENOSYS", Errno.ENOSYS)
+                .expect("ENOTSOCK", Errno.ENOTSOCK).expect("EOPNOTSUPP", Errno.EOPNOTSUPP)
+                .expect("EADDRINUSE", Errno.EADDRINUSE).expect("ECONNRESET", Errno.ECONNRESET)
+                .expect("ENOTCONN", Errno.ENOTCONN).expect("ECONNREFUSED", Errno.ECONNREFUSED)
+                .verify();
+    }
+
+    @Test
+    void kvmIoctlsMatchHeaders() throws Exception {
+        new HeaderConstants().include("linux/kvm.h")
+                .expect("KVMIO", KvmIoctls.KVMIO).expect("KVM_API_VERSION", KvmIoctls.API_VERSION)
+                .expect("sizeof(struct kvm_userspace_memory_region)", KvmIoctls.SIZEOF_USERSPACE_MEMORY_REGION)
+                .expect("sizeof(struct kvm_regs)", KvmIoctls.SIZEOF_REGS)
+                .expect("sizeof(struct kvm_sregs)", KvmIoctls.SIZEOF_SREGS)
+                .expect("sizeof(struct kvm_irqfd)", KvmIoctls.SIZEOF_IRQFD)
+                .expect("sizeof(struct kvm_ioeventfd)", KvmIoctls.SIZEOF_IOEVENTFD)
+                .expect("sizeof(struct kvm_irq_routing)", KvmIoctls.SIZEOF_IRQ_ROUTING)
+                .expect("sizeof(struct kvm_irq_routing_entry)", KvmIoctls.SIZEOF_IRQ_ROUTING_ENTRY)
+                .expect("sizeof(struct kvm_cpuid2)", KvmIoctls.SIZEOF_CPUID2)
+                .expect("KVM_GET_API_VERSION", KvmIoctls.GET_API_VERSION)
+                .expect("KVM_CREATE_VM", KvmIoctls.CREATE_VM)
+                .expect("KVM_CHECK_EXTENSION", KvmIoctls.CHECK_EXTENSION)
+                .expect("KVM_GET_VCPU_MMAP_SIZE", KvmIoctls.GET_VCPU_MMAP_SIZE)
+                .expect("KVM_GET_SUPPORTED_CPUID", KvmIoctls.GET_SUPPORTED_CPUID)
+                .expect("KVM_CREATE_VCPU", KvmIoctls.CREATE_VCPU)
+                .expect("KVM_SET_USER_MEMORY_REGION", KvmIoctls.SET_USER_MEMORY_REGION)
+                .expect("KVM_SET_TSS_ADDR", KvmIoctls.SET_TSS_ADDR)
+                .expect("KVM_SET_IDENTITY_MAP_ADDR", KvmIoctls.SET_IDENTITY_MAP_ADDR)
+                .expect("KVM_CREATE_IRQCHIP", KvmIoctls.CREATE_IRQCHIP)
+                .expect("KVM_SET_GSI_ROUTING", KvmIoctls.SET_GSI_ROUTING)
+                .expect("KVM_IRQFD", KvmIoctls.IRQFD)
+                .expect("KVM_IOEVENTFD", KvmIoctls.IOEVENTFD)
+                .expect("KVM_RUN", KvmIoctls.RUN)
+                .expect("KVM_GET_REGS", KvmIoctls.GET_REGS).expect("KVM_SET_REGS", KvmIoctls.SET_REGS)
+                .expect("KVM_GET_SREGS", KvmIoctls.GET_SREGS).expect("KVM_SET_SREGS", KvmIoctls.SET_SREGS)
+                .expect("KVM_SET_CPUID2", KvmIoctls.SET_CPUID2)
+                .verify();
+    }
+
+    @Test
+    void ioctlEncodingFollowsTheKernelLayout() {
+        // _IOR(0xAF, 0x00, __u64) is VHOST_GET_FEATURES: read dir (2) << 30 | size 8 << 16 | type << 8 | nr
+        assertTrue(Ioctl.ior(0xAF, 0x00, 8) == 0x8008AF00L);
+        assertTrue(Ioctl.iow(0xAF, 0x00, 8) == 0x4008AF00L);
+        assertTrue(Ioctl.iowr(0xAF, 0x12, 8) == 0xC008AF12L);
+        assertTrue(Ioctl.io(0xAE, 0x80) == 0xAE80L);
+    }
+}

@@ -1,0 +1,80 @@
+package io.vmm4j.core.testing;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Evaluates C constant expressions against the system headers with gcc, so our Java copies of
+ * kernel ABI numbers (ioctl requests, flags, struct sizes) are checked, not trusted.
+ */
+public final class HeaderConstants {
+    private final List<String> includes = new ArrayList<>();
+    private final Map<String, Long> expected = new LinkedHashMap<>();
+
+    public HeaderConstants include(String... headers) {
+        includes.addAll(List.of(headers));
+        return this;
+    }
+
+    /** Expects the C expression {@code cExpression} to equal {@code javaValue}. */
+    public HeaderConstants expect(String cExpression, long javaValue) {
+        expected.put(cExpression, javaValue);
+        return this;
+    }
+
+    /** Compiles and runs a probe, then asserts every expectation; needs gcc (skips, or fails under CI=true). */
+    public void verify() throws IOException, InterruptedException {
+        Path gcc = HostRequirements.requireCommand("gcc", "gcc");
+        Path dir = Files.createTempDirectory("vmm4j-headers");
+        StringBuilder c = new StringBuilder();
+        for (String h : includes) {
+            c.append("#include <").append(h).append(">\n");
+        }
+        c.append("#include <stdio.h>\nint main(void) {\n");
+        int i = 0;
+        for (String expr : expected.keySet()) {
+            c.append("  printf(\"%d=%llu\\n\", ").append(i++).append(", (unsigned long long)(").append(expr).append("));\n");
+        }
+        c.append("  return 0;\n}\n");
+        Path src = dir.resolve("probe.c");
+        Path exe = dir.resolve("probe");
+        Files.writeString(src, c);
+        String compile = run(List.of(gcc.toString(), "-o", exe.toString(), src.toString()));
+        assertTrue(Files.isExecutable(exe), "gcc could not build the header probe:\n" + compile + "\n" + c);
+        String output = run(List.of(exe.toString()));
+        List<String> exprs = new ArrayList<>(expected.keySet());
+        Map<String, Long> actual = new LinkedHashMap<>();
+        for (String line : output.lines().toList()) {
+            int eq = line.indexOf('=');
+            actual.put(exprs.get(Integer.parseInt(line.substring(0, eq))), Long.parseUnsignedLong(line.substring(eq + 1)));
+        }
+        List<String> mismatches = new ArrayList<>();
+        for (Map.Entry<String, Long> e : expected.entrySet()) {
+            Long got = actual.get(e.getKey());
+            if (got == null || got.longValue() != e.getValue()) {
+                mismatches.add(String.format("%s: header says 0x%x, vmm4j has 0x%x", e.getKey(), got, e.getValue()));
+            }
+        }
+        assertEquals(List.of(), mismatches, "constants that differ from the system headers");
+        assertEquals(expected.size(), actual.size(), "every constant was evaluated");
+    }
+
+    private static String run(List<String> cmd) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!p.waitFor(60, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+        }
+        return out;
+    }
+}
