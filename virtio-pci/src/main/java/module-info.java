@@ -1,4 +1,10 @@
-/** vmm4j virtio-pci: PCI transport, virtio core, split virtqueues, virtio-net device model, guest-side test driver. */
+/** vmm4j virtio-pci: PCI transport, virtio core, split virtqueues, guest-side test driver. */
 module io.vmm4j.virtio {
     requires transitive io.vmm4j.core;
+    requires org.slf4j;
+
+    exports io.vmm4j.virtio;
+    exports io.vmm4j.virtio.pci;
+    exports io.vmm4j.virtio.queue;
+    exports io.vmm4j.virtio.driver;
 }

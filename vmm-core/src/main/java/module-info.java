@@ -7,4 +7,5 @@ module io.vmm4j.core {
     exports io.vmm4j.core.event;
     exports io.vmm4j.core.bus;
     exports io.vmm4j.core.kvm;
+    exports io.vmm4j.core.irq;
 }

@@ -61,6 +61,34 @@ public final class EventLoop implements AutoCloseable {
         }
     }
 
+    /**
+     * Runs {@code task} on the loop thread and waits for it: a barrier after which no handler that
+     * started earlier is still running. Runs directly when called on the loop thread.
+     */
+    public void executeAndWait(Runnable task) {
+        if (inLoop() || !running) {
+            task.run();
+            return;
+        }
+        java.util.concurrent.CompletableFuture<Void> done = new java.util.concurrent.CompletableFuture<>();
+        execute(() -> {
+            try {
+                task.run();
+                done.complete(null);
+            } catch (Throwable t) {
+                done.completeExceptionally(t);
+            }
+        });
+        try {
+            done.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for " + thread.getName(), e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException("task on " + thread.getName() + " failed: " + e.getCause(), e.getCause());
+        }
+    }
+
     /** Watches {@code fd} for {@code events} (EPOLLIN, EPOLLOUT, EPOLLET, ...) until the registration is closed. */
     public Registration register(int fd, int events, FdHandler handler) {
         synchronized (registrationLock) {

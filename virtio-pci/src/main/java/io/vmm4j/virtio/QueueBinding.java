@@ -1,0 +1,143 @@
+package io.vmm4j.virtio;
+
+import io.vmm4j.core.event.EventFd;
+import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.core.linux.LibC;
+import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.virtio.queue.SplitQueue;
+
+/**
+ * One enabled queue as the driver configured it, plus its doorbells: {@code kick} is the
+ * ioeventfd a notify write signals, {@code call} the irqfd whose signal becomes the queue's
+ * interrupt. Data planes in another thread, process or the kernel use the fds and addresses
+ * directly; in-process devices call {@link #listen} and {@link #interrupt}.
+ */
+public final class QueueBinding {
+    private final int index;
+    private final int size;
+    private final long descTable;
+    private final long availRing;
+    private final long usedRing;
+    private final boolean eventIdx;
+    private final GuestMemory memory;
+    private final EventFd kick;
+    private final EventFd call;
+    private final boolean synchronous;
+    private final Runnable interrupt;
+    private volatile Runnable syncHandler;
+    private EventLoop.Registration registration;
+
+    /** For transports. */
+    public QueueBinding(int index, int size, long descTable, long availRing, long usedRing, boolean eventIdx, GuestMemory memory,
+                 EventFd kick, EventFd call, boolean synchronous, Runnable interrupt) {
+        this.index = index;
+        this.size = size;
+        this.descTable = descTable;
+        this.availRing = availRing;
+        this.usedRing = usedRing;
+        this.eventIdx = eventIdx;
+        this.memory = memory;
+        this.kick = kick;
+        this.call = call;
+        this.synchronous = synchronous;
+        this.interrupt = interrupt;
+    }
+
+    public int index() {
+        return index;
+    }
+
+    public int size() {
+        return size;
+    }
+
+    /** Guest-physical address of the descriptor table. */
+    public long descTable() {
+        return descTable;
+    }
+
+    /** Guest-physical address of the driver (avail) ring. */
+    public long availRing() {
+        return availRing;
+    }
+
+    /** Guest-physical address of the device (used) ring. */
+    public long usedRing() {
+        return usedRing;
+    }
+
+    public boolean eventIdx() {
+        return eventIdx;
+    }
+
+    /** The kick eventfd (ioeventfd): signalled on each notify write unless the transport is synchronous. */
+    public EventFd kick() {
+        return kick;
+    }
+
+    /** The call eventfd (irqfd): signal it to interrupt the driver for this queue. */
+    public EventFd call() {
+        return call;
+    }
+
+    /** Whether notify writes run the handler on the notifying (vCPU) thread instead of signalling {@link #kick()}. */
+    public boolean synchronous() {
+        return synchronous;
+    }
+
+    /** A device-side engine over this queue's rings, starting at index 0. */
+    public SplitQueue openSplitQueue() {
+        return new SplitQueue(memory, size, descTable, availRing, usedRing, eventIdx);
+    }
+
+    /**
+     * Runs {@code handler} for every kick: on {@code loop}'s thread when the transport uses
+     * ioeventfds, or right on the notifying thread in synchronous mode. Stops at reset.
+     */
+    public synchronized void listen(EventLoop loop, Runnable handler) {
+        if (synchronous) {
+            syncHandler = handler;
+            return;
+        }
+        registration = loop.register(kick.fd(), LibC.EPOLLIN, ready -> {
+            kick.drain();
+            handler.run();
+        });
+    }
+
+    /**
+     * Tells the driver about used buffers the way this queue is wired: through the call eventfd
+     * (irqfd) with ioeventfds, or directly on the notifying thread in synchronous mode.
+     */
+    public void signalUsed() {
+        if (synchronous) {
+            interrupt.run();
+        } else {
+            call.signal();
+        }
+    }
+
+    /** Interrupts the driver for this queue now, on the calling thread (same effect as signalling {@link #call()}). */
+    public void interrupt() {
+        interrupt.run();
+    }
+
+    /** For transports: called on a notify write in synchronous mode; returns whether a handler ran. */
+    public boolean runSyncHandler() {
+        Runnable h = syncHandler;
+        if (h == null) {
+            return false;
+        }
+        h.run();
+        return true;
+    }
+
+    /** For transports: stop dispatching kicks (reset). */
+    public synchronized void close() {
+        syncHandler = null;
+        if (registration != null) {
+            registration.close();
+            registration = null;
+        }
+    }
+}

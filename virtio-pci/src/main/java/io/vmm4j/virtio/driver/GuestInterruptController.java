@@ -1,0 +1,78 @@
+package io.vmm4j.virtio.driver;
+
+import io.vmm4j.core.irq.MsiSink;
+
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The guest side of MSI: a local-APIC stand-in for the Java frontend. A message to the x86 MSI
+ * address range (0xFEEx_xxxx) raises the vector in its data's low byte; the driver waits on
+ * vectors and counts them. Messages to any other address are counted as stray.
+ */
+public final class GuestInterruptController implements MsiSink {
+    /** x86 MSI address for the boot CPU's local APIC. */
+    public static final long MSI_ADDRESS = 0xFEE0_0000L;
+
+    private final AtomicLongArray raised = new AtomicLongArray(256);
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition changed = lock.newCondition();
+    private volatile long stray;
+    private volatile long lastAddress;
+    private volatile int lastData;
+
+    @Override
+    public void deliver(long address, int data) {
+        lastAddress = address;
+        lastData = data;
+        if ((address & 0xFFF0_0000L) != MSI_ADDRESS) {
+            stray++;
+            return;
+        }
+        raised.incrementAndGet(data & 0xFF);
+        lock.lock();
+        try {
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** How many times {@code vector} was raised. */
+    public long count(int vector) {
+        return raised.get(vector);
+    }
+
+    public long strayCount() {
+        return stray;
+    }
+
+    /** The (address, data) of the last message, as the device wrote it. */
+    public long lastAddress() {
+        return lastAddress;
+    }
+
+    public int lastData() {
+        return lastData;
+    }
+
+    /** Waits until {@code vector} has been raised more than {@code seen} times; returns the new count (or {@code seen} on timeout). */
+    public long awaitBeyond(int vector, long seen, long timeoutMillis) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+        lock.lock();
+        try {
+            while (raised.get(vector) <= seen) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return seen;
+                }
+                changed.awaitNanos(left);
+            }
+            return raised.get(vector);
+        } finally {
+            lock.unlock();
+        }
+    }
+}

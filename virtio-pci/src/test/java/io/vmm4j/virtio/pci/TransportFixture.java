@@ -1,0 +1,70 @@
+package io.vmm4j.virtio.pci;
+
+import io.vmm4j.core.bus.Bus;
+import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.core.irq.IntxLine;
+import io.vmm4j.core.memory.GuestAllocator;
+import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.virtio.VirtioDevice;
+import io.vmm4j.virtio.driver.ConfigAccess;
+import io.vmm4j.virtio.driver.GuestInterruptController;
+import io.vmm4j.virtio.driver.PciFirmware;
+import io.vmm4j.virtio.driver.VirtioPciDriver;
+
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/** A VM in miniature for transport tests: memory, buses, PCI host, one device, firmware and driver. */
+final class TransportFixture implements AutoCloseable {
+    static final long RAM = 0;
+    static final long RAM_SIZE = 4L << 20;
+    static final long ECAM = 0xB000_0000L;
+    static final long PCI_WINDOW = 0xC000_0000L;
+
+    final GuestMemory memory = GuestMemory.builder().region(RAM, RAM_SIZE).build();
+    final GuestAllocator allocator = new GuestAllocator(0x10_0000, RAM_SIZE - 0x10_0000);
+    final Bus pio = new Bus("pio");
+    final Bus mmio = new Bus("mmio");
+    final PciHost host = new PciHost(pio, mmio, ECAM);
+    final GuestInterruptController apic = new GuestInterruptController();
+    final AtomicInteger intxLevel = new AtomicInteger();
+    final EventLoop interruptLoop = new EventLoop("irqfd-router");
+    final VirtioPciTransport transport;
+    final ConfigAccess cfg;
+    final PciFirmware.Device pci;
+    final VirtioPciDriver driver;
+
+    TransportFixture(VirtioDevice device, VirtioPciTransport.NotifyMode mode) {
+        IntxLine intx = new IntxLine() {
+            @Override
+            public void assertLine() {
+                intxLevel.set(1);
+            }
+
+            @Override
+            public void deassertLine() {
+                intxLevel.set(0);
+            }
+        };
+        transport = new VirtioPciTransport(device, memory, mmio, apic, intx, interruptLoop, mode, 4);
+        host.attach(3, transport);
+        cfg = ConfigAccess.ports(pio);
+        List<PciFirmware.Device> found = PciFirmware.enumerateAndAssign(cfg, PCI_WINDOW, 0x1000_0000L);
+        pci = found.stream().filter(d -> d.slot() == 3).findFirst().orElseThrow();
+        driver = new VirtioPciDriver(cfg, mmio, memory, allocator, pci);
+    }
+
+    int configRead(int offset, int size) {
+        return cfg.read(3, offset, size);
+    }
+
+    void configWrite(int offset, int size, int value) {
+        cfg.write(3, offset, size, value);
+    }
+
+    @Override
+    public void close() {
+        interruptLoop.close();
+        memory.close();
+    }
+}
