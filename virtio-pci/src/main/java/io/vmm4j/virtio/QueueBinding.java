@@ -90,19 +90,41 @@ public final class QueueBinding {
         return new SplitQueue(memory, size, descTable, availRing, usedRing, eventIdx);
     }
 
+    /** A running {@link #listen} subscription; closing it stops dispatching kicks to its handler. */
+    public interface Subscription extends AutoCloseable {
+        @Override
+        void close();
+    }
+
     /**
      * Runs {@code handler} for every kick: on {@code loop}'s thread when the transport uses
-     * ioeventfds, or right on the notifying thread in synchronous mode. Stops at reset.
+     * ioeventfds, or right on the notifying thread in synchronous mode. Stops when the returned
+     * subscription is closed (a backend switch) or at reset.
      */
-    public synchronized void listen(EventLoop loop, Runnable handler) {
+    public synchronized Subscription listen(EventLoop loop, Runnable handler) {
         if (synchronous) {
             syncHandler = handler;
-            return;
+            return () -> {
+                synchronized (QueueBinding.this) {
+                    if (syncHandler == handler) {
+                        syncHandler = null;
+                    }
+                }
+            };
         }
-        registration = loop.register(kick.fd(), LibC.EPOLLIN, ready -> {
+        EventLoop.Registration r = loop.register(kick.fd(), LibC.EPOLLIN, ready -> {
             kick.drain();
             handler.run();
         });
+        registration = r;
+        return () -> {
+            synchronized (QueueBinding.this) {
+                r.close();
+                if (registration == r) {
+                    registration = null;
+                }
+            }
+        };
     }
 
     /**

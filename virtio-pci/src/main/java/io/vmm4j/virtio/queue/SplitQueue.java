@@ -228,6 +228,25 @@ public final class SplitQueue {
     }
 
     /**
+     * Gives back the last {@code chains} popped chains unused, so the next pops return them again
+     * (vhost's discard): for a receive path that took more buffers than a frame needed, or a
+     * transmit path whose port was full.
+     *
+     * @throws IllegalArgumentException if fewer than {@code chains} popped chains are unreturned
+     */
+    public void rewind(int chains) {
+        checkUsable();
+        int inFlight = (nextAvail - nextUsed) & 0xFFFF;
+        if (chains < 0 || chains > inFlight) {
+            throw new IllegalArgumentException("cannot rewind " + chains + " chains: " + inFlight + " are popped and not pushed");
+        }
+        nextAvail = (nextAvail - chains) & 0xFFFF;
+        if (eventIdx && notificationsEnabled) {
+            memory.writeShort(availEventAddress, (short) nextAvail);
+        }
+    }
+
+    /**
      * Writes a used element for chain {@code head} at the next used index; the driver sees it only
      * after {@link #publish()}. Push several, publish once, to batch.
      *
