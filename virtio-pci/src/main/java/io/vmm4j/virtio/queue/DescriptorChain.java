@@ -147,10 +147,6 @@ public final class DescriptorChain {
         writableBytes = 0;
     }
 
-    boolean isFull() {
-        return segmentCount == addresses.length;
-    }
-
     /** Appends a validated segment; the queue has already checked order, capacity and bounds. */
     void append(long address, int length, boolean writable) {
         addresses[segmentCount] = address;
