@@ -17,6 +17,7 @@ public final class GuestInterruptController implements MsiSink {
     public static final long MSI_ADDRESS = 0xFEE0_0000L;
 
     private final AtomicLongArray raised = new AtomicLongArray(256);
+    private final java.util.concurrent.atomic.AtomicLong total = new java.util.concurrent.atomic.AtomicLong();
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition changed = lock.newCondition();
     private volatile long stray;
@@ -32,6 +33,7 @@ public final class GuestInterruptController implements MsiSink {
             return;
         }
         raised.incrementAndGet(data & 0xFF);
+        total.incrementAndGet();
         lock.lock();
         try {
             changed.signalAll();
@@ -56,6 +58,29 @@ public final class GuestInterruptController implements MsiSink {
 
     public int lastData() {
         return lastData;
+    }
+
+    /** Interrupts raised on any vector so far. */
+    public long total() {
+        return total.get();
+    }
+
+    /** Waits until any vector is raised after {@code seenTotal}; returns the new total (or {@code seenTotal} on timeout). */
+    public long awaitAny(long seenTotal, long timeoutNanos) throws InterruptedException {
+        long deadline = System.nanoTime() + timeoutNanos;
+        lock.lock();
+        try {
+            while (total.get() <= seenTotal) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return seenTotal;
+                }
+                changed.awaitNanos(left);
+            }
+            return total.get();
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Waits until {@code vector} has been raised more than {@code seen} times; returns the new count (or {@code seen} on timeout). */

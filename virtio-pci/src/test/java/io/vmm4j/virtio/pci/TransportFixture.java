@@ -15,26 +15,30 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /** A VM in miniature for transport tests: memory, buses, PCI host, one device, firmware and driver. */
-final class TransportFixture implements AutoCloseable {
-    static final long RAM = 0;
-    static final long RAM_SIZE = 4L << 20;
-    static final long ECAM = 0xB000_0000L;
-    static final long PCI_WINDOW = 0xC000_0000L;
+public final class TransportFixture implements AutoCloseable {
+    public static final long RAM = 0;
+    public static final long RAM_SIZE = 4L << 20;
+    public static final long ECAM = 0xB000_0000L;
+    public static final long PCI_WINDOW = 0xC000_0000L;
 
-    final GuestMemory memory = GuestMemory.builder().region(RAM, RAM_SIZE).build();
-    final GuestAllocator allocator = new GuestAllocator(0x10_0000, RAM_SIZE - 0x10_0000);
-    final Bus pio = new Bus("pio");
-    final Bus mmio = new Bus("mmio");
-    final PciHost host = new PciHost(pio, mmio, ECAM);
-    final GuestInterruptController apic = new GuestInterruptController();
-    final AtomicInteger intxLevel = new AtomicInteger();
-    final EventLoop interruptLoop = new EventLoop("irqfd-router");
-    final VirtioPciTransport transport;
-    final ConfigAccess cfg;
-    final PciFirmware.Device pci;
-    final VirtioPciDriver driver;
+    public final GuestMemory memory = GuestMemory.builder().region(RAM, RAM_SIZE).build();
+    public final GuestAllocator allocator = new GuestAllocator(0x10_0000, RAM_SIZE - 0x10_0000);
+    public final Bus pio = new Bus("pio");
+    public final Bus mmio = new Bus("mmio");
+    public final PciHost host = new PciHost(pio, mmio, ECAM);
+    public final GuestInterruptController apic = new GuestInterruptController();
+    public final AtomicInteger intxLevel = new AtomicInteger();
+    public final EventLoop interruptLoop = new EventLoop("irqfd-router");
+    public final VirtioPciTransport transport;
+    public final ConfigAccess cfg;
+    public final PciFirmware.Device pci;
+    public final VirtioPciDriver driver;
 
-    TransportFixture(VirtioDevice device, VirtioPciTransport.NotifyMode mode) {
+    public TransportFixture(VirtioDevice device, VirtioPciTransport.NotifyMode mode) {
+        this(device, mode, 4);
+    }
+
+    public TransportFixture(VirtioDevice device, VirtioPciTransport.NotifyMode mode, int vectors) {
         IntxLine intx = new IntxLine() {
             @Override
             public void assertLine() {
@@ -46,7 +50,7 @@ final class TransportFixture implements AutoCloseable {
                 intxLevel.set(0);
             }
         };
-        transport = new VirtioPciTransport(device, memory, mmio, apic, intx, interruptLoop, mode, 4);
+        transport = new VirtioPciTransport(device, memory, mmio, apic, intx, interruptLoop, mode, vectors);
         host.attach(3, transport);
         cfg = ConfigAccess.ports(pio);
         List<PciFirmware.Device> found = PciFirmware.enumerateAndAssign(cfg, PCI_WINDOW, 0x1000_0000L);
@@ -54,11 +58,11 @@ final class TransportFixture implements AutoCloseable {
         driver = new VirtioPciDriver(cfg, mmio, memory, allocator, pci);
     }
 
-    int configRead(int offset, int size) {
+    public int configRead(int offset, int size) {
         return cfg.read(3, offset, size);
     }
 
-    void configWrite(int offset, int size, int value) {
+    public void configWrite(int offset, int size, int value) {
         cfg.write(3, offset, size, value);
     }
 

@@ -1,0 +1,124 @@
+package io.vmm4j.vhost.emulated;
+
+import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.tap.PacketPort;
+import io.vmm4j.vhost.TapOffloads;
+import io.vmm4j.virtio.VirtioFeatures;
+import io.vmm4j.virtio.net.NetActivation;
+import io.vmm4j.virtio.net.NetBackend;
+import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.QueuePositions;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The in-process data plane — the "before" of vhost: the VMM's own I/O threads (one per queue
+ * pair) walk the rings and move frames to and from a {@link PacketPort}.
+ */
+public final class EmulatedNetBackend implements NetBackend {
+    private static final Logger LOG = LoggerFactory.getLogger(EmulatedNetBackend.class);
+
+    /** Offload features that need a port which understands virtio-net headers with checksum/GSO fields. */
+    private static final long OFFLOADS = VirtioFeatures.bit(NetFeatures.CSUM) | VirtioFeatures.bit(NetFeatures.HOST_TSO4)
+            | VirtioFeatures.bit(NetFeatures.HOST_TSO6) | VirtioFeatures.bit(NetFeatures.HOST_ECN)
+            | VirtioFeatures.bit(NetFeatures.HOST_UFO) | NetFeatures.GUEST_OFFLOAD_MASK;
+
+    private final PacketPort port;
+    private final List<EventLoop> loops = new ArrayList<>();
+    private final List<QueuePairWorker> workers = new ArrayList<>();
+    private NetActivation activation;
+
+    public EmulatedNetBackend(PacketPort port) {
+        this.port = port;
+    }
+
+    public PacketPort port() {
+        return port;
+    }
+
+    @Override
+    public String name() {
+        return "emulated";
+    }
+
+    @Override
+    public long supportedFeatures() {
+        long all = -1L & ~VirtioFeatures.bit(NetFeatures.GUEST_UFO) & ~VirtioFeatures.bit(NetFeatures.HOST_UFO);
+        return port.supportsOffloads() ? all : all & ~OFFLOADS;
+    }
+
+    @Override
+    public int maxQueuePairs() {
+        return port.queueCount();
+    }
+
+    /** The I/O threads, one per queue pair, named {@code net-io-N}. */
+    public List<Thread> threads() {
+        return loops.stream().map(EventLoop::thread).toList();
+    }
+
+    @Override
+    public synchronized void start(NetActivation a) {
+        if (activation != null) {
+            throw new IllegalStateException("the emulated backend is already running");
+        }
+        activation = a;
+        port.setOffloads(TapOffloads.fromGuestFeatures(a.ackedFeatures()));
+        for (int p = 0; p < a.pairs().size(); p++) {
+            if (loops.size() <= p) {
+                loops.add(new EventLoop("net-io-" + p));
+            }
+            QueuePairWorker w = new QueuePairWorker(p, loops.get(p), port, a, () -> { });
+            workers.add(w);
+        }
+        for (int p = 0; p < workers.size(); p++) {
+            workers.get(p).setEnabled(p < a.activePairs());
+            workers.get(p).start();
+        }
+        LOG.debug("emulated backend serving {} queue pair(s) on {}", workers.size(), port.name());
+    }
+
+    @Override
+    public synchronized QueuePositions stop() {
+        if (activation == null) {
+            return null;
+        }
+        int queues = 2 * activation.pairs().size();
+        int[] avail = new int[queues];
+        int[] used = new int[queues];
+        for (int p = 0; p < workers.size(); p++) {
+            QueuePairWorker w = workers.get(p);
+            w.stop();
+            avail[2 * p] = w.rxNextAvail();
+            used[2 * p] = w.rxNextUsed();
+            avail[2 * p + 1] = w.txNextAvail();
+            used[2 * p + 1] = w.txNextUsed();
+            w.release();
+        }
+        workers.clear();
+        activation = null;
+        return new QueuePositions(avail, used);
+    }
+
+    @Override
+    public synchronized void setActivePairs(int pairs) {
+        for (int p = 0; p < workers.size(); p++) {
+            workers.get(p).setEnabled(p < pairs);
+        }
+    }
+
+    @Override
+    public void setGuestOffloads(long guestOffloads) {
+        port.setOffloads(TapOffloads.fromGuestFeatures(guestOffloads));
+    }
+
+    @Override
+    public synchronized void close() {
+        stop();
+        loops.forEach(EventLoop::close);
+        loops.clear();
+    }
+}

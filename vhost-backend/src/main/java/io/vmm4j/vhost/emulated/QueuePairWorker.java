@@ -1,0 +1,377 @@
+package io.vmm4j.vhost.emulated;
+
+import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.core.linux.Errno;
+import io.vmm4j.core.linux.LibC;
+import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.tap.PacketPort;
+import io.vmm4j.virtio.QueueBinding;
+import io.vmm4j.virtio.net.NetActivation;
+import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.NetQueueCounters;
+import io.vmm4j.virtio.net.VirtioNetHeader;
+import io.vmm4j.virtio.queue.DescriptorChain;
+import io.vmm4j.virtio.queue.SplitQueue;
+import io.vmm4j.virtio.queue.VirtqueueException;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * One queue pair of the in-process data plane: the VMM's own thread moves frames between the
+ * guest's rings and the packet port. TX chains go out with one writev straight from guest memory
+ * (the guest's virtio_net_hdr_v1 is the tap's vnet header); RX frames come in with one readv
+ * straight into guest buffers, spread over several when MRG_RXBUF is on. Nothing is allocated
+ * per packet. Kicks arrive from the transport (ioeventfd on this loop, or the vCPU thread in
+ * synchronous mode), port readiness from epoll (edge-triggered: a kick re-reads the port).
+ */
+final class QueuePairWorker {
+    /** Largest frame a GSO-capable guest may receive: 64 KiB of IP plus Ethernet and VLAN headers. */
+    private static final int MAX_GSO_FRAME = 65535 + 14 + 4;
+    private static final int MAX_IOV = 1024;
+
+    private final int pair;
+    private final EventLoop loop;
+    private final PacketPort port;
+    private final int fd;
+    private final GuestMemory memory;
+    private final QueueBinding rxBinding;
+    private final QueueBinding txBinding;
+    private final SplitQueue rx;
+    private final SplitQueue tx;
+    private final NetQueueCounters rxCounters;
+    private final NetQueueCounters txCounters;
+    private final boolean mergeable;
+    private final int headerSize;
+    private final int maxFrame;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment iov = arena.allocate(LibC.IOVEC, MAX_IOV);
+    private final MemorySegment bounce;
+    private final List<DescriptorChain> rxChains = new ArrayList<>();
+    private final DescriptorChain txChain;
+    private final byte[] numBuffers = new byte[2];
+    private final ReentrantLock rxLock = new ReentrantLock();
+    private final ReentrantLock txLock = new ReentrantLock();
+    private final Runnable onRingError;
+    private final io.vmm4j.virtio.VirtioDeviceHost host;
+    private long pendingLength;
+    private boolean txBlocked;
+    private volatile boolean running;
+    private volatile boolean enabled = true;
+    private QueueBinding.Subscription rxKicks;
+    private QueueBinding.Subscription txKicks;
+    private EventLoop.Registration portReady;
+
+    QueuePairWorker(int pair, EventLoop loop, PacketPort port, NetActivation activation, Runnable onRingError) {
+        this.pair = pair;
+        this.loop = loop;
+        this.port = port;
+        this.fd = port.fd(pair);
+        this.memory = activation.memory();
+        NetActivation.QueuePair queues = activation.pairs().get(pair);
+        this.rxBinding = queues.rx();
+        this.txBinding = queues.tx();
+        this.rx = rxBinding.openSplitQueue();
+        this.tx = txBinding.openSplitQueue();
+        int rxIndex = 2 * pair;
+        rx.setPosition(activation.resume().nextAvail(rxIndex), activation.resume().nextUsed(rxIndex));
+        tx.setPosition(activation.resume().nextAvail(rxIndex + 1), activation.resume().nextUsed(rxIndex + 1));
+        this.rxCounters = activation.counters(rxIndex);
+        this.txCounters = activation.counters(rxIndex + 1);
+        this.mergeable = activation.hasFeature(NetFeatures.MRG_RXBUF);
+        this.headerSize = port.vnetHeaderSize();
+        boolean gso = activation.hasFeature(NetFeatures.GUEST_TSO4) || activation.hasFeature(NetFeatures.GUEST_TSO6)
+                || activation.hasFeature(NetFeatures.GUEST_UFO);
+        this.maxFrame = headerSize + (gso ? MAX_GSO_FRAME : Math.max(activation.mtu(), 1500) + 14 + 4);
+        this.bounce = arena.allocate(headerSize + MAX_GSO_FRAME, 8);
+        this.txChain = new DescriptorChain(tx.maxChainSegments());
+        this.onRingError = onRingError;
+        this.host = activation.host();
+    }
+
+    void start() {
+        running = true;
+        rxKicks = rxBinding.listen(loop, () -> {
+            rxCounters.kicks++;
+            processRx();
+        });
+        txKicks = txBinding.listen(loop, () -> {
+            txCounters.kicks++;
+            processTx();
+        });
+        portReady = loop.register(fd, LibC.EPOLLIN | LibC.EPOLLOUT | LibC.EPOLLET, ready -> {
+            if ((ready & LibC.EPOLLOUT) != 0 && txBlocked) {
+                processTx();
+            }
+            if ((ready & (LibC.EPOLLIN | LibC.EPOLLERR | LibC.EPOLLHUP)) != 0) {
+                processRx();
+            }
+        });
+        // after a switch the rings may already hold work nobody kicked for
+        loop.execute(() -> {
+            processTx();
+            processRx();
+        });
+    }
+
+    /** Stops serving; when this returns no thread touches the rings for this pair. */
+    void stop() {
+        running = false;
+        if (rxKicks != null) {
+            rxKicks.close();
+            txKicks.close();
+            portReady.close();
+        }
+        // a handler already running (loop thread or, in synchronous mode, a vCPU) finishes first
+        rxLock.lock();
+        rxLock.unlock();
+        txLock.lock();
+        txLock.unlock();
+        loop.executeAndWait(() -> { });
+    }
+
+    void release() {
+        arena.close();
+    }
+
+    void setEnabled(boolean on) {
+        boolean was = enabled;
+        enabled = on;
+        port.setQueueEnabled(pair, on);
+        if (on && !was && running) {
+            loop.execute(() -> {
+                processTx();
+                processRx();
+            });
+        }
+    }
+
+    int rxNextAvail() {
+        return rx.nextAvail();
+    }
+
+    int rxNextUsed() {
+        return rx.nextUsed();
+    }
+
+    int txNextAvail() {
+        return tx.nextAvail();
+    }
+
+    int txNextUsed() {
+        return tx.nextUsed();
+    }
+
+    // ---- transmit: guest -> port ----
+
+    void processTx() {
+        txLock.lock();
+        try {
+            if (!running) {
+                return;
+            }
+            txBlocked = false;
+            do {
+                tx.disableNotifications();
+                int sent = 0;
+                while (tx.pop(txChain)) {
+                    int count = 0;
+                    long total = 0;
+                    for (int i = 0; i < txChain.readableCount() && count < MAX_IOV; i++, count++) {
+                        setIov(count, memory.hostAddress(txChain.address(i), txChain.length(i)), txChain.length(i));
+                        total += txChain.length(i);
+                    }
+                    if (total < headerSize) {
+                        txCounters.portErrors++; // §5.1.6.2: every frame starts with a header; drop and return the buffer
+                    } else {
+                        long n = LibC.writevRaw(fd, iov, count);
+                        if (n == -Errno.EAGAIN) {
+                            tx.rewind(1); // the port is full: resend this chain when it drains (EPOLLOUT)
+                            txBlocked = true;
+                            break;
+                        }
+                        if (n < 0) {
+                            txCounters.portErrors++;
+                        } else {
+                            txCounters.packets++;
+                            txCounters.bytes += total - headerSize;
+                        }
+                    }
+                    tx.push(txChain.head(), 0);
+                    sent++;
+                }
+                if (sent > 0) {
+                    tx.publish();
+                    notifyUsed(tx, txBinding, txCounters);
+                }
+                if (txBlocked) {
+                    return;
+                }
+            } while (tx.enableNotifications());
+        } catch (VirtqueueException e) {
+            fail("transmitq" + (pair + 1), e);
+        } finally {
+            txLock.unlock();
+        }
+    }
+
+    // ---- receive: port -> guest ----
+
+    void processRx() {
+        rxLock.lock();
+        try {
+            if (!running || !enabled) {
+                return;
+            }
+            rx.disableNotifications();
+            boolean delivered = false;
+            while (true) {
+                int r = receiveOne();
+                if (r > 0) {
+                    delivered = true;
+                    continue;
+                }
+                if (r < 0) {
+                    // out of buffers: ask the driver to kick when it posts more, then look once more
+                    if (delivered) {
+                        rx.publish();
+                        notifyUsed(rx, rxBinding, rxCounters);
+                        delivered = false;
+                    }
+                    if (rx.enableNotifications()) {
+                        rx.disableNotifications();
+                        continue;
+                    }
+                }
+                break;
+            }
+            if (delivered) {
+                rx.publish();
+                notifyUsed(rx, rxBinding, rxCounters);
+            }
+        } catch (VirtqueueException e) {
+            fail("receiveq" + (pair + 1), e);
+        } finally {
+            rxLock.unlock();
+        }
+    }
+
+    private DescriptorChain rxChain(int i) {
+        while (rxChains.size() <= i) {
+            rxChains.add(new DescriptorChain(rx.maxChainSegments()));
+        }
+        return rxChains.get(i);
+    }
+
+    /** Moves one frame into guest buffers: 1 if one moved, 0 if the port is empty, -1 if buffers ran out. */
+    private int receiveOne() {
+        long need = pendingLength > 0 ? pendingLength : maxFrame;
+        int chains = 0;
+        int count = 0;
+        long space = 0;
+        while (space < need && count < MAX_IOV) {
+            DescriptorChain c = rxChain(chains);
+            if (!rx.pop(c)) {
+                break;
+            }
+            chains++;
+            for (int i = c.readableCount(); i < c.segmentCount() && count < MAX_IOV; i++, count++) {
+                setIov(count, memory.hostAddress(c.address(i), c.length(i)), c.length(i));
+                space += c.length(i);
+            }
+            if (!mergeable) {
+                break; // §5.1.6.3.1: without MRG_RXBUF a frame goes into one buffer
+            }
+        }
+        if (chains == 0) {
+            return -1;
+        }
+        long n;
+        if (pendingLength == 0 && space >= maxFrame) {
+            n = LibC.readvRaw(fd, iov, count);
+            if (n < 0) {
+                rx.rewind(chains);
+                if (n != -Errno.EAGAIN) {
+                    rxCounters.portErrors++;
+                }
+                return 0;
+            }
+        } else {
+            // not room for the largest frame: read into the bounce buffer, then see whether it fits
+            if (pendingLength == 0) {
+                n = LibC.readRaw(fd, bounce, bounce.byteSize());
+                if (n < 0) {
+                    rx.rewind(chains);
+                    if (n != -Errno.EAGAIN) {
+                        rxCounters.portErrors++;
+                    }
+                    return 0;
+                }
+                pendingLength = n;
+            }
+            if (pendingLength > space) {
+                rx.rewind(chains);
+                if (!mergeable || chains < rxChains.size() && count >= MAX_IOV) {
+                    rxCounters.dropsNoBuffer++; // the buffer can never hold it
+                    pendingLength = 0;
+                    return 1;
+                }
+                return -1; // wait for more buffers; the frame stays pending
+            }
+            scatterBounce(count, pendingLength);
+            n = pendingLength;
+            pendingLength = 0;
+        }
+        long left = n;
+        int used = 0;
+        while (used < chains && (left > 0 || used == 0)) {
+            DescriptorChain c = rxChains.get(used);
+            long len = Math.min(left, c.writableBytes());
+            rx.push(c.head(), (int) len);
+            left -= len;
+            used++;
+        }
+        rx.rewind(chains - used);
+        // VERSION_1 headers always carry num_buffers (§5.1.6.4): the port leaves those bytes alone
+        numBuffers[0] = (byte) used;
+        numBuffers[1] = (byte) (used >> 8);
+        rxChains.getFirst().copyToWritable(memory, VirtioNetHeader.NUM_BUFFERS, numBuffers, 0, 2);
+        rxCounters.packets++;
+        rxCounters.bytes += n - headerSize;
+        return 1;
+    }
+
+    private void scatterBounce(int count, long length) {
+        long done = 0;
+        for (int i = 0; i < count && done < length; i++) {
+            long base = iov.get(ValueLayout.JAVA_LONG, 16L * i);
+            long len = Math.min(iov.get(ValueLayout.JAVA_LONG, 16L * i + 8), length - done);
+            MemorySegment.copy(bounce, done, MemorySegment.ofAddress(base).reinterpret(len), 0, len);
+            done += len;
+        }
+    }
+
+    private void setIov(int i, long address, long length) {
+        iov.set(ValueLayout.JAVA_LONG, 16L * i, address);
+        iov.set(ValueLayout.JAVA_LONG, 16L * i + 8, length);
+    }
+
+    private void notifyUsed(SplitQueue queue, QueueBinding binding, NetQueueCounters counters) {
+        if (queue.needsNotification()) {
+            binding.signalUsed();
+            counters.interrupts++;
+        } else {
+            counters.interruptsSuppressed++;
+        }
+    }
+
+    private void fail(String queue, VirtqueueException e) {
+        running = false;
+        onRingError.run();
+        host.deviceError(queue + ": " + e.getMessage());
+    }
+}

@@ -1,0 +1,335 @@
+package io.vmm4j.virtio.driver;
+
+import io.vmm4j.core.memory.GuestAllocator;
+import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.virtio.VirtioFeatures;
+import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.VirtioNet;
+import io.vmm4j.virtio.net.VirtioNetHeader;
+import io.vmm4j.virtio.pci.MsixTable;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A guest-side virtio-net driver on top of {@link VirtioPciDriver}, in the spirit of Linux's
+ * virtio_net: negotiates features, sets up receive/transmit pairs and the control queue with one
+ * MSI-X vector each, keeps the receive queues full of buffers, sends frames as a header
+ * descriptor followed by a payload descriptor, and reassembles mergeable receive buffers.
+ * Single-threaded: the guest's vCPU thread calls everything.
+ */
+public final class VirtioNetDriver {
+    /** Receives a whole Ethernet frame (header stripped); {@code numBuffers} is how many buffers it spanned. */
+    @FunctionalInterface
+    public interface FrameHandler {
+        void frame(int pair, byte[] frame, int length, int numBuffers);
+    }
+
+    /** How the driver wants its queues. */
+    public record Options(long wantedFeatures, int pairs, int rxBufferSize, int rxBuffersPerQueue, int firstVector) {
+    }
+
+    private static final int CONTROL_TIMEOUT_MS = 10_000;
+
+    private final VirtioPciDriver pci;
+    private final GuestMemory memory;
+    private final GuestAllocator allocator;
+    private final GuestInterruptController apic;
+    private final List<RxQueue> rx = new ArrayList<>();
+    private final List<TxQueue> tx = new ArrayList<>();
+    private DriverQueue control;
+    private long controlNotify;
+    private int controlIndex;
+    private long controlBuffer;
+    private long acked;
+    private int maxFrame;
+    private byte[] assembly;
+    private long framesIn;
+    private long framesOut;
+
+    private final class RxQueue {
+        final int pair;
+        final DriverQueue queue;
+        final long notify;
+        final long[] bufferOf;
+        final int bufferSize;
+
+        RxQueue(int pair, DriverQueue queue, long notify, int bufferSize) {
+            this.pair = pair;
+            this.queue = queue;
+            this.notify = notify;
+            this.bufferOf = new long[queue.size()];
+            this.bufferSize = bufferSize;
+        }
+
+        void post(long buffer) {
+            int head = queue.add(new long[] {buffer}, new int[] {bufferSize}, 0);
+            bufferOf[head] = buffer;
+        }
+    }
+
+    private final class TxQueue {
+        final int index;
+        final DriverQueue queue;
+        final long notify;
+        final ArrayDeque<long[]> free = new ArrayDeque<>();
+        final long[][] slotOfHead;
+
+        TxQueue(int index, DriverQueue queue, long notify, int slots, int slotSize) {
+            this.index = index;
+            this.queue = queue;
+            this.notify = notify;
+            this.slotOfHead = new long[queue.size()][];
+            for (int i = 0; i < slots; i++) {
+                free.add(new long[] {allocator.allocate(VirtioNetHeader.SIZE, 16), allocator.allocate(slotSize, 16)});
+            }
+        }
+
+        void reclaim() {
+            DriverQueue.Used used;
+            while ((used = queue.pollUsed()) != null) {
+                free.add(slotOfHead[used.head()]);
+                slotOfHead[used.head()] = null;
+            }
+        }
+    }
+
+    public VirtioNetDriver(VirtioPciDriver pci, GuestMemory memory, GuestAllocator allocator, GuestInterruptController apic) {
+        this.pci = pci;
+        this.memory = memory;
+        this.allocator = allocator;
+        this.apic = apic;
+    }
+
+    public VirtioPciDriver pci() {
+        return pci;
+    }
+
+    public long acked() {
+        return acked;
+    }
+
+    public boolean has(int feature) {
+        return VirtioFeatures.has(acked, feature);
+    }
+
+    public int pairs() {
+        return rx.size();
+    }
+
+    public long framesIn() {
+        return framesIn;
+    }
+
+    public long framesOut() {
+        return framesOut;
+    }
+
+    /** The MAC in the device configuration (with VIRTIO_NET_F_MAC). */
+    public byte[] mac() {
+        byte[] mac = new byte[6];
+        for (int i = 0; i < 6; i++) {
+            mac[i] = (byte) pci.readDeviceConfig(VirtioNet.CONFIG_MAC + i, 1);
+        }
+        return mac;
+    }
+
+    public boolean linkUp() {
+        return !has(NetFeatures.STATUS) || (pci.readDeviceConfig(VirtioNet.CONFIG_STATUS, 2) & VirtioNet.STATUS_LINK_UP) != 0;
+    }
+
+    public int mtu() {
+        return has(NetFeatures.MTU) ? (int) pci.readDeviceConfig(VirtioNet.CONFIG_MTU, 2) : 1500;
+    }
+
+    public int maxQueuePairs() {
+        return has(NetFeatures.MQ) ? (int) pci.readDeviceConfig(VirtioNet.CONFIG_MAX_PAIRS, 2) : 1;
+    }
+
+    /**
+     * Brings the NIC up (§5.1.5): features, MSI-X (vector 0 config, then one per queue), queues,
+     * receive buffers, DRIVER_OK, and with several pairs the MQ command. Returns the acked features.
+     */
+    public long bringUp(Options o) {
+        acked = pci.negotiate(o.wantedFeatures());
+        int maxPairs = maxQueuePairs();
+        int pairs = Math.min(o.pairs(), maxPairs);
+        boolean ctrl = has(NetFeatures.CTRL_VQ);
+        int vectors = 1 + 2 * pairs + (ctrl ? 1 : 0);
+        pci.enableMsix(Math.min(vectors, pci.msixVectors()), o.firstVector());
+        pci.setConfigVector(0);
+        boolean gso = has(NetFeatures.GUEST_TSO4) || has(NetFeatures.GUEST_TSO6) || has(NetFeatures.GUEST_UFO);
+        maxFrame = gso ? 65535 + 18 : mtu() + 18;
+        assembly = new byte[VirtioNetHeader.SIZE + maxFrame];
+        int rxBufferSize = has(NetFeatures.MRG_RXBUF) ? o.rxBufferSize() : VirtioNetHeader.SIZE + maxFrame;
+        for (int p = 0; p < pairs; p++) {
+            int rxVector = vectorFor(1 + 2 * p);
+            int txVector = vectorFor(2 + 2 * p);
+            DriverQueue rq = pci.setupQueue(2 * p, 0, rxVector);
+            DriverQueue tq = pci.setupQueue(2 * p + 1, 0, txVector);
+            RxQueue r = new RxQueue(p, rq, pci.notifyAddress(2 * p), rxBufferSize);
+            int buffers = Math.min(o.rxBuffersPerQueue(), rq.size());
+            for (int i = 0; i < buffers; i++) {
+                r.post(allocator.allocate(rxBufferSize, 16));
+            }
+            rq.publish();
+            rx.add(r);
+            // this guest never builds GSO frames: a transmit slot holds one MTU-sized frame
+            tx.add(new TxQueue(2 * p + 1, tq, pci.notifyAddress(2 * p + 1), Math.min(tq.size(), 32), mtu() + 18));
+        }
+        if (ctrl) {
+            control = pci.setupQueue(2 * maxPairs, 0, vectorFor(1 + 2 * pairs));
+            controlNotify = pci.notifyAddress(2 * maxPairs);
+            controlIndex = 2 * maxPairs;
+            controlBuffer = allocator.allocate(4096, 16);
+        }
+        pci.driverOk();
+        for (RxQueue r : rx) {
+            pci.kick(r.notify, 2 * r.pair);
+        }
+        if (pairs > 1) {
+            setQueuePairs(pairs);
+        }
+        return acked;
+    }
+
+    private int vectorFor(int vector) {
+        return vector < pci.msixVectors() ? vector : MsixTable.NO_VECTOR;
+    }
+
+    /** Sends one Ethernet frame on {@code pair}: a 12-byte header descriptor, then the payload descriptor. */
+    public boolean transmit(int pair, byte[] frame, int offset, int length) {
+        TxQueue t = tx.get(pair);
+        t.reclaim();
+        long[] slot = t.free.poll();
+        if (slot == null || length > mtu() + 18) {
+            return false;
+        }
+        memory.fill(slot[0], VirtioNetHeader.SIZE, (byte) 0);
+        memory.write(slot[1], frame, offset, length);
+        int head = t.queue.add(new long[] {slot[0], slot[1]}, new int[] {VirtioNetHeader.SIZE, length}, 2);
+        if (head < 0) {
+            t.free.add(slot);
+            return false;
+        }
+        t.slotOfHead[head] = slot;
+        t.queue.publish();
+        if (t.queue.needsKick()) {
+            pci.kick(t.notify, t.index);
+        }
+        framesOut++;
+        return true;
+    }
+
+    /** Handles every received frame and recycles its buffers; returns how many frames were delivered. */
+    public int pollReceive(FrameHandler handler) {
+        int delivered = 0;
+        for (RxQueue r : rx) {
+            boolean reposted = false;
+            DriverQueue.Used used;
+            while ((used = r.queue.pollUsed()) != null) {
+                long buffer = r.bufferOf[used.head()];
+                int len = used.length();
+                memory.read(buffer, assembly, 0, Math.min(len, assembly.length));
+                int numBuffers = has(NetFeatures.MRG_RXBUF) ? (assembly[VirtioNetHeader.NUM_BUFFERS] & 0xFF)
+                        | (assembly[VirtioNetHeader.NUM_BUFFERS + 1] & 0xFF) << 8 : 1;
+                int total = len;
+                r.post(buffer);
+                reposted = true;
+                for (int i = 1; i < numBuffers; i++) {
+                    DriverQueue.Used more = r.queue.pollUsed();
+                    if (more == null) {
+                        throw new IllegalStateException("num_buffers " + numBuffers + " but only " + i + " buffers used");
+                    }
+                    long b = r.bufferOf[more.head()];
+                    int n = Math.min(more.length(), assembly.length - total);
+                    memory.read(b, assembly, total, n);
+                    total += n;
+                    r.post(b);
+                }
+                framesIn++;
+                delivered++;
+                byte[] frame = java.util.Arrays.copyOfRange(assembly, VirtioNetHeader.SIZE, total);
+                handler.frame(r.pair, frame, frame.length, numBuffers);
+            }
+            if (reposted) {
+                r.queue.publish();
+                if (r.queue.needsKick()) {
+                    pci.kick(r.notify, 2 * r.pair);
+                }
+            }
+        }
+        for (TxQueue t : tx) {
+            t.reclaim();
+        }
+        return delivered;
+    }
+
+    /** Interrupts seen so far, for {@link #awaitInterrupt}. */
+    public long interruptsSeen() {
+        return apic.total();
+    }
+
+    /** Waits for any interrupt after {@code seen}; returns the new count. */
+    public long awaitInterrupt(long seen, long timeoutNanos) throws InterruptedException {
+        return apic.awaitAny(seen, timeoutNanos);
+    }
+
+    /** VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET; returns the ack (0 = OK). */
+    public int setQueuePairs(int pairs) {
+        return controlCommand(VirtioNet.CLASS_MQ, VirtioNet.MQ_VQ_PAIRS_SET, new byte[] {(byte) pairs, (byte) (pairs >> 8)});
+    }
+
+    /** VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET with GUEST_* feature bits; returns the ack. */
+    public int setGuestOffloads(long offloads) {
+        byte[] data = new byte[8];
+        for (int i = 0; i < 8; i++) {
+            data[i] = (byte) (offloads >>> (8 * i));
+        }
+        return controlCommand(VirtioNet.CLASS_GUEST_OFFLOADS, VirtioNet.GUEST_OFFLOADS_SET, data);
+    }
+
+    /** VIRTIO_NET_CTRL_RX promiscuous / all-multicast; returns the ack. */
+    public int setRxMode(int command, boolean on) {
+        return controlCommand(VirtioNet.CLASS_RX, command, new byte[] {(byte) (on ? 1 : 0)});
+    }
+
+    /**
+     * Sends a control command (§5.1.6.5): class and command, data, then a device-writable ack byte;
+     * waits for the device to use it. Returns the ack, or -1 on timeout.
+     */
+    public int controlCommand(int cls, int cmd, byte[] data) {
+        if (control == null) {
+            throw new IllegalStateException("the control queue was not negotiated (CTRL_VQ)");
+        }
+        memory.writeByte(controlBuffer, (byte) cls);
+        memory.writeByte(controlBuffer + 1, (byte) cmd);
+        memory.write(controlBuffer + 2, data, 0, data.length);
+        long ack = controlBuffer + 2 + data.length;
+        memory.writeByte(ack, (byte) 0xFF);
+        int head = data.length == 0
+                ? control.add(new long[] {controlBuffer, ack}, new int[] {2, 1}, 1)
+                : control.add(new long[] {controlBuffer, controlBuffer + 2, ack}, new int[] {2, data.length, 1}, 2);
+        control.publish();
+        pci.kick(controlNotify, controlIndex);
+        long deadline = System.nanoTime() + CONTROL_TIMEOUT_MS * 1_000_000L;
+        while (System.nanoTime() < deadline) {
+            DriverQueue.Used used = control.pollUsed();
+            if (used != null) {
+                if (used.head() != head) {
+                    throw new IllegalStateException("control queue returned head " + used.head() + ", expected " + head);
+                }
+                return memory.readByte(ack) & 0xFF;
+            }
+            Thread.onSpinWait();
+            try {
+                Thread.sleep(0, 200_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return -1;
+            }
+        }
+        return -1;
+    }
+}

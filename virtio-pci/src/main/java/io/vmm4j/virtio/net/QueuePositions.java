@@ -1,0 +1,32 @@
+package io.vmm4j.virtio.net;
+
+import java.util.Arrays;
+
+/**
+ * Where each data queue stood when a backend stopped: the next avail index to consume and the
+ * next used index to fill, per virtqueue index (rx0, tx0, rx1, tx1, ...). vhost calls the first
+ * one the vring base.
+ */
+public record QueuePositions(int[] nextAvail, int[] nextUsed) {
+    public QueuePositions {
+        nextAvail = nextAvail.clone();
+        nextUsed = nextUsed.clone();
+    }
+
+    public static QueuePositions zero(int queues) {
+        return new QueuePositions(new int[queues], new int[queues]);
+    }
+
+    public int nextAvail(int queue) {
+        return nextAvail[queue];
+    }
+
+    public int nextUsed(int queue) {
+        return nextUsed[queue];
+    }
+
+    @Override
+    public String toString() {
+        return "QueuePositions{avail=" + Arrays.toString(nextAvail) + ", used=" + Arrays.toString(nextUsed) + "}";
+    }
+}

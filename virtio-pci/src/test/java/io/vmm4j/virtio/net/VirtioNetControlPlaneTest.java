@@ -1,0 +1,141 @@
+package io.vmm4j.virtio.net;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.virtio.DeviceStatus;
+import io.vmm4j.virtio.VirtioFeatures;
+import io.vmm4j.virtio.driver.VirtioNetDriver;
+import io.vmm4j.virtio.driver.VirtioPciDriver;
+import io.vmm4j.virtio.pci.TransportFixture;
+import io.vmm4j.virtio.pci.VirtioPciTransport;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static io.vmm4j.virtio.VirtioFeatures.bit;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The virtio-net control plane through the real transport, with a recording data plane. */
+class VirtioNetControlPlaneTest {
+    private static final byte[] MAC = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
+    private final EventLoop control = new EventLoop("net-ctrl");
+    private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    private RecordingNetBackend backend;
+    private VirtioNet net;
+    private TransportFixture vm;
+
+    private void boot(long backendFeatures, int pairs) {
+        backend = new RecordingNetBackend(backendFeatures, pairs);
+        net = new VirtioNet(new NetConfig(MAC, 1500, pairs, 256), backend, control, registry);
+        vm = new TransportFixture(net, VirtioPciTransport.NotifyMode.IOEVENTFD, 2 + 2 * pairs);
+    }
+
+    @AfterEach
+    void close() {
+        if (vm != null) {
+            vm.driver.reset(); // the device stops touching guest memory before it is unmapped
+            vm.close();
+        }
+        control.close();
+    }
+
+    private VirtioNetDriver bringUp(long wanted, int pairs) {
+        VirtioNetDriver d = new VirtioNetDriver(vm.driver, vm.memory, vm.allocator, vm.apic);
+        d.bringUp(new VirtioNetDriver.Options(wanted, pairs, 2048, 8, 0x40));
+        return d;
+    }
+
+    @Test
+    void offerIsTheDeviceModelCutByTheBackendAndClosedOverDependencies() {
+        boot(-1L & ~bit(NetFeatures.CSUM) & ~bit(NetFeatures.GUEST_CSUM), 1);
+        long offered = net.offeredFeatures();
+        assertTrue(VirtioFeatures.has(offered, VirtioFeatures.VERSION_1));
+        assertTrue(VirtioFeatures.has(offered, NetFeatures.MRG_RXBUF));
+        assertFalse(VirtioFeatures.has(offered, NetFeatures.HOST_TSO4), "HOST_TSO4 needs CSUM, which the backend lacks");
+        assertFalse(VirtioFeatures.has(offered, NetFeatures.GUEST_TSO6), "GUEST_TSO6 needs GUEST_CSUM");
+        assertFalse(VirtioFeatures.has(offered, NetFeatures.GUEST_ECN));
+        assertFalse(VirtioFeatures.has(offered, NetFeatures.MQ), "one pair: no MQ");
+        assertEquals(null, NetFeatures.dependencyProblem(offered));
+    }
+
+    @Test
+    void brokenDependenciesAreRefusedAtFeaturesOk() {
+        boot(-1L, 1);
+        VirtioPciDriver d = vm.driver;
+        assertThrows(VirtioPciDriver.DriverException.class,
+                () -> d.negotiate(bit(VirtioFeatures.VERSION_1) | bit(NetFeatures.GUEST_TSO4)));
+        assertThrows(VirtioPciDriver.DriverException.class,
+                () -> d.negotiate(bit(VirtioFeatures.VERSION_1) | bit(NetFeatures.CTRL_RX)));
+        d.negotiate(bit(VirtioFeatures.VERSION_1) | bit(NetFeatures.GUEST_TSO4) | bit(NetFeatures.GUEST_CSUM));
+    }
+
+    @Test
+    void configSpaceShowsMacLinkPairsAndMtuAndLinkChangesInterrupt() throws Exception {
+        boot(-1L, 2);
+        VirtioNetDriver d = bringUp(net.offeredFeatures(), 2);
+        assertArrayEquals(MAC, d.mac());
+        assertTrue(d.linkUp());
+        assertEquals(2, d.maxQueuePairs());
+        assertEquals(1500, d.mtu());
+        long configIrqs = vm.apic.count(0x40);
+        net.setLinkUp(false);
+        assertEquals(configIrqs + 1, vm.apic.awaitBeyond(0x40, configIrqs, 5_000), "config interrupt on vector 0");
+        assertFalse(d.linkUp());
+        net.setLinkUp(true);
+        assertTrue(d.linkUp());
+    }
+
+    @Test
+    void driverOkStartsTheBackendAndTheControlQueueStaysInTheVmm() {
+        boot(-1L, 2);
+        long wanted = net.offeredFeatures();
+        VirtioNetDriver d = bringUp(wanted, 2);
+        assertEquals("start pairs=2 active=1 resume=" + QueuePositions.zero(4), backend.log.getFirst());
+        assertEquals("pairs 2", backend.log.get(1), "the driver's MQ command reached the data plane");
+        assertEquals(2, net.activePairs());
+        assertEquals(VirtioNet.CTRL_ERR, d.setQueuePairs(3), "more pairs than max_virtqueue_pairs");
+        assertEquals(VirtioNet.CTRL_ERR, d.setQueuePairs(0));
+        assertEquals(VirtioNet.CTRL_OK, d.setQueuePairs(1));
+        assertEquals("pairs 1", backend.log.getLast());
+
+        long offloads = bit(NetFeatures.GUEST_CSUM) | bit(NetFeatures.GUEST_TSO4);
+        assertEquals(VirtioNet.CTRL_OK, d.setGuestOffloads(offloads));
+        assertEquals("offloads " + List.of("GUEST_CSUM", "GUEST_TSO4"), backend.log.getLast());
+        assertEquals(VirtioNet.CTRL_ERR, d.setGuestOffloads(bit(NetFeatures.GUEST_TSO4)), "TSO4 without CSUM");
+        assertEquals(VirtioNet.CTRL_ERR, d.setGuestOffloads(bit(NetFeatures.MRG_RXBUF)), "not an offload");
+        assertEquals(VirtioNet.CTRL_OK, d.setGuestOffloads(0));
+
+        assertEquals(VirtioNet.CTRL_OK, d.setRxMode(VirtioNet.RX_PROMISC, true));
+        assertTrue(net.rxFilter().promiscuous());
+        assertEquals(VirtioNet.CTRL_ERR, d.controlCommand(9, 0, new byte[] {1}), "unknown class");
+        assertEquals(VirtioNet.CTRL_ERR, d.controlCommand(VirtioNet.CLASS_RX, 7, new byte[] {1}), "unknown rx command");
+        assertEquals(0, vm.transport.status() & DeviceStatus.DEVICE_NEEDS_RESET);
+    }
+
+    @Test
+    void resetStopsTheBackendAndSwitchResumesAtThePositions() {
+        boot(-1L, 1);
+        bringUp(net.offeredFeatures(), 1);
+        backend.stopAt = new QueuePositions(new int[] {7, 9}, new int[] {5, 9});
+        RecordingNetBackend next = new RecordingNetBackend(-1L, 1);
+        assertEquals(backend, net.switchBackend(next));
+        assertEquals("stop", backend.log.getLast());
+        assertEquals("start pairs=1 active=1 resume=" + backend.stopAt, next.log.getFirst());
+        vm.driver.reset();
+        assertEquals("stop", next.log.getLast());
+        assertEquals(null, net.backend().stop(), "stopping twice is harmless");
+    }
+
+    @Test
+    void countersAreMicrometerMeters() {
+        boot(-1L, 2);
+        assertEquals(4, registry.find("vmm4j.net.packets").functionCounters().size(), "rx and tx of two pairs");
+        net.counters().get(1).packets = 42;
+        assertEquals(42.0, registry.find("vmm4j.net.packets").tag("queue", "0").tag("direction", "tx").functionCounter().count());
+    }
+}
