@@ -1,0 +1,269 @@
+package io.vmm4j.cli.vm;
+
+import io.vmm4j.core.bus.Bus;
+import io.vmm4j.core.memory.GuestAllocator;
+import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.virtio.VirtioFeatures;
+import io.vmm4j.virtio.driver.ConfigAccess;
+import io.vmm4j.virtio.driver.DriverQueue;
+import io.vmm4j.virtio.driver.GuestInterruptController;
+import io.vmm4j.virtio.driver.PciFirmware;
+import io.vmm4j.virtio.driver.VirtioNetDriver;
+import io.vmm4j.virtio.driver.VirtioPciDriver;
+import io.vmm4j.virtio.driver.net.GuestNetStack;
+import io.vmm4j.virtio.driver.net.Ipv4Address;
+import io.vmm4j.virtio.driver.net.MacAddress;
+import io.vmm4j.virtio.driver.net.PingReply;
+import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.VirtioNet;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The toy VMM's guest, written in Java and run on a vCPU thread: firmware-style PCI enumeration,
+ * then the virtio drivers and a tiny IPv4 stack. It reaches the devices only through PIO/MMIO
+ * accesses on the buses and through guest memory, like code in a real guest.
+ */
+final class JavaGuest implements Runnable {
+    static final long PCI_WINDOW = 0xC000_0000L;
+    static final long PCI_WINDOW_SIZE = 0x1000_0000L;
+    private static final int UDP_SOURCE_PORT_BASE = 40000;
+
+    private final VmOptions options;
+    private final Bus pio;
+    private final Bus mmio;
+    private final GuestMemory memory;
+    private final GuestInterruptController apic;
+    private final PrintStream log;
+    private final GuestAllocator allocator;
+    private volatile boolean stop;
+
+    final List<Double> rttMs = new ArrayList<>();
+    int pingsSent;
+    int udpSent;
+    int udpReceived;
+    long acked;
+    int pairs;
+    String rng = "not found";
+    volatile String error;
+    volatile VirtioNetDriver net;
+
+    JavaGuest(VmOptions options, Bus pio, Bus mmio, GuestMemory memory, GuestInterruptController apic, PrintStream log) {
+        this.options = options;
+        this.pio = pio;
+        this.mmio = mmio;
+        this.memory = memory;
+        this.apic = apic;
+        this.log = log;
+        // the first MiB stays free, as on a PC
+        this.allocator = new GuestAllocator(0x10_0000, memory.size() - 0x10_0000);
+    }
+
+    void requestStop() {
+        stop = true;
+    }
+
+    @Override
+    public void run() {
+        try {
+            boot();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (RuntimeException e) {
+            error = e.getMessage();
+            log.println("guest: stopped: " + e.getMessage());
+        }
+    }
+
+    private GuestNetStack stack;
+    private VirtioNetDriver.FrameHandler rx;
+    int maxRxBuffers;
+
+    private void boot() throws InterruptedException {
+        bringUp();
+        ping(options.count(), options.target(), options.pingSize());
+        serve(options.serveSeconds());
+    }
+
+    /** Firmware, then the drivers: the reuse device once, then virtio-net and the IPv4 stack. */
+    void bringUp() throws InterruptedException {
+        ConfigAccess cfg = ConfigAccess.ports(pio);
+        List<PciFirmware.Device> devices = PciFirmware.enumerateAndAssign(cfg, PCI_WINDOW, PCI_WINDOW_SIZE);
+        PciFirmware.Device nic = null;
+        PciFirmware.Device entropy = null;
+        for (PciFirmware.Device d : devices) {
+            log.printf("firmware: 00:%02x.0 %04x:%04x class %06x BAR0 %s BAR2 %s%n", d.slot(), d.vendorId(), d.deviceId(),
+                    d.classCode(), bar(d, 0), bar(d, 2));
+            if (d.vendorId() == 0x1AF4 && d.deviceId() == 0x1040 + VirtioNet.DEVICE_TYPE) {
+                nic = d;
+            } else if (d.vendorId() == 0x1AF4 && d.deviceId() == 0x1044) {
+                entropy = d;
+            }
+        }
+        if (entropy != null) {
+            readEntropy(cfg, entropy);
+        }
+        if (nic == null) {
+            throw new IllegalStateException("no virtio-net device on the PCI bus");
+        }
+        VirtioPciDriver pci = new VirtioPciDriver(cfg, mmio, memory, allocator, nic);
+        VirtioNetDriver driver = new VirtioNetDriver(pci, memory, allocator, apic);
+        acked = driver.bringUp(new VirtioNetDriver.Options(options.wantedFeatures(), options.pairs(), 2048, 256, 0x30));
+        pairs = driver.pairs();
+        net = driver;
+        MacAddress mac = MacAddress.of(driver.mac());
+        int ip = Ipv4Address.parseValue(options.guestIp());
+        log.printf("guest: virtio-net up: mac %s, ip %s, mtu %d, link %s, %d queue pair(s)%n", mac, options.guestIp(),
+                driver.mtu(), driver.linkUp() ? "up" : "down", pairs);
+        stack = new GuestNetStack(mac, ip, driver.mtu(), (frame, off, len) -> {
+            if (!driver.transmit(pairFor(frame, off, len), frame, off, len)) {
+                log.println("guest: transmit ring full, frame dropped");
+            }
+        });
+        stack.setUdpListener((srcIp, srcPort, dstPort, payload) -> udpReceived++);
+        rx = (pair, frame, length, buffers) -> {
+            maxRxBuffers = Math.max(maxRxBuffers, buffers);
+            stack.receive(frame, 0, length);
+        };
+    }
+
+    /** Pings {@code targetText} {@code count} times (and sends the UDP flows); returns replies received. */
+    int ping(int count, String targetText, int payloadSize) throws InterruptedException {
+        VirtioNetDriver driver = net;
+        int target = Ipv4Address.parseValue(targetText);
+        int before = rttMs.size();
+        int sentBefore = pingsSent;
+        long interval = TimeUnit.MILLISECONDS.toNanos(options.intervalMs());
+        long start = System.nanoTime();
+        long deadline = start + count * interval + TimeUnit.SECONDS.toNanos(5);
+        long nextPing = start;
+        int udpPerFlow = options.udpPort() > 0 ? count : 0;
+        int udpTarget = udpReceived + udpPerFlow * pairs;
+        int udpSentTarget = udpSent + udpPerFlow * pairs;
+        int sent = 0;
+        while (!stop && (rttMs.size() - before < count || udpReceived < udpTarget) && System.nanoTime() < deadline) {
+            long seen = driver.interruptsSeen();
+            driver.pollReceive(rx);
+            drainReplies(target);
+            long now = System.nanoTime();
+            if (sent < count && now >= nextPing) {
+                stack.sendPing(target, 0x4D4D, ++pingsSent, payloadSize);
+                sent++;
+                for (int p = 0; p < pairs && udpSent < udpSentTarget; p++) {
+                    stack.sendUdp(Ipv4Address.parseValue(options.hostAddress()), UDP_SOURCE_PORT_BASE + p, options.udpPort(),
+                            ("vmm4j flow " + p + " seq " + pingsSent).getBytes());
+                    udpSent++;
+                }
+                nextPing = now + interval;
+            }
+            long wait = sent < count ? Math.max(0, nextPing - System.nanoTime()) : TimeUnit.MILLISECONDS.toNanos(20);
+            driver.awaitInterrupt(seen, Math.min(wait, TimeUnit.MILLISECONDS.toNanos(20)));
+        }
+        int received = rttMs.size() - before;
+        if (count > 0) {
+            log.printf("--- %s ping statistics: %d sent, %d received, %d%% loss%s%n", targetText, pingsSent - sentBefore, received,
+                    sent == 0 ? 0 : 100 * (sent - received) / sent, rttSummary());
+        }
+        return received;
+    }
+
+    /** Stays up answering pings and ARP for {@code seconds}. */
+    void serve(int seconds) throws InterruptedException {
+        if (seconds <= 0) {
+            return;
+        }
+        VirtioNetDriver driver = net;
+        long serveUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        log.printf("guest: serving at %s for %d s (ping it from the host)%n", options.guestIp(), seconds);
+        int target = Ipv4Address.parseValue(options.target());
+        while (!stop && System.nanoTime() < serveUntil) {
+            long seen = driver.interruptsSeen();
+            driver.pollReceive(rx);
+            drainReplies(target);
+            driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(50));
+        }
+        log.printf("guest: answered %d echo requests%n", stack.echoRequestsAnswered());
+    }
+
+    /** VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, then steer flows over the pairs left; returns the ack. */
+    int setActivePairs(int n) {
+        int ack = net.setQueuePairs(n);
+        if (ack == 0) {
+            pairs = n;
+        }
+        return ack;
+    }
+
+    long echoRequestsAnswered() {
+        return stack == null ? 0 : stack.echoRequestsAnswered();
+    }
+
+    private void drainReplies(int target) {
+        PingReply reply;
+        while ((reply = stack.pollPingReply()) != null) {
+            if (reply.sourceIp() == target) {
+                double ms = reply.rttNanos() / 1e6;
+                rttMs.add(ms);
+                log.printf("guest: %d bytes from %s: icmp_seq=%d time=%.3f ms%n", reply.dataLength() + 8,
+                        Ipv4Address.format(reply.sourceIp()), reply.sequence(), ms);
+            }
+        }
+    }
+
+    private String rttSummary() {
+        if (rttMs.isEmpty()) {
+            return "";
+        }
+        double min = rttMs.stream().mapToDouble(Double::doubleValue).min().orElse(0);
+        double max = rttMs.stream().mapToDouble(Double::doubleValue).max().orElse(0);
+        double avg = rttMs.stream().mapToDouble(Double::doubleValue).average().orElse(0);
+        return String.format(", rtt min/avg/max = %.3f/%.3f/%.3f ms", min, avg, max);
+    }
+
+    /** Spreads flows over the queue pairs the way a NIC's transmit steering would: UDP by source port, the rest on pair 0. */
+    private int pairFor(byte[] frame, int off, int len) {
+        if (pairs == 1 || len < 14 + 20 + 4) {
+            return 0;
+        }
+        boolean ipv4 = (frame[off + 12] & 0xFF) == 0x08 && frame[off + 13] == 0;
+        boolean udp = ipv4 && frame[off + 14 + 9] == 17;
+        if (!udp) {
+            return 0;
+        }
+        int ihl = (frame[off + 14] & 0x0F) * 4;
+        int srcPort = ((frame[off + 14 + ihl] & 0xFF) << 8) | (frame[off + 14 + ihl + 1] & 0xFF);
+        return Math.floorMod(srcPort - UDP_SOURCE_PORT_BASE, pairs);
+    }
+
+    /** The reuse device: negotiate, one queue, one buffer of entropy. */
+    private void readEntropy(ConfigAccess cfg, PciFirmware.Device d) throws InterruptedException {
+        VirtioPciDriver pci = new VirtioPciDriver(cfg, mmio, memory, allocator, d);
+        pci.negotiate(VirtioFeatures.bit(VirtioFeatures.VERSION_1));
+        pci.enableMsix(2, 0x28);
+        pci.setConfigVector(0);
+        DriverQueue q = pci.setupQueue(0, 16, 1);
+        long notify = pci.notifyAddress(0);
+        pci.driverOk();
+        long buf = allocator.allocate(16, 16);
+        q.add(new long[] {buf}, new int[] {16}, 0);
+        q.publish();
+        long seen = apic.count(0x29);
+        pci.kick(notify, 0);
+        apic.awaitBeyond(0x29, seen, 2_000);
+        DriverQueue.Used used = q.pollUsed();
+        if (used != null) {
+            byte[] bytes = new byte[used.length()];
+            memory.read(buf, bytes, 0, bytes.length);
+            rng = HexFormat.of().formatHex(bytes);
+            log.printf("guest: virtio-rng gave %d bytes: %s%n", bytes.length, rng);
+        }
+    }
+
+    private static String bar(PciFirmware.Device d, int i) {
+        return d.barAddress()[i] == 0 ? "-" : String.format("0x%x/%dK", d.barAddress()[i], d.barSize()[i] / 1024);
+    }
+}

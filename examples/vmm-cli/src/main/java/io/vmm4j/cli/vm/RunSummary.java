@@ -1,0 +1,19 @@
+package io.vmm4j.cli.vm;
+
+import java.util.List;
+
+/** The one JSON object {@code ./vmm run --json} prints, and what the human summary is made from. */
+public record RunSummary(String backend, String port, String portName, String guestIp, String hostIp, List<String> features,
+                         int queuePairs, Ping ping, Udp udp, int maxRxBuffersPerFrame, long echoRequestsAnswered,
+                         List<Queue> queues, String rng, String deviceStatus, String error) {
+    /** @param rttMs round-trip times of the replies, in order */
+    public record Ping(String target, int sent, int received, List<Double> rttMs) {
+    }
+
+    public record Udp(int port, int sent, int received) {
+    }
+
+    public record Queue(int pair, String direction, long packets, long bytes, long kicks, long interrupts, long interruptsSuppressed,
+                        long dropsNoBuffer, long portErrors) {
+    }
+}

@@ -1,0 +1,228 @@
+package io.vmm4j.cli.vm;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.vmm4j.cli.doctor.HostProbe;
+import io.vmm4j.core.bus.Bus;
+import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.core.irq.IntxLine;
+import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.examples.rng.VirtioRng;
+import io.vmm4j.tap.LinuxBridge;
+import io.vmm4j.tap.MemoryPort;
+import io.vmm4j.tap.PacketPort;
+import io.vmm4j.tap.TapDevice;
+import io.vmm4j.vhost.emulated.EmulatedNetBackend;
+import io.vmm4j.virtio.DeviceStatus;
+import io.vmm4j.virtio.driver.GuestInterruptController;
+import io.vmm4j.virtio.net.NetBackend;
+import io.vmm4j.virtio.net.NetConfig;
+import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.NetQueueCounters;
+import io.vmm4j.virtio.net.VirtioNet;
+import io.vmm4j.virtio.pci.PciHost;
+import io.vmm4j.virtio.pci.VirtioPciTransport;
+
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The toy VMM: guest memory, a PCI host, a virtio-net device on a chosen data plane, a
+ * virtio-rng device (the transport reused), and a Java guest on a vCPU thread.
+ */
+public final class ToyVm implements AutoCloseable {
+    /** A VM that cannot be built as asked; the message says why and what to do. */
+    public static final class VmException extends RuntimeException {
+        public VmException(String message) {
+            super(message);
+        }
+    }
+
+    static final long ECAM_BASE = 0xB000_0000L;
+    private static final int CAP_NET_ADMIN = 12;
+
+    private final VmOptions options;
+    private final PrintStream log;
+    private final List<AutoCloseable> resources = new ArrayList<>();
+    private final GuestMemory memory;
+    private final Bus pio = new Bus("pio");
+    private final Bus mmio = new Bus("mmio");
+    private final GuestInterruptController apic = new GuestInterruptController();
+    private final PacketPort port;
+    private final String portKind;
+    private final NetBackend backend;
+    private final VirtioNet net;
+    private final VirtioPciTransport netTransport;
+    private InVmmHost inVmmHost;
+    private JavaGuest guest;
+
+    public ToyVm(VmOptions options, PrintStream log, MeterRegistry registry) {
+        this.options = options;
+        this.log = log;
+        try {
+            memory = GuestMemory.builder().region(0, (long) options.memoryMiB() << 20).build();
+            resources.add(memory);
+            EventLoop irqfd = own(new EventLoop("irqfd"));
+            EventLoop control = own(new EventLoop("vmm-control"));
+            EventLoop rngLoop = own(new EventLoop("rng-io"));
+            PciHost host = new PciHost(pio, mmio, ECAM_BASE);
+
+            PortChoice choice = openPort();
+            port = choice.port();
+            portKind = choice.kind();
+            VirtioPciTransport.NotifyMode mode = options.backend().equals("emulated-sync")
+                    ? VirtioPciTransport.NotifyMode.SYNCHRONOUS : VirtioPciTransport.NotifyMode.IOEVENTFD;
+            backend = createBackend();
+            NetConfig config = new NetConfig(NetConfig.parseMac(options.mac()), options.mtu(), options.pairs(), 256);
+            net = new VirtioNet(config, backend, control, registry);
+            netTransport = new VirtioPciTransport(net, memory, mmio, apic, IntxLine.NONE, irqfd, mode, 2 + 2 * options.pairs());
+            netTransport.addObserver(new BootLog("virtio-net", log, NetFeatures::names));
+            host.attach(1, netTransport);
+
+            VirtioRng rng = new VirtioRng(rngLoop, new SecureRandom());
+            VirtioPciTransport rngTransport = new VirtioPciTransport(rng, memory, mmio, apic, IntxLine.NONE, irqfd, mode, 2);
+            host.attach(2, rngTransport);
+            log.printf("vmm4j: %d MiB guest RAM, PCI host (CF8/CFC, ECAM at 0x%x), virtio-net on %s %s, data plane %s%s%n",
+                    options.memoryMiB(), ECAM_BASE, portKind, port.name(), backend.name(),
+                    mode == VirtioPciTransport.NotifyMode.SYNCHRONOUS ? " (notify handled on the vCPU thread)" : " (ioeventfd + I/O thread)");
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    private <T extends AutoCloseable> T own(T resource) {
+        resources.add(resource);
+        return resource;
+    }
+
+    private record PortChoice(PacketPort port, String kind) {
+    }
+
+    private PortChoice openPort() {
+        String want = options.port();
+        boolean netAdmin = hasNetAdmin();
+        if (want.equals("auto")) {
+            want = netAdmin ? "tap" : "memory";
+            if (!netAdmin) {
+                log.println("vmm4j: no CAP_NET_ADMIN, so no tap: using the in-memory port, with the host as a stack inside the VMM at "
+                        + options.hostAddress() + " (run as root for a real tap)");
+            }
+        }
+        if (want.equals("memory")) {
+            MemoryPort[] pair = MemoryPort.pair(options.pairs(), TapDevice.VNET_HEADER_V1_SIZE);
+            own(pair[0]);
+            own(pair[1]);
+            inVmmHost = own(new InVmmHost(pair[1], options, log));
+            return new PortChoice(pair[0], "in-memory port");
+        }
+        if (!want.equals("tap")) {
+            throw new VmException("--port must be auto, tap or memory, not '" + want + "'");
+        }
+        String name = options.tap() == null ? "" : options.tap();
+        boolean existed = !name.isEmpty() && Files.exists(Path.of("/sys/class/net", name));
+        TapDevice tap = own(TapDevice.open(name, options.pairs(), TapDevice.VNET_HEADER_V1_SIZE));
+        if (options.bridge() != null) {
+            LinuxBridge.attach(options.bridge(), tap.name());
+            log.printf("vmm4j: tap %s joined bridge %s%n", tap.name(), options.bridge());
+        } else if (!existed) {
+            tap.addAddress(options.hostIp());
+            log.printf("vmm4j: tap %s created, host side %s%n", tap.name(), options.hostIp());
+        }
+        tap.setUp();
+        return new PortChoice(tap, "tap");
+    }
+
+    private static boolean hasNetAdmin() {
+        return HostProbe.hasEffectiveCapability(CAP_NET_ADMIN);
+    }
+
+    private NetBackend createBackend() {
+        return switch (options.backend()) {
+            case "emulated", "emulated-sync" -> own(new EmulatedNetBackend(port));
+            case "vhost-net" -> {
+                if (!Files.exists(Path.of("/dev/vhost-net"))) {
+                    throw new VmException("--backend vhost-net needs /dev/vhost-net, which this host does not have "
+                            + "(modprobe vhost_net, or a kernel with CONFIG_VHOST_NET); see ./vmm doctor, and the vhost-net lab VM");
+                }
+                throw new VmException("--backend vhost-net is not built yet in this version; use --backend emulated");
+            }
+            case "vhost-user" -> throw new VmException("--backend vhost-user is not built yet in this version; use --backend emulated");
+            default -> throw new VmException("--backend must be emulated, emulated-sync, vhost-net or vhost-user, not '"
+                    + options.backend() + "'");
+        };
+    }
+
+    public VirtioNet net() {
+        return net;
+    }
+
+    public VirtioPciTransport netTransport() {
+        return netTransport;
+    }
+
+    public PacketPort port() {
+        return port;
+    }
+
+    public NetBackend backend() {
+        return backend;
+    }
+
+    /** The Java guest, for tests that drive it further after {@link #run()} (single-threaded: one caller at a time). */
+    JavaGuest guest() {
+        return guest;
+    }
+
+    /** Boots the guest on a vCPU thread and waits for it to finish its pings and serving. */
+    public RunSummary run() throws InterruptedException {
+        guest = new JavaGuest(options, pio, mmio, memory, apic, log);
+        Thread vcpu = Thread.ofPlatform().name("vcpu0").start(guest);
+        Thread hook = Thread.ofPlatform().unstarted(() -> {
+            guest.requestStop();
+            try {
+                vcpu.join(2_000);
+            } catch (InterruptedException ignored) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        Runtime.getRuntime().addShutdownHook(hook);
+        vcpu.join();
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException shuttingDown) {
+            // the JVM is already exiting (Ctrl-C); the hook stops the guest
+        }
+        return summary();
+    }
+
+    RunSummary summary() {
+        List<RunSummary.Queue> queues = new ArrayList<>();
+        for (NetQueueCounters c : net.counters()) {
+            queues.add(new RunSummary.Queue(c.pair(), c.direction, c.packets, c.bytes, c.kicks, c.interrupts,
+                    c.interruptsSuppressed, c.dropsNoBuffer, c.portErrors));
+        }
+        RunSummary.Ping ping = new RunSummary.Ping(options.target(), guest.pingsSent, guest.rttMs.size(), List.copyOf(guest.rttMs));
+        RunSummary.Udp udp = options.udpPort() > 0 ? new RunSummary.Udp(options.udpPort(), guest.udpSent, guest.udpReceived) : null;
+        String error = guest.error != null ? guest.error : netTransport.lastError();
+        return new RunSummary(backend.name() + (options.backend().equals("emulated-sync") ? "-sync" : ""), portKind, port.name(),
+                options.guestIp(), options.hostIp(), NetFeatures.names(guest.acked), guest.pairs, ping, udp, guest.maxRxBuffers,
+                guest.echoRequestsAnswered(), queues, guest.rng,
+                DeviceStatus.describe(netTransport.status()), error);
+    }
+
+    @Override
+    public void close() {
+        for (int i = resources.size() - 1; i >= 0; i--) {
+            try {
+                resources.get(i).close();
+            } catch (Exception e) {
+                log.println("vmm4j: closing " + resources.get(i) + " failed: " + e.getMessage());
+            }
+        }
+        resources.clear();
+    }
+}

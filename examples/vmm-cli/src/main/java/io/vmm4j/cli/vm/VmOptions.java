@@ -1,0 +1,41 @@
+package io.vmm4j.cli.vm;
+
+/**
+ * What the toy VMM is asked to do.
+ *
+ * @param backend     emulated, emulated-sync, vhost-net or vhost-user
+ * @param port        auto (a tap if CAP_NET_ADMIN, else in-memory), tap or memory
+ * @param tap         tap name; empty lets the kernel pick (vmm4j%d)
+ * @param bridge      a Linux bridge to attach the tap to, or null
+ * @param guestIp     the guest's IPv4 address
+ * @param hostIp      the host side's address with prefix length, e.g. 10.0.2.2/24
+ * @param pingTarget  whom the guest pings (default: the host address)
+ * @param pairs       virtio-net queue pairs (and tap queues)
+ * @param count       pings to send (0: none)
+ * @param pingSize    ICMP payload bytes per ping
+ * @param intervalMs  time between pings
+ * @param udpPort     when > 0, the guest also sends {@code count} UDP datagrams per queue pair to this host port and counts echoes
+ * @param serveSeconds stay up this long after the pings, answering the host
+ * @param mac         the NIC's MAC address
+ * @param mtu         the NIC's MTU
+ * @param memoryMiB   guest RAM
+ * @param wantedFeatures virtio-net features the Java guest driver asks for
+ * @param socket      vhost-user socket path, or null
+ */
+public record VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
+                        int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu, int memoryMiB,
+                        long wantedFeatures, String socket) {
+    public String hostAddress() {
+        int slash = hostIp.indexOf('/');
+        return slash < 0 ? hostIp : hostIp.substring(0, slash);
+    }
+
+    public int prefixLength() {
+        int slash = hostIp.indexOf('/');
+        return slash < 0 ? 24 : Integer.parseInt(hostIp.substring(slash + 1));
+    }
+
+    public String target() {
+        return pingTarget == null || pingTarget.isBlank() ? hostAddress() : pingTarget;
+    }
+}

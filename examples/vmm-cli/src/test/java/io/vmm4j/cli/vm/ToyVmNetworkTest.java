@@ -1,0 +1,102 @@
+package io.vmm4j.cli.vm;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.vmm4j.core.testing.HostRequirements;
+import io.vmm4j.tap.CommandResult;
+import io.vmm4j.tap.LinuxBridge;
+import io.vmm4j.tap.NetNamespace;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code ./vmm run} end to end, as separate processes inside fresh network namespaces: the Java
+ * guest's frames go through the transport, virtio-net, the emulated data plane and a real tap to
+ * the namespace's kernel, which answers.
+ */
+class ToyVmNetworkTest {
+    @BeforeEach
+    void requirements() {
+        HostRequirements.requireRoot("network namespaces and taps");
+        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
+        HostRequirements.requireCommand("ip", "iproute2");
+        HostRequirements.requireCommand("ping", "iputils-ping");
+    }
+
+    static String unique(String prefix) {
+        return prefix + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x100000, 0xFFFFFF));
+    }
+
+    private static List<String> in(NetNamespace ns) {
+        return List.of("ip", "netns", "exec", ns.name());
+    }
+
+    @Test
+    void runWithNoArgumentsPingsTheHostOverANewTap() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run")) {
+            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            String out = vmm.stdout();
+            assertTrue(out.contains("3 sent, 3 received, 0% loss"), out);
+            assertTrue(out.contains("status ACKNOWLEDGE|DRIVER|FEATURES_OK -> ACKNOWLEDGE|DRIVER|DRIVER_OK|FEATURES_OK"), out);
+            assertTrue(out.contains("features acked"), out);
+            assertTrue(out.contains("virtio-rng gave 16 bytes"), out);
+        }
+    }
+
+    @Test
+    void jsonReportsFiveOfFiveRepliesAndQueueCounters() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--count", "5", "--json")) {
+            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            JsonNode j = vmm.json();
+            assertEquals("emulated", j.get("backend").asText());
+            assertEquals(5, j.get("ping").get("sent").asInt());
+            assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe());
+            assertEquals(5, j.get("ping").get("rttMs").size());
+            assertEquals(1, j.get("queuePairs").asInt());
+            assertTrue(j.get("features").toString().contains("VERSION_1"));
+            assertTrue(j.get("features").toString().contains("MRG_RXBUF"));
+            for (JsonNode q : j.get("queues")) {
+                assertTrue(q.get("packets").asLong() >= 5, "queue " + q);
+                assertTrue(q.get("bytes").asLong() > 0, "queue " + q);
+            }
+            assertTrue(vmm.stderr().contains("firmware: 00:01.0 1af4:1041"), "the boot log goes to stderr with --json");
+        }
+    }
+
+    @Test
+    void hostPingsTheGuestWhileItServes() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--count", "0", "--serve", "8", "--json")) {
+            vmm.awaitOutput("guest: serving at 10.0.2.15", 30);
+            CommandResult ping = ns.exec("ping", "-c", "5", "-i", "0.2", "-W", "2", "10.0.2.15");
+            assertTrue(ping.stdout().contains("5 packets transmitted, 5 received"), ping.stdout() + ping.stderr());
+            assertEquals(0, vmm.waitFor(30), vmm.describe());
+            assertTrue(vmm.json().get("echoRequestsAnswered").asLong() >= 5, vmm.describe());
+        }
+    }
+
+    @Test
+    void twoVmsOnOneBridgePingEachOther() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(unique("vtns"));
+             LinuxBridge bridge = LinuxBridge.create(unique("vtbr"), ns)) {
+            bridge.up();
+            try (VmmProcess second = VmmProcess.start(in(ns), "run", "--bridge", bridge.name(), "--guest-ip", "10.0.3.12",
+                    "--mac", "52:54:00:00:03:12", "--count", "0", "--serve", "15", "--json")) {
+                second.awaitOutput("guest: serving at 10.0.3.12", 30);
+                try (VmmProcess first = VmmProcess.start(in(ns), "run", "--bridge", bridge.name(), "--guest-ip", "10.0.3.11",
+                        "--mac", "52:54:00:00:03:11", "--ping", "10.0.3.12", "--count", "5", "--json")) {
+                    assertEquals(0, first.waitFor(60), first.describe());
+                    assertEquals(5, first.json().get("ping").get("received").asInt(), first.describe());
+                }
+                second.close();
+            }
+        }
+    }
+}
