@@ -188,7 +188,9 @@ public final class TapDevice implements PacketPort {
     public synchronized int kernelVnetHeaderSize() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment size = arena.allocate(JAVA_INT);
-            LibC.ioctl(attachedFd("read the vnet header size"), TunIoctls.TUNGETVNETHDRSZ, size, "TUNGETVNETHDRSZ");
+            checkOpen();
+            // tun.c: device ioctls work on any queue's fd, attached or detached
+            LibC.ioctl(fds[0], TunIoctls.TUNGETVNETHDRSZ, size, "TUNGETVNETHDRSZ");
             return size.get(JAVA_INT, 0);
         }
     }
@@ -210,9 +212,9 @@ public final class TapDevice implements PacketPort {
      */
     @Override
     public synchronized void setOffloads(int tunFlags) {
-        int fd = attachedFd("set offloads");
-        // if_tun.h: TUNSETOFFLOAD takes TUN_F_* of what the reader can receive, by value
-        int r = LibC.ioctlRaw(fd, TunIoctls.TUNSETOFFLOAD, Integer.toUnsignedLong(tunFlags));
+        checkOpen();
+        // if_tun.h: TUNSETOFFLOAD takes TUN_F_* of what the reader can receive, by value; any queue's fd will do
+        int r = LibC.ioctlRaw(fds[0], TunIoctls.TUNSETOFFLOAD, Integer.toUnsignedLong(tunFlags));
         if (r < 0) {
             String hint = -r == Errno.EINVAL
                     ? ": tun.c accepts TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN and TUN_F_UFO only together with TUN_F_CSUM, "
@@ -227,8 +229,9 @@ public final class TapDevice implements PacketPort {
 
     /**
      * TUNSETQUEUE: attaches ({@code enabled}) or detaches a queue of a multi-queue tap. The kernel
-     * steers no frames to a detached queue and takes none from it: its fd reads and writes fail with
-     * EBADFD and polls EPOLLERR, so the data plane should stop polling it while it is detached.
+     * steers no frames to a detached queue: detaching drops what was queued on it, and its fd then
+     * reads EAGAIN and never polls readable. Writes on it still reach the device (tun.c does not
+     * check), so the data plane must stop transmitting on a disabled queue itself.
      *
      * @throws TapException with errno EINVAL if the queue is already in the requested state
      */
@@ -332,18 +335,6 @@ public final class TapDevice implements PacketPort {
             text.append(text.isEmpty() ? "" : "|").append("0x").append(Integer.toHexString(rest));
         }
         return text.toString();
-    }
-
-    private int attachedFd(String doing) {
-        checkOpen();
-        for (int q = 0; q < fds.length; q++) {
-            if (attached[q]) {
-                return fds[q];
-            }
-        }
-        // tun.c: ioctls on a detached queue's fd find no device (EBADFD)
-        throw new IllegalStateException("cannot " + doing + " on tap " + name + ": every queue is detached; attach one "
-                + "with setQueueEnabled(queue, true) first");
     }
 
     private void checkQueue(int queue) {
