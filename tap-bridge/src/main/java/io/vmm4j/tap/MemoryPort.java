@@ -13,6 +13,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * packets keep message boundaries (one read, one frame; unix(7)), take readv/writev and poll like
  * a tap fd, so the data plane drives this port exactly as it drives a {@link TapDevice}. Nothing
  * here interprets the vnet header: what one side writes, header included, the other side reads.
+ * A frame must fit the socket's send buffer (af_unix.c: at most sk_sndbuf - 32 bytes;
+ * net.core.wmem_default is 208 KiB), ample for a 64 KiB GSO frame.
  */
 public final class MemoryPort implements PacketPort {
     private static final AtomicInteger PAIRS = new AtomicInteger();

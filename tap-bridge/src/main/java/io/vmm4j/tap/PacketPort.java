@@ -79,7 +79,8 @@ public interface PacketPort extends AutoCloseable {
     /**
      * Reads one frame (header first) from {@code queue} into {@code buf}.
      *
-     * @return the bytes read, or -1 when no frame is ready; a frame longer than {@code buf} is truncated
+     * @return the bytes read, -1 when no frame is ready, 0 when a {@link MemoryPort}'s peer has closed;
+     *     a frame longer than {@code buf} is truncated
      * @throws TapException if the read fails for another reason than EAGAIN
      */
     default int receive(int queue, byte[] buf) {
