@@ -80,7 +80,7 @@ public interface PacketPort extends AutoCloseable {
      * Reads one frame (header first) from {@code queue} into {@code buf}.
      *
      * @return the bytes read, -1 when no frame is ready, 0 when a {@link MemoryPort}'s peer has closed;
-     *     a frame longer than {@code buf} is truncated
+     *     a frame longer than {@code buf} is cut to its length and the rest dropped (by tun and AF_UNIX alike)
      * @throws TapException if the read fails for another reason than EAGAIN
      */
     default int receive(int queue, byte[] buf) {
@@ -95,8 +95,7 @@ public interface PacketPort extends AutoCloseable {
                 throw new TapException("reading a frame from queue " + queue + " of " + name() + " failed: "
                         + Errno.name(errno) + " (" + Errno.describe(errno) + ")", errno, null);
             }
-            // tun.c reports the whole frame's length even when the buffer was shorter
-            int length = (int) Math.min(read, buf.length);
+            int length = (int) read;
             MemorySegment.copy(buffer, JAVA_BYTE, 0, buf, 0, length);
             return length;
         }

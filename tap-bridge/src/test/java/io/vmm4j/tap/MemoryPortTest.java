@@ -45,6 +45,21 @@ class MemoryPortTest {
     }
 
     @Test
+    void frameLongerThanTheBufferIsCutAndTheNextOneStaysWhole() {
+        MemoryPort[] ports = MemoryPort.pair(1, HEADER);
+        try (MemoryPort a = ports[0]; MemoryPort b = ports[1]) {
+            byte[] big = new byte[HEADER + 1514];
+            ThreadLocalRandom.current().nextBytes(big);
+            a.send(0, big);
+            a.send(0, Frames.withZeroHeader(HEADER, new byte[] {7, 7}));
+            byte[] small = new byte[100];
+            assertEquals(100, b.receive(0, small));
+            assertArrayEquals(Arrays.copyOf(big, 100), small);
+            assertEquals(HEADER + 2, b.receive(0, new byte[FrameWaiter.BUFFER]), "the rest of the long frame is gone");
+        }
+    }
+
+    @Test
     void bothDirectionsAndQueuesAreSeparate() {
         MemoryPort[] ports = MemoryPort.pair(2, HEADER);
         try (MemoryPort a = ports[0]; MemoryPort b = ports[1]) {
