@@ -1,5 +1,6 @@
 package io.vmm4j.tap;
 
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -29,7 +30,7 @@ final class HostCommand {
 
     /** Runs {@code command} (its first element is looked up on PATH by the OS) and returns how it ended. */
     static CommandResult run(List<String> command) {
-        ProcessBuilder builder = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        ProcessBuilder builder = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
         // Fixed, untranslated output: callers parse ethtool and ip output.
         builder.environment().put("LC_ALL", "C");
         Process process;

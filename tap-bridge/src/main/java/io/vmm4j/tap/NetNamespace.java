@@ -1,5 +1,7 @@
 package io.vmm4j.tap;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -74,7 +76,7 @@ public final class NetNamespace implements AutoCloseable {
     }
 
     private boolean exists() {
-        return java.nio.file.Files.exists(java.nio.file.Path.of("/run/netns", name));
+        return Files.exists(Path.of("/run/netns", name));
     }
 
     private synchronized void checkNotDeleted() {

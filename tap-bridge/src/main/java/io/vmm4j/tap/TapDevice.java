@@ -26,10 +26,14 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * encoding and ack parsing in Java for no gain in speed. The {@code ip} command line is also what
  * an operator runs to reproduce a failure, so every failure names the command and its stderr.
  *
+ * <p>The tap is created in this process's network namespace and can then be moved; its fds keep
+ * working there, and queues can still be detached and attached. Creating it needs CAP_NET_ADMIN
+ * (or a tap pre-created for this user); without it, use {@link MemoryPort}.
+ *
  * <p>Control methods are synchronized; {@link #fd(int)} is for the data plane and does not lock.
  */
 public final class TapDevice implements PacketPort {
-    /** tun.c: MAX_TAP_QUEUES is DEFAULT_MAX_NUM_RSS_QUEUES, 256. */
+    /** tun.c: MAX_TAP_QUEUES, 256 (the netdev is allocated with that many tx and rx queues). */
     public static final int MAX_QUEUES = 256;
     /** sizeof(struct virtio_net_hdr); tun.c TUNSETVNETHDRSZ rejects anything smaller with EINVAL. */
     public static final int MIN_VNET_HEADER_SIZE = 10;

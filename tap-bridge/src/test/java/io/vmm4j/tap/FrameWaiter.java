@@ -3,6 +3,7 @@ package io.vmm4j.tap;
 import io.vmm4j.core.linux.LibC;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.Predicate;
 
@@ -26,7 +27,7 @@ final class FrameWaiter {
             if (n > 0) {
                 byte[] frame = Frames.ethernetPart(buf, n, port.vnetHeaderSize());
                 if (ethernetMatches.test(frame)) {
-                    return java.util.Arrays.copyOf(buf, n);
+                    return Arrays.copyOf(buf, n);
                 }
                 seen.add("ethertype 0x" + Integer.toHexString(Frames.ethertype(frame)) + " (" + n + " bytes)");
                 continue;

@@ -4,6 +4,7 @@ import io.vmm4j.core.testing.HostRequirements;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
+import java.nio.ByteBuffer;
 import java.util.Arrays;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -76,7 +77,7 @@ class LinuxBridgeTest {
     }
 
     private static byte[] arpReplyBody(byte[] senderMac, byte[] senderIp, byte[] targetMac, byte[] targetIp) {
-        return java.nio.ByteBuffer.allocate(28).putShort((short) 1).putShort((short) Frames.ETHERTYPE_IPV4)
+        return ByteBuffer.allocate(28).putShort((short) 1).putShort((short) Frames.ETHERTYPE_IPV4)
                 .put((byte) 6).put((byte) 4).putShort((short) 2)
                 .put(senderMac).put(senderIp).put(targetMac).put(targetIp).array();
     }

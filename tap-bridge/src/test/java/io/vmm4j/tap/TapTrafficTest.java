@@ -4,11 +4,15 @@ import io.vmm4j.core.testing.HostRequirements;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.HexFormat;
 import java.util.concurrent.ThreadLocalRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -68,18 +72,21 @@ class TapTrafficTest {
         }
     }
 
+    /** An empty name means {@value TapDevice#DEFAULT_NAME_PATTERN}; a test pattern with the vt prefix shows the kernel fills in %d. */
     @Test
-    void kernelPicksTheNameFromTheDefaultPattern() {
-        try (TapDevice tap = TapDevice.open("", 1, HEADER)) {
-            assertTrue(tap.name().matches("vmm4j\\d+"), tap.name());
-            assertTrue(java.nio.file.Files.exists(java.nio.file.Path.of("/sys/class/net", tap.name())));
+    void kernelFillsInTheNumberOfANamePattern() {
+        String pattern = ScratchNames.tap() + "%d";
+        try (TapDevice tap = TapDevice.open(pattern, 1, HEADER)) {
+            assertEquals(pattern.replace("%d", "0"), tap.name());
+            assertTrue(Files.exists(Path.of("/sys/class/net", tap.name())), "the tap exists under its resolved name");
         }
+        assertFalse(Files.exists(Path.of("/sys/class/net", pattern.replace("%d", "0"))), "closing the last fd removed the tap");
     }
 
     /** The interface's MAC as ip reports it, e.g. {@code link/ether 1e:66:cd:ba:ae:bb}. */
     static byte[] macOf(NetNamespace ns, String ifname) {
         String out = ns.exec("ip", "-br", "link", "show", "dev", ifname).orThrow("read the MAC of " + ifname).stdout();
         String[] fields = out.trim().split("\\s+");
-        return java.util.HexFormat.ofDelimiter(":").parseHex(fields[2]);
+        return HexFormat.ofDelimiter(":").parseHex(fields[2]);
     }
 }
