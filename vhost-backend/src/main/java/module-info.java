@@ -1,8 +1,11 @@
 /** vmm4j vhost-backend: the net data planes (emulated, vhost-net, vhost-user). */
 module io.vmm4j.vhost {
     requires transitive io.vmm4j.core;
-    requires io.vmm4j.tap;
-    requires io.vmm4j.virtio;
+    requires transitive io.vmm4j.tap;
+    requires transitive io.vmm4j.virtio;
+    requires org.slf4j;
 
+    exports io.vmm4j.vhost;
+    exports io.vmm4j.vhost.emulated;
     exports io.vmm4j.vhost.kernel;
 }

@@ -48,6 +48,14 @@ public final class LinuxBridge implements AutoCloseable {
         return namespace;
     }
 
+    /**
+     * Makes {@code ifname} a port of an existing bridge {@code bridge}, both in this process's
+     * namespace ({@code ip link set dev IF master BR}): for a VMM joining a bridge someone else made.
+     */
+    public static void attach(String bridge, String ifname) {
+        HostCommand.runIp("add " + ifname + " to bridge " + bridge, null, "link", "set", "dev", ifname, "master", bridge);
+    }
+
     /** Makes {@code ifname}, which must be in the bridge's namespace, a port of the bridge ({@code ip link set dev IF master BR}). */
     public synchronized void addInterface(String ifname) {
         checkNotDeleted();

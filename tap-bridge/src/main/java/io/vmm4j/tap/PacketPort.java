@@ -40,6 +40,14 @@ public interface PacketPort extends AutoCloseable {
     }
 
     /**
+     * Whether frames may carry offload requests in their header (partial checksums, GSO) both
+     * ways. A port whose peer expects complete frames says no, and the device offers no offloads.
+     */
+    default boolean supportsOffloads() {
+        return false;
+    }
+
+    /**
      * Enables or disables a queue (the guest's set of active queue pairs). A disabled queue gets
      * no frames. Ports without per-queue steering ignore this.
      */

@@ -271,6 +271,19 @@ public final class TapDevice implements PacketPort {
         HostCommand.runIp("set tap " + name + " up", namespace, "link", "set", "dev", name, "up");
     }
 
+    /** Sets the link MTU ({@code ip link set dev NAME mtu N}), so jumbo frames can pass. */
+    public synchronized void setMtu(int mtu) {
+        checkOpen();
+        HostCommand.runIp("set the MTU of tap " + name + " to " + mtu, namespace, "link", "set", "dev", name, "mtu",
+                Integer.toString(mtu));
+    }
+
+    /** A tap takes and gives checksum and segmentation offloads through its vnet header. */
+    @Override
+    public boolean supportsOffloads() {
+        return true;
+    }
+
     /** Adds an address, e.g. {@code 10.77.1.1/24} ({@code ip addr add CIDR dev NAME}), in the tap's current namespace. */
     public synchronized void addAddress(String cidr) {
         checkOpen();

@@ -132,6 +132,9 @@ public final class ToyVm implements AutoCloseable {
             tap.addAddress(options.hostIp());
             log.printf("vmm4j: tap %s created, host side %s%n", tap.name(), options.hostIp());
         }
+        if (options.mtu() != 1500) {
+            tap.setMtu(options.mtu());
+        }
         tap.setUp();
         return new PortChoice(tap, "tap");
     }
