@@ -2,6 +2,10 @@ package io.vmm4j.virtio.driver.net;
 
 import org.junit.jupiter.api.Test;
 
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
 import static io.vmm4j.virtio.driver.net.LinuxCaptures.LINUX_IP;
 import static io.vmm4j.virtio.driver.net.LinuxCaptures.LINUX_MAC;
 import static io.vmm4j.virtio.driver.net.LinuxCaptures.PEER_IP;
@@ -12,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Decoding frames a real Linux kernel sent (see {@link LinuxCaptures}). */
+/** Frames a real Linux kernel sent (see {@link LinuxCaptures}): decoded, answered, and compared with ours. */
 class LinuxCaptureTest {
     private final DropCounters drops = new DropCounters();
 
@@ -132,6 +136,65 @@ class LinuxCaptureTest {
         broken[24] ^= 1; // inside the IPv4 header checksum
         assertEquals("52:54:00:12:34:56 > 52:54:00:ab:cd:ef, malformed (IPV4_BAD_CHECKSUM)",
                 Frames.describe(broken, 0, broken.length));
+    }
+
+    @Test
+    void ourArpReplyIsByteForByteWhatLinuxSent() {
+        Wire wire = new Wire();
+        GuestNetStack asLinux = new GuestNetStack(LINUX_MAC, LINUX_IP, wire);
+        byte[] request = Hex.bytes(LinuxCaptures.PEER_ARP_REQUEST);
+        asLinux.receive(request, 0, request.length);
+        assertArrayEquals(Hex.bytes(LinuxCaptures.LINUX_ARP_REPLY), wire.last(), () -> Hex.of(wire.last()));
+    }
+
+    @Test
+    void ourEchoReplyCarriesTheSameIcmpMessageAsLinux() {
+        Wire wire = new Wire();
+        GuestNetStack asLinux = new GuestNetStack(LINUX_MAC, LINUX_IP, wire);
+        byte[] request = Hex.bytes(LinuxCaptures.PEER_ECHO_REQUEST);
+        asLinux.receive(request, 0, request.length);
+
+        byte[] ours = wire.last();
+        byte[] linux = Hex.bytes(LinuxCaptures.LINUX_ECHO_REPLY);
+        assertEquals(linux.length, ours.length);
+        assertArrayEquals(ReferenceChecksum.slice(linux, 0, 18), ReferenceChecksum.slice(ours, 0, 18),
+                "Ethernet header, version/IHL, TOS and total length");
+        assertArrayEquals(ReferenceChecksum.slice(linux, 22, 24), ReferenceChecksum.slice(ours, 22, 24), "TTL, protocol");
+        assertArrayEquals(ReferenceChecksum.slice(linux, 26, 34), ReferenceChecksum.slice(ours, 26, 34), "addresses");
+        assertArrayEquals(ReferenceChecksum.slice(linux, 34, linux.length), ReferenceChecksum.slice(ours, 34, ours.length),
+                "the ICMP message, checksum included");
+        // Identification and flags are the sender's choice (we set DF); our header checksum must still verify.
+        assertEquals(0, ReferenceChecksum.of(ReferenceChecksum.slice(ours, 14, 34)));
+    }
+
+    @Test
+    void answersLinuxArpRequestAndPingAndDeliversItsUdp() {
+        Wire wire = new Wire();
+        GuestNetStack peer = new GuestNetStack(PEER_MAC, PEER_IP, wire);
+        List<String> udp = new ArrayList<>();
+        peer.setUdpListener((sourceIp, sourcePort, destinationPort, payload) -> udp.add(Ipv4Address.format(sourceIp)
+                + ":" + sourcePort + " > " + destinationPort + " " + new String(payload, StandardCharsets.US_ASCII)));
+
+        byte[] arpRequest = Hex.bytes(LinuxCaptures.LINUX_ARP_REQUEST);
+        peer.receive(arpRequest, 0, arpRequest.length);
+        assertArrayEquals(Hex.bytes(LinuxCaptures.PEER_ARP_REPLY), wire.last(), "the reply Linux accepted");
+        assertEquals(LINUX_MAC, peer.cachedMac(LINUX_IP));
+
+        byte[] datagram = Hex.bytes(LinuxCaptures.LINUX_UDP);
+        peer.receive(datagram, 0, datagram.length);
+        assertEquals(List.of("10.0.0.1:40000 > 7 hello from linux"), udp);
+
+        byte[] ping = Hex.bytes(LinuxCaptures.LINUX_ECHO_REQUEST);
+        peer.receive(ping, 0, ping.length);
+        byte[] reply = wire.last();
+        DropCounters strict = new DropCounters();
+        Ipv4Packet ip = Ipv4Packet.decode(reply, 14, reply.length - 14, strict);
+        assertEquals(LINUX_IP, ip.destination());
+        IcmpMessage icmp = IcmpMessage.decode(reply, ip.payloadOffset(), ip.payloadLength(), strict);
+        assertEquals(new IcmpMessage(IcmpMessage.TYPE_ECHO_REPLY, 0, 0x321f, 1, 42, 56), icmp);
+        assertArrayEquals(ReferenceChecksum.slice(ping, 42, 98), ReferenceChecksum.slice(reply, 42, 98));
+        assertEquals(0, strict.total());
+        assertEquals(0, peer.dropped());
     }
 
     private static String describe(String hex) {
