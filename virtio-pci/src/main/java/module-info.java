@@ -8,5 +8,6 @@ module io.vmm4j.virtio {
     exports io.vmm4j.virtio.pci;
     exports io.vmm4j.virtio.queue;
     exports io.vmm4j.virtio.driver;
+    exports io.vmm4j.virtio.driver.net;
     exports io.vmm4j.virtio.net;
 }

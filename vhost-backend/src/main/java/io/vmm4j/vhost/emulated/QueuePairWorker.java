@@ -140,6 +140,9 @@ final class QueuePairWorker {
 
     void setEnabled(boolean on) {
         boolean was = enabled;
+        if (was == on) {
+            return;
+        }
         enabled = on;
         port.setQueueEnabled(pair, on);
         if (on && !was && running) {

@@ -109,7 +109,7 @@ public final class HostProbe {
     }
 
     /** Reads the effective capability set from /proc/self/status. */
-    static boolean hasEffectiveCapability(int capability) {
+    public static boolean hasEffectiveCapability(int capability) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
                 if (line.startsWith("CapEff:")) {
