@@ -174,7 +174,8 @@ final class QueuePairWorker {
     void processTx() {
         txLock.lock();
         try {
-            if (!running) {
+            // a pair beyond the active count is not the driver's to use (§5.1.6.5.5); tun would still take the frames
+            if (!running || !enabled) {
                 return;
             }
             txBlocked = false;
