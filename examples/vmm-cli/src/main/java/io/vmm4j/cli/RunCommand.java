@@ -15,13 +15,13 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 @Command(name = "run", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Boot the toy VMM: a Java guest on a vCPU thread finds virtio-net on the PCI bus, brings it up",
-                "(features, queues, MSI-X), and pings the host through the chosen data plane and port.",
-                "As root the port is a new tap with the host address on it; otherwise an in-memory peer inside the VMM."},
+        description = "Boot the toy VMM: a Java guest on a vCPU thread finds virtio-net on the PCI bus, brings it up "
+                + "(features, queues, MSI-X) and pings the host through the chosen data plane and port. As root the port is "
+                + "a new tap with the host address on it; otherwise an in-memory peer inside the VMM.",
         footer = {"", "Examples:",
-                "  ./vmm run                                   ping the host 3 times over a new tap",
-                "  ./vmm run --count 5 --json                  one JSON summary on stdout",
-                "  ./vmm run --count 0 --serve 30              stay up; ping 10.0.2.15 from the host",
+                "  ./vmm run                             ping the host 3 times over a new tap",
+                "  ./vmm run --count 5 --json            one JSON summary on stdout",
+                "  ./vmm run --count 0 --serve 30        stay up; ping 10.0.2.15 from the host",
                 "  ./vmm run --queues 2 --backend emulated-sync"})
 public final class RunCommand implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "emulated",
