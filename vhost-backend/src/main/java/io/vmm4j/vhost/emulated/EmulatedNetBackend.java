@@ -71,7 +71,7 @@ public final class EmulatedNetBackend implements NetBackend {
             if (loops.size() <= p) {
                 loops.add(new EventLoop("net-io-" + p));
             }
-            QueuePairWorker w = new QueuePairWorker(p, loops.get(p), port, a, () -> { });
+            QueuePairWorker w = new QueuePairWorker(p, loops.get(p), port, QueuePairWorker.Queues.from(a, p));
             workers.add(w);
         }
         for (int p = 0; p < workers.size(); p++) {

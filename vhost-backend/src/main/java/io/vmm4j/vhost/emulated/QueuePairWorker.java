@@ -5,7 +5,6 @@ import io.vmm4j.core.linux.Errno;
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.tap.PacketPort;
-import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.net.NetActivation;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
@@ -29,7 +28,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * per packet. Kicks arrive from the transport (ioeventfd on this loop, or the vCPU thread in
  * synchronous mode), port readiness from epoll (edge-triggered: a kick re-reads the port).
  */
-final class QueuePairWorker {
+public final class QueuePairWorker {
     /** Largest frame a GSO-capable guest may receive: 64 KiB of IP plus Ethernet and VLAN headers. */
     private static final int MAX_GSO_FRAME = 65535 + 14 + 4;
     private static final int MAX_IOV = 1024;
@@ -39,8 +38,8 @@ final class QueuePairWorker {
     private final PacketPort port;
     private final int fd;
     private final GuestMemory memory;
-    private final QueueBinding rxBinding;
-    private final QueueBinding txBinding;
+    private final QueueSignals rxSignals;
+    private final QueueSignals txSignals;
     private final SplitQueue rx;
     private final SplitQueue tx;
     private final NetQueueCounters rxCounters;
@@ -56,50 +55,60 @@ final class QueuePairWorker {
     private final byte[] numBuffers = new byte[2];
     private final ReentrantLock rxLock = new ReentrantLock();
     private final ReentrantLock txLock = new ReentrantLock();
-    private final Runnable onRingError;
-    private final io.vmm4j.virtio.VirtioDeviceHost host;
+    private final java.util.function.Consumer<String> onRingError;
     private long pendingLength;
     private boolean txBlocked;
     private volatile boolean running;
     private volatile boolean enabled = true;
-    private QueueBinding.Subscription rxKicks;
-    private QueueBinding.Subscription txKicks;
+    private QueueSignals.Subscription rxKicks;
+    private QueueSignals.Subscription txKicks;
     private EventLoop.Registration portReady;
 
-    QueuePairWorker(int pair, EventLoop loop, PacketPort port, NetActivation activation, Runnable onRingError) {
+    /** The engine's view of one pair: rings, doorbells, counters and what was negotiated. */
+    public record Queues(GuestMemory memory, SplitQueue rx, SplitQueue tx, QueueSignals rxSignals, QueueSignals txSignals,
+                  NetQueueCounters rxCounters, NetQueueCounters txCounters, boolean mergeable, boolean guestGso, int mtu,
+                  java.util.function.Consumer<String> onRingError) {
+        /** The pair as the VMM's transport hands it over at DRIVER_OK (or a backend switch). */
+        public static Queues from(NetActivation a, int pair) {
+            NetActivation.QueuePair q = a.pairs().get(pair);
+            SplitQueue rx = q.rx().openSplitQueue();
+            SplitQueue tx = q.tx().openSplitQueue();
+            rx.setPosition(a.resume().nextAvail(2 * pair), a.resume().nextUsed(2 * pair));
+            tx.setPosition(a.resume().nextAvail(2 * pair + 1), a.resume().nextUsed(2 * pair + 1));
+            boolean gso = a.hasFeature(NetFeatures.GUEST_TSO4) || a.hasFeature(NetFeatures.GUEST_TSO6)
+                    || a.hasFeature(NetFeatures.GUEST_UFO);
+            return new Queues(a.memory(), rx, tx, QueueSignals.of(q.rx()), QueueSignals.of(q.tx()), a.counters(2 * pair),
+                    a.counters(2 * pair + 1), a.hasFeature(NetFeatures.MRG_RXBUF), gso, a.mtu(), a.host()::deviceError);
+        }
+    }
+
+    public QueuePairWorker(int pair, EventLoop loop, PacketPort port, Queues queues) {
         this.pair = pair;
         this.loop = loop;
         this.port = port;
         this.fd = port.fd(pair);
-        this.memory = activation.memory();
-        NetActivation.QueuePair queues = activation.pairs().get(pair);
-        this.rxBinding = queues.rx();
-        this.txBinding = queues.tx();
-        this.rx = rxBinding.openSplitQueue();
-        this.tx = txBinding.openSplitQueue();
-        int rxIndex = 2 * pair;
-        rx.setPosition(activation.resume().nextAvail(rxIndex), activation.resume().nextUsed(rxIndex));
-        tx.setPosition(activation.resume().nextAvail(rxIndex + 1), activation.resume().nextUsed(rxIndex + 1));
-        this.rxCounters = activation.counters(rxIndex);
-        this.txCounters = activation.counters(rxIndex + 1);
-        this.mergeable = activation.hasFeature(NetFeatures.MRG_RXBUF);
+        this.memory = queues.memory();
+        this.rxSignals = queues.rxSignals();
+        this.txSignals = queues.txSignals();
+        this.rx = queues.rx();
+        this.tx = queues.tx();
+        this.rxCounters = queues.rxCounters();
+        this.txCounters = queues.txCounters();
+        this.mergeable = queues.mergeable();
         this.headerSize = port.vnetHeaderSize();
-        boolean gso = activation.hasFeature(NetFeatures.GUEST_TSO4) || activation.hasFeature(NetFeatures.GUEST_TSO6)
-                || activation.hasFeature(NetFeatures.GUEST_UFO);
-        this.maxFrame = headerSize + (gso ? MAX_GSO_FRAME : Math.max(activation.mtu(), 1500) + 14 + 4);
+        this.maxFrame = headerSize + (queues.guestGso() ? MAX_GSO_FRAME : Math.max(queues.mtu(), 1500) + 14 + 4);
         this.bounce = arena.allocate(headerSize + MAX_GSO_FRAME, 8);
         this.txChain = new DescriptorChain(tx.maxChainSegments());
-        this.onRingError = onRingError;
-        this.host = activation.host();
+        this.onRingError = queues.onRingError();
     }
 
-    void start() {
+    public void start() {
         running = true;
-        rxKicks = rxBinding.listen(loop, () -> {
+        rxKicks = rxSignals.onKick(loop, () -> {
             rxCounters.kicks++;
             processRx();
         });
-        txKicks = txBinding.listen(loop, () -> {
+        txKicks = txSignals.onKick(loop, () -> {
             txCounters.kicks++;
             processTx();
         });
@@ -119,7 +128,7 @@ final class QueuePairWorker {
     }
 
     /** Stops serving; when this returns no thread touches the rings for this pair. */
-    void stop() {
+    public void stop() {
         running = false;
         if (rxKicks != null) {
             rxKicks.close();
@@ -134,11 +143,11 @@ final class QueuePairWorker {
         loop.executeAndWait(() -> { });
     }
 
-    void release() {
+    public void release() {
         arena.close();
     }
 
-    void setEnabled(boolean on) {
+    public void setEnabled(boolean on) {
         boolean was = enabled;
         if (was == on) {
             return;
@@ -153,19 +162,19 @@ final class QueuePairWorker {
         }
     }
 
-    int rxNextAvail() {
+    public int rxNextAvail() {
         return rx.nextAvail();
     }
 
-    int rxNextUsed() {
+    public int rxNextUsed() {
         return rx.nextUsed();
     }
 
-    int txNextAvail() {
+    public int txNextAvail() {
         return tx.nextAvail();
     }
 
-    int txNextUsed() {
+    public int txNextUsed() {
         return tx.nextUsed();
     }
 
@@ -210,7 +219,7 @@ final class QueuePairWorker {
                 }
                 if (sent > 0) {
                     tx.publish();
-                    notifyUsed(tx, txBinding, txCounters);
+                    notifyUsed(tx, txSignals, txCounters);
                 }
                 if (txBlocked) {
                     return;
@@ -243,7 +252,7 @@ final class QueuePairWorker {
                     // out of buffers: ask the driver to kick when it posts more, then look once more
                     if (delivered) {
                         rx.publish();
-                        notifyUsed(rx, rxBinding, rxCounters);
+                        notifyUsed(rx, rxSignals, rxCounters);
                         delivered = false;
                     }
                     if (rx.enableNotifications()) {
@@ -255,7 +264,7 @@ final class QueuePairWorker {
             }
             if (delivered) {
                 rx.publish();
-                notifyUsed(rx, rxBinding, rxCounters);
+                notifyUsed(rx, rxSignals, rxCounters);
             }
         } catch (VirtqueueException e) {
             fail("receiveq" + (pair + 1), e);
@@ -364,9 +373,9 @@ final class QueuePairWorker {
         iov.set(ValueLayout.JAVA_LONG, 16L * i + 8, length);
     }
 
-    private void notifyUsed(SplitQueue queue, QueueBinding binding, NetQueueCounters counters) {
+    private void notifyUsed(SplitQueue queue, QueueSignals signals, NetQueueCounters counters) {
         if (queue.needsNotification()) {
-            binding.signalUsed();
+            signals.signalUsed();
             counters.interrupts++;
         } else {
             counters.interruptsSuppressed++;
@@ -375,7 +384,6 @@ final class QueuePairWorker {
 
     private void fail(String queue, VirtqueueException e) {
         running = false;
-        onRingError.run();
-        host.deviceError(queue + ": " + e.getMessage());
+        onRingError.accept(queue + ": " + e.getMessage());
     }
 }
