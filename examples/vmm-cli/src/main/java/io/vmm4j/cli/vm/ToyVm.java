@@ -12,6 +12,8 @@ import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.emulated.EmulatedNetBackend;
+import io.vmm4j.vhost.kernel.VhostKernel;
+import io.vmm4j.vhost.kernel.VhostNetBackend;
 import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.driver.GuestInterruptController;
 import io.vmm4j.virtio.net.NetBackend;
@@ -62,6 +64,11 @@ public final class ToyVm implements AutoCloseable {
     public ToyVm(VmOptions options, PrintStream log, MeterRegistry registry) {
         this.options = options;
         this.log = log;
+        if (options.backend().equals("vhost-net") && !VhostKernel.available()) {
+            // say it before anything is created
+            throw new VmException("--backend vhost-net needs /dev/vhost-net, which this host does not have: modprobe vhost_net, "
+                    + "or, where the kernel lacks CONFIG_VHOST_NET, run it in the lab VM (./vmm lab; ./vmm doctor says more)");
+        }
         try {
             memory = GuestMemory.builder().region(0, (long) options.memoryMiB() << 20).build();
             resources.add(memory);
@@ -147,11 +154,10 @@ public final class ToyVm implements AutoCloseable {
         return switch (options.backend()) {
             case "emulated", "emulated-sync" -> own(new EmulatedNetBackend(port));
             case "vhost-net" -> {
-                if (!Files.exists(Path.of("/dev/vhost-net"))) {
-                    throw new VmException("--backend vhost-net needs /dev/vhost-net, which this host does not have "
-                            + "(modprobe vhost_net, or a kernel with CONFIG_VHOST_NET); see ./vmm doctor, and the vhost-net lab VM");
+                if (!(port instanceof TapDevice tap)) {
+                    throw new VmException("--backend vhost-net moves frames between the rings and a tap: use --port tap (needs CAP_NET_ADMIN)");
                 }
-                throw new VmException("--backend vhost-net is not built yet in this version; use --backend emulated");
+                yield own(new VhostNetBackend(tap));
             }
             case "vhost-user" -> throw new VmException("--backend vhost-user is not built yet in this version; use --backend emulated");
             default -> throw new VmException("--backend must be emulated, emulated-sync, vhost-net or vhost-user, not '"
