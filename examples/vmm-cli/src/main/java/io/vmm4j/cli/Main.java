@@ -20,7 +20,7 @@ public final class Main implements Runnable {
         System.exit(execute(args));
     }
 
-    static int execute(String... args) {
+    public static int execute(String... args) {
         CommandLine cli = new CommandLine(new Main());
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
             // a failure reads as one line naming what went wrong; the stack trace only on request

@@ -118,6 +118,11 @@ public final class VirtioNetDriver {
         return rx.size();
     }
 
+    /** The next used index the driver will read on pair {@code pair}'s receive queue (how far the ring has gone since setup). */
+    public int rxUsedIndex(int pair) {
+        return rx.get(pair).queue.lastUsed();
+    }
+
     public long framesIn() {
         return framesIn;
     }

@@ -32,6 +32,7 @@ final class JavaGuest implements Runnable {
     static final long PCI_WINDOW = 0xC000_0000L;
     static final long PCI_WINDOW_SIZE = 0x1000_0000L;
     private static final int UDP_SOURCE_PORT_BASE = 40000;
+    static final int UDP_STREAM_PORT = 39999;
 
     private final VmOptions options;
     private final Bus pio;
@@ -110,6 +111,16 @@ final class JavaGuest implements Runnable {
         if (nic == null) {
             throw new IllegalStateException("no virtio-net device on the PCI bus");
         }
+        this.cfg = cfg;
+        this.nic = nic;
+        netUp();
+    }
+
+    private ConfigAccess cfg;
+    private PciFirmware.Device nic;
+
+    /** The virtio-net driver and the IPv4 stack on top (again after a reset: fresh rings from index 0). */
+    private void netUp() {
         VirtioPciDriver pci = new VirtioPciDriver(cfg, mmio, memory, allocator, nic);
         VirtioNetDriver driver = new VirtioNetDriver(pci, memory, allocator, apic);
         acked = driver.bringUp(new VirtioNetDriver.Options(options.wantedFeatures(), options.pairs(), 2048, 256, 0x30));
@@ -129,6 +140,75 @@ final class JavaGuest implements Runnable {
             maxRxBuffers = Math.max(maxRxBuffers, buffers);
             stack.receive(frame, 0, length);
         };
+    }
+
+    /** What a numbered UDP stream saw: how many echoes came back once, and how many more than once. */
+    record StreamResult(int sent, int echoedOnce, int duplicates, int missing) {
+    }
+
+    /**
+     * Sends datagrams numbered 0..count-1 to the host's {@code port}, one every {@code intervalMicros},
+     * and counts the echoes: each number must come back exactly once. {@code onSent} sees each
+     * number after it left (tests switch data planes mid-stream from it).
+     */
+    StreamResult udpStream(int count, int port, long intervalMicros, java.util.function.IntConsumer onSent)
+            throws InterruptedException {
+        VirtioNetDriver driver = net;
+        int host = Ipv4Address.parseValue(options.hostAddress());
+        int[] seen = new int[count];
+        stack.setUdpListener((srcIp, srcPort, dstPort, payload) -> {
+            if (dstPort == UDP_STREAM_PORT && payload.length >= 4) {
+                int seq = ((payload[0] & 0xFF) << 24) | ((payload[1] & 0xFF) << 16) | ((payload[2] & 0xFF) << 8) | (payload[3] & 0xFF);
+                if (seq >= 0 && seq < count) {
+                    seen[seq]++;
+                }
+            }
+        });
+        byte[] payload = new byte[64];
+        long interval = TimeUnit.MICROSECONDS.toNanos(intervalMicros);
+        long next = System.nanoTime();
+        int sent = 0;
+        long deadline = Long.MAX_VALUE;
+        while (!stop && System.nanoTime() < deadline) {
+            long seenInterrupts = driver.interruptsSeen();
+            driver.pollReceive(rx);
+            long now = System.nanoTime();
+            if (sent < count && now >= next) {
+                payload[0] = (byte) (sent >>> 24);
+                payload[1] = (byte) (sent >>> 16);
+                payload[2] = (byte) (sent >>> 8);
+                payload[3] = (byte) sent;
+                stack.sendUdp(host, UDP_STREAM_PORT, port, payload);
+                onSent.accept(sent);
+                sent++;
+                next = now + interval;
+                if (sent == count) {
+                    deadline = now + TimeUnit.SECONDS.toNanos(10);
+                }
+            }
+            if (sent == count && java.util.Arrays.stream(seen).allMatch(n -> n > 0)) {
+                break;
+            }
+            long wait = sent < count ? Math.max(0, next - System.nanoTime()) : TimeUnit.MILLISECONDS.toNanos(5);
+            driver.awaitInterrupt(seenInterrupts, Math.min(wait, TimeUnit.MILLISECONDS.toNanos(5)));
+        }
+        driver.pollReceive(rx);
+        stack.setUdpListener((srcIp, srcPort, dstPort, p) -> udpReceived++);
+        int once = 0;
+        int dups = 0;
+        int missing = 0;
+        for (int n : seen) {
+            once += n >= 1 ? 1 : 0;
+            dups += Math.max(0, n - 1);
+            missing += n == 0 ? 1 : 0;
+        }
+        return new StreamResult(sent, once, dups, missing);
+    }
+
+    /** Resets the NIC (device_status 0) and brings it up again on fresh rings, as a driver reload does. */
+    void reloadNetDriver() throws InterruptedException {
+        net.pci().reset();
+        netUp();
     }
 
     /** Pings {@code targetText} {@code count} times (and sends the UDP flows); returns replies received. */

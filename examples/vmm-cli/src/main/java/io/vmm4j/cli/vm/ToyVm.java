@@ -225,6 +225,9 @@ public final class ToyVm implements AutoCloseable {
 
     @Override
     public void close() {
+        if (net != null && net.backend() != backend) {
+            net.backend().close(); // a data plane switched in later is not in the resource list
+        }
         for (int i = resources.size() - 1; i >= 0; i--) {
             try {
                 resources.get(i).close();
