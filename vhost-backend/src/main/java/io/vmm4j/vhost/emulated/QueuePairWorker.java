@@ -180,7 +180,7 @@ public final class QueuePairWorker {
 
     // ---- transmit: guest -> port ----
 
-    void processTx() {
+    public void processTx() {
         txLock.lock();
         try {
             // a pair beyond the active count is not the driver's to use (§5.1.6.5.5); tun would still take the frames
@@ -234,7 +234,7 @@ public final class QueuePairWorker {
 
     // ---- receive: port -> guest ----
 
-    void processRx() {
+    public void processRx() {
         rxLock.lock();
         try {
             if (!running || !enabled) {

@@ -55,6 +55,7 @@ public final class DriverQueue {
     /** The avail idx at the last kick decision. */
     private int decidedAvail;
     /** The used idx up to which used elements were taken. */
+    private int lastUsedLength;
     private int lastUsed;
     private boolean interruptSuppressed;
 
@@ -229,10 +230,19 @@ public final class DriverQueue {
      * @throws IllegalStateException if the device broke the used ring
      */
     public Used pollUsed() {
+        int head = pollUsedHead();
+        return head < 0 ? null : new Used(head, lastUsedLength);
+    }
+
+    /**
+     * {@link #pollUsed()} without allocating: returns the head of the next used element, or -1 if
+     * there is none; its written length is then {@link #lastUsedLength()}.
+     */
+    public int pollUsedHead() {
         // acquire: the element is read after the idx that published it (§2.7.14)
         int usedIdx = Short.toUnsignedInt(memory.loadAcquireShort(usedRing + SplitRing.RING_IDX));
         if (usedIdx == lastUsed) {
-            return null;
+            return -1;
         }
         int pending = (usedIdx - lastUsed) & 0xFFFF;
         if (pending > size) {
@@ -255,7 +265,13 @@ public final class DriverQueue {
             // the used_event store must be visible before the next look at used idx (Linux: virtio_store_mb)
             VarHandle.fullFence();
         }
-        return new Used(head, length);
+        lastUsedLength = length;
+        return head;
+    }
+
+    /** The written length of the element {@link #pollUsedHead()} returned last. */
+    public int lastUsedLength() {
+        return lastUsedLength;
     }
 
     private void freeChain(int head) {
