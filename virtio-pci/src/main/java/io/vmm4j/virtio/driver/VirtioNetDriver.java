@@ -74,6 +74,8 @@ public final class VirtioNetDriver {
         final DriverQueue queue;
         final long notify;
         final ArrayDeque<long[]> free = new ArrayDeque<>();
+        final long[] addrs = new long[2];
+        final int[] lens = new int[2];
         final long[][] slotOfHead;
 
         TxQueue(int index, DriverQueue queue, long notify, int slots, int slotSize) {
@@ -87,10 +89,10 @@ public final class VirtioNetDriver {
         }
 
         void reclaim() {
-            DriverQueue.Used used;
-            while ((used = queue.pollUsed()) != null) {
-                free.add(slotOfHead[used.head()]);
-                slotOfHead[used.head()] = null;
+            int head;
+            while ((head = queue.pollUsedHead()) >= 0) {
+                free.add(slotOfHead[head]);
+                slotOfHead[head] = null;
             }
         }
     }
@@ -213,7 +215,11 @@ public final class VirtioNetDriver {
         }
         memory.fill(slot[0], VirtioNetHeader.SIZE, (byte) 0);
         memory.write(slot[1], frame, offset, length);
-        int head = t.queue.add(new long[] {slot[0], slot[1]}, new int[] {VirtioNetHeader.SIZE, length}, 2);
+        t.addrs[0] = slot[0];
+        t.addrs[1] = slot[1];
+        t.lens[0] = VirtioNetHeader.SIZE;
+        t.lens[1] = length;
+        int head = t.queue.add(t.addrs, t.lens, 2);
         if (head < 0) {
             t.free.add(slot);
             return false;

@@ -131,8 +131,8 @@ final class JavaGuest implements Runnable {
         log.printf("guest: virtio-net up: mac %s, ip %s, mtu %d, link %s, %d queue pair(s)%n", mac, options.guestIp(),
                 driver.mtu(), driver.linkUp() ? "up" : "down", pairs);
         stack = new GuestNetStack(mac, ip, driver.mtu(), (frame, off, len) -> {
-            if (!driver.transmit(pairFor(frame, off, len), frame, off, len)) {
-                log.println("guest: transmit ring full, frame dropped");
+            if (!driver.transmit(pairFor(frame, off, len), frame, off, len) && txRingFull++ == 0) {
+                log.println("guest: transmit ring full, frame dropped (counted from now on, not logged)");
             }
         });
         stack.setUdpListener((srcIp, srcPort, dstPort, payload) -> udpReceived++);
@@ -203,6 +203,89 @@ final class JavaGuest implements Runnable {
             missing += n == 0 ? 1 : 0;
         }
         return new StreamResult(sent, once, dups, missing);
+    }
+
+    /** Port the comparison workloads use on both sides. */
+    static final int BENCH_PORT = 9;
+
+    /**
+     * Transmit workload: sends UDP datagrams of {@code payload} bytes to the host's discard port as
+     * fast as the transmit ring allows, for {@code nanos}; returns how many left the guest.
+     */
+    long floodUdp(long nanos, int payload) throws InterruptedException {
+        VirtioNetDriver driver = net;
+        int host = Ipv4Address.parseValue(options.hostAddress());
+        byte[] data = new byte[payload];
+        long before = driver.framesOut();
+        // the first datagram resolves the host's MAC; everything the guest sends is counted, ARP included
+        stack.sendUdp(host, BENCH_PORT, BENCH_PORT, data);
+        long sent;
+        long deadline = System.nanoTime() + nanos;
+        while (!stop && System.nanoTime() < deadline) {
+            long seen = driver.interruptsSeen();
+            long out = driver.framesOut();
+            stack.sendUdp(host, BENCH_PORT, BENCH_PORT, data);
+            if (driver.framesOut() == out) {
+                // the transmit ring is full: reap and wait for the device to use some
+                driver.pollReceive(rx);
+                driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(1));
+            }
+        }
+        sent = driver.framesOut() - before;
+        return sent;
+    }
+
+    private volatile long benchReceived;
+    long txRingFull;
+
+    /** Receive workload: counts UDP datagrams to the bench port until {@code done}; returns the count. */
+    long countUdp(java.util.function.BooleanSupplier done) throws InterruptedException {
+        VirtioNetDriver driver = net;
+        benchReceived = 0;
+        stack.setUdpListener((srcIp, srcPort, dstPort, payload) -> {
+            if (dstPort == BENCH_PORT) {
+                benchReceived++;
+            }
+        });
+        while (!stop && !done.getAsBoolean()) {
+            long seen = driver.interruptsSeen();
+            if (driver.pollReceive(rx) == 0) {
+                driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(1));
+            }
+        }
+        driver.pollReceive(rx);
+        stack.setUdpListener((srcIp, srcPort, dstPort, p) -> udpReceived++);
+        return benchReceived;
+    }
+
+    /** Datagrams counted so far by a running {@link #countUdp} (read from another thread for pacing). */
+    long benchReceivedSoFar() {
+        return benchReceived;
+    }
+
+    /** Latency workload: {@code count} pings one after another; returns each round trip in nanoseconds (lost ones omitted). */
+    long[] pingRoundTrips(int count, int payload) throws InterruptedException {
+        VirtioNetDriver driver = net;
+        int host = Ipv4Address.parseValue(options.hostAddress());
+        long[] rtts = new long[count];
+        int got = 0;
+        for (int seq = 1; seq <= count && !stop; seq++) {
+            stack.sendPing(host, 0x4C41, seq, payload);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+            PingReply reply = null;
+            while (reply == null && System.nanoTime() < deadline) {
+                long seen = driver.interruptsSeen();
+                driver.pollReceive(rx);
+                reply = stack.pollPingReply();
+                if (reply == null) {
+                    driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(1));
+                }
+            }
+            if (reply != null) {
+                rtts[got++] = reply.rttNanos();
+            }
+        }
+        return java.util.Arrays.copyOf(rtts, got);
     }
 
     /** Resets the NIC (device_status 0) and brings it up again on fresh rings, as a driver reload does. */

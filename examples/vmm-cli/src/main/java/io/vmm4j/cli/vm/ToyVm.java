@@ -181,6 +181,17 @@ public final class ToyVm implements AutoCloseable {
         return backend;
     }
 
+    /** Brings the guest up on its own vcpu0 thread and hands it over for measurements (instead of {@link #run()}). */
+    public Workload workload() {
+        guest = new JavaGuest(options, pio, mmio, memory, apic, log);
+        return new Workload(guest);
+    }
+
+    /** The pid of a backend process the data plane runs in (vhost-user daemon), or -1 when it runs here or in the kernel. */
+    public long backendPid() {
+        return -1;
+    }
+
     /** The Java guest, for tests that drive it further after {@link #run()} (single-threaded: one caller at a time). */
     JavaGuest guest() {
         return guest;

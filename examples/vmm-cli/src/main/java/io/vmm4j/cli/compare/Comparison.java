@@ -1,0 +1,233 @@
+package io.vmm4j.cli.compare;
+
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.vmm4j.cli.vm.GuestDefaults;
+import io.vmm4j.cli.vm.ToyVm;
+import io.vmm4j.cli.vm.VmOptions;
+import io.vmm4j.cli.vm.Workload;
+import io.vmm4j.core.linux.LibC;
+import io.vmm4j.tap.TapDevice;
+import io.vmm4j.virtio.net.VirtioNetHeader;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.DatagramChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.LongSupplier;
+
+/**
+ * Runs the same guest workload over each data plane and measures it, with the raw tap as the
+ * ceiling: transmit and receive packets/s at two frame sizes, round-trip latency, and what each
+ * packet cost — CPU per process and kernel worker, syscalls and context switches on the VMM's own
+ * threads, heap bytes. Every number comes with the packets sent and received; loss is reported.
+ */
+public final class Comparison {
+    /** In-flight datagrams the host keeps towards the guest, so the receive test measures, not drops. */
+    private static final int RX_WINDOW = 256;
+    private static final int LATENCY_PINGS = 200;
+
+    /** What to compare and for how long. */
+    public record Plan(List<String> modes, List<Integer> frameSizes, long measureNanos, PrintStream log, Progress progress) {
+    }
+
+    private final Plan plan;
+    private final int subnet = ThreadLocalRandom.current().nextInt(10, 250);
+
+    public Comparison(Plan plan) {
+        this.plan = plan;
+    }
+
+    private String hostAddress() {
+        return "10.203." + subnet + ".1";
+    }
+
+    private String guestAddress() {
+        return "10.203." + subnet + ".15";
+    }
+
+    /** Runs every mode and the ceiling; never throws for a mode that fails: its row says why. */
+    public Report run() {
+        List<Report.Row> rows = new ArrayList<>();
+        Report.Ceiling ceiling = measureCeiling();
+        for (String mode : plan.modes()) {
+            try {
+                rows.addAll(measureMode(mode));
+            } catch (Exception e) {
+                plan.log().println("compare: " + mode + " failed: " + e.getMessage());
+                rows.add(Report.Row.failed(mode, e.getMessage()));
+            }
+        }
+        return new Report(ceiling, rows, plan.measureNanos() / 1e9);
+    }
+
+    private static int payloadFor(int frameSize) {
+        return frameSize - 14 - 20 - 8; // Ethernet, IPv4 and UDP headers
+    }
+
+    private VmOptions options(String mode) {
+        return new VmOptions(mode, "tap", "vcmp" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF)), null,
+                guestAddress(), hostAddress() + "/24", null, 1, 0, 56, 100, 0, 0, "52:54:00:12:34:56", 1500, 256,
+                GuestDefaults.features(), null);
+    }
+
+    private List<Report.Row> measureMode(String mode) throws Exception {
+        List<Report.Row> rows = new ArrayList<>();
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        try (ToyVm vm = new ToyVm(options(mode), quiet, new SimpleMeterRegistry());
+             Workload guest = vm.workload()) {
+            TapDevice tap = (TapDevice) vm.port();
+            long pid = ProcessHandle.current().pid();
+            LongSupplier daemonPid = vm::backendPid;
+            plan.progress().step(mode + ": latency");
+            long[] rtts = guest.pingRoundTrips(LATENCY_PINGS, 56);
+            Arrays.sort(rtts);
+            for (int frame : plan.frameSizes()) {
+                plan.progress().step(mode + ": transmit " + frame + " B");
+                Snapshot before = Snapshot.take(pid, daemonPid.getAsLong());
+                long tapRx = tapCounter(tap.name(), "rx_packets");
+                long sent = guest.floodUdp(plan.measureNanos(), payloadFor(frame));
+                Thread.sleep(100); // let the last frames cross
+                long received = tapCounter(tap.name(), "rx_packets") - tapRx;
+                Snapshot after = Snapshot.take(pid, daemonPid.getAsLong());
+                rows.add(Report.Row.of(mode, "tx", frame, sent, received, plan.measureNanos(), after.minus(before), rtts));
+
+                plan.progress().step(mode + ": receive " + frame + " B");
+                before = Snapshot.take(pid, daemonPid.getAsLong());
+                long[] counts = receive(guest, payloadFor(frame));
+                after = Snapshot.take(pid, daemonPid.getAsLong());
+                rows.add(Report.Row.of(mode, "rx", frame, counts[0], counts[1], plan.measureNanos(), after.minus(before), rtts));
+            }
+        }
+        return rows;
+    }
+
+    /** Host → guest with a bounded window; returns {sent, received}. */
+    private long[] receive(Workload guest, int payload) throws Exception {
+        try (DatagramChannel ch = DatagramChannel.open()) {
+            ch.bind(new InetSocketAddress(hostAddress(), 0));
+            ch.connect(new InetSocketAddress(guestAddress(), Workload.BENCH_PORT));
+            var counting = guest.startCountingUdp();
+            ByteBuffer data = ByteBuffer.allocateDirect(payload);
+            long sent = 0;
+            long deadline = System.nanoTime() + plan.measureNanos();
+            while (System.nanoTime() < deadline) {
+                if (sent - counting.soFar() >= RX_WINDOW) {
+                    LockSupport.parkNanos(20_000);
+                    continue;
+                }
+                data.clear();
+                if (ch.write(data) > 0) {
+                    sent++;
+                }
+            }
+            Thread.sleep(300); // in flight
+            return new long[] {sent, counting.stop()};
+        }
+    }
+
+    /** The same frames through a bare tap: a loop writing them, and a loop reading them. */
+    private Report.Ceiling measureCeiling() {
+        plan.progress().step("ceiling: raw tap");
+        List<Report.CeilingRow> rows = new ArrayList<>();
+        String name = "vcei" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF));
+        try (TapDevice tap = TapDevice.open(name, 1, VirtioNetHeader.SIZE); Arena arena = Arena.ofConfined()) {
+            tap.addAddress(hostAddress() + "/24");
+            tap.setUp();
+            byte[] hostMac = HexFormat.ofDelimiter(":").parseHex(Files.readString(Path.of("/sys/class/net", name, "address")).strip());
+            byte[] guestMac = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
+            new ProcessBuilder("ip", "neigh", "replace", guestAddress(), "lladdr", "52:54:00:12:34:56", "dev", name).start().waitFor();
+            for (int frame : plan.frameSizes()) {
+                MemorySegment buf = arena.allocate(VirtioNetHeader.SIZE + 65536, 64);
+                byte[] f = UdpFrame.build(guestMac, hostMac, guestAddress(), hostAddress(), Workload.BENCH_PORT, payloadFor(frame));
+                MemorySegment.copy(MemorySegment.ofArray(f), 0, buf, VirtioNetHeader.SIZE, f.length);
+                long len = VirtioNetHeader.SIZE + f.length;
+                long tapRx = tapCounter(name, "rx_packets");
+                long writes = 0;
+                long deadline = System.nanoTime() + plan.measureNanos();
+                while (System.nanoTime() < deadline) {
+                    for (int i = 0; i < 64; i++) {
+                        if (LibC.writeRaw(tap.fd(0), buf, len) == len) {
+                            writes++;
+                        }
+                    }
+                }
+                Thread.sleep(100);
+                long arrived = tapCounter(name, "rx_packets") - tapRx;
+                rows.add(new Report.CeilingRow("tx", frame, writes, arrived, writes * 1e9 / plan.measureNanos()));
+
+                long[] rx = readLoop(tap, buf, payloadFor(frame));
+                rows.add(new Report.CeilingRow("rx", frame, rx[0], rx[1], rx[1] * 1e9 / plan.measureNanos()));
+            }
+        } catch (Exception e) {
+            plan.log().println("compare: ceiling failed: " + e.getMessage());
+        }
+        return new Report.Ceiling(rows);
+    }
+
+    private long[] readLoop(TapDevice tap, MemorySegment buf, int payload) throws IOException, InterruptedException {
+        try (DatagramChannel ch = DatagramChannel.open()) {
+            ch.bind(new InetSocketAddress(hostAddress(), 0));
+            ch.connect(new InetSocketAddress(guestAddress(), Workload.BENCH_PORT));
+            ByteBuffer data = ByteBuffer.allocateDirect(payload);
+            long sent = 0;
+            long read = 0;
+            long deadline = System.nanoTime() + plan.measureNanos();
+            while (System.nanoTime() < deadline) {
+                if (sent - read < RX_WINDOW) {
+                    data.clear();
+                    if (ch.write(data) > 0) {
+                        sent++;
+                    }
+                }
+                while (LibC.readRaw(tap.fd(0), buf, buf.byteSize()) > 0) {
+                    read++;
+                }
+            }
+            long drainUntil = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(200);
+            while (System.nanoTime() < drainUntil) {
+                if (LibC.readRaw(tap.fd(0), buf, buf.byteSize()) > 0) {
+                    read++;
+                }
+            }
+            // frames other than ours (IPv6 router solicitations, ARP) may arrive too; never count more than was sent
+            return new long[] {sent, Math.min(read, sent)};
+        }
+    }
+
+    static long tapCounter(String ifname, String counter) throws IOException {
+        return Long.parseLong(Files.readString(Path.of("/sys/class/net", ifname, "statistics", counter)).strip());
+    }
+
+    /** CPU and friends of each party, at one moment. */
+    record Snapshot(CpuSample vmmThreads, CpuSample vcpu, CpuSample daemon, CpuSample kernelWorkers) {
+        /** The VMM's own threads: the data-plane I/O loops, the irqfd router and the control loop. */
+        static boolean isVmmThread(String name) {
+            return name.startsWith("net-io-") || name.equals("irqfd") || name.equals("vmm-control") || name.equals("rng-io");
+        }
+
+        static Snapshot take(long pid, long daemonPid) {
+            return new Snapshot(CpuSample.ofOwnThreads(Snapshot::isVmmThread), CpuSample.ofOwnThreads("vcpu0"::equals),
+                    daemonPid > 0 ? CpuSample.ofProcess(daemonPid) : CpuSample.ZERO,
+                    CpuSample.ofTasks(CpuSample.vhostWorkersOf(pid)));
+        }
+
+        Snapshot minus(Snapshot b) {
+            return new Snapshot(vmmThreads.minus(b.vmmThreads), vcpu.minus(b.vcpu), daemon.minus(b.daemon),
+                    kernelWorkers.minus(b.kernelWorkers));
+        }
+    }
+}

@@ -1,0 +1,108 @@
+package io.vmm4j.cli.compare;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/** The comparison's results: the raw-tap ceiling and one row per mode, direction and frame size. */
+public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasurement) {
+
+    /** What a bare tap does with the same frames. */
+    public record Ceiling(List<CeilingRow> rows) {
+        public double pps(String direction, int frame) {
+            return rows.stream().filter(r -> r.direction().equals(direction) && r.frameBytes() == frame)
+                    .mapToDouble(CeilingRow::packetsPerSecond).findFirst().orElse(Double.NaN);
+        }
+    }
+
+    public record CeilingRow(String direction, int frameBytes, long sent, long received, double packetsPerSecond) {
+    }
+
+    /**
+     * One measurement. Per-packet figures divide by packets received.
+     *
+     * @param vmmCpuNsPerPacket       the VMM's own threads (I/O loops, irqfd router, control), not the vCPU
+     * @param vcpuCpuNsPerPacket      the vCPU thread (the Java guest and, in emulated-sync, the device work)
+     * @param daemonCpuNsPerPacket    the vhost-user backend process
+     * @param kernelCpuNsPerPacket    vhost-N kernel workers
+     * @param vmmSyscallsPerPacket    read/write-class syscalls of the VMM's own threads
+     * @param vcpuSyscallsPerPacket   of the vCPU thread (its eventfd writes stand in for KVM ioeventfd; in emulated-sync
+ *                                it also does the device's I/O)
+ * @param heapBytesPerPacket      allocated by the VMM's own threads (the Java guest's allocations are not counted)
+     */
+    public record Row(String mode, String direction, int frameBytes, long sent, long received, double packetsPerSecond,
+                      double gbitPerSecond, double rttP50Micros, double rttP99Micros, double vmmCpuNsPerPacket,
+                      double vcpuCpuNsPerPacket, double daemonCpuNsPerPacket, double kernelCpuNsPerPacket,
+                      double vmmSyscallsPerPacket, double vcpuSyscallsPerPacket, double vmmWakeupsPerPacket,
+                      double heapBytesPerPacket, String error) {
+        static Row of(String mode, String direction, int frame, long sent, long received, long nanos,
+                      Comparison.Snapshot d, long[] sortedRtts) {
+            double per = Math.max(received, 1);
+            double pps = received * 1e9 / nanos;
+            return new Row(mode, direction, frame, sent, received, pps, pps * frame * 8 / 1e9,
+                    percentile(sortedRtts, 0.50) / 1e3, percentile(sortedRtts, 0.99) / 1e3,
+                    d.vmmThreads().cpuNanos() / per, d.vcpu().cpuNanos() / per, d.daemon().cpuNanos() / per,
+                    d.kernelWorkers().cpuNanos() / per, d.vmmThreads().syscalls() / per, d.vcpu().syscalls() / per,
+                    d.vmmThreads().voluntarySwitches() / per, d.vmmThreads().allocatedBytes() / per,
+                    null);
+        }
+
+        static Row failed(String mode, String why) {
+            return new Row(mode, "-", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, why);
+        }
+
+        public long lost() {
+            return sent - received;
+        }
+    }
+
+    static double percentile(long[] sorted, double p) {
+        if (sorted.length == 0) {
+            return Double.NaN;
+        }
+        int i = (int) Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
+        return sorted[i];
+    }
+
+    /** The table a person reads: one line per measurement, ratios to the same run's raw-tap ceiling. */
+    public String markdown() {
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format(Locale.ROOT,
+                "| mode | dir | frame | kpps | x ceiling | Gbit/s | lost | RTT p50/p99 µs | CPU µs/pkt (= s/Mpkt) VMM / vCPU / daemon / vhost | syscalls/pkt VMM / vCPU | VMM wake-ups/pkt | VMM heap B/pkt |%n"));
+        sb.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (String dir : List.of("tx", "rx")) {
+            for (CeilingRow c : ceiling.rows()) {
+                if (c.direction().equals(dir)) {
+                    sb.append(String.format(Locale.ROOT, "| raw tap (ceiling) | %s | %d | %.0f | 1.00 | %.2f | %d | - | - | - | - | - |%n",
+                            dir, c.frameBytes(), c.packetsPerSecond() / 1e3, c.packetsPerSecond() * c.frameBytes() * 8 / 1e9,
+                            c.sent() - c.received()));
+                }
+            }
+            for (Row r : rows) {
+                if (r.error() != null) {
+                    continue;
+                }
+                if (!r.direction().equals(dir)) {
+                    continue;
+                }
+                double ratio = r.packetsPerSecond() / ceiling.pps(dir, r.frameBytes());
+                sb.append(String.format(Locale.ROOT,
+                        "| %s | %s | %d | %.0f | %.2f | %.2f | %d | %.0f / %.0f | %.2f / %.2f / %.2f / %.2f | %.2f / %.2f | %.2f | %.1f |%n",
+                        r.mode(), dir, r.frameBytes(), r.packetsPerSecond() / 1e3, ratio, r.gbitPerSecond(), r.lost(),
+                        r.rttP50Micros(), r.rttP99Micros(), r.vmmCpuNsPerPacket() / 1e3, r.vcpuCpuNsPerPacket() / 1e3,
+                        r.daemonCpuNsPerPacket() / 1e3, r.kernelCpuNsPerPacket() / 1e3, r.vmmSyscallsPerPacket(),
+                        r.vcpuSyscallsPerPacket(), r.vmmWakeupsPerPacket(), r.heapBytesPerPacket()));
+            }
+        }
+        List<String> failures = new ArrayList<>();
+        for (Row r : rows) {
+            if (r.error() != null) {
+                failures.add("- " + r.mode() + ": " + r.error());
+            }
+        }
+        if (!failures.isEmpty()) {
+            sb.append("\nNot measured:\n").append(String.join("\n", failures)).append('\n');
+        }
+        return sb.toString();
+    }
+}

@@ -1,0 +1,46 @@
+package io.vmm4j.cli.vm;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.vmm4j.core.testing.HostRequirements;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code ./vmm compare} end to end, briefly: every mode asked for is measured against the ceiling, with nothing lost. */
+class CompareCommandTest {
+    @Test
+    void compareMeasuresEachModeAgainstTheCeilingAndDrawsAChart() throws Exception {
+        HostRequirements.requireRoot("taps");
+        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
+        Path dir = Files.createTempDirectory("vmm4j-compare");
+        Path json = dir.resolve("out.json");
+        Path png = dir.resolve("out.png");
+        try (VmmProcess vmm = VmmProcess.start(List.of(), "compare", "--modes", "emulated-sync,emulated", "--sizes", "64",
+                "--duration", "0.3", "--json", json.toString(), "--chart", png.toString())) {
+            assertEquals(0, vmm.waitFor(120), vmm.describe());
+            String table = vmm.stdout();
+            assertTrue(table.contains("| raw tap (ceiling) | tx | 64 |"), table);
+            assertTrue(table.contains("| emulated-sync | tx | 64 |") && table.contains("| emulated | rx | 64 |"), table);
+            JsonNode report = new ObjectMapper().readTree(json.toFile());
+            assertEquals(4, report.get("rows").size(), "2 modes x tx/rx x 1 size");
+            for (JsonNode row : report.get("rows")) {
+                assertTrue(row.get("error").isNull(), row.toString());
+                assertTrue(row.get("received").asLong() > 0, row.toString());
+                if (row.get("direction").asText().equals("rx")) {
+                    assertEquals(row.get("sent").asLong(), row.get("received").asLong(), "the receive window loses nothing: " + row);
+                }
+            }
+            assertEquals(2, report.get("ceiling").get("rows").size());
+            byte[] head = Files.readAllBytes(png);
+            assertTrue(head.length > 10_000, "a real chart, not an empty file");
+            assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G'}, java.util.Arrays.copyOf(head, 4));
+        }
+    }
+}
