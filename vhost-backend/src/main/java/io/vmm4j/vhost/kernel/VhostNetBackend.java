@@ -88,6 +88,10 @@ public final class VhostNetBackend implements NetBackend {
                 program(v, 1, pair.tx(), a.memory(), a.resume().nextAvail(2 * pair.index() + 1));
                 v.setBackend(0, tap.fd(pair.index()));
                 v.setBackend(1, tap.fd(pair.index()));
+                // a kick the previous data plane drained while stopping would otherwise be lost: with
+                // EVENT_IDX the driver does not kick again until the rings move, so start with one
+                pair.rx().kick().signal();
+                pair.tx().kick().signal();
             }
         } catch (RuntimeException e) {
             instances.forEach(VhostKernel::close);

@@ -205,6 +205,13 @@ public final class VirtioNetDriver {
         return vector < pci.msixVectors() ? vector : MsixTable.NO_VECTOR;
     }
 
+    /** Whether a frame can be queued on {@code pair} now (reaping what the device finished first). */
+    public boolean canTransmit(int pair) {
+        TxQueue t = tx.get(pair);
+        t.reclaim();
+        return !t.free.isEmpty();
+    }
+
     /** Sends one Ethernet frame on {@code pair}: a 12-byte header descriptor, then the payload descriptor. */
     public boolean transmit(int pair, byte[] frame, int offset, int length) {
         TxQueue t = tx.get(pair);

@@ -93,6 +93,12 @@ public final class VirtioNet implements VirtioDevice {
     }
 
     private volatile int activePairs = 1;
+    private final List<String> switchLog = new CopyOnWriteArrayList<>();
+
+    /** Every backend switch so far: from, to, and the ring positions handed over. */
+    public List<String> switchLog() {
+        return List.copyOf(switchLog);
+    }
 
     public VirtioNet(NetConfig config, NetBackend backend, EventLoop controlLoop, MeterRegistry registry) {
         if (config.maxQueuePairs() > backend.maxQueuePairs()) {
@@ -299,6 +305,7 @@ public final class VirtioNet implements VirtioDevice {
         NetActivation resumed = new NetActivation(a.net().memory(), a.net().ackedFeatures(), a.net().mtu(), a.net().pairs(), activePairs,
                 where, a.net().counters(), host);
         LOG.info("virtio-net: data plane {} -> {} at {}", old.name(), next.name(), where);
+        switchLog.add(old.name() + " -> " + next.name() + " at " + where);
         next.start(resumed);
         return old;
     }

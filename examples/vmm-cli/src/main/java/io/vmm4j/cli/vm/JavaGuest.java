@@ -173,6 +173,11 @@ final class JavaGuest implements Runnable {
             long seenInterrupts = driver.interruptsSeen();
             driver.pollReceive(rx);
             long now = System.nanoTime();
+            if (sent < count && now >= next && !driver.canTransmit(0)) {
+                // the transmit ring is full: a driver stops its queue and waits for completions instead of dropping
+                driver.awaitInterrupt(seenInterrupts, TimeUnit.MILLISECONDS.toNanos(1));
+                continue;
+            }
             if (sent < count && now >= next) {
                 payload[0] = (byte) (sent >>> 24);
                 payload[1] = (byte) (sent >>> 16);

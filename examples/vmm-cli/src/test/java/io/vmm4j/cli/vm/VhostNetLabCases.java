@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmm4j.cli.Main;
-import io.vmm4j.core.linux.LibC;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.emulated.EmulatedNetBackend;
 import io.vmm4j.vhost.kernel.VhostNetBackend;
@@ -143,6 +142,8 @@ public final class VhostNetLabCases {
              UdpEcho echo = new UdpEcho("10.0.2.2", port, count)) {
             vm.run();
             TapDevice tap = (TapDevice) vm.port();
+            long tapRxBefore = tapPackets(tap.name())[0];
+            long rcvbufErrorsBefore = udpCounter("RcvbufErrors");
             List<String> path = new ArrayList<>();
             path.add(vm.net().backend().name());
             JavaGuest.StreamResult r = vm.guest().udpStream(count, port, 1000, seq -> {
@@ -155,6 +156,10 @@ public final class VhostNetLabCases {
                 }
             });
             facts.put("path", path);
+            facts.put("tapRxPackets", tapPackets(tap.name())[0] - tapRxBefore);
+            facts.put("hostUdpRcvbufErrors", udpCounter("RcvbufErrors") - rcvbufErrorsBefore);
+            facts.put("guestTxRingFull", vm.guest().txRingFull);
+            facts.put("switches", vm.net().switchLog());
             facts.put("sent", r.sent());
             facts.put("echoedOnce", r.echoedOnce());
             facts.put("guestDuplicates", r.duplicates());
@@ -200,6 +205,13 @@ public final class VhostNetLabCases {
         }
     }
 
+    /** A counter of the host's UDP stack from /proc/net/snmp, e.g. RcvbufErrors (datagrams dropped for a full socket buffer). */
+    private static long udpCounter(String name) throws IOException {
+        List<String> udp = Files.readAllLines(Path.of("/proc/net/snmp")).stream().filter(l -> l.startsWith("Udp:")).toList();
+        List<String> names = List.of(udp.get(0).split("\\s+"));
+        return Long.parseLong(udp.get(1).split("\\s+")[names.indexOf(name)]);
+    }
+
     private static PrintStream quiet() {
         return new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
     }
@@ -210,22 +222,16 @@ public final class VhostNetLabCases {
                 Long.parseLong(Files.readString(stats.resolve("tx_packets")).strip())};
     }
 
-    /** Kernel threads named vhost-N where N is this process or one of its threads (vhost names the worker after the owner's tid). */
+    /**
+     * Kernel threads named vhost-N: vhost names its worker after the thread that set the owner
+     * (here a vCPU thread that may have ended), and the lab VM runs nothing but this JVM.
+     */
     private static List<Integer> vhostWorkers() throws IOException {
-        List<String> ours = new ArrayList<>();
-        ours.add(Integer.toString(LibC.getpid()));
-        try (Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
-            tasks.forEach(t -> ours.add(t.getFileName().toString()));
-        }
         List<Integer> found = new ArrayList<>();
         try (Stream<Path> procs = Files.list(Path.of("/proc"))) {
             for (Path p : procs.toList()) {
                 String name = p.getFileName().toString();
-                if (!name.chars().allMatch(Character::isDigit)) {
-                    continue;
-                }
-                String comm = comm(Integer.parseInt(name));
-                if (comm.startsWith("vhost-") && ours.contains(comm.substring(6))) {
+                if (name.chars().allMatch(Character::isDigit) && comm(Integer.parseInt(name)).startsWith("vhost-")) {
                     found.add(Integer.parseInt(name));
                 }
             }
@@ -263,6 +269,8 @@ public final class VhostNetLabCases {
         UdpEcho(String address, int port, int count) throws IOException {
             socket = new DatagramSocket(new InetSocketAddress(InetAddress.getByName(address), port));
             socket.setSoTimeout(100);
+            // a JVM under TCG can pause for longer than a default socket buffer lasts at 1000 datagrams/s
+            socket.setReceiveBufferSize(8 << 20);
             seen = new AtomicIntegerArray(count);
             thread = Thread.ofPlatform().daemon().name("udp-echo").start(() -> {
                 byte[] buf = new byte[2048];

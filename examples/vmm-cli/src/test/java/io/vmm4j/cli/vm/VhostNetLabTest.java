@@ -1,0 +1,70 @@
+package io.vmm4j.cli.vm;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.vmm4j.core.testing.HostRequirements;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The kernel vhost-net backend on a real vhost_net: boots the lab VM (QEMU + Debian's kernel) and
+ * runs {@link VhostNetLabCases} there, from this test's class path over the read-only 9p root.
+ * About a minute: it runs under CI (CI=true) or with VMM4J_LAB=1.
+ */
+class VhostNetLabTest {
+    @Test
+    void vhostNetCasesPassInTheLabVm() throws Exception {
+        boolean wanted = HostRequirements.inCi() || "1".equals(System.getenv("VMM4J_LAB"));
+        Assumptions.assumeTrue(wanted, "the lab VM takes about a minute: set VMM4J_LAB=1 to run it (CI always does)");
+        HostRequirements.requireRoot("QEMU with 9p export of / and taps inside the lab VM");
+        Path lab = findLab();
+        Path out = Files.createTempDirectory("vmm4j-lab");
+        List<String> cmd = new ArrayList<>(List.of(lab.toString(), "chroot", "--out", out.toString(), "--smp", "2", "--timeout", "280",
+                "--", Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), VhostNetLabCases.class.getName(), out.toString()));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        StringBuilder console = new StringBuilder();
+        try (var lines = p.inputReader().lines()) {
+            lines.forEach(line -> {
+                console.append(line).append('\n');
+                if (line.startsWith("lab:")) {
+                    System.out.println(line); // progress in the test log
+                }
+            });
+        }
+        int exit = p.waitFor();
+        Path report = out.resolve("report.json");
+        assertTrue(Files.exists(report), "the lab wrote no report (exit " + exit + "):\n" + console);
+        JsonNode cases = new ObjectMapper().readTree(report.toFile());
+        List<String> failed = new ArrayList<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = cases.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> c = it.next();
+            if (!c.getValue().get("passed").asBoolean()) {
+                failed.add(c.getKey() + ": " + c.getValue());
+            }
+        }
+        assertEquals(List.of(), failed, "lab cases that failed");
+        assertEquals(4, cases.size(), "every case ran");
+        assertEquals(0, exit, console.toString());
+    }
+
+    private static Path findLab() {
+        for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
+            Path lab = dir.resolve("scripts/lab/vmm4j-lab");
+            if (Files.isExecutable(lab)) {
+                return lab;
+            }
+        }
+        throw new AssertionError("scripts/lab/vmm4j-lab not found above " + Path.of("").toAbsolutePath());
+    }
+}
