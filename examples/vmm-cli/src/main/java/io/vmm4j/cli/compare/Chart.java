@@ -61,6 +61,8 @@ public final class Chart {
         cost.getStyler().setLegendPosition(Styler.LegendPosition.OutsideS);
         cost.addSeries("VMM I/O threads", modeList, modeList.stream().map(m -> value(report, m, fp, Report.Row::vmmSyscallsPerPacket)).toList())
                 .setFillColor(new Color(0x4C72B0));
+        cost.addSeries("irqfd router (in-process stand-in for KVM irqfd)", modeList,
+                modeList.stream().map(m -> value(report, m, fp, Report.Row::irqfdSyscallsPerPacket)).toList()).setFillColor(new Color(0x8172B3));
         cost.addSeries("vCPU thread (kicks; in emulated-sync also the device I/O)", modeList,
                 modeList.stream().map(m -> value(report, m, fp, Report.Row::vcpuSyscallsPerPacket)).toList()).setFillColor(new Color(0xDD8452));
         BufferedImage top = BitmapEncoder.getBufferedImage(pps);

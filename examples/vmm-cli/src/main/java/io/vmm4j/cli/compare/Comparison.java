@@ -68,6 +68,9 @@ public final class Comparison {
                 rows.addAll(measureMode(mode));
             } catch (Exception e) {
                 plan.log().println("compare: " + mode + " failed: " + e.getMessage());
+                if (System.getenv("VMM4J_DEBUG") != null) {
+                    e.printStackTrace(plan.log());
+                }
                 rows.add(Report.Row.failed(mode, e.getMessage()));
             }
         }
@@ -213,20 +216,21 @@ public final class Comparison {
     }
 
     /** CPU and friends of each party, at one moment. */
-    record Snapshot(CpuSample vmmThreads, CpuSample vcpu, CpuSample daemon, CpuSample kernelWorkers) {
-        /** The VMM's own threads: the data-plane I/O loops, the irqfd router and the control loop. */
+    record Snapshot(CpuSample vmmThreads, CpuSample irqfd, CpuSample vcpu, CpuSample daemon, CpuSample kernelWorkers) {
+        /** The VMM's own data-plane and control threads: the I/O loops and the control loop. */
         static boolean isVmmThread(String name) {
-            return name.startsWith("net-io-") || name.equals("irqfd") || name.equals("vmm-control") || name.equals("rng-io");
+            return name.startsWith("net-io-") || name.equals("vmm-control") || name.equals("rng-io");
         }
 
         static Snapshot take(long pid, long daemonPid) {
-            return new Snapshot(CpuSample.ofOwnThreads(Snapshot::isVmmThread), CpuSample.ofOwnThreads("vcpu0"::equals),
+            return new Snapshot(CpuSample.ofOwnThreads(Snapshot::isVmmThread), CpuSample.ofOwnThreads("irqfd"::equals),
+                    CpuSample.ofOwnThreads("vcpu0"::equals),
                     daemonPid > 0 ? CpuSample.ofProcess(daemonPid) : CpuSample.ZERO,
                     CpuSample.ofTasks(CpuSample.vhostWorkersOf(pid)));
         }
 
         Snapshot minus(Snapshot b) {
-            return new Snapshot(vmmThreads.minus(b.vmmThreads), vcpu.minus(b.vcpu), daemon.minus(b.daemon),
+            return new Snapshot(vmmThreads.minus(b.vmmThreads), irqfd.minus(b.irqfd), vcpu.minus(b.vcpu), daemon.minus(b.daemon),
                     kernelWorkers.minus(b.kernelWorkers));
         }
     }

@@ -25,7 +25,9 @@ public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasureme
      * @param vcpuCpuNsPerPacket      the vCPU thread (the Java guest and, in emulated-sync, the device work)
      * @param daemonCpuNsPerPacket    the vhost-user backend process
      * @param kernelCpuNsPerPacket    vhost-N kernel workers
-     * @param vmmSyscallsPerPacket    read/write-class syscalls of the VMM's own threads
+     * @param vmmSyscallsPerPacket    read/write-class syscalls of the VMM's own data-plane and control threads
+ * @param irqfdSyscallsPerPacket  of the in-process irqfd router (eventfd reads that turn call signals into MSI-X
+ *                                messages; KVM's irqfd does this in the kernel)
      * @param vcpuSyscallsPerPacket   of the vCPU thread (its eventfd writes stand in for KVM ioeventfd; in emulated-sync
  *                                it also does the device's I/O)
  * @param heapBytesPerPacket      allocated by the VMM's own threads (the Java guest's allocations are not counted)
@@ -33,7 +35,7 @@ public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasureme
     public record Row(String mode, String direction, int frameBytes, long sent, long received, double packetsPerSecond,
                       double gbitPerSecond, double rttP50Micros, double rttP99Micros, double vmmCpuNsPerPacket,
                       double vcpuCpuNsPerPacket, double daemonCpuNsPerPacket, double kernelCpuNsPerPacket,
-                      double vmmSyscallsPerPacket, double vcpuSyscallsPerPacket, double vmmWakeupsPerPacket,
+                      double vmmSyscallsPerPacket, double irqfdSyscallsPerPacket, double vcpuSyscallsPerPacket, double vmmWakeupsPerPacket,
                       double heapBytesPerPacket, String error) {
         static Row of(String mode, String direction, int frame, long sent, long received, long nanos,
                       Comparison.Snapshot d, long[] sortedRtts) {
@@ -41,14 +43,15 @@ public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasureme
             double pps = received * 1e9 / nanos;
             return new Row(mode, direction, frame, sent, received, pps, pps * frame * 8 / 1e9,
                     percentile(sortedRtts, 0.50) / 1e3, percentile(sortedRtts, 0.99) / 1e3,
-                    d.vmmThreads().cpuNanos() / per, d.vcpu().cpuNanos() / per, d.daemon().cpuNanos() / per,
-                    d.kernelWorkers().cpuNanos() / per, d.vmmThreads().syscalls() / per, d.vcpu().syscalls() / per,
+                    (d.vmmThreads().cpuNanos() + d.irqfd().cpuNanos()) / per, d.vcpu().cpuNanos() / per, d.daemon().cpuNanos() / per,
+                    d.kernelWorkers().cpuNanos() / per, d.vmmThreads().syscalls() / per, d.irqfd().syscalls() / per,
+                    d.vcpu().syscalls() / per,
                     d.vmmThreads().voluntarySwitches() / per, d.vmmThreads().allocatedBytes() / per,
                     null);
         }
 
         static Row failed(String mode, String why) {
-            return new Row(mode, "-", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, why);
+            return new Row(mode, "-", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, why);
         }
 
         public long lost() {
@@ -68,7 +71,7 @@ public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasureme
     public String markdown() {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT,
-                "| mode | dir | frame | kpps | x ceiling | Gbit/s | lost | RTT p50/p99 µs | CPU µs/pkt (= s/Mpkt) VMM / vCPU / daemon / vhost | syscalls/pkt VMM / vCPU | VMM wake-ups/pkt | VMM heap B/pkt |%n"));
+                "| mode | dir | frame | kpps | x ceiling | Gbit/s | lost | RTT p50/p99 µs | CPU µs/pkt (= s/Mpkt) VMM / vCPU / daemon / vhost | syscalls/pkt VMM I/O / irqfd / vCPU | VMM wake-ups/pkt | VMM heap B/pkt |%n"));
         sb.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (String dir : List.of("tx", "rx")) {
             for (CeilingRow c : ceiling.rows()) {
@@ -87,11 +90,11 @@ public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasureme
                 }
                 double ratio = r.packetsPerSecond() / ceiling.pps(dir, r.frameBytes());
                 sb.append(String.format(Locale.ROOT,
-                        "| %s | %s | %d | %.0f | %.2f | %.2f | %d | %.0f / %.0f | %.2f / %.2f / %.2f / %.2f | %.2f / %.2f | %.2f | %.1f |%n",
+                        "| %s | %s | %d | %.0f | %.2f | %.2f | %d | %.0f / %.0f | %.2f / %.2f / %.2f / %.2f | %.2f / %.2f / %.2f | %.2f | %.1f |%n",
                         r.mode(), dir, r.frameBytes(), r.packetsPerSecond() / 1e3, ratio, r.gbitPerSecond(), r.lost(),
                         r.rttP50Micros(), r.rttP99Micros(), r.vmmCpuNsPerPacket() / 1e3, r.vcpuCpuNsPerPacket() / 1e3,
                         r.daemonCpuNsPerPacket() / 1e3, r.kernelCpuNsPerPacket() / 1e3, r.vmmSyscallsPerPacket(),
-                        r.vcpuSyscallsPerPacket(), r.vmmWakeupsPerPacket(), r.heapBytesPerPacket()));
+                        r.irqfdSyscallsPerPacket(), r.vcpuSyscallsPerPacket(), r.vmmWakeupsPerPacket(), r.heapBytesPerPacket()));
             }
         }
         List<String> failures = new ArrayList<>();
