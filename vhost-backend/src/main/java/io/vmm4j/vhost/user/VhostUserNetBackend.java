@@ -121,7 +121,7 @@ public final class VhostUserNetBackend implements NetBackend {
 
     private void hungUp(String reason) {
         hangup = reason;
-        LOG.error("{}: the data plane stopped; the VMM keeps running", reason);
+        LOG.info("{}: the data plane stopped", reason); // the listeners tell the user (the VMM sets the link down)
         for (Consumer<String> l : hangupListeners) {
             try {
                 l.accept(reason);
