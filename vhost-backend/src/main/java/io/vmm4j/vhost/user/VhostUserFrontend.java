@@ -92,7 +92,15 @@ public final class VhostUserFrontend implements VhostBackend {
             if (!hasReply && !ack) {
                 return null;
             }
-            reply = channel.receive(replyTimeoutMillis, replyTimeoutMillis);
+            try {
+                reply = channel.receive(replyTimeoutMillis, replyTimeoutMillis);
+            } catch (VhostUserFramingException e) {
+                throw e;
+            } catch (VhostUserException e) {
+                throw new VhostUserException(request + " got no answer: " + e.getMessage()
+                        + (request == VhostUserRequest.GET_FEATURES ? " (a back-end serves one front-end at a time: is another one "
+                        + "connected?)" : ""), e);
+            }
             if (reply == null) {
                 throw new VhostUserException("the vhost-user back-end at " + path + " closed the connection instead of answering "
                         + request);
