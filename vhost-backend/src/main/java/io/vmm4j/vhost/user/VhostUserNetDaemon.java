@@ -258,7 +258,7 @@ public final class VhostUserNetDaemon implements AutoCloseable {
         for (QueueStats q : queues) {
             log.println(q.describe());
         }
-        finished.add(stats);
+        finished.add(stats); // after the lines are printed, before the listeners (whose stats() must include it)
         for (Consumer<SessionStats> l : sessionListeners) {
             try {
                 l.accept(stats);

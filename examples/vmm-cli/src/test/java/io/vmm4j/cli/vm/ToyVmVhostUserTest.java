@@ -58,6 +58,21 @@ class ToyVmVhostUserTest {
         return new long[] {Long.parseLong(m.group(1)), Long.parseLong(m.group(2))};
     }
 
+    /** The daemon's --stats-json once it covers {@code sessions} finished front-ends (written after each one goes). */
+    private static JsonNode awaitStats(Path file, int sessions) throws Exception {
+        long deadline = System.currentTimeMillis() + 10_000;
+        while (true) {
+            if (Files.exists(file)) {
+                JsonNode s = new ObjectMapper().readTree(file.toFile());
+                if (s.get("sessions").size() >= sessions) {
+                    return s;
+                }
+            }
+            assertTrue(System.currentTimeMillis() < deadline, "the daemon never wrote " + file + " for " + sessions + " front-end(s)");
+            Thread.sleep(50);
+        }
+    }
+
     private VmmProcess startDaemon(NetNamespace ns, Path socket, String tap, Path stats) throws Exception {
         VmmProcess daemon = VmmProcess.start(in(ns), "vhost-user-backend", "--socket", socket.toString(), "--tap", tap,
                 "--stats-json", stats.toString());
@@ -96,7 +111,7 @@ class ToyVmVhostUserTest {
             daemon.awaitOutput("front-end 1 disconnected", 10);
             String log = daemon.stdout();
             assertTrue(log.contains("front-end 1: features acked") && log.contains("VERSION_1"), log);
-            JsonNode s = new ObjectMapper().readTree(stats.toFile());
+            JsonNode s = awaitStats(stats, 1);
             JsonNode rx = s.get("queues").get(0);
             JsonNode tx = s.get("queues").get(1);
             assertTrue(tx.get("packets").asLong() >= 5 && tx.get("kicks").asLong() >= 1, "daemon tx0 (guest -> tap): " + tx);
