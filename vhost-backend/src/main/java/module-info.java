@@ -8,4 +8,5 @@ module io.vmm4j.vhost {
     exports io.vmm4j.vhost;
     exports io.vmm4j.vhost.emulated;
     exports io.vmm4j.vhost.kernel;
+    exports io.vmm4j.vhost.user;
 }

@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** Entry point of {@code ./vmm}: one subcommand per tool. */
 @Command(name = "vmm", mixinStandardHelpOptions = true, version = "vmm4j 0.1.0",
         description = "vmm4j: a user-space virtio device backend on the JVM.",
-        subcommands = {RunCommand.class, CompareCommand.class, DoctorCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {RunCommand.class, CompareCommand.class, VhostUserBackendCommand.class, DoctorCommand.class,
+                CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -22,10 +22,12 @@ import java.util.concurrent.Callable;
                 "  ./vmm run                             ping the host 3 times over a new tap",
                 "  ./vmm run --count 5 --json            one JSON summary on stdout",
                 "  ./vmm run --count 0 --serve 30        stay up; ping 10.0.2.15 from the host",
-                "  ./vmm run --queues 2 --backend emulated-sync"})
+                "  ./vmm run --queues 2 --backend emulated-sync",
+                "  ./vmm run --backend vhost-user --socket /tmp/vu.sock   rings served by ./vmm vhost-user-backend --socket /tmp/vu.sock ..."})
 public final class RunCommand implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "emulated",
-            description = "Data plane: emulated (ioeventfd + VMM I/O thread), emulated-sync (notify handled on the vCPU thread), vhost-net, vhost-user. Default: ${DEFAULT-VALUE}.")
+            description = "Data plane: emulated (ioeventfd + VMM I/O thread), emulated-sync (notify handled on the vCPU thread), vhost-net, "
+                    + "vhost-user (a back-end process on --socket serves the rings). Default: ${DEFAULT-VALUE}.")
     String backend;
 
     @Option(names = "--port", defaultValue = "auto", description = "auto, tap or memory. Default: ${DEFAULT-VALUE} (tap with CAP_NET_ADMIN, else memory).")
@@ -77,7 +79,8 @@ public final class RunCommand implements Callable<Integer> {
             description = "virtio-net features the Java guest asks for, by name (e.g. GUEST_CSUM,GUEST_TSO4); added to its defaults.")
     String[] guestFeatures;
 
-    @Option(names = "--socket", description = "vhost-user socket path (with --backend vhost-user).")
+    @Option(names = "--socket", description = "With --backend vhost-user: the socket of the back-end daemon, started first "
+            + "(./vmm vhost-user-backend --socket PATH --tap NAME); it owns the port, so --tap/--port/--bridge do not apply.")
     String socket;
 
     @Option(names = "--json", description = "Print one JSON summary object on stdout; the boot log goes to stderr.")

@@ -153,7 +153,9 @@ public final class QueuePairWorker {
             return;
         }
         enabled = on;
-        port.setQueueEnabled(pair, on);
+        if (port.queueCount() > 1) {
+            port.setQueueEnabled(pair, on); // a single-queue port has no queue to detach (TUNSETQUEUE needs IFF_MULTI_QUEUE)
+        }
         if (on && !was && running) {
             loop.execute(() -> {
                 processTx();

@@ -7,13 +7,12 @@ import io.vmm4j.virtio.driver.net.GuestNetStack;
 import io.vmm4j.virtio.driver.net.Ipv4Address;
 import io.vmm4j.virtio.driver.net.MacAddress;
 
-import java.io.PrintStream;
-
 /**
  * The "host" at the other end of an in-memory port, for machines where a tap is impossible: a
- * small IPv4 stack inside the VMM that answers ARP and pings and echoes UDP.
+ * small IPv4 stack inside the VMM (or the vhost-user back-end daemon) that answers ARP and pings
+ * and echoes UDP.
  */
-final class InVmmHost implements AutoCloseable {
+public final class InVmmHost implements AutoCloseable {
     private final PacketPort port;
     private final GuestNetStack stack;
     private final EventLoop loop = new EventLoop("in-vmm-host");
@@ -21,10 +20,11 @@ final class InVmmHost implements AutoCloseable {
     private final byte[] tx = new byte[65536 + 64];
     private final int header;
 
-    InVmmHost(PacketPort port, VmOptions options, PrintStream log) {
+    /** Answers at {@code hostAddress} (dotted IPv4) on every queue of {@code port}. */
+    public InVmmHost(PacketPort port, String hostAddress) {
         this.port = port;
         this.header = port.vnetHeaderSize();
-        this.stack = new GuestNetStack(MacAddress.parse("52:54:00:00:00:01"), Ipv4Address.parseValue(options.hostAddress()), 65535 - 28,
+        this.stack = new GuestNetStack(MacAddress.parse("52:54:00:00:00:01"), Ipv4Address.parseValue(hostAddress), 65535 - 28,
                 (frame, off, len) -> {
                     java.util.Arrays.fill(tx, 0, header, (byte) 0);
                     System.arraycopy(frame, off, tx, header, len);

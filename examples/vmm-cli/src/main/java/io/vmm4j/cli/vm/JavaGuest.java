@@ -33,6 +33,8 @@ final class JavaGuest implements Runnable {
     static final long PCI_WINDOW_SIZE = 0x1000_0000L;
     private static final int UDP_SOURCE_PORT_BASE = 40000;
     static final int UDP_STREAM_PORT = 39999;
+    /** MSI-X vectors of virtio-net start here; entry 0 is the configuration change vector. */
+    private static final int NET_FIRST_VECTOR = 0x30;
 
     private final VmOptions options;
     private final Bus pio;
@@ -52,6 +54,8 @@ final class JavaGuest implements Runnable {
     String rng = "not found";
     volatile String error;
     volatile VirtioNetDriver net;
+    volatile boolean linkUp;
+    private long configInterruptsSeen;
 
     JavaGuest(VmOptions options, Bus pio, Bus mmio, GuestMemory memory, GuestInterruptController apic, PrintStream log) {
         this.options = options;
@@ -123,13 +127,15 @@ final class JavaGuest implements Runnable {
     private void netUp() {
         VirtioPciDriver pci = new VirtioPciDriver(cfg, mmio, memory, allocator, nic);
         VirtioNetDriver driver = new VirtioNetDriver(pci, memory, allocator, apic);
-        acked = driver.bringUp(new VirtioNetDriver.Options(options.wantedFeatures(), options.pairs(), 2048, 256, 0x30));
+        configInterruptsSeen = apic.count(NET_FIRST_VECTOR);
+        acked = driver.bringUp(new VirtioNetDriver.Options(options.wantedFeatures(), options.pairs(), 2048, 256, NET_FIRST_VECTOR));
         pairs = driver.pairs();
         net = driver;
         MacAddress mac = MacAddress.of(driver.mac());
         int ip = Ipv4Address.parseValue(options.guestIp());
+        linkUp = driver.linkUp();
         log.printf("guest: virtio-net up: mac %s, ip %s, mtu %d, link %s, %d queue pair(s)%n", mac, options.guestIp(),
-                driver.mtu(), driver.linkUp() ? "up" : "down", pairs);
+                driver.mtu(), linkUp ? "up" : "down", pairs);
         stack = new GuestNetStack(mac, ip, driver.mtu(), (frame, off, len) -> {
             if (!driver.transmit(pairFor(frame, off, len), frame, off, len) && txRingFull++ == 0) {
                 log.println("guest: transmit ring full, frame dropped (counted from now on, not logged)");
@@ -315,6 +321,7 @@ final class JavaGuest implements Runnable {
         int sent = 0;
         while (!stop && (rttMs.size() - before < count || udpReceived < udpTarget) && System.nanoTime() < deadline) {
             long seen = driver.interruptsSeen();
+            checkLink(driver);
             driver.pollReceive(rx);
             drainReplies(target);
             long now = System.nanoTime();
@@ -350,11 +357,26 @@ final class JavaGuest implements Runnable {
         int target = Ipv4Address.parseValue(options.target());
         while (!stop && System.nanoTime() < serveUntil) {
             long seen = driver.interruptsSeen();
+            checkLink(driver);
             driver.pollReceive(rx);
             drainReplies(target);
             driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(50));
         }
         log.printf("guest: answered %d echo requests%n", stack.echoRequestsAnswered());
+    }
+
+    /** After a configuration interrupt, reads the link state again (VIRTIO_NET_F_STATUS, §5.1.4) and says when it changed. */
+    private void checkLink(VirtioNetDriver driver) {
+        long configInterrupts = apic.count(NET_FIRST_VECTOR);
+        if (configInterrupts == configInterruptsSeen) {
+            return;
+        }
+        configInterruptsSeen = configInterrupts;
+        boolean up = driver.linkUp();
+        if (up != linkUp) {
+            linkUp = up;
+            log.printf("guest: link %s (configuration interrupt, status LINK_UP %s)%n", up ? "up" : "down", up ? "set" : "clear");
+        }
     }
 
     /** VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, then steer flows over the pairs left; returns the ack. */

@@ -2,10 +2,15 @@ package io.vmm4j.cli.vm;
 
 import java.util.List;
 
-/** The one JSON object {@code ./vmm run --json} prints, and what the human summary is made from. */
+/**
+ * The one JSON object {@code ./vmm run --json} prints, and what the human summary is made from.
+ * {@code queues} are the VMM's own data-plane counters: with vhost-user the rings are served by the
+ * back-end process, which counts them itself, and these stay zero. {@code linkUp} is the link state
+ * the guest last read.
+ */
 public record RunSummary(String backend, String port, String portName, String guestIp, String hostIp, List<String> features,
                          int queuePairs, Ping ping, Udp udp, int maxRxBuffersPerFrame, long echoRequestsAnswered,
-                         List<Queue> queues, String rng, String deviceStatus, String error) {
+                         List<Queue> queues, String rng, String deviceStatus, boolean linkUp, String error) {
     /** @param rttMs round-trip times of the replies, in order */
     public record Ping(String target, int sent, int received, List<Double> rttMs) {
     }

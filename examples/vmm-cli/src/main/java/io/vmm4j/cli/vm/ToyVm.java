@@ -14,6 +14,8 @@ import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.emulated.EmulatedNetBackend;
 import io.vmm4j.vhost.kernel.VhostKernel;
 import io.vmm4j.vhost.kernel.VhostNetBackend;
+import io.vmm4j.vhost.user.VhostUserException;
+import io.vmm4j.vhost.user.VhostUserNetBackend;
 import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.driver.GuestInterruptController;
 import io.vmm4j.virtio.net.NetBackend;
@@ -60,6 +62,7 @@ public final class ToyVm implements AutoCloseable {
     private final VirtioPciTransport netTransport;
     private InVmmHost inVmmHost;
     private JavaGuest guest;
+    private volatile String backendGone;
 
     public ToyVm(VmOptions options, PrintStream log, MeterRegistry registry) {
         this.options = options;
@@ -77,12 +80,13 @@ public final class ToyVm implements AutoCloseable {
             EventLoop rngLoop = own(new EventLoop("rng-io"));
             PciHost host = new PciHost(pio, mmio, ECAM_BASE);
 
-            PortChoice choice = openPort();
+            boolean vhostUser = options.backend().equals("vhost-user");
+            PortChoice choice = vhostUser ? new PortChoice(null, "vhost-user back-end") : openPort();
             port = choice.port();
             portKind = choice.kind();
             VirtioPciTransport.NotifyMode mode = options.backend().equals("emulated-sync")
                     ? VirtioPciTransport.NotifyMode.SYNCHRONOUS : VirtioPciTransport.NotifyMode.IOEVENTFD;
-            backend = createBackend();
+            backend = vhostUser ? connectVhostUser(control) : createBackend();
             NetConfig config = new NetConfig(NetConfig.parseMac(options.mac()), options.mtu(), options.pairs(), 256);
             net = new VirtioNet(config, backend, control, registry);
             netTransport = new VirtioPciTransport(net, memory, mmio, apic, IntxLine.NONE, irqfd, mode, 2 + 2 * options.pairs());
@@ -93,8 +97,9 @@ public final class ToyVm implements AutoCloseable {
             VirtioPciTransport rngTransport = new VirtioPciTransport(rng, memory, mmio, apic, IntxLine.NONE, irqfd, mode, 2);
             host.attach(2, rngTransport);
             log.printf("vmm4j: %d MiB guest RAM, PCI host (CF8/CFC, ECAM at 0x%x), virtio-net on %s %s, data plane %s%s%n",
-                    options.memoryMiB(), ECAM_BASE, portKind, port.name(), backend.name(),
-                    mode == VirtioPciTransport.NotifyMode.SYNCHRONOUS ? " (notify handled on the vCPU thread)" : " (ioeventfd + I/O thread)");
+                    options.memoryMiB(), ECAM_BASE, portKind, portName(), backend.name(),
+                    mode == VirtioPciTransport.NotifyMode.SYNCHRONOUS ? " (notify handled on the vCPU thread)"
+                            : vhostUser ? " (ioeventfd + irqfd, rings served by the back-end process)" : " (ioeventfd + I/O thread)");
         } catch (RuntimeException e) {
             close();
             throw e;
@@ -123,7 +128,7 @@ public final class ToyVm implements AutoCloseable {
             MemoryPort[] pair = MemoryPort.pair(options.pairs(), TapDevice.VNET_HEADER_V1_SIZE);
             own(pair[0]);
             own(pair[1]);
-            inVmmHost = own(new InVmmHost(pair[1], options, log));
+            inVmmHost = own(new InVmmHost(pair[1], options.hostAddress()));
             return new PortChoice(pair[0], "in-memory port");
         }
         if (!want.equals("tap")) {
@@ -159,10 +164,42 @@ public final class ToyVm implements AutoCloseable {
                 }
                 yield own(new VhostNetBackend(tap));
             }
-            case "vhost-user" -> throw new VmException("--backend vhost-user is not built yet in this version; use --backend emulated");
             default -> throw new VmException("--backend must be emulated, emulated-sync, vhost-net or vhost-user, not '"
                     + options.backend() + "'");
         };
+    }
+
+    /**
+     * Connects to the back-end daemon now: its features decide what the device offers. A back-end
+     * that goes away later sets the link down; the VMM runs on.
+     */
+    private NetBackend connectVhostUser(EventLoop control) {
+        String hint = "start the back-end first: ./vmm vhost-user-backend --socket " + (options.socket() == null ? "PATH" : options.socket())
+                + " --tap NAME (or --port memory)";
+        if (options.socket() == null) {
+            throw new VmException("--backend vhost-user needs --socket PATH, the back-end daemon's socket; " + hint);
+        }
+        if (!options.port().equals("auto") || options.tap() != null || options.bridge() != null) {
+            throw new VmException("with --backend vhost-user the back-end daemon owns the port: give --tap or --port memory to "
+                    + "./vmm vhost-user-backend, not to ./vmm run");
+        }
+        VhostUserNetBackend vu;
+        try {
+            vu = own(new VhostUserNetBackend(Path.of(options.socket()), control));
+        } catch (VhostUserException e) {
+            throw new VmException(e.getMessage() + "; " + hint);
+        }
+        vu.onHangup(reason -> {
+            backendGone = reason;
+            log.println("vmm4j: " + reason + "; virtio-net link down, the VMM keeps running "
+                    + "(restart the back-end and the VM to get the data plane back)");
+            net.setLinkUp(false);
+        });
+        return vu;
+    }
+
+    private String portName() {
+        return port != null ? port.name() : options.socket();
     }
 
     public VirtioNet net() {
@@ -227,11 +264,11 @@ public final class ToyVm implements AutoCloseable {
         }
         RunSummary.Ping ping = new RunSummary.Ping(options.target(), guest.pingsSent, guest.rttMs.size(), List.copyOf(guest.rttMs));
         RunSummary.Udp udp = options.udpPort() > 0 ? new RunSummary.Udp(options.udpPort(), guest.udpSent, guest.udpReceived) : null;
-        String error = guest.error != null ? guest.error : netTransport.lastError();
-        return new RunSummary(backend.name() + (options.backend().equals("emulated-sync") ? "-sync" : ""), portKind, port.name(),
+        String error = guest.error != null ? guest.error : netTransport.lastError() != null ? netTransport.lastError() : backendGone;
+        return new RunSummary(backend.name() + (options.backend().equals("emulated-sync") ? "-sync" : ""), portKind, portName(),
                 options.guestIp(), options.hostIp(), NetFeatures.names(guest.acked), guest.pairs, ping, udp, guest.maxRxBuffers,
                 guest.echoRequestsAnswered(), queues, guest.rng,
-                DeviceStatus.describe(netTransport.status()), error);
+                DeviceStatus.describe(netTransport.status()), guest.linkUp, error);
     }
 
     @Override

@@ -66,6 +66,42 @@ final class VmmProcess implements AutoCloseable {
         throw new AssertionError("vmm never printed '" + text + "'\nstdout:\n" + stdout() + "\nstderr:\n" + stderr());
     }
 
+    /** The process id (with {@code ip netns exec}, the JVM's own: ip execs it). */
+    long pid() {
+        return process.pid();
+    }
+
+    boolean alive() {
+        return process.isAlive();
+    }
+
+    /** The names of the process's threads as the kernel shows them (/proc/PID/task/TID/comm, at most 15 characters). */
+    java.util.List<String> threadNames() throws IOException {
+        java.util.List<String> names = new ArrayList<>();
+        try (java.util.stream.Stream<Path> tasks = Files.list(Path.of("/proc", Long.toString(pid()), "task"))) {
+            for (Path t : tasks.toList()) {
+                try {
+                    names.add(Files.readString(t.resolve("comm")).strip());
+                } catch (IOException exited) {
+                    // the thread ended while we looked
+                }
+            }
+        }
+        return names;
+    }
+
+    /** SIGKILL: no shutdown hooks, no goodbyes. */
+    void kill() throws InterruptedException {
+        process.destroyForcibly();
+        process.waitFor(5, TimeUnit.SECONDS);
+    }
+
+    /** SIGTERM; returns the exit code. */
+    int terminate(long seconds) throws InterruptedException {
+        process.destroy();
+        return waitFor(seconds);
+    }
+
     String stdout() {
         return read(stdout);
     }

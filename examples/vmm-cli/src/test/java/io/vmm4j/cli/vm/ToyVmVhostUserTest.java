@@ -1,0 +1,166 @@
+package io.vmm4j.cli.vm;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.vmm4j.core.testing.HostRequirements;
+import io.vmm4j.tap.CommandResult;
+import io.vmm4j.tap.NetNamespace;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code ./vmm run --backend vhost-user} against {@code ./vmm vhost-user-backend}, two processes in a
+ * fresh network namespace: the VMM keeps the control plane, the daemon serves the rings over a tap.
+ */
+class ToyVmVhostUserTest {
+    private Path dir;
+
+    @BeforeEach
+    void requirements() throws IOException {
+        HostRequirements.requireRoot("network namespaces and taps");
+        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
+        HostRequirements.requireCommand("ip", "iproute2");
+        HostRequirements.requireCommand("ping", "iputils-ping");
+        dir = Files.createTempDirectory("vu-e2e");
+    }
+
+    @AfterEach
+    void cleanUp() throws IOException {
+        try (var files = Files.list(dir)) {
+            for (Path p : files.toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+        Files.deleteIfExists(dir);
+    }
+
+    private static List<String> in(NetNamespace ns) {
+        return List.of("ip", "netns", "exec", ns.name());
+    }
+
+    /** RX and TX packets of {@code tap} as {@code ip -s link} shows them (the kernel's view: RX is what the guest sent). */
+    private static long[] tapPackets(NetNamespace ns, String tap) {
+        CommandResult r = ns.exec("ip", "-s", "link", "show", "dev", tap);
+        Matcher m = Pattern.compile("RX:[^\\n]*\\n\\s*\\d+\\s+(\\d+)[^\\n]*\\n\\s*TX:[^\\n]*\\n\\s*\\d+\\s+(\\d+)").matcher(r.stdout());
+        assertTrue(m.find(), "cannot read the packet counters of " + tap + " from:\n" + r.stdout() + r.stderr());
+        return new long[] {Long.parseLong(m.group(1)), Long.parseLong(m.group(2))};
+    }
+
+    /** The daemon's --stats-json once it covers {@code sessions} finished front-ends (written after each one goes). */
+    private static JsonNode awaitStats(Path file, int sessions) throws Exception {
+        long deadline = System.currentTimeMillis() + 10_000;
+        while (true) {
+            if (Files.exists(file)) {
+                JsonNode s = new ObjectMapper().readTree(file.toFile());
+                if (s.get("sessions").size() >= sessions) {
+                    return s;
+                }
+            }
+            assertTrue(System.currentTimeMillis() < deadline, "the daemon never wrote " + file + " for " + sessions + " front-end(s)");
+            Thread.sleep(50);
+        }
+    }
+
+    private VmmProcess startDaemon(NetNamespace ns, Path socket, String tap, Path stats) throws Exception {
+        VmmProcess daemon = VmmProcess.start(in(ns), "vhost-user-backend", "--socket", socket.toString(), "--tap", tap,
+                "--stats-json", stats.toString());
+        daemon.awaitOutput("vhost-user-backend: listening on " + socket, 30);
+        return daemon;
+    }
+
+    @Test
+    void fiveOfFiveRepliesWithTheRingsServedByTheDaemonAndNoVmmThreadOnThem() throws Exception {
+        String tap = ToyVmNetworkTest.unique("vt");
+        Path socket = dir.resolve("vu.sock");
+        Path stats = dir.resolve("stats.json");
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess daemon = startDaemon(ns, socket, tap, stats)) {
+            long[] before = tapPackets(ns, tap);
+            try (VmmProcess vmm = VmmProcess.start(in(ns), "run", "--backend", "vhost-user", "--socket", socket.toString(),
+                    "--count", "5", "--json", "--serve", "2")) {
+                vmm.awaitOutput("guest: serving at", 60);
+                List<String> vmmThreads = vmm.threadNames();
+                List<String> daemonThreads = daemon.threadNames();
+                assertTrue(vmmThreads.contains("vcpu0"), "the listing sees the VMM's own threads: " + vmmThreads);
+                assertFalse(vmmThreads.stream().anyMatch(t -> t.startsWith("net-io")),
+                        "no VMM thread serves a data ring (the emulated backend's would be net-io-N): " + vmmThreads);
+                assertTrue(daemonThreads.contains("net-io-0"), "the daemon's engine thread serves them: " + daemonThreads);
+
+                assertEquals(0, vmm.waitFor(60), vmm.describe());
+                JsonNode j = vmm.json();
+                assertEquals("vhost-user", j.get("backend").asText());
+                assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe());
+                assertTrue(j.get("linkUp").asBoolean());
+                for (JsonNode q : j.get("queues")) {
+                    assertEquals(0, q.get("packets").asLong() + q.get("kicks").asLong() + q.get("interrupts").asLong(),
+                            "the VMM's own counters stay zero, the data plane is the daemon: " + q);
+                }
+            }
+            daemon.awaitOutput("front-end 1 disconnected", 10);
+            String log = daemon.stdout();
+            assertTrue(log.contains("front-end 1: features acked") && log.contains("VERSION_1"), log);
+            JsonNode s = awaitStats(stats, 1);
+            JsonNode rx = s.get("queues").get(0);
+            JsonNode tx = s.get("queues").get(1);
+            assertTrue(tx.get("packets").asLong() >= 5 && tx.get("kicks").asLong() >= 1, "daemon tx0 (guest -> tap): " + tx);
+            assertTrue(rx.get("packets").asLong() >= 5 && rx.get("interrupts").asLong() >= 1, "daemon rx0 (tap -> guest): " + rx);
+            assertTrue(s.get("lastAckedFeatureNames").toString().contains("MRG_RXBUF"), s.toString());
+            long[] after = tapPackets(ns, tap);
+            assertTrue(after[0] - before[0] >= 5, "the tap received the guest's frames: RX " + before[0] + " -> " + after[0]);
+            assertTrue(after[1] - before[1] >= 5, "the tap sent the host's answers: TX " + before[1] + " -> " + after[1]);
+            assertTrue(after[0] - before[0] <= tx.get("packets").asLong(), "every frame the tap got came through the daemon's tx0");
+
+            int code = daemon.terminate(15);
+            assertTrue(code == 0 || code == 143, "the daemon stops on SIGTERM: " + code + "\n" + daemon.describe());
+            assertTrue(daemon.stdout().contains("stopped after 1 front-end(s)"), daemon.describe());
+        }
+    }
+
+    @Test
+    void killingTheDaemonMidTrafficSetsTheLinkDownAndTheVmmRunsToTheEnd() throws Exception {
+        String tap = ToyVmNetworkTest.unique("vt");
+        Path socket = dir.resolve("vu.sock");
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess daemon = startDaemon(ns, socket, tap, dir.resolve("stats.json"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--backend", "vhost-user", "--socket", socket.toString(),
+                     "--count", "0", "--serve", "8", "--json")) {
+            vmm.awaitOutput("guest: serving at 10.0.2.15", 60);
+            Path pingLog = dir.resolve("ping.txt");
+            Process ping = new ProcessBuilder("ip", "netns", "exec", ns.name(), "ping", "-i", "0.2", "-W", "1", "10.0.2.15")
+                    .redirectErrorStream(true).redirectOutput(pingLog.toFile()).start();
+            try {
+                long deadline = System.currentTimeMillis() + 15_000;
+                while (Files.readString(pingLog).split("bytes from", -1).length <= 3) {
+                    assertTrue(System.currentTimeMillis() < deadline, "no pings answered: " + Files.readString(pingLog) + vmm.describe());
+                    Thread.sleep(50);
+                }
+                daemon.kill(); // mid-traffic: the host pings every 200 ms
+                vmm.awaitOutput("is gone", 5);
+                vmm.awaitOutput("guest: link down", 5);
+            } finally {
+                ping.destroy();
+                ping.waitFor();
+            }
+            int code = vmm.waitFor(30);
+            JsonNode j = vmm.json();
+            assertEquals(1, code, "the run reports the lost back-end in its exit status\n" + vmm.describe());
+            assertFalse(j.get("linkUp").asBoolean(), "the guest read LINK_UP clear after the config interrupt");
+            assertTrue(j.get("error").asText().contains(socket.toString()) && j.get("error").asText().contains("gone"), j.toString());
+            assertTrue(j.get("echoRequestsAnswered").asLong() >= 3, "pings were answered through the daemon before it died: " + j);
+            assertTrue(vmm.stderr().contains("the VMM keeps running"), vmm.describe());
+            assertFalse(vmm.stderr().contains("Exception"), "no stack trace: " + vmm.describe());
+        }
+    }
+}

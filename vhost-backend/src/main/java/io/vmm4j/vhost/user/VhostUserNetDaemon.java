@@ -1,0 +1,330 @@
+package io.vmm4j.vhost.user;
+
+import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.core.linux.LinuxException;
+import io.vmm4j.core.linux.UnixListener;
+import io.vmm4j.core.linux.UnixSocket;
+import io.vmm4j.tap.PacketPort;
+import io.vmm4j.virtio.VirtioFeatures;
+import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.NetQueueCounters;
+
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+import static io.vmm4j.vhost.user.VhostUserProtocol.F_PROTOCOL_FEATURES;
+import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_MQ;
+import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_NET_MTU;
+import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_REPLY_ACK;
+
+/**
+ * A vhost-user virtio-net back-end: listens on a UNIX socket, serves one front-end (a VMM, QEMU)
+ * at a time, and moves its guest's frames between the rings and a packet port (a tap, or an
+ * in-memory port) with the same queue engine as the VMM's emulated data plane, one event-loop
+ * thread ({@code net-io-N}) per queue pair. When a front-end goes, its rings stop, its memory is
+ * unmapped, its counters are printed, and the next one is accepted.
+ *
+ * <p>It offers the ring and transport features (VERSION_1, INDIRECT_DESC, EVENT_IDX, MRG_RXBUF),
+ * MTU, MQ with several pairs, and checksum/TSO offloads when the port carries them; protocol
+ * features MQ, REPLY_ACK and NET_MTU. It does not offer CONFIG, so a front-end keeps the device
+ * configuration space (and the control queue) to itself.
+ */
+public final class VhostUserNetDaemon implements AutoCloseable {
+    /** How long the rest of a message may take once its first byte has arrived. */
+    public static final int DEFAULT_MESSAGE_TIMEOUT_MILLIS = 2_000;
+
+    private static final long OFFLOAD_FEATURES = VirtioFeatures.bit(NetFeatures.CSUM) | VirtioFeatures.bit(NetFeatures.GUEST_CSUM)
+            | VirtioFeatures.bit(NetFeatures.GUEST_TSO4) | VirtioFeatures.bit(NetFeatures.GUEST_TSO6)
+            | VirtioFeatures.bit(NetFeatures.GUEST_ECN) | VirtioFeatures.bit(NetFeatures.HOST_TSO4)
+            | VirtioFeatures.bit(NetFeatures.HOST_TSO6) | VirtioFeatures.bit(NetFeatures.HOST_ECN);
+    private static final long RING_FEATURES = VirtioFeatures.bit(VirtioFeatures.VERSION_1)
+            | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC) | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX)
+            | VirtioFeatures.bit(NetFeatures.MRG_RXBUF) | VirtioFeatures.bit(NetFeatures.MTU)
+            | VhostUserProtocol.bit(F_PROTOCOL_FEATURES);
+
+    /**
+     * @param queuePairs           queue pairs served (at most the port's queues)
+     * @param managesTapMtu        whether NET_SET_MTU may set the tap's MTU (the daemon created the tap)
+     * @param messageTimeoutMillis how long the rest of a message may take once it has begun
+     */
+    public record Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis) {
+        public static Options defaults(int queuePairs) {
+            return new Options(queuePairs, false, DEFAULT_MESSAGE_TIMEOUT_MILLIS);
+        }
+    }
+
+    /** Counters of one queue, as numbers. */
+    public record QueueStats(int queue, String direction, long packets, long bytes, long kicks, long interrupts,
+                             long interruptsSuppressed, long dropsNoBuffer, long portErrors) {
+        static QueueStats of(NetQueueCounters c) {
+            return new QueueStats(c.queue, c.direction, c.packets, c.bytes, c.kicks, c.interrupts, c.interruptsSuppressed,
+                    c.dropsNoBuffer, c.portErrors);
+        }
+
+        QueueStats plus(NetQueueCounters c) {
+            return new QueueStats(queue, direction, packets + c.packets, bytes + c.bytes, kicks + c.kicks, interrupts + c.interrupts,
+                    interruptsSuppressed + c.interruptsSuppressed, dropsNoBuffer + c.dropsNoBuffer, portErrors + c.portErrors);
+        }
+
+        /** One line, in the form {@code ./vmm run} prints its queues. */
+        public String describe() {
+            return String.format("queue %s%d: packets %d, bytes %d, kicks %d, interrupts %d (suppressed %d), no-buffer drops %d, "
+                    + "port errors %d", direction, queue / 2, packets, bytes, kicks, interrupts, interruptsSuppressed, dropsNoBuffer,
+                    portErrors);
+        }
+    }
+
+    /** One front-end connection: how long, what it acked, how it ended, and its queues. */
+    public record SessionStats(int frontend, double seconds, long ackedFeatures, List<String> ackedFeatureNames, String end,
+                               List<QueueStats> queues) {
+    }
+
+    /** Everything the daemon counts: totals over all front-ends so far (the current one included), and each finished one. */
+    public record Stats(String socket, String port, int queuePairs, List<String> offeredFeatures, List<String> protocolFeatures,
+                        int frontends, long lastAckedFeatures, List<String> lastAckedFeatureNames, List<QueueStats> queues,
+                        List<SessionStats> sessions) {
+    }
+
+    private final Path socketPath;
+    private final PacketPort port;
+    private final Options options;
+    private final PrintStream log;
+    private final long offeredFeatures;
+    private final long offeredProtocolFeatures;
+    private final UnixListener listener;
+    private final EventLoop[] loops;
+    private final List<SessionStats> finished = new CopyOnWriteArrayList<>();
+    private final List<Consumer<SessionStats>> sessionListeners = new CopyOnWriteArrayList<>();
+    private final CountDownLatch served = new CountDownLatch(1);
+    private final QueueStats[] totals;
+    private volatile VhostUserSession current;
+    private volatile long lastAckedFeatures;
+    private volatile int frontends;
+    private volatile boolean closed;
+    private volatile boolean serving;
+
+    /**
+     * Binds {@code socketPath} (replacing a stale socket file) and gets ready to serve; {@link #serve()} accepts.
+     *
+     * @param log where the daemon's own lines go (one per event: connections, features, rings, refusals)
+     */
+    public VhostUserNetDaemon(Path socketPath, PacketPort port, Options options, PrintStream log) {
+        if (options.queuePairs() < 1 || options.queuePairs() > port.queueCount()) {
+            throw new IllegalArgumentException(options.queuePairs() + " queue pairs asked, but port " + port.name() + " has "
+                    + port.queueCount() + " queue(s); give the port as many queues as pairs");
+        }
+        if (2 * options.queuePairs() > VhostUserProtocol.VRING_INDEX_MASK + 1) {
+            throw new IllegalArgumentException(options.queuePairs() + " queue pairs need more vring indices than the 8 bits of "
+                    + "SET_VRING_KICK hold");
+        }
+        this.socketPath = socketPath;
+        this.port = port;
+        this.options = options;
+        this.log = log;
+        long features = RING_FEATURES;
+        if (port.supportsOffloads()) {
+            features |= OFFLOAD_FEATURES;
+        }
+        if (options.queuePairs() > 1) {
+            features |= VirtioFeatures.bit(NetFeatures.MQ);
+        }
+        this.offeredFeatures = features;
+        this.offeredProtocolFeatures = VhostUserProtocol.bit(PROTOCOL_F_MQ) | VhostUserProtocol.bit(PROTOCOL_F_REPLY_ACK)
+                | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU);
+        this.loops = new EventLoop[options.queuePairs()];
+        this.totals = new QueueStats[2 * options.queuePairs()];
+        for (int q = 0; q < totals.length; q++) {
+            totals[q] = QueueStats.of(new NetQueueCounters(q, q % 2 == 0 ? "rx" : "tx"));
+        }
+        this.listener = UnixListener.bind(socketPath);
+    }
+
+    public Path socketPath() {
+        return socketPath;
+    }
+
+    public PacketPort port() {
+        return port;
+    }
+
+    public int queuePairs() {
+        return options.queuePairs();
+    }
+
+    /** The virtio feature bits GET_FEATURES answers (VHOST_USER_F_PROTOCOL_FEATURES included). */
+    public long offeredFeatures() {
+        return offeredFeatures;
+    }
+
+    public long offeredProtocolFeatures() {
+        return offeredProtocolFeatures;
+    }
+
+    int messageTimeoutMillis() {
+        return options.messageTimeoutMillis();
+    }
+
+    boolean managesTapMtu() {
+        return options.managesTapMtu();
+    }
+
+    void ackedFeatures(long features) {
+        lastAckedFeatures = features;
+    }
+
+    /** The loop (thread {@code net-io-N}) that runs pair {@code pair}'s engine; made on first use, kept across front-ends. */
+    synchronized EventLoop loop(int pair) {
+        if (loops[pair] == null) {
+            loops[pair] = new EventLoop("net-io-" + pair);
+        }
+        return loops[pair];
+    }
+
+    void log(String format, Object... args) {
+        log.println("vhost-user-backend: " + String.format(format, args));
+    }
+
+    /** Tells {@code listener} about each front-end that has gone, with its counters (on the serving thread). */
+    public void onSessionEnd(Consumer<SessionStats> listener) {
+        sessionListeners.add(listener);
+    }
+
+    /**
+     * Accepts front-ends one at a time and serves each until it disconnects; returns after
+     * {@link #close()}. A front-end's misbehaviour ends its connection, never the daemon.
+     */
+    public void serve() {
+        serving = true;
+        try {
+            log("listening on %s: port %s, %d queue pair(s), features %s, protocol features %s", socketPath, port.name(),
+                    options.queuePairs(), NetFeatures.names(offeredFeatures & ~VhostUserProtocol.bit(F_PROTOCOL_FEATURES)),
+                    VhostUserProtocol.protocolFeatureNames(offeredProtocolFeatures));
+            while (!closed) {
+                UnixSocket socket;
+                try {
+                    socket = listener.accept();
+                } catch (LinuxException e) {
+                    if (closed) {
+                        break;
+                    }
+                    log("accepting a front-end failed: %s", e.getMessage());
+                    sleepBriefly();
+                    continue;
+                }
+                int number = ++frontends;
+                VhostUserSession session = new VhostUserSession(this, new VhostUserChannel(socket, "front-end " + number), number);
+                current = session;
+                if (closed) {
+                    session.shutdown();
+                }
+                log("front-end %d connected", number);
+                try {
+                    session.run();
+                } finally {
+                    session.close();
+                    current = null;
+                    ended(session);
+                }
+            }
+        } finally {
+            synchronized (this) {
+                for (EventLoop loop : loops) {
+                    if (loop != null) {
+                        loop.close();
+                    }
+                }
+            }
+            served.countDown();
+        }
+    }
+
+    private void ended(VhostUserSession session) {
+        List<QueueStats> queues = new ArrayList<>();
+        synchronized (totals) {
+            for (NetQueueCounters c : session.counters()) {
+                queues.add(QueueStats.of(c));
+                totals[c.queue] = totals[c.queue].plus(c);
+            }
+        }
+        SessionStats stats = new SessionStats(session.number(), Math.round(session.seconds() * 1000) / 1000.0, session.ackedFeatures(),
+                featureNames(session.ackedFeatures()), session.endReason(), List.copyOf(queues));
+        log("front-end %d disconnected after %.1f s: %s", session.number(), session.seconds(), session.endReason());
+        for (QueueStats q : queues) {
+            log.println(q.describe());
+        }
+        finished.add(stats); // after the lines are printed, before the listeners (whose stats() must include it)
+        for (Consumer<SessionStats> l : sessionListeners) {
+            try {
+                l.accept(stats);
+            } catch (RuntimeException e) {
+                log("a session listener failed: %s", e);
+            }
+        }
+    }
+
+    private static List<String> featureNames(long features) {
+        List<String> names = new ArrayList<>(NetFeatures.names(features & ~VhostUserProtocol.bit(F_PROTOCOL_FEATURES)));
+        if (VhostUserProtocol.has(features, F_PROTOCOL_FEATURES)) {
+            names.add("PROTOCOL_FEATURES");
+        }
+        return names;
+    }
+
+    private static void sleepBriefly() {
+        try {
+            Thread.sleep(100);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Front-ends accepted so far. */
+    public int frontends() {
+        return frontends;
+    }
+
+    /** The counters so far: finished front-ends plus the one connected now. */
+    public Stats stats() {
+        List<QueueStats> queues = new ArrayList<>();
+        VhostUserSession live = current;
+        synchronized (totals) {
+            for (QueueStats t : totals) {
+                queues.add(live == null ? t : t.plus(live.counters().get(t.queue())));
+            }
+        }
+        return new Stats(socketPath.toString(), port.name(), options.queuePairs(), featureNames(offeredFeatures),
+                VhostUserProtocol.protocolFeatureNames(offeredProtocolFeatures), frontends, lastAckedFeatures,
+                featureNames(lastAckedFeatures), List.copyOf(queues), List.copyOf(finished));
+    }
+
+    /** Stops accepting, ends the current front-end's connection, and waits (up to {@code waitMillis}) for {@link #serve()} to return. */
+    public boolean close(long waitMillis) {
+        closed = true;
+        listener.close();
+        VhostUserSession s = current;
+        if (s != null) {
+            s.shutdown();
+        }
+        if (!serving) {
+            served.countDown();
+            return true;
+        }
+        try {
+            return served.await(waitMillis, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    @Override
+    public void close() {
+        close(5_000);
+    }
+}

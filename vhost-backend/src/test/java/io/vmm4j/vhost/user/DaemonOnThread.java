@@ -1,0 +1,75 @@
+package io.vmm4j.vhost.user;
+
+import io.vmm4j.tap.MemoryPort;
+import io.vmm4j.tap.TapDevice;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * The back-end daemon serving on a thread of the test JVM, over an in-memory port whose other end
+ * ({@link #wire()}) the test reads and writes like a host network.
+ */
+final class DaemonOnThread implements AutoCloseable {
+    private final Path dir;
+    private final MemoryPort[] ports;
+    private final ByteArrayOutputStream logBytes = new ByteArrayOutputStream();
+    private final PrintStream log = new PrintStream(logBytes, true, StandardCharsets.UTF_8);
+    private final VhostUserNetDaemon daemon;
+    private final Thread thread;
+
+    DaemonOnThread(int pairs, int messageTimeoutMillis) throws IOException {
+        dir = Files.createTempDirectory("vu-test");
+        ports = MemoryPort.pair(pairs, TapDevice.VNET_HEADER_V1_SIZE);
+        daemon = new VhostUserNetDaemon(dir.resolve("backend.sock"), ports[0],
+                new VhostUserNetDaemon.Options(pairs, false, messageTimeoutMillis), log);
+        thread = Thread.ofPlatform().name("vhost-user-daemon").start(daemon::serve);
+    }
+
+    Path socket() {
+        return daemon.socketPath();
+    }
+
+    VhostUserNetDaemon daemon() {
+        return daemon;
+    }
+
+    /** The far end of the daemon's port: what the daemon transmits arrives here, what is sent here the daemon receives. */
+    MemoryPort wire() {
+        return ports[1];
+    }
+
+    boolean alive() {
+        return thread.isAlive();
+    }
+
+    synchronized String log() {
+        return logBytes.toString(StandardCharsets.UTF_8);
+    }
+
+    /** Waits until the daemon has seen {@code n} front-ends go. */
+    void awaitSessionsEnded(int n, long millis) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + millis;
+        while (daemon.stats().sessions().size() < n) {
+            if (System.currentTimeMillis() > deadline) {
+                throw new AssertionError("the daemon saw " + daemon.stats().sessions().size() + " front-end(s) go, expected " + n
+                        + "; log:\n" + log());
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    @Override
+    public void close() throws Exception {
+        daemon.close(5_000);
+        thread.join(5_000);
+        ports[0].close();
+        ports[1].close();
+        Files.deleteIfExists(dir.resolve("backend.sock"));
+        Files.deleteIfExists(dir);
+    }
+}
