@@ -52,6 +52,7 @@ final class JavaGuest implements Runnable {
     volatile boolean linkUp;
     final List<String> linkChanges = new CopyOnWriteArrayList<>();
     volatile int reboots;
+    private long echoRequestsBeforeReboot;
 
     final List<Double> rttMs = new ArrayList<>();
     int pingsSent;
@@ -107,6 +108,7 @@ final class JavaGuest implements Runnable {
             reboot.complete(null);
             allocator = new GuestAllocator(0x10_0000, memory.size() - 0x10_0000);
             reboots++;
+            echoRequestsBeforeReboot = echoRequestsAnswered();
             bringUp();
             return net;
         }
@@ -325,7 +327,7 @@ final class JavaGuest implements Runnable {
             drainReplies(target);
             driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(50));
         }
-        log.printf("guest: answered %d echo requests%n", stack.echoRequestsAnswered());
+        log.printf("guest: answered %d echo requests%n", echoRequestsAnswered());
     }
 
     /** VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, then steer flows over the pairs left; returns the ack. */
@@ -338,7 +340,7 @@ final class JavaGuest implements Runnable {
     }
 
     long echoRequestsAnswered() {
-        return stack == null ? 0 : stack.echoRequestsAnswered();
+        return echoRequestsBeforeReboot + (stack == null ? 0 : stack.echoRequestsAnswered());
     }
 
     private void drainReplies(int target) {

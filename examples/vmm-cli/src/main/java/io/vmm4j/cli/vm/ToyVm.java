@@ -187,6 +187,11 @@ public final class ToyVm implements AutoCloseable {
         return port;
     }
 
+    /** What kind of port the NIC has: "tap" or "in-memory port". */
+    public String portKind() {
+        return portKind;
+    }
+
     public NetBackend backend() {
         return backend;
     }
