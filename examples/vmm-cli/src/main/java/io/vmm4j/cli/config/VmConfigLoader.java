@@ -64,8 +64,11 @@ public final class VmConfigLoader {
     /** Parses and validates {@code json}; {@code source} names it in messages. */
     public static VmConfig parse(String source, String json) {
         VmConfig config;
+        // our own parser, still open in the catch blocks, so that a type error can say what token it met
+        JsonParser parser = null;
         try {
-            config = MAPPER.readValue(json, VmConfig.class);
+            parser = MAPPER.createParser(json);
+            config = MAPPER.readValue(parser, VmConfig.class);
         } catch (UnrecognizedPropertyException e) {
             String parent = path(e.getPath().subList(0, e.getPath().size() - 1));
             throw new ConfigException(source, List.of(path(e.getPath()) + ": unknown field '" + e.getPropertyName() + "'; allowed in "
@@ -78,6 +81,16 @@ public final class VmConfigLoader {
             JsonLocation at = e.getLocation();
             throw new ConfigException(source, List.of("not valid JSON" + (at == null ? "" : " at line " + at.getLineNr() + ", column "
                     + at.getColumnNr()) + ": " + e.getOriginalMessage()));
+        } catch (IOException e) {
+            throw new ConfigException(source, List.of("cannot read it: " + e.getMessage()));
+        } finally {
+            if (parser != null) {
+                try {
+                    parser.close();
+                } catch (IOException ignored) {
+                    // a string source
+                }
+            }
         }
         if (config == null) {
             throw new ConfigException(source, List.of("$: the file holds null; allowed: a JSON object"));
