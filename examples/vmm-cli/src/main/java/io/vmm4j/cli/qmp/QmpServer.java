@@ -72,6 +72,8 @@ public final class QmpServer implements AutoCloseable {
             .build();
     private EventLoopGroup group;
     private Channel serverChannel;
+    /** Removes the socket when the JVM is stopped by a signal before {@link #close()} runs. */
+    private final Thread removeOnExit = Thread.ofPlatform().unstarted(this::removeSocket);
 
     private QmpServer(Path path, ObjectNode version, Collection<QmpCommand> commands) {
         this.path = path;
@@ -143,7 +145,16 @@ public final class QmpServer implements AutoCloseable {
         } finally {
             deleteQuietly(staging);
         }
+        Runtime.getRuntime().addShutdownHook(removeOnExit);
         LOG.debug("QMP listening on {}", path);
+    }
+
+    private void removeSocket() {
+        try {
+            Files.deleteIfExists(path);
+        } catch (IOException e) {
+            LOG.warn("could not remove QMP socket {}: {}", path, e.getMessage());
+        }
     }
 
     private void checkPath() {
@@ -256,12 +267,13 @@ public final class QmpServer implements AutoCloseable {
         if (group != null) {
             group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
         }
-        try {
-            if (serverChannel != null) {
-                Files.deleteIfExists(path);
+        if (serverChannel != null) {
+            removeSocket();
+            try {
+                Runtime.getRuntime().removeShutdownHook(removeOnExit);
+            } catch (IllegalStateException | IllegalArgumentException exiting) {
+                // the JVM is already exiting (the hook runs or ran), or the hook was never added
             }
-        } catch (IOException e) {
-            LOG.warn("could not remove QMP socket {}: {}", path, e.getMessage());
         }
     }
 }
