@@ -23,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** A bare QMP client over a JDK UNIX socket: raw bytes out, one JSON message per CRLF-terminated line in. */
-final class QmpTestClient implements AutoCloseable {
+public final class QmpTestClient implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final SocketChannel channel;
@@ -48,7 +48,7 @@ final class QmpTestClient implements AutoCloseable {
     }
 
     /** Connects and checks the greeting; returns it. */
-    static QmpTestClient connect(Path socket) throws Exception {
+    public static QmpTestClient connect(Path socket) throws Exception {
         return new QmpTestClient(socket);
     }
 
@@ -72,12 +72,12 @@ final class QmpTestClient implements AutoCloseable {
     }
 
     /** The next line the server sent, raw (with no CRLF), or null on timeout. */
-    String nextLine(long millis) throws InterruptedException {
+    public String nextLine(long millis) throws InterruptedException {
         return lines.poll(millis, TimeUnit.MILLISECONDS);
     }
 
     /** The next message, event or not. */
-    JsonNode next() throws Exception {
+    public JsonNode next() throws Exception {
         String line = lines.poll(5, TimeUnit.SECONDS);
         assertNotNull(line, "no message from the server within 5 s");
         assertTrue(!line.equals("<EOF>"), "the server closed the connection");
@@ -85,7 +85,7 @@ final class QmpTestClient implements AutoCloseable {
     }
 
     /** The next reply (return or error); events seen on the way are kept for {@link #events()}. */
-    JsonNode reply() throws Exception {
+    public JsonNode reply() throws Exception {
         while (true) {
             JsonNode m = next();
             if (m.has("event")) {
@@ -97,13 +97,13 @@ final class QmpTestClient implements AutoCloseable {
     }
 
     /** Sends {@code json} and returns the reply. */
-    JsonNode execute(String json) throws Exception {
+    public JsonNode execute(String json) throws Exception {
         send(json);
         return reply();
     }
 
     /** Waits for event {@code name} (also among those already seen). */
-    JsonNode awaitEvent(String name) throws Exception {
+    public JsonNode awaitEvent(String name) throws Exception {
         for (JsonNode e : events) {
             if (e.get("event").asText().equals(name)) {
                 events.remove(e);
