@@ -30,8 +30,9 @@ import java.util.concurrent.Callable;
                 "  ./vmm run --count 0 --serve 30        stay up; ping 10.0.2.15 from the host",
                 "  ./vmm run --queues 2 --backend emulated-sync",
                 "  ./vmm run --config vm.json --count 5  the VM from a file; flags override it",
-                "  ./vmm run --count 0 --serve 60 --qmp /tmp/vm.qmp --metrics 9464 --pcap /tmp/vm.pcap",
-                "                                        control socket, metrics on 127.0.0.1:9464, capture"})
+                "  ./vmm run --count 0 --serve 60 --qmp /tmp/vm.qmp --metrics 9464",
+                "                                        QMP socket, metrics on 127.0.0.1:9464",
+                "  ./vmm run --pcap /tmp/vm.pcap         every frame into a pcap for tshark"})
 public final class RunCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
