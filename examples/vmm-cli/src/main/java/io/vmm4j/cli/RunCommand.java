@@ -2,16 +2,22 @@ package io.vmm4j.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.vmm4j.cli.config.VmConfig;
+import io.vmm4j.cli.config.VmConfigLoader;
+import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.vm.RunSummary;
 import io.vmm4j.cli.vm.ToyVm;
 import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.virtio.net.NetFeatures;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "run", mixinStandardHelpOptions = true, sortOptions = false,
@@ -23,8 +29,19 @@ import java.util.concurrent.Callable;
                 "  ./vmm run --count 5 --json            one JSON summary on stdout",
                 "  ./vmm run --count 0 --serve 30        stay up; ping 10.0.2.15 from the host",
                 "  ./vmm run --queues 2 --backend emulated-sync",
-                "  ./vmm run --backend vhost-user --socket /tmp/vu.sock   rings served by ./vmm vhost-user-backend --socket /tmp/vu.sock ..."})
+                "  ./vmm run --backend vhost-user --socket /tmp/vu.sock   rings served by ./vmm vhost-user-backend --socket /tmp/vu.sock ...",
+                "  ./vmm run --config vm.json --count 5  the VM from a file; flags override it",
+                "  ./vmm run --count 0 --serve 60 --qmp /tmp/vm.qmp --metrics 9464",
+                "                                        QMP socket, metrics on 127.0.0.1:9464",
+                "  ./vmm run --pcap /tmp/vm.pcap         every frame into a pcap for tshark"})
 public final class RunCommand implements Callable<Integer> {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--config", paramLabel = "FILE",
+            description = "Read the VM from this JSON file (see the README); flags given on the command line override its values.")
+    Path config;
+
     @Option(names = "--backend", defaultValue = "emulated",
             description = "Data plane: emulated (ioeventfd + VMM I/O thread), emulated-sync (notify handled on the vCPU thread), vhost-net, "
                     + "vhost-user (a back-end process on --socket serves the rings). Default: ${DEFAULT-VALUE}.")
@@ -75,6 +92,10 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--memory", defaultValue = "128", description = "Guest RAM in MiB. Default: ${DEFAULT-VALUE}.")
     int memoryMiB;
 
+    @Option(names = "--queue-size", defaultValue = "256",
+            description = "Size of each virtio-net data queue: a power of two from 64 to 1024. Default: ${DEFAULT-VALUE}.")
+    int queueSize;
+
     @Option(names = "--guest-features", split = ",",
             description = "virtio-net features the Java guest asks for, by name (e.g. GUEST_CSUM,GUEST_TSO4); added to its defaults.")
     String[] guestFeatures;
@@ -83,18 +104,32 @@ public final class RunCommand implements Callable<Integer> {
             + "(./vmm vhost-user-backend --socket PATH --tap NAME); it owns the port, so --tap/--port/--bridge do not apply.")
     String socket;
 
+    @Option(names = "--qmp", paramLabel = "PATH",
+            description = "Serve a QMP control socket (UNIX, mode 0600) at PATH: queries, set_link, system_reset, quit, events.")
+    Path qmp;
+
+    @Option(names = "--metrics", paramLabel = "ADDR:PORT",
+            description = "Serve Prometheus metrics at http://ADDR:PORT/metrics; a port alone listens on 127.0.0.1 (0: any free port).")
+    String metrics;
+
+    @Option(names = "--pcap", paramLabel = "FILE",
+            description = "Write every frame the NIC sends or receives to FILE (pcap, for tshark/Wireshark). Emulated data plane only.")
+    Path pcap;
+
     @Option(names = "--json", description = "Print one JSON summary object on stdout; the boot log goes to stderr.")
     boolean json;
 
     @Override
     public Integer call() throws Exception {
-        validate();
+        VmOptions options = resolve();
         PrintStream log = json ? System.err : System.out;
-        VmOptions options = new VmOptions(backend, port, tap, bridge, guestIp, hostIp, ping, queues, count, pingSize, intervalMs, udpPort,
-                serveSeconds, mac, mtu, memoryMiB, wantedFeatures(), socket);
+        Management.Settings settings = managementSettings();
+        MeterRegistry registry = Management.registry(settings);
         RunSummary summary;
-        try (ToyVm vm = new ToyVm(options, log, new SimpleMeterRegistry())) {
+        try (ToyVm vm = new ToyVm(options, log, registry);
+             Management management = Management.start(vm, settings, registry, log)) {
             summary = vm.run();
+            management.vmStopped();
         }
         if (json) {
             System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(summary));
@@ -110,18 +145,61 @@ public final class RunCommand implements Callable<Integer> {
         return summary.error() == null && pingsOk && udpOk ? 0 : 1;
     }
 
+    /**
+     * The VM to run: the config file's values (when --config is given) under the flags that were
+     * given on the command line, then every value checked.
+     */
+    VmOptions resolve() {
+        if (config != null) {
+            VmConfig file = VmConfigLoader.load(config);
+            CommandLine.ParseResult given = spec.commandLine().getParseResult();
+            for (Map.Entry<String, Object> e : file.asFlags().entrySet()) {
+                if (!given.hasMatchedOption(e.getKey())) {
+                    spec.findOption(e.getKey()).setValue(e.getValue());
+                }
+            }
+        }
+        validate();
+        return new VmOptions(backend, port, tap, bridge, guestIp, hostIp, ping, queues, count, pingSize, intervalMs, udpPort,
+                serveSeconds, mac, mtu, memoryMiB, wantedFeatures(), socket, queueSize);
+    }
+
+    Management.Settings managementSettings() {
+        return new Management.Settings(qmp, metrics, pcap);
+    }
+
     private void validate() {
-        if (queues < 1 || queues > 16) {
-            throw new IllegalArgumentException("--queues must be 1..16, was " + queues);
+        check("--backend", VmRules.oneOf(backend, VmRules.BACKENDS));
+        check("--port", VmRules.oneOf(port, VmRules.PORTS));
+        check("--queues", VmRules.range(queues, 1, VmRules.MAX_QUEUE_PAIRS, "queue pairs"));
+        check("--queue-size", VmRules.queueSize(queueSize));
+        check("--count", VmRules.atLeast(count, 0));
+        check("--serve", VmRules.atLeast(serveSeconds, 0));
+        check("--interval", VmRules.range(intervalMs, 1, 60_000, "ms"));
+        check("--memory", VmRules.range(memoryMiB, VmRules.MIN_MEMORY_MIB, VmRules.MAX_MEMORY_MIB, "MiB"));
+        check("--mtu", VmRules.range(mtu, VmRules.MIN_MTU, VmRules.MAX_MTU, "bytes"));
+        check("--ping-size", VmRules.range(pingSize, 0, mtu - 28, "bytes (the MTU " + mtu + " minus 28 bytes of IPv4 and ICMP headers)"));
+        check("--udp-port", VmRules.range(udpPort, 0, 65535, "(0: no UDP flows)"));
+        check("--mac", VmRules.mac(mac));
+        check("--host-ip", VmRules.hostIp(hostIp));
+        check("--guest-ip", VmRules.ipv4(guestIp));
+        if (ping != null) {
+            check("--ping", VmRules.ipv4(ping));
         }
-        if (count < 0 || serveSeconds < 0 || intervalMs < 1) {
-            throw new IllegalArgumentException("--count and --serve must be >= 0 and --interval >= 1");
+        if (tap != null && !tap.isEmpty()) {
+            check("--tap", VmRules.interfaceName(tap));
         }
-        if (memoryMiB < 16 || memoryMiB > 4096) {
-            throw new IllegalArgumentException("--memory must be 16..4096 MiB, was " + memoryMiB);
+        if (bridge != null) {
+            check("--bridge", VmRules.interfaceName(bridge));
         }
-        if (!hostIp.matches("\\d+\\.\\d+\\.\\d+\\.\\d+(/\\d+)?")) {
-            throw new IllegalArgumentException("--host-ip must look like 10.0.2.2/24, was '" + hostIp + "'");
+        if (metrics != null) {
+            check("--metrics", VmRules.metricsAddress(metrics));
+        }
+    }
+
+    private static void check(String flag, String problem) {
+        if (problem != null) {
+            throw new IllegalArgumentException(flag + ": " + problem);
         }
     }
 

@@ -30,6 +30,7 @@ public final class EmulatedNetBackend implements NetBackend {
     private final List<EventLoop> loops = new ArrayList<>();
     private final List<QueuePairWorker> workers = new ArrayList<>();
     private NetActivation activation;
+    private FrameObserver frameObserver;
 
     public EmulatedNetBackend(PacketPort port) {
         this.port = port;
@@ -72,6 +73,7 @@ public final class EmulatedNetBackend implements NetBackend {
                 loops.add(new EventLoop("net-io-" + p));
             }
             QueuePairWorker w = new QueuePairWorker(p, loops.get(p), port, QueuePairWorker.Queues.from(a, p));
+            w.setFrameObserver(frameObserver);
             workers.add(w);
         }
         for (int p = 0; p < workers.size(); p++) {
@@ -101,6 +103,15 @@ public final class EmulatedNetBackend implements NetBackend {
         workers.clear();
         activation = null;
         return new QueuePositions(avail, used);
+    }
+
+    /**
+     * Shows every frame the workers move, now and after later starts, to {@code observer} (null
+     * stops it). For packet capture; costs a copy per frame while set.
+     */
+    public synchronized void setFrameObserver(FrameObserver observer) {
+        frameObserver = observer;
+        workers.forEach(w -> w.setFrameObserver(observer));
     }
 
     @Override

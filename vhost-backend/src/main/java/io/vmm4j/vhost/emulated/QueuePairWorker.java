@@ -12,6 +12,8 @@ import io.vmm4j.virtio.net.VirtioNetHeader;
 import io.vmm4j.virtio.queue.DescriptorChain;
 import io.vmm4j.virtio.queue.SplitQueue;
 import io.vmm4j.virtio.queue.VirtqueueException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -29,6 +31,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * synchronous mode), port readiness from epoll (edge-triggered: a kick re-reads the port).
  */
 public final class QueuePairWorker {
+    private static final Logger LOG = LoggerFactory.getLogger(QueuePairWorker.class);
     /** Largest frame a GSO-capable guest may receive: 64 KiB of IP plus Ethernet and VLAN headers. */
     private static final int MAX_GSO_FRAME = 65535 + 14 + 4;
     private static final int MAX_IOV = 1024;
@@ -63,6 +66,8 @@ public final class QueuePairWorker {
     private QueueSignals.Subscription rxKicks;
     private QueueSignals.Subscription txKicks;
     private EventLoop.Registration portReady;
+    private volatile FrameObserver frameObserver;
+    private MemorySegment captureBuffer;
 
     /** The engine's view of one pair: rings, doorbells, counters and what was negotiated. */
     public record Queues(GuestMemory memory, SplitQueue rx, SplitQueue tx, QueueSignals rxSignals, QueueSignals txSignals,
@@ -164,6 +169,11 @@ public final class QueuePairWorker {
         }
     }
 
+    /** Shows every frame this pair moves to {@code observer} (null: none, the default). */
+    public void setFrameObserver(FrameObserver observer) {
+        frameObserver = observer;
+    }
+
     public int rxNextAvail() {
         return rx.nextAvail();
     }
@@ -214,6 +224,10 @@ public final class QueuePairWorker {
                         } else {
                             txCounters.packets++;
                             txCounters.bytes += total - headerSize;
+                            FrameObserver observer = frameObserver;
+                            if (observer != null) {
+                                observe(observer, FrameObserver.Direction.TX, count, total);
+                            }
                         }
                     }
                     tx.push(txChain.head(), 0);
@@ -357,6 +371,10 @@ public final class QueuePairWorker {
         rxChains.getFirst().copyToWritable(memory, VirtioNetHeader.NUM_BUFFERS, numBuffers, 0, 2);
         rxCounters.packets++;
         rxCounters.bytes += n - headerSize;
+        FrameObserver observer = frameObserver;
+        if (observer != null) {
+            observe(observer, FrameObserver.Direction.RX, count, n);
+        }
         return 1;
     }
 
@@ -367,6 +385,40 @@ public final class QueuePairWorker {
             long len = Math.min(iov.get(ValueLayout.JAVA_LONG, 16L * i + 8), length - done);
             MemorySegment.copy(bounce, done, MemorySegment.ofAddress(base).reinterpret(len), 0, len);
             done += len;
+        }
+    }
+
+    /**
+     * Copies the frame the first {@code count} iovecs hold ({@code total} bytes, virtio-net header
+     * first) out of guest memory, header stripped, and shows it to {@code observer}.
+     */
+    private void observe(FrameObserver observer, FrameObserver.Direction direction, int count, long total) {
+        long wireLength = total - headerSize;
+        if (wireLength <= 0) {
+            return;
+        }
+        if (captureBuffer == null) {
+            captureBuffer = arena.allocate(MAX_GSO_FRAME, 8);
+        }
+        long limit = Math.min(wireLength, captureBuffer.byteSize());
+        long skip = headerSize;
+        long copied = 0;
+        for (int i = 0; i < count && copied < limit; i++) {
+            long base = iov.get(ValueLayout.JAVA_LONG, 16L * i);
+            long len = iov.get(ValueLayout.JAVA_LONG, 16L * i + 8);
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            long n = Math.min(len - skip, limit - copied);
+            MemorySegment.copy(MemorySegment.ofAddress(base + skip).reinterpret(n), 0, captureBuffer, copied, n);
+            copied += n;
+            skip = 0;
+        }
+        try {
+            observer.frame(pair, direction, captureBuffer.asSlice(0, copied), wireLength);
+        } catch (RuntimeException e) {
+            LOG.warn("frame observer failed on pair {}: {}", pair, e.toString()); // the data path goes on
         }
     }
 

@@ -324,6 +324,14 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
         }
     }
 
+    /**
+     * Resets the device as a platform reset does (QMP system_reset): the same as the driver
+     * writing 0 to device_status, done by the VMM. The driver finds the device reset and starts over.
+     */
+    public void resetDevice() {
+        writeStatus(0);
+    }
+
     // ---- status machine (§2.1, §3.1.1) ----
 
     private synchronized void writeStatus(int value) {

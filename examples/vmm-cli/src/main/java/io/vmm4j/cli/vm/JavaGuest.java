@@ -21,6 +21,8 @@ import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -33,7 +35,7 @@ final class JavaGuest implements Runnable {
     static final long PCI_WINDOW_SIZE = 0x1000_0000L;
     private static final int UDP_SOURCE_PORT_BASE = 40000;
     static final int UDP_STREAM_PORT = 39999;
-    /** MSI-X vectors of virtio-net start here; entry 0 is the configuration change vector. */
+    /** virtio-net's first MSI-X vector: the configuration interrupt (link changes). */
     private static final int NET_FIRST_VECTOR = 0x30;
 
     private final VmOptions options;
@@ -42,8 +44,15 @@ final class JavaGuest implements Runnable {
     private final GuestMemory memory;
     private final GuestInterruptController apic;
     private final PrintStream log;
-    private final GuestAllocator allocator;
+    private GuestAllocator allocator;
     private volatile boolean stop;
+    private volatile CompletableFuture<Void> rebootRequest;
+    private Runnable platformReset = () -> { };
+    private long configInterruptsSeen;
+    volatile boolean linkUp;
+    final List<String> linkChanges = new CopyOnWriteArrayList<>();
+    volatile int reboots;
+    private long echoRequestsBeforeReboot;
 
     final List<Double> rttMs = new ArrayList<>();
     int pingsSent;
@@ -54,8 +63,6 @@ final class JavaGuest implements Runnable {
     String rng = "not found";
     volatile String error;
     volatile VirtioNetDriver net;
-    volatile boolean linkUp;
-    private long configInterruptsSeen;
 
     JavaGuest(VmOptions options, Bus pio, Bus mmio, GuestMemory memory, GuestInterruptController apic, PrintStream log) {
         this.options = options;
@@ -70,6 +77,52 @@ final class JavaGuest implements Runnable {
 
     void requestStop() {
         stop = true;
+    }
+
+    /** What the platform does to the devices when the guest reboots (the VMM resets them). */
+    void onPlatformReset(Runnable reset) {
+        this.platformReset = reset;
+    }
+
+    /**
+     * Asks the guest to reboot (system_reset): at its next wake-up the vCPU resets the platform,
+     * then runs firmware and drivers again. The future completes once the devices are reset.
+     */
+    CompletableFuture<Void> requestReboot() {
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        rebootRequest = done;
+        return done;
+    }
+
+    /**
+     * Between two waits of the vCPU loops: carries out a pending reboot, and reads the link state
+     * again after a configuration interrupt, as Linux's virtio_net does from its config work.
+     * Returns the driver to use from now on (a new one after a reboot).
+     */
+    private VirtioNetDriver tend(VirtioNetDriver driver) throws InterruptedException {
+        CompletableFuture<Void> reboot = rebootRequest;
+        if (reboot != null) {
+            rebootRequest = null;
+            log.println("guest: system reset: rebooting (firmware, then the drivers again)");
+            platformReset.run();
+            reboot.complete(null);
+            allocator = new GuestAllocator(0x10_0000, memory.size() - 0x10_0000);
+            reboots++;
+            echoRequestsBeforeReboot = echoRequestsAnswered();
+            bringUp();
+            return net;
+        }
+        long config = apic.count(NET_FIRST_VECTOR);
+        if (config != configInterruptsSeen) {
+            configInterruptsSeen = config;
+            boolean up = driver.linkUp();
+            if (up != linkUp) {
+                linkUp = up;
+                linkChanges.add(up ? "up" : "down");
+                log.printf("guest: link is %s (configuration interrupt, STATUS read from the device)%n", up ? "up" : "down");
+            }
+        }
+        return driver;
     }
 
     @Override
@@ -127,13 +180,13 @@ final class JavaGuest implements Runnable {
     private void netUp() {
         VirtioPciDriver pci = new VirtioPciDriver(cfg, mmio, memory, allocator, nic);
         VirtioNetDriver driver = new VirtioNetDriver(pci, memory, allocator, apic);
-        configInterruptsSeen = apic.count(NET_FIRST_VECTOR);
         acked = driver.bringUp(new VirtioNetDriver.Options(options.wantedFeatures(), options.pairs(), 2048, 256, NET_FIRST_VECTOR));
         pairs = driver.pairs();
         net = driver;
+        configInterruptsSeen = apic.count(NET_FIRST_VECTOR);
+        linkUp = driver.linkUp();
         MacAddress mac = MacAddress.of(driver.mac());
         int ip = Ipv4Address.parseValue(options.guestIp());
-        linkUp = driver.linkUp();
         log.printf("guest: virtio-net up: mac %s, ip %s, mtu %d, link %s, %d queue pair(s)%n", mac, options.guestIp(),
                 driver.mtu(), linkUp ? "up" : "down", pairs);
         stack = new GuestNetStack(mac, ip, driver.mtu(), (frame, off, len) -> {
@@ -320,8 +373,8 @@ final class JavaGuest implements Runnable {
         int udpSentTarget = udpSent + udpPerFlow * pairs;
         int sent = 0;
         while (!stop && (rttMs.size() - before < count || udpReceived < udpTarget) && System.nanoTime() < deadline) {
+            driver = tend(driver);
             long seen = driver.interruptsSeen();
-            checkLink(driver);
             driver.pollReceive(rx);
             drainReplies(target);
             long now = System.nanoTime();
@@ -356,27 +409,13 @@ final class JavaGuest implements Runnable {
         log.printf("guest: serving at %s for %d s (ping it from the host)%n", options.guestIp(), seconds);
         int target = Ipv4Address.parseValue(options.target());
         while (!stop && System.nanoTime() < serveUntil) {
+            driver = tend(driver);
             long seen = driver.interruptsSeen();
-            checkLink(driver);
             driver.pollReceive(rx);
             drainReplies(target);
             driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(50));
         }
-        log.printf("guest: answered %d echo requests%n", stack.echoRequestsAnswered());
-    }
-
-    /** After a configuration interrupt, reads the link state again (VIRTIO_NET_F_STATUS, §5.1.4) and says when it changed. */
-    private void checkLink(VirtioNetDriver driver) {
-        long configInterrupts = apic.count(NET_FIRST_VECTOR);
-        if (configInterrupts == configInterruptsSeen) {
-            return;
-        }
-        configInterruptsSeen = configInterrupts;
-        boolean up = driver.linkUp();
-        if (up != linkUp) {
-            linkUp = up;
-            log.printf("guest: link %s (configuration interrupt, status LINK_UP %s)%n", up ? "up" : "down", up ? "set" : "clear");
-        }
+        log.printf("guest: answered %d echo requests%n", echoRequestsAnswered());
     }
 
     /** VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, then steer flows over the pairs left; returns the ack. */
@@ -389,7 +428,7 @@ final class JavaGuest implements Runnable {
     }
 
     long echoRequestsAnswered() {
-        return stack == null ? 0 : stack.echoRequestsAnswered();
+        return echoRequestsBeforeReboot + (stack == null ? 0 : stack.echoRequestsAnswered());
     }
 
     private void drainReplies(int target) {

@@ -32,6 +32,7 @@ import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * The toy VMM: guest memory, a PCI host, a virtio-net device on a chosen data plane, a
@@ -46,6 +47,8 @@ public final class ToyVm implements AutoCloseable {
     }
 
     static final long ECAM_BASE = 0xB000_0000L;
+    static final int NET_SLOT = 1;
+    static final int RNG_SLOT = 2;
     private static final int CAP_NET_ADMIN = 12;
 
     private final VmOptions options;
@@ -60,9 +63,14 @@ public final class ToyVm implements AutoCloseable {
     private final NetBackend backend;
     private final VirtioNet net;
     private final VirtioPciTransport netTransport;
+    private final VirtioPciTransport rngTransport;
+    private final VirtioDeviceState netState = new VirtioDeviceState();
+    private final VirtioDeviceState rngState = new VirtioDeviceState();
     private InVmmHost inVmmHost;
-    private JavaGuest guest;
+    private volatile JavaGuest guest;
     private volatile String backendGone;
+    private volatile String runState = "prelaunch";
+    private volatile boolean stopRequested;
 
     public ToyVm(VmOptions options, PrintStream log, MeterRegistry registry) {
         this.options = options;
@@ -87,15 +95,17 @@ public final class ToyVm implements AutoCloseable {
             VirtioPciTransport.NotifyMode mode = options.backend().equals("emulated-sync")
                     ? VirtioPciTransport.NotifyMode.SYNCHRONOUS : VirtioPciTransport.NotifyMode.IOEVENTFD;
             backend = vhostUser ? connectVhostUser(control) : createBackend();
-            NetConfig config = new NetConfig(NetConfig.parseMac(options.mac()), options.mtu(), options.pairs(), 256);
+            NetConfig config = new NetConfig(NetConfig.parseMac(options.mac()), options.mtu(), options.pairs(), options.queueSize());
             net = new VirtioNet(config, backend, control, registry);
             netTransport = new VirtioPciTransport(net, memory, mmio, apic, IntxLine.NONE, irqfd, mode, 2 + 2 * options.pairs());
             netTransport.addObserver(new BootLog("virtio-net", log, NetFeatures::names));
-            host.attach(1, netTransport);
+            netTransport.addObserver(netState);
+            host.attach(NET_SLOT, netTransport);
 
             VirtioRng rng = new VirtioRng(rngLoop, new SecureRandom());
-            VirtioPciTransport rngTransport = new VirtioPciTransport(rng, memory, mmio, apic, IntxLine.NONE, irqfd, mode, 2);
-            host.attach(2, rngTransport);
+            rngTransport = new VirtioPciTransport(rng, memory, mmio, apic, IntxLine.NONE, irqfd, mode, 2);
+            rngTransport.addObserver(rngState);
+            host.attach(RNG_SLOT, rngTransport);
             log.printf("vmm4j: %d MiB guest RAM, PCI host (CF8/CFC, ECAM at 0x%x), virtio-net on %s %s, data plane %s%s%n",
                     options.memoryMiB(), ECAM_BASE, portKind, portName(), backend.name(),
                     mode == VirtioPciTransport.NotifyMode.SYNCHRONOUS ? " (notify handled on the vCPU thread)"
@@ -214,6 +224,11 @@ public final class ToyVm implements AutoCloseable {
         return port;
     }
 
+    /** What kind of port the NIC has: "tap" or "in-memory port". */
+    public String portKind() {
+        return portKind;
+    }
+
     public NetBackend backend() {
         return backend;
     }
@@ -229,6 +244,56 @@ public final class ToyVm implements AutoCloseable {
         return -1;
     }
 
+    /**
+     * A PCI slot as management sees it: the device's name (QMP's qdev_id), and for a virtio
+     * device its transport and recorded state (null for the host bridge).
+     */
+    public record PciSlot(int slot, String id, VirtioPciTransport transport, VirtioDeviceState state) {
+    }
+
+    /** Every occupied slot on bus 0: the host bridge, virtio-net (net0), virtio-rng (rng0). */
+    public List<PciSlot> pciSlots() {
+        return List.of(new PciSlot(0, "", null, null), new PciSlot(NET_SLOT, "net0", netTransport, netState),
+                new PciSlot(RNG_SLOT, "rng0", rngTransport, rngState));
+    }
+
+    /** Reads a slot's configuration space through the ECAM window, as the guest would (reads have no side effects). */
+    public int readPciConfig(int slot, int offset, int size) {
+        return (int) mmio.read(ECAM_BASE + ((long) slot << 15) + offset, size);
+    }
+
+    /** QMP's run state: prelaunch (before {@link #run()}), running (the guest's vCPU runs), shutdown (it stopped). */
+    public String runState() {
+        return runState;
+    }
+
+    /** Asks the guest to stop (QMP quit); {@link #run()} then returns. */
+    public void requestStop() {
+        stopRequested = true;
+        JavaGuest g = guest;
+        if (g != null) {
+            g.requestStop();
+        }
+    }
+
+    /** Whether {@link #requestStop()} was called. */
+    public boolean stopRequested() {
+        return stopRequested;
+    }
+
+    /**
+     * Resets the machine (QMP system_reset): at its next wake-up the vCPU resets every device, then
+     * the guest boots again (firmware, drivers, pings or serving go on). The future completes once
+     * the devices are reset; it fails when the guest is not running.
+     */
+    public CompletableFuture<Void> requestSystemReset() {
+        JavaGuest g = guest;
+        if (g == null || !runState.equals("running")) {
+            return CompletableFuture.failedFuture(new VmException("the guest is not running (status " + runState + ")"));
+        }
+        return g.requestReboot();
+    }
+
     /** The Java guest, for tests that drive it further after {@link #run()} (single-threaded: one caller at a time). */
     JavaGuest guest() {
         return guest;
@@ -236,7 +301,16 @@ public final class ToyVm implements AutoCloseable {
 
     /** Boots the guest on a vCPU thread and waits for it to finish its pings and serving. */
     public RunSummary run() throws InterruptedException {
-        guest = new JavaGuest(options, pio, mmio, memory, apic, log);
+        JavaGuest guest = new JavaGuest(options, pio, mmio, memory, apic, log);
+        guest.onPlatformReset(() -> {
+            netTransport.resetDevice();
+            rngTransport.resetDevice();
+        });
+        this.guest = guest;
+        if (stopRequested) {
+            guest.requestStop();
+        }
+        runState = "running";
         Thread vcpu = Thread.ofPlatform().name("vcpu0").start(guest);
         Thread hook = Thread.ofPlatform().unstarted(() -> {
             guest.requestStop();
@@ -247,7 +321,11 @@ public final class ToyVm implements AutoCloseable {
             }
         });
         Runtime.getRuntime().addShutdownHook(hook);
-        vcpu.join();
+        try {
+            vcpu.join();
+        } finally {
+            runState = "shutdown";
+        }
         try {
             Runtime.getRuntime().removeShutdownHook(hook);
         } catch (IllegalStateException shuttingDown) {
@@ -268,7 +346,8 @@ public final class ToyVm implements AutoCloseable {
         return new RunSummary(backend.name() + (options.backend().equals("emulated-sync") ? "-sync" : ""), portKind, portName(),
                 options.guestIp(), options.hostIp(), NetFeatures.names(guest.acked), guest.pairs, ping, udp, guest.maxRxBuffers,
                 guest.echoRequestsAnswered(), queues, guest.rng,
-                DeviceStatus.describe(netTransport.status()), guest.linkUp, error);
+                DeviceStatus.describe(netTransport.status()), error,
+                new RunSummary.GuestLink(guest.linkUp, List.copyOf(guest.linkChanges), guest.reboots));
     }
 
     @Override

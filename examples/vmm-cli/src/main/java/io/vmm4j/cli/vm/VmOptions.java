@@ -21,10 +21,22 @@ package io.vmm4j.cli.vm;
  * @param memoryMiB   guest RAM
  * @param wantedFeatures virtio-net features the Java guest driver asks for
  * @param socket      vhost-user socket path, or null
+ * @param queueSize   the maximum size of each virtio-net data queue (a power of two)
  */
 public record VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
                         int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu, int memoryMiB,
-                        long wantedFeatures, String socket) {
+                        long wantedFeatures, String socket, int queueSize) {
+    /** The data queue size when nobody asks for another. */
+    public static final int DEFAULT_QUEUE_SIZE = 256;
+
+    /** Options with the default queue size. */
+    public VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
+                     int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
+                     int memoryMiB, long wantedFeatures, String socket) {
+        this(backend, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort, serveSeconds, mac,
+                mtu, memoryMiB, wantedFeatures, socket, DEFAULT_QUEUE_SIZE);
+    }
+
     public String hostAddress() {
         int slash = hostIp.indexOf('/');
         return slash < 0 ? hostIp : hostIp.substring(0, slash);

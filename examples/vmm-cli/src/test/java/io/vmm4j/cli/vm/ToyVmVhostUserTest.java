@@ -102,7 +102,7 @@ class ToyVmVhostUserTest {
                 JsonNode j = vmm.json();
                 assertEquals("vhost-user", j.get("backend").asText());
                 assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe());
-                assertTrue(j.get("linkUp").asBoolean());
+                assertTrue(j.get("guestLink").get("up").asBoolean());
                 for (JsonNode q : j.get("queues")) {
                     assertEquals(0, q.get("packets").asLong() + q.get("kicks").asLong() + q.get("interrupts").asLong(),
                             "the VMM's own counters stay zero, the data plane is the daemon: " + q);
@@ -148,7 +148,7 @@ class ToyVmVhostUserTest {
                 }
                 daemon.kill(); // mid-traffic: the host pings every 200 ms
                 vmm.awaitOutput("is gone", 5);
-                vmm.awaitOutput("guest: link down", 5);
+                vmm.awaitOutput("guest: link is down", 5);
             } finally {
                 ping.destroy();
                 ping.waitFor();
@@ -156,7 +156,7 @@ class ToyVmVhostUserTest {
             int code = vmm.waitFor(30);
             JsonNode j = vmm.json();
             assertEquals(1, code, "the run reports the lost back-end in its exit status\n" + vmm.describe());
-            assertFalse(j.get("linkUp").asBoolean(), "the guest read LINK_UP clear after the config interrupt");
+            assertFalse(j.get("guestLink").get("up").asBoolean(), "the guest read LINK_UP clear after the config interrupt");
             assertTrue(j.get("error").asText().contains(socket.toString()) && j.get("error").asText().contains("gone"), j.toString());
             assertTrue(j.get("echoRequestsAnswered").asLong() >= 3, "pings were answered through the daemon before it died: " + j);
             assertTrue(vmm.stderr().contains("the VMM keeps running"), vmm.describe());

@@ -1,0 +1,91 @@
+package io.vmm4j.cli.config;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A VM described in a JSON file ({@code ./vmm run --config vm.json}). Every field is optional
+ * (absent or null: the flag's default) and maps to one {@code ./vmm run} flag, which overrides it:
+ *
+ * <pre>
+ * {
+ *   "backend": "emulated",                       --backend
+ *   "memoryMiB": 128,                            --memory
+ *   "net": {
+ *     "port": "tap", "tap": "vmm4j0", "bridge": null,   --port --tap --bridge
+ *     "mac": "52:54:00:12:34:56", "mtu": 1500,         --mac --mtu
+ *     "queues": 1, "queueSize": 256,                   --queues --queue-size
+ *     "hostIp": "10.0.2.2/24", "socket": null          --host-ip --socket
+ *   },
+ *   "guest": {
+ *     "ip": "10.0.2.15", "features": ["GUEST_CSUM"],   --guest-ip --guest-features
+ *     "ping": {"target": "10.0.2.2", "count": 3, "size": 56, "intervalMs": 200},  --ping --count --ping-size --interval
+ *     "udpPort": 0, "serveSeconds": 0                  --udp-port --serve
+ *   },
+ *   "management": {"qmp": "/run/vm.qmp", "metrics": "127.0.0.1:9464", "pcap": "/tmp/vm.pcap"}  --qmp --metrics --pcap
+ * }
+ * </pre>
+ */
+public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, Management management) {
+    public record Net(String port, String tap, String bridge, String mac, Integer mtu, Integer queues, Integer queueSize,
+                      String hostIp, String socket) {
+    }
+
+    public record Guest(String ip, List<String> features, Ping ping, Integer udpPort, Integer serveSeconds) {
+    }
+
+    public record Ping(String target, Integer count, Integer size, Integer intervalMs) {
+    }
+
+    public record Management(String qmp, String metrics, String pcap) {
+    }
+
+    /**
+     * The file's values keyed by the {@code ./vmm run} flag each one sets (only fields present),
+     * typed as the flag's field: Integer, String, String[] or Path.
+     */
+    public Map<String, Object> asFlags() {
+        Map<String, Object> flags = new LinkedHashMap<>();
+        put(flags, "--backend", backend);
+        put(flags, "--memory", memoryMiB);
+        if (net != null) {
+            put(flags, "--port", net.port());
+            put(flags, "--tap", net.tap());
+            put(flags, "--bridge", net.bridge());
+            put(flags, "--mac", net.mac());
+            put(flags, "--mtu", net.mtu());
+            put(flags, "--queues", net.queues());
+            put(flags, "--queue-size", net.queueSize());
+            put(flags, "--host-ip", net.hostIp());
+            put(flags, "--socket", net.socket());
+        }
+        if (guest != null) {
+            put(flags, "--guest-ip", guest.ip());
+            if (guest.features() != null) {
+                flags.put("--guest-features", guest.features().toArray(String[]::new));
+            }
+            if (guest.ping() != null) {
+                put(flags, "--ping", guest.ping().target());
+                put(flags, "--count", guest.ping().count());
+                put(flags, "--ping-size", guest.ping().size());
+                put(flags, "--interval", guest.ping().intervalMs());
+            }
+            put(flags, "--udp-port", guest.udpPort());
+            put(flags, "--serve", guest.serveSeconds());
+        }
+        if (management != null) {
+            put(flags, "--qmp", management.qmp() == null ? null : Path.of(management.qmp()));
+            put(flags, "--metrics", management.metrics());
+            put(flags, "--pcap", management.pcap() == null ? null : Path.of(management.pcap()));
+        }
+        return flags;
+    }
+
+    private static void put(Map<String, Object> flags, String flag, Object value) {
+        if (value != null) {
+            flags.put(flag, value);
+        }
+    }
+}

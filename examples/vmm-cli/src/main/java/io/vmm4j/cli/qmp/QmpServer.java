@@ -1,0 +1,279 @@
+package io.vmm4j.cli.qmp;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.json.JsonWriteFeature;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.epoll.EpollServerDomainSocketChannel;
+import io.netty.channel.unix.DomainSocketAddress;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Instant;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The control socket: a UNIX stream socket (mode 0600, so only its owner may connect) speaking
+ * the shape of QEMU's QMP (docs/interop/qmp-spec.rst): a greeting, {@code qmp_capabilities} first,
+ * then {@code {"execute", "arguments", "id"}} answered by {@code {"return", "id"}} or
+ * {@code {"error": {"class", "desc"}, "id"}}, and asynchronous events with a timestamp. Several
+ * clients may be connected; every command runs on the server's one event-loop thread, so commands
+ * never run concurrently.
+ *
+ * <p>Built on Netty's native epoll transport: the server owns its sockets, so Netty's channel
+ * model fits (unlike the data plane's raw kernel fds, which vmm4j's own epoll loop serves).
+ */
+public final class QmpServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(QmpServer.class);
+    /** The longest JSON value a client may send. */
+    static final int MAX_INPUT = 1 << 20;
+    /** A client that lets this much output pile up unread is disconnected. */
+    private static final int HIGH_WATER_MARK = 4 << 20;
+    /** sun_path holds 108 bytes including the terminating NUL. */
+    private static final int MAX_SOCKET_PATH = 107;
+
+    private final Path path;
+    private final ObjectNode version;
+    private final Map<String, QmpCommand> commands = new LinkedHashMap<>();
+    private final Set<QmpSession> sessions = ConcurrentHashMap.newKeySet();
+    private final ObjectMapper mapper = JsonMapper.builder()
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .enable(JsonWriteFeature.ESCAPE_NON_ASCII) // the server "sends its output encoded in ASCII"
+            .build();
+    private EventLoopGroup group;
+    private Channel serverChannel;
+    /** Removes the socket when the JVM is stopped by a signal before {@link #close()} runs. */
+    private final Thread removeOnExit = Thread.ofPlatform().unstarted(this::removeSocket);
+
+    private QmpServer(Path path, ObjectNode version, Collection<QmpCommand> commands) {
+        this.path = path;
+        this.version = version;
+        for (QmpCommand c : commands) {
+            if (this.commands.put(c.name(), c) != null || c.name().equals(QmpSession.CAPABILITIES)) {
+                throw new IllegalArgumentException("QMP command " + c.name() + " defined twice");
+            }
+        }
+    }
+
+    /**
+     * Listens on {@code path}. A stale socket there (nobody answering) is replaced; a live one, or
+     * a file that is not a socket, is an error naming the path.
+     *
+     * @param version the greeting's version object, the same query-version returns
+     */
+    public static QmpServer start(Path path, ObjectNode version, Collection<QmpCommand> commands) {
+        QmpServer server = new QmpServer(path.toAbsolutePath(), version, commands);
+        try {
+            server.listen();
+        } catch (RuntimeException e) {
+            server.close();
+            throw e;
+        }
+        return server;
+    }
+
+    private void listen() {
+        if (!Epoll.isAvailable()) {
+            throw new IllegalStateException("--qmp needs Netty's native epoll transport, which failed to load: "
+                    + Epoll.unavailabilityCause());
+        }
+        checkPath();
+        Path dir = path.getParent();
+        Path staging;
+        try {
+            // bind in a private directory, tighten the mode, then move into place: never connectable with a looser mode
+            staging = Files.createTempDirectory(dir, ".vmm4j-qmp-", PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        } catch (IOException e) {
+            throw new UncheckedIOException("--qmp " + path + ": cannot create a file in " + dir + ": " + e.getMessage()
+                    + " (choose a writable directory)", e);
+        }
+        Path bound = staging.resolve("s");
+        if (bound.toString().getBytes(StandardCharsets.UTF_8).length > MAX_SOCKET_PATH) {
+            deleteQuietly(staging);
+            throw new IllegalArgumentException("--qmp " + path + ": the directory's path is too long for a UNIX socket (sun_path holds "
+                    + MAX_SOCKET_PATH + " bytes); choose a shorter path such as /run/vmm4j.qmp");
+        }
+        group = new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("qmp", true), EpollIoHandler.newFactory());
+        try {
+            serverChannel = new ServerBootstrap()
+                    .group(group)
+                    .channel(EpollServerDomainSocketChannel.class)
+                    .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(HIGH_WATER_MARK / 4, HIGH_WATER_MARK))
+                    // a client that is done sending (socat at the end of its script) still gets replies and events
+                    .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
+                    .childHandler(new ChannelInitializer<Channel>() {
+                        @Override
+                        protected void initChannel(Channel ch) {
+                            ch.pipeline().addLast(new QmpFrameDecoder(MAX_INPUT), new QmpSession(QmpServer.this));
+                        }
+                    })
+                    .bind(new DomainSocketAddress(bound.toString())).syncUninterruptibly().channel();
+            Files.setPosixFilePermissions(bound, PosixFilePermissions.fromString("rw-------"));
+            Files.move(bound, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new UncheckedIOException("--qmp " + path + ": cannot put the socket in place: " + e.getMessage(), e);
+        } finally {
+            deleteQuietly(staging);
+        }
+        Runtime.getRuntime().addShutdownHook(removeOnExit);
+        LOG.debug("QMP listening on {}", path);
+    }
+
+    private void removeSocket() {
+        try {
+            Files.deleteIfExists(path);
+        } catch (IOException e) {
+            LOG.warn("could not remove QMP socket {}: {}", path, e.getMessage());
+        }
+    }
+
+    private void checkPath() {
+        Path dir = path.getParent();
+        if (dir == null || !Files.isDirectory(dir)) {
+            throw new IllegalArgumentException("--qmp " + path + ": directory " + dir + " does not exist; create it or choose another path");
+        }
+        if (path.toString().getBytes(StandardCharsets.UTF_8).length > MAX_SOCKET_PATH) {
+            throw new IllegalArgumentException("--qmp " + path + " is longer than a UNIX socket path may be (" + MAX_SOCKET_PATH
+                    + " bytes); choose a shorter path such as /run/vmm4j.qmp");
+        }
+        if (!Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        if (Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS) || Files.isDirectory(path, LinkOption.NOFOLLOW_LINKS)
+                || Files.isSymbolicLink(path)) {
+            throw new IllegalArgumentException("--qmp " + path + " exists and is not a socket; remove it or choose another path");
+        }
+        try (SocketChannel probe = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            probe.connect(UnixDomainSocketAddress.of(path));
+            throw new IllegalArgumentException("--qmp " + path + " is in use: a server answers there (another vmm4j or QEMU?); "
+                    + "stop it or choose another path");
+        } catch (IOException stale) {
+            LOG.debug("replacing stale socket {} ({})", path, stale.getMessage());
+        }
+    }
+
+    private static void deleteQuietly(Path dir) {
+        try (var files = Files.list(dir)) {
+            for (Path p : files.toList()) {
+                Files.deleteIfExists(p);
+            }
+            Files.deleteIfExists(dir);
+        } catch (IOException ignored) {
+            // a temporary directory left behind is harmless
+        }
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** Clients connected now. */
+    public int clients() {
+        return sessions.size();
+    }
+
+    ObjectNode version() {
+        return version;
+    }
+
+    ObjectMapper mapper() {
+        return mapper;
+    }
+
+    QmpCommand command(String name) {
+        return commands.get(name);
+    }
+
+    void sessionOpened(QmpSession session) {
+        sessions.add(session);
+        LOG.debug("QMP client connected ({} now)", sessions.size());
+    }
+
+    void sessionClosed(QmpSession session) {
+        sessions.remove(session);
+        LOG.debug("QMP client left ({} now)", sessions.size());
+    }
+
+    /**
+     * Sends event {@code name} with {@code data} (null: none) to every client past capabilities
+     * negotiation, stamped now. Callable from any thread.
+     */
+    public void emit(String name, ObjectNode data) {
+        Instant now = Instant.now();
+        ObjectNode event = JsonNodeFactory.instance.objectNode();
+        event.put("event", name);
+        if (data != null) {
+            event.set("data", data);
+        }
+        ObjectNode timestamp = event.putObject("timestamp");
+        timestamp.put("seconds", now.getEpochSecond());
+        timestamp.put("microseconds", now.getNano() / 1000);
+        for (QmpSession s : sessions) {
+            if (!s.negotiated()) {
+                continue;
+            }
+            Channel c = s.channel();
+            if (c != null && !c.isWritable()) {
+                LOG.warn("QMP client does not read its output ({} bytes queued); disconnecting it", HIGH_WATER_MARK);
+                c.close();
+                continue;
+            }
+            s.send(event);
+        }
+    }
+
+    /** Stops listening, closes every connection (after what was queued for it) and removes the socket. */
+    @Override
+    public void close() {
+        if (serverChannel != null) {
+            serverChannel.close().syncUninterruptibly();
+        }
+        for (QmpSession s : sessions) {
+            Channel c = s.channel();
+            if (c != null) {
+                c.close();
+            }
+        }
+        if (group != null) {
+            group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+        }
+        if (serverChannel != null) {
+            removeSocket();
+            try {
+                Runtime.getRuntime().removeShutdownHook(removeOnExit);
+            } catch (IllegalStateException | IllegalArgumentException exiting) {
+                // the JVM is already exiting (the hook runs or ran), or the hook was never added
+            }
+        }
+    }
+}

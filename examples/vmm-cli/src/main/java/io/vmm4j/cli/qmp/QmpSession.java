@@ -1,0 +1,185 @@
+package io.vmm4j.cli.qmp;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.SimpleChannelInboundHandler;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Iterator;
+import java.util.Map;
+
+/**
+ * One client connection: greeting, capabilities negotiation, then commands, each answered in
+ * order with {@code return} or {@code error} (carrying the request's {@code id}). Asynchronous
+ * events reach the client only once it negotiated capabilities. Nothing a client sends closes
+ * the connection; it ends when the client hangs up or the server closes.
+ */
+final class QmpSession extends SimpleChannelInboundHandler<QmpFrameDecoder.Input> {
+    private static final Logger LOG = LoggerFactory.getLogger(QmpSession.class);
+    static final String CAPABILITIES = "qmp_capabilities";
+
+    private final QmpServer server;
+    private volatile Channel channel;
+    private volatile boolean negotiated;
+
+    QmpSession(QmpServer server) {
+        this.server = server;
+    }
+
+    boolean negotiated() {
+        return negotiated;
+    }
+
+    Channel channel() {
+        return channel;
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+        channel = ctx.channel();
+        ObjectNode qmp = JsonNodeFactory.instance.objectNode();
+        qmp.set("version", server.version());
+        qmp.putArray("capabilities"); // no oob: commands run in order
+        ObjectNode greeting = JsonNodeFactory.instance.objectNode();
+        greeting.set("QMP", qmp);
+        send(greeting);
+        server.sessionOpened(this);
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        server.sessionClosed(this);
+    }
+
+    @Override
+    protected void channelRead0(ChannelHandlerContext ctx, QmpFrameDecoder.Input input) {
+        if (input.error() != null) {
+            sendError(null, QmpException.ErrorClass.GenericError, input.error());
+            return;
+        }
+        JsonNode request;
+        try {
+            request = server.mapper().readTree(input.json());
+        } catch (JsonProcessingException e) {
+            sendError(null, QmpException.ErrorClass.GenericError, "JSON parse error, " + e.getOriginalMessage());
+            return;
+        }
+        if (request == null || !request.isObject()) {
+            sendError(null, QmpException.ErrorClass.GenericError, "QMP input must be a JSON object");
+            return;
+        }
+        JsonNode id = request.get("id");
+        try {
+            JsonNode result = dispatch((ObjectNode) request);
+            ObjectNode reply = JsonNodeFactory.instance.objectNode();
+            reply.set("return", result == null ? JsonNodeFactory.instance.objectNode() : result);
+            if (id != null) {
+                reply.set("id", id);
+            }
+            send(reply);
+        } catch (QmpException e) {
+            sendError(id, e.errorClass(), e.getMessage());
+        } catch (RuntimeException e) {
+            LOG.warn("QMP command failed: {}", request, e);
+            sendError(id, QmpException.ErrorClass.GenericError, e.getMessage() == null ? e.toString() : e.getMessage());
+        }
+    }
+
+    private JsonNode dispatch(ObjectNode request) {
+        String name = null;
+        ObjectNode arguments = null;
+        Iterator<Map.Entry<String, JsonNode>> it = request.fields();
+        while (it.hasNext()) {
+            Map.Entry<String, JsonNode> member = it.next();
+            switch (member.getKey()) {
+                case "execute" -> {
+                    if (!member.getValue().isTextual()) {
+                        throw QmpException.generic("QMP input member 'execute' must be a string");
+                    }
+                    name = member.getValue().asText();
+                }
+                case "arguments" -> {
+                    if (!member.getValue().isObject()) {
+                        throw QmpException.generic("QMP input member 'arguments' must be an object");
+                    }
+                    arguments = (ObjectNode) member.getValue();
+                }
+                case "id" -> {
+                }
+                default -> throw QmpException.generic("QMP input member '" + member.getKey() + "' is unexpected");
+            }
+        }
+        if (name == null) {
+            throw QmpException.generic("QMP input lacks member 'execute'");
+        }
+        if (!negotiated) {
+            if (!name.equals(CAPABILITIES)) {
+                throw new QmpException(QmpException.ErrorClass.CommandNotFound,
+                        "Expecting capabilities negotiation with 'qmp_capabilities'");
+            }
+            negotiate(arguments);
+            return null;
+        }
+        if (name.equals(CAPABILITIES)) {
+            throw new QmpException(QmpException.ErrorClass.CommandNotFound, "Capabilities negotiation is already complete, command ignored");
+        }
+        QmpCommand command = server.command(name);
+        if (command == null) {
+            throw new QmpException(QmpException.ErrorClass.CommandNotFound, "The command " + name + " has not been found");
+        }
+        return command.handler().execute(QmpArguments.check(command, arguments));
+    }
+
+    private static final QmpCommand CAPABILITIES_COMMAND = QmpCommand.of(CAPABILITIES,
+            java.util.List.of(QmpCommand.Parameter.optional("enable", QmpCommand.Type.STRING_LIST)), a -> null);
+
+    private void negotiate(ObjectNode arguments) {
+        QmpArguments args = QmpArguments.check(CAPABILITIES_COMMAND, arguments);
+        for (String capability : args.strings("enable")) {
+            if (capability.equals("oob")) {
+                throw QmpException.generic("Capability oob not available");
+            }
+            throw QmpException.generic("Parameter 'enable' does not accept value '" + capability + "' (this server offers no capabilities)");
+        }
+        negotiated = true;
+    }
+
+    void send(JsonNode message) {
+        Channel c = channel;
+        if (c == null) {
+            return;
+        }
+        String text;
+        try {
+            text = server.mapper().writeValueAsString(message) + "\r\n";
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("cannot serialise a QMP message", e);
+        }
+        c.writeAndFlush(Unpooled.wrappedBuffer(text.getBytes(StandardCharsets.US_ASCII)));
+    }
+
+    private void sendError(JsonNode id, QmpException.ErrorClass errorClass, String desc) {
+        ObjectNode error = JsonNodeFactory.instance.objectNode();
+        error.put("class", errorClass.name());
+        error.put("desc", desc);
+        ObjectNode reply = JsonNodeFactory.instance.objectNode();
+        reply.set("error", error);
+        if (id != null) {
+            reply.set("id", id);
+        }
+        send(reply);
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        LOG.debug("QMP connection failed, closing it", cause);
+        ctx.close();
+    }
+}

@@ -1,0 +1,271 @@
+package io.vmm4j.cli.qmp;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+
+import static io.vmm4j.cli.qmp.QmpCommand.Parameter.optional;
+import static io.vmm4j.cli.qmp.QmpCommand.Parameter.required;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The QMP protocol layer on a real UNIX socket with a stand-in command set: greeting,
+ * negotiation, replies and ids, every class of bad input (the connection survives each), streams
+ * that split or join commands, the parser reset by a control character, events to several
+ * clients, and where the socket may be created.
+ */
+class QmpServerTest {
+    @TempDir
+    Path dir;
+    private QmpServer server;
+    private Path socket;
+
+    private static final List<QmpCommand> COMMANDS = List.of(
+            QmpCommand.of("echo", List.of(required("text", QmpCommand.Type.STRING), optional("n", QmpCommand.Type.INTEGER)), a -> {
+                ObjectNode r = JsonNodeFactory.instance.objectNode();
+                r.put("text", a.string("text"));
+                r.put("n", a.has("n") ? a.integer("n") : -1);
+                return r;
+            }),
+            QmpCommand.of("query-things", a -> JsonNodeFactory.instance.arrayNode().add("a").add("b")),
+            QmpCommand.of("no-device", a -> {
+                throw new QmpException(QmpException.ErrorClass.DeviceNotFound, "Device 'x' not found");
+            }),
+            QmpCommand.of("crash", a -> {
+                throw new IllegalStateException("the handler broke");
+            }));
+
+    @BeforeEach
+    void start() {
+        socket = dir.resolve("vm.qmp");
+        server = QmpServer.start(socket, VmCommands.version(), COMMANDS);
+    }
+
+    @AfterEach
+    void stop() {
+        server.close();
+    }
+
+    private QmpTestClient negotiated() throws Exception {
+        QmpTestClient c = QmpTestClient.connect(socket);
+        c.next(); // greeting
+        assertEquals("{}", c.execute("{\"execute\": \"qmp_capabilities\"}").get("return").toString());
+        return c;
+    }
+
+    private static void assertError(JsonNode reply, String errorClass, String descPart) {
+        assertTrue(reply.has("error"), "an error reply: " + reply);
+        assertEquals(errorClass, reply.get("error").get("class").asText(), reply.toString());
+        assertTrue(reply.get("error").get("desc").asText().contains(descPart), "desc names the problem: " + reply);
+        assertFalse(reply.has("return"), reply.toString());
+    }
+
+    @Test
+    void socketIsOwnerOnlyAndGoneAfterClose() throws Exception {
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket)));
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of(socket), files.toList(), "no staging directory left behind");
+        }
+        server.close();
+        assertFalse(Files.exists(socket));
+        server = QmpServer.start(socket, VmCommands.version(), COMMANDS); // for @AfterEach
+    }
+
+    @Test
+    void greetingThenCapabilitiesThenCommandsWithIds() throws Exception {
+        try (QmpTestClient c = QmpTestClient.connect(socket)) {
+            String raw = c.nextLine(5000);
+            JsonNode greeting = new com.fasterxml.jackson.databind.ObjectMapper().readTree(raw);
+            JsonNode qmp = greeting.get("QMP");
+            assertEquals(0, qmp.get("version").get("qemu").get("major").asInt());
+            assertEquals("vmm4j 0.1.0", qmp.get("version").get("package").asText());
+            assertTrue(qmp.get("capabilities").isArray() && qmp.get("capabilities").isEmpty(), raw);
+
+            JsonNode early = c.execute("{\"execute\": \"query-things\", \"id\": 7}");
+            assertError(early, "CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'");
+            assertEquals(7, early.get("id").asInt());
+
+            assertError(c.execute("{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"oob\"]}}"), "GenericError",
+                    "Capability oob not available");
+            assertEquals("{}", c.execute("{\"execute\": \"qmp_capabilities\", \"id\": 1}").get("return").toString());
+            assertError(c.execute("{\"execute\": \"qmp_capabilities\"}"), "CommandNotFound", "already complete");
+
+            JsonNode r = c.execute("{\"execute\": \"query-things\", \"id\": {\"any\": [\"json\", 1]}}");
+            assertEquals("[\"a\",\"b\"]", r.get("return").toString());
+            assertEquals("{\"any\":[\"json\",1]}", r.get("id").toString(), "the id comes back as sent");
+            JsonNode e = c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"hi\", \"n\": 3}, \"id\": \"x\"}");
+            assertEquals("hi", e.get("return").get("text").asText());
+            assertEquals(3, e.get("return").get("n").asInt());
+            assertEquals("x", e.get("id").asText());
+            assertNull(c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"no id\"}}").get("id"));
+        }
+    }
+
+    @Test
+    void badInputGetsQmpErrorsAndTheConnectionSurvives() throws Exception {
+        try (QmpTestClient c = negotiated()) {
+            assertError(c.execute("{ \"execute\": }"), "GenericError", "JSON parse error");
+            assertError(c.execute("[1, 2]"), "GenericError", "QMP input must be a JSON object");
+            assertError(c.execute("42"), "GenericError", "QMP input must be a JSON object");
+            assertError(c.execute("nonsense"), "GenericError", "JSON parse error");
+            assertError(c.execute("{\"arguments\": {}}"), "GenericError", "QMP input lacks member 'execute'");
+            assertError(c.execute("{\"execute\": 5}"), "GenericError", "QMP input member 'execute' must be a string");
+            assertError(c.execute("{\"execute\": \"echo\", \"arguments\": [1]}"), "GenericError",
+                    "QMP input member 'arguments' must be an object");
+            assertError(c.execute("{\"execute\": \"echo\", \"extra\": 1}"), "GenericError", "QMP input member 'extra' is unexpected");
+            assertError(c.execute("{\"execute\": \"echo\", \"execute\": \"echo\"}"), "GenericError", "JSON parse error");
+            JsonNode unknown = c.execute("{\"execute\": \"no-such-command\", \"id\": 9}");
+            assertError(unknown, "CommandNotFound", "The command no-such-command has not been found");
+            assertEquals(9, unknown.get("id").asInt());
+            assertError(c.execute("{\"execute\": \"echo\"}"), "GenericError", "Parameter 'text' is missing");
+            assertError(c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": 1}}"), "GenericError",
+                    "Invalid parameter type for 'text', expected: string");
+            assertError(c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"a\", \"n\": 1.5}}"), "GenericError",
+                    "Invalid parameter type for 'n', expected: integer");
+            assertError(c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"a\", \"colour\": \"red\"}}"), "GenericError",
+                    "Parameter 'colour' is unexpected");
+            assertError(c.execute("{\"execute\": \"no-device\", \"id\": 2}"), "DeviceNotFound", "Device 'x' not found");
+            assertError(c.execute("{\"execute\": \"crash\"}"), "GenericError", "the handler broke");
+            assertEquals("ok", c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"ok\"}}").get("return").get("text").asText(),
+                    "still serving after every error above");
+        }
+    }
+
+    @Test
+    void commandsMaySplitAcrossWritesOrShareOne() throws Exception {
+        try (QmpTestClient c = negotiated()) {
+            c.sendRaw("{\"execute\": \"echo\", \"argu");
+            Thread.sleep(50);
+            c.sendRaw("ments\": {\"text\": \"a } ] { [ \\\" b\"}, \"id\": 1}");
+            JsonNode r = c.reply();
+            assertEquals("a } ] { [ \" b", r.get("return").get("text").asText(), "brackets and quotes inside strings do not split");
+            c.sendRaw("{\"execute\":\"echo\",\"arguments\":{\"text\":\"one\"}}{\"execute\":\"echo\",\"arguments\":{\"text\":\"two\"}}\r\n");
+            assertEquals("one", c.reply().get("return").get("text").asText());
+            assertEquals("two", c.reply().get("return").get("text").asText());
+            c.sendRaw("{\"execute\":\"echo\",\"arguments\":{\"text\":\"caf\u00e9 \u2603\"}}".getBytes(StandardCharsets.UTF_8));
+            String line = c.nextLine(5000);
+            assertTrue(line.contains("caf\\u00E9 \\u2603"), "output is ASCII, non-ASCII escaped: " + line);
+        }
+    }
+
+    @Test
+    void aControlCharacterDropsPartialInputAndResetsTheParser() throws Exception {
+        try (QmpTestClient c = negotiated()) {
+            c.sendRaw("{\"execute\": \"echo\", \"arguments\": {\"text\": ");
+            c.sendRaw(new byte[] {0x1B}); // ESC: the qmp-spec's way to get the parser back
+            assertError(c.reply(), "GenericError", "invalid character 0x1b");
+            assertEquals("after", c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"after\"}}").get("return").get("text").asText());
+            c.sendRaw(new byte[] {(byte) 0xFF});
+            assertError(c.reply(), "GenericError", "invalid character 0xff");
+        }
+    }
+
+    @Test
+    void oversizedInputIsReportedOnceAndSkipped() throws Exception {
+        try (QmpTestClient c = negotiated()) {
+            String big = "x".repeat(QmpServer.MAX_INPUT + 10);
+            c.sendRaw("{\"execute\": \"echo\", \"arguments\": {\"text\": \"" + big + "\"}}\n");
+            assertError(c.reply(), "GenericError", "longer than");
+            JsonNode after = c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"small\"}}");
+            assertEquals("small", after.get("return").get("text").asText(), "no second error: the rest was skipped");
+        }
+    }
+
+    @Test
+    void eventsReachEveryNegotiatedClientOnly() throws Exception {
+        try (QmpTestClient a = negotiated(); QmpTestClient b = negotiated(); QmpTestClient fresh = QmpTestClient.connect(socket)) {
+            fresh.next(); // greeting, no negotiation
+            waitForClients(3);
+            ObjectNode data = JsonNodeFactory.instance.objectNode().put("name", "net0");
+            server.emit("NIC_RX_FILTER_CHANGED", data);
+            for (QmpTestClient c : List.of(a, b)) {
+                JsonNode e = c.next();
+                assertEquals("NIC_RX_FILTER_CHANGED", e.get("event").asText());
+                assertEquals("net0", e.get("data").get("name").asText());
+                long seconds = e.get("timestamp").get("seconds").asLong();
+                long micros = e.get("timestamp").get("microseconds").asLong();
+                assertTrue(Math.abs(seconds - System.currentTimeMillis() / 1000) < 60, e.toString());
+                assertTrue(micros >= 0 && micros < 1_000_000, e.toString());
+            }
+            assertNull(fresh.nextLine(300), "no events before qmp_capabilities");
+        }
+    }
+
+    @Test
+    void backendDisconnectBecomesAnEvent() throws Exception {
+        VmEvents events = new VmEvents();
+        events.publishTo(server);
+        try (QmpTestClient c = negotiated()) {
+            waitForClients(1);
+            events.connected("netdev0", "/run/vhost-user.sock");
+            events.disconnected("netdev0", "the backend closed the socket");
+            JsonNode up = c.awaitEvent("NETDEV_VHOST_USER_CONNECTED");
+            assertEquals("netdev0", up.get("data").get("netdev-id").asText());
+            JsonNode down = c.awaitEvent("NETDEV_VHOST_USER_DISCONNECTED");
+            assertEquals("netdev0", down.get("data").get("netdev-id").asText());
+        }
+    }
+
+    @Test
+    void aClientDoneSendingStillGetsItsReplies() throws Exception {
+        try (QmpTestClient c = QmpTestClient.connect(socket)) {
+            c.next();
+            c.sendRaw("{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"query-things\", \"id\": 1}\n");
+            c.shutdownOutput(); // what socat does at the end of its input
+            assertEquals("{}", c.reply().get("return").toString());
+            assertEquals(1, c.reply().get("id").asInt());
+            waitForClients(1);
+            server.emit("SHUTDOWN", null);
+            assertEquals("SHUTDOWN", c.next().get("event").asText());
+        }
+    }
+
+    @Test
+    void aStaleSocketIsReplacedButALiveOneOrAFileIsNot(@TempDir Path other) throws Exception {
+        Path stale = other.resolve("stale.qmp");
+        try (ServerSocketChannel s = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            s.bind(UnixDomainSocketAddress.of(stale));
+        } // closed: the file stays, nobody answers
+        assertTrue(Files.exists(stale));
+        QmpServer.start(stale, VmCommands.version(), COMMANDS).close();
+
+        IllegalArgumentException live = assertThrows(IllegalArgumentException.class,
+                () -> QmpServer.start(socket, VmCommands.version(), COMMANDS));
+        assertTrue(live.getMessage().contains(socket.toString()) && live.getMessage().contains("in use"), live.getMessage());
+
+        Path file = Files.writeString(other.resolve("notes.txt"), "keep me");
+        IllegalArgumentException notSocket = assertThrows(IllegalArgumentException.class,
+                () -> QmpServer.start(file, VmCommands.version(), COMMANDS));
+        assertTrue(notSocket.getMessage().contains("not a socket"), notSocket.getMessage());
+        assertEquals("keep me", Files.readString(file));
+
+        IllegalArgumentException noDir = assertThrows(IllegalArgumentException.class,
+                () -> QmpServer.start(other.resolve("missing/vm.qmp"), VmCommands.version(), COMMANDS));
+        assertTrue(noDir.getMessage().contains("does not exist"), noDir.getMessage());
+    }
+
+    private void waitForClients(int n) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 5000;
+        while (server.clients() < n && System.currentTimeMillis() < deadline) {
+            Thread.sleep(10);
+        }
+        assertEquals(n, server.clients());
+    }
+}

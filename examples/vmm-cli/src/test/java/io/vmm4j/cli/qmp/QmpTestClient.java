@@ -1,0 +1,144 @@
+package io.vmm4j.cli.qmp;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** A bare QMP client over a JDK UNIX socket: raw bytes out, one JSON message per CRLF-terminated line in. */
+public final class QmpTestClient implements AutoCloseable {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final SocketChannel channel;
+    private final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
+    private final List<JsonNode> events = new ArrayList<>();
+
+    QmpTestClient(Path socket) throws IOException {
+        channel = SocketChannel.open(StandardProtocolFamily.UNIX);
+        channel.connect(UnixDomainSocketAddress.of(socket));
+        BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.US_ASCII));
+        Thread.ofVirtual().start(() -> {
+            try {
+                String line;
+                while ((line = in.readLine()) != null) {
+                    lines.add(line);
+                }
+            } catch (IOException ignored) {
+                // closed
+            }
+            lines.add("<EOF>");
+        });
+    }
+
+    /** Connects and checks the greeting; returns it. */
+    public static QmpTestClient connect(Path socket) throws Exception {
+        return new QmpTestClient(socket);
+    }
+
+    void sendRaw(String text) throws IOException {
+        sendRaw(text.getBytes(StandardCharsets.UTF_8));
+    }
+
+    void sendRaw(byte[] bytes) throws IOException {
+        ByteBuffer b = ByteBuffer.wrap(bytes);
+        while (b.hasRemaining()) {
+            channel.write(b);
+        }
+    }
+
+    void send(String json) throws IOException {
+        sendRaw(json + "\n");
+    }
+
+    void shutdownOutput() throws IOException {
+        channel.shutdownOutput();
+    }
+
+    /** The next line the server sent, raw (with no CRLF), or null on timeout. */
+    public String nextLine(long millis) throws InterruptedException {
+        return lines.poll(millis, TimeUnit.MILLISECONDS);
+    }
+
+    /** The next message, event or not. */
+    public JsonNode next() throws Exception {
+        String line = lines.poll(5, TimeUnit.SECONDS);
+        assertNotNull(line, "no message from the server within 5 s");
+        assertTrue(!line.equals("<EOF>"), "the server closed the connection");
+        return JSON.readTree(line);
+    }
+
+    /** The next reply (return or error); events seen on the way are kept for {@link #events()}. */
+    public JsonNode reply() throws Exception {
+        while (true) {
+            JsonNode m = next();
+            if (m.has("event")) {
+                events.add(m);
+                continue;
+            }
+            return m;
+        }
+    }
+
+    /** Sends {@code json} and returns the reply. */
+    public JsonNode execute(String json) throws Exception {
+        send(json);
+        return reply();
+    }
+
+    /** Waits for event {@code name} (also among those already seen). */
+    public JsonNode awaitEvent(String name) throws Exception {
+        for (JsonNode e : events) {
+            if (e.get("event").asText().equals(name)) {
+                events.remove(e);
+                return e;
+            }
+        }
+        while (true) {
+            JsonNode m = next();
+            if (m.has("event") && m.get("event").asText().equals(name)) {
+                return m;
+            }
+            if (m.has("event")) {
+                events.add(m);
+            }
+        }
+    }
+
+    List<JsonNode> events() {
+        return events;
+    }
+
+    /** Whether the server closed the connection within {@code millis}. */
+    boolean closedWithin(long millis) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        String line;
+        while ((line = lines.poll(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())), TimeUnit.MILLISECONDS)) != null) {
+            if (line.equals("<EOF>")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    @Override
+    public void close() throws IOException {
+        channel.close();
+    }
+}
