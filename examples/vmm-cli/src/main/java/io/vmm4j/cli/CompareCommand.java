@@ -19,7 +19,8 @@ import java.util.concurrent.Callable;
 
 @Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Run the same guest workload over every data plane this host has — emulated-sync (notify handled on "
-                + "the vCPU thread), emulated (ioeventfd + I/O thread), vhost-net (kernel, where /dev/vhost-net exists) — and "
+                + "the vCPU thread), emulated (ioeventfd + I/O thread), vhost-user (a back-end daemon process the tool starts), "
+                + "vhost-net (kernel, where /dev/vhost-net exists) — and "
                 + "over a bare tap (the ceiling), and report packets/s, latency, CPU, syscalls and wake-ups per packet.",
         footer = {"", "Examples:",
                 "  ./vmm compare                              everything, about a minute",
@@ -76,7 +77,7 @@ public final class CompareCommand implements Callable<Integer> {
     }
 
     private static List<String> available() {
-        List<String> m = new ArrayList<>(List.of("emulated-sync", "emulated"));
+        List<String> m = new ArrayList<>(List.of("emulated-sync", "emulated", "vhost-user"));
         if (VhostKernel.available()) {
             m.add("vhost-net");
         }

@@ -27,7 +27,6 @@ import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
-import java.util.function.LongSupplier;
 
 /**
  * Runs the same guest workload over each data plane and measures it, with the raw tap as the
@@ -81,37 +80,70 @@ public final class Comparison {
         return frameSize - 14 - 20 - 8; // Ethernet, IPv4 and UDP headers
     }
 
-    private VmOptions options(String mode) {
-        return new VmOptions(mode, "tap", "vcmp" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF)), null,
+    private VmOptions options(String mode, String socket) {
+        boolean vhostUser = mode.equals("vhost-user");
+        return new VmOptions(mode, vhostUser ? "auto" : "tap",
+                vhostUser ? null : "vcmp" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF)), null,
                 guestAddress(), hostAddress() + "/24", null, 1, 0, 56, 100, 0, 0, "52:54:00:12:34:56", 1500, 256,
-                GuestDefaults.features(), null);
+                GuestDefaults.features(), socket);
+    }
+
+    /** The vhost-user back-end daemon as its own process, on a tap of its own. */
+    private record Daemon(Process process, Path socket, String tap) implements AutoCloseable {
+        static Daemon start(String hostCidr, PrintStream log) throws IOException, InterruptedException {
+            Path dir = Files.createTempDirectory("vmm4j-vu");
+            Path socket = dir.resolve("vu.sock");
+            String tap = "vcvu" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF));
+            List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "io.vmm4j.cli.Main",
+                    "vhost-user-backend", "--socket", socket.toString(), "--tap", tap, "--host-ip", hostCidr);
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("daemon.log").toFile()).start();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (!Files.exists(socket) && p.isAlive() && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            if (!Files.exists(socket)) {
+                p.destroyForcibly();
+                throw new IllegalStateException("the vhost-user back-end did not start: " + Files.readString(dir.resolve("daemon.log")));
+            }
+            return new Daemon(p, socket, tap);
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            process.destroy();
+            if (!process.waitFor(5, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+            }
+        }
     }
 
     private List<Report.Row> measureMode(String mode) throws Exception {
         List<Report.Row> rows = new ArrayList<>();
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
-        try (ToyVm vm = new ToyVm(options(mode), quiet, new SimpleMeterRegistry());
+        try (Daemon daemon = mode.equals("vhost-user") ? Daemon.start(hostAddress() + "/24", plan.log()) : null;
+             ToyVm vm = new ToyVm(options(mode, daemon == null ? null : daemon.socket().toString()), quiet, new SimpleMeterRegistry());
              Workload guest = vm.workload()) {
-            TapDevice tap = (TapDevice) vm.port();
+            String tap = daemon != null ? daemon.tap() : vm.port().name();
             long pid = ProcessHandle.current().pid();
-            LongSupplier daemonPid = vm::backendPid;
+            long daemonPid = daemon != null ? daemon.process().pid() : -1;
             plan.progress().step(mode + ": latency");
             long[] rtts = guest.pingRoundTrips(LATENCY_PINGS, 56);
             Arrays.sort(rtts);
             for (int frame : plan.frameSizes()) {
                 plan.progress().step(mode + ": transmit " + frame + " B");
-                Snapshot before = Snapshot.take(pid, daemonPid.getAsLong());
-                long tapRx = tapCounter(tap.name(), "rx_packets");
+                Snapshot before = Snapshot.take(pid, daemonPid);
+                long tapRx = tapCounter(tap, "rx_packets");
                 long sent = guest.floodUdp(plan.measureNanos(), payloadFor(frame));
                 Thread.sleep(100); // let the last frames cross
-                long received = tapCounter(tap.name(), "rx_packets") - tapRx;
-                Snapshot after = Snapshot.take(pid, daemonPid.getAsLong());
+                long received = tapCounter(tap, "rx_packets") - tapRx;
+                Snapshot after = Snapshot.take(pid, daemonPid);
                 rows.add(Report.Row.of(mode, "tx", frame, sent, received, plan.measureNanos(), after.minus(before), rtts));
 
                 plan.progress().step(mode + ": receive " + frame + " B");
-                before = Snapshot.take(pid, daemonPid.getAsLong());
+                before = Snapshot.take(pid, daemonPid);
                 long[] counts = receive(guest, payloadFor(frame));
-                after = Snapshot.take(pid, daemonPid.getAsLong());
+                after = Snapshot.take(pid, daemonPid);
                 rows.add(Report.Row.of(mode, "rx", frame, counts[0], counts[1], plan.measureNanos(), after.minus(before), rtts));
             }
         }

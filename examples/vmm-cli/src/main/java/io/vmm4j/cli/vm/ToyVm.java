@@ -239,11 +239,6 @@ public final class ToyVm implements AutoCloseable {
         return new Workload(guest);
     }
 
-    /** The pid of a backend process the data plane runs in (vhost-user daemon), or -1 when it runs here or in the kernel. */
-    public long backendPid() {
-        return -1;
-    }
-
     /**
      * A PCI slot as management sees it: the device's name (QMP's qdev_id), and for a virtio
      * device its transport and recorded state (null for the host bridge).

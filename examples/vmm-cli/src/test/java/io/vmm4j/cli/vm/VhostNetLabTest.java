@@ -58,7 +58,7 @@ class VhostNetLabTest {
         assertEquals(0, exit, console.toString());
     }
 
-    private static Path findLab() {
+    static Path findLab() {
         for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
             Path lab = dir.resolve("scripts/lab/vmm4j-lab");
             if (Files.isExecutable(lab)) {
