@@ -58,6 +58,7 @@ public final class Management implements AutoCloseable {
         Management m = new Management(new PacketCapture(() -> vm.net().backend()));
         try {
             m.events.attach(vm);
+            vm.setBackendConnectionListener(m.events);
             VmMetrics.register(registry, vm, m.capture);
             if (settings.pcap() != null) {
                 Path file = settings.pcap().toAbsolutePath();

@@ -11,6 +11,7 @@ import io.vmm4j.tap.LinuxBridge;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.tap.TapDevice;
+import io.vmm4j.vhost.BackendConnectionListener;
 import io.vmm4j.vhost.emulated.EmulatedNetBackend;
 import io.vmm4j.vhost.kernel.VhostKernel;
 import io.vmm4j.vhost.kernel.VhostNetBackend;
@@ -69,6 +70,7 @@ public final class ToyVm implements AutoCloseable {
     private InVmmHost inVmmHost;
     private volatile JavaGuest guest;
     private volatile String backendGone;
+    private volatile BackendConnectionListener backendListener = BackendConnectionListener.NONE;
     private volatile String runState = "prelaunch";
     private volatile boolean stopRequested;
 
@@ -204,6 +206,7 @@ public final class ToyVm implements AutoCloseable {
             log.println("vmm4j: " + reason + "; virtio-net link down, the VMM keeps running "
                     + "(restart the back-end and the VM to get the data plane back)");
             net.setLinkUp(false);
+            backendListener.disconnected("net0", reason);
         });
         return vu;
     }
@@ -231,6 +234,17 @@ public final class ToyVm implements AutoCloseable {
 
     public NetBackend backend() {
         return backend;
+    }
+
+    /**
+     * Who hears about a data plane outside the VMM (vhost-user) connecting or going away; told at
+     * once when one is connected now.
+     */
+    public void setBackendConnectionListener(BackendConnectionListener listener) {
+        backendListener = listener;
+        if (options.backend().equals("vhost-user") && backendGone == null) {
+            listener.connected("net0", options.socket());
+        }
     }
 
     /** Brings the guest up on its own vcpu0 thread and hands it over for measurements (instead of {@link #run()}). */

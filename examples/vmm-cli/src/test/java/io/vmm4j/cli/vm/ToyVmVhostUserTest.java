@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.tap.CommandResult;
+import io.vmm4j.cli.qmp.QmpTestClient;
 import io.vmm4j.tap.NetNamespace;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -135,8 +136,10 @@ class ToyVmVhostUserTest {
         try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
              VmmProcess daemon = startDaemon(ns, socket, tap, dir.resolve("stats.json"));
              VmmProcess vmm = VmmProcess.start(in(ns), "run", "--backend", "vhost-user", "--socket", socket.toString(),
-                     "--count", "0", "--serve", "8", "--json")) {
+                     "--count", "0", "--serve", "8", "--json", "--qmp", dir.resolve("vm.qmp").toString())) {
             vmm.awaitOutput("guest: serving at 10.0.2.15", 60);
+            QmpTestClient qmp = QmpTestClient.connect(dir.resolve("vm.qmp"));
+            qmp.execute("{\"execute\": \"qmp_capabilities\"}");
             Path pingLog = dir.resolve("ping.txt");
             Process ping = new ProcessBuilder("ip", "netns", "exec", ns.name(), "ping", "-i", "0.2", "-W", "1", "10.0.2.15")
                     .redirectErrorStream(true).redirectOutput(pingLog.toFile()).start();
@@ -149,6 +152,9 @@ class ToyVmVhostUserTest {
                 daemon.kill(); // mid-traffic: the host pings every 200 ms
                 vmm.awaitOutput("is gone", 5);
                 vmm.awaitOutput("guest: link is down", 5);
+                JsonNode gone = qmp.awaitEvent("NETDEV_VHOST_USER_DISCONNECTED");
+                assertEquals("net0", gone.get("data").get("netdev-id").asText(), "management hears of it: " + gone);
+                qmp.close();
             } finally {
                 ping.destroy();
                 ping.waitFor();
