@@ -53,6 +53,19 @@ public final class NetFeatures {
     private NetFeatures() {
     }
 
+    /** Whether {@code features} has the rule's feature without any of what it needs. */
+    private static boolean broken(int[] rule, long features) {
+        if (!VirtioFeatures.has(features, rule[0])) {
+            return false;
+        }
+        for (int i = 1; i < rule.length; i++) {
+            if (VirtioFeatures.has(features, rule[i])) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Names of the bits in {@code features}, transport and net. */
     public static List<String> names(long features) {
         return VirtioFeatures.names(features, NAMES);
@@ -61,14 +74,7 @@ public final class NetFeatures {
     /** Why a feature set breaks a dependency of §5.1.3.1, or null if it does not. */
     public static String dependencyProblem(long features) {
         for (int[] rule : REQUIRES) {
-            if (!VirtioFeatures.has(features, rule[0])) {
-                continue;
-            }
-            boolean met = false;
-            for (int i = 1; i < rule.length; i++) {
-                met |= VirtioFeatures.has(features, rule[i]);
-            }
-            if (!met) {
+            if (broken(rule, features)) {
                 StringBuilder need = new StringBuilder();
                 for (int i = 1; i < rule.length; i++) {
                     need.append(i > 1 ? " or " : "").append(NAMES.get(rule[i]));
@@ -85,14 +91,7 @@ public final class NetFeatures {
         do {
             prev = features;
             for (int[] rule : REQUIRES) {
-                if (!VirtioFeatures.has(features, rule[0])) {
-                    continue;
-                }
-                boolean met = false;
-                for (int i = 1; i < rule.length; i++) {
-                    met |= VirtioFeatures.has(features, rule[i]);
-                }
-                if (!met) {
+                if (broken(rule, features)) {
                     features &= ~VirtioFeatures.bit(rule[0]);
                 }
             }
