@@ -32,7 +32,10 @@ class VhostNetLabTest {
         List<String> cmd = new ArrayList<>(List.of(lab.toString(), "chroot", "--out", out.toString(), "--smp", "2", "--timeout", "280",
                 "--", Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
                 "-cp", System.getProperty("java.class.path"), VhostNetLabCases.class.getName(), out.toString()));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        // the lab shows the caller's working directory even under /tmp (which the guest covers with a
+        // tmpfs), so run it from the repository root: every module's classes and jars are under it
+        Path repository = lab.getParent().getParent().getParent();
+        Process p = new ProcessBuilder(cmd).directory(repository.toFile()).redirectErrorStream(true).start();
         StringBuilder console = new StringBuilder();
         try (var lines = p.inputReader().lines()) {
             lines.forEach(line -> {
