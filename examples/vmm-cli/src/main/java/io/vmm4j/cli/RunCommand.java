@@ -15,15 +15,22 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 @Command(name = "run", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Boot the toy VMM: a Java guest on a vCPU thread finds virtio-net on the PCI bus, brings it up "
-                + "(features, queues, MSI-X) and pings the host through the chosen data plane and port. As root the port is "
-                + "a new tap with the host address on it; otherwise an in-memory peer inside the VMM.",
+        description = "Boot the toy VMM: a guest on a vCPU thread finds virtio-net on the PCI bus, brings it up "
+                + "(features, queues, MSI-X) and pings the host through the chosen data plane and port. The guest is a Java "
+                + "frontend on a thread, or with --vcpu kvm a freestanding C guest on a real KVM vCPU (kicks by ioeventfd, "
+                + "interrupts by irqfd). As root the port is a new tap with the host address on it; otherwise an in-memory "
+                + "peer inside the VMM.",
         footer = {"", "Examples:",
                 "  ./vmm run                             ping the host 3 times over a new tap",
                 "  ./vmm run --count 5 --json            one JSON summary on stdout",
                 "  ./vmm run --count 0 --serve 30        stay up; ping 10.0.2.15 from the host",
-                "  ./vmm run --queues 2 --backend emulated-sync"})
+                "  ./vmm run --queues 2 --backend emulated-sync",
+                "  ./vmm run --vcpu kvm --count 5 --json  the C guest on KVM; vmExits and exits per packet in the JSON"})
 public final class RunCommand implements Callable<Integer> {
+    @Option(names = "--vcpu", defaultValue = "java",
+            description = "Who runs the guest: java (the Java frontend on a thread) or kvm (the C guest on a KVM vCPU; needs /dev/kvm). Default: ${DEFAULT-VALUE}.")
+    String vcpu;
+
     @Option(names = "--backend", defaultValue = "emulated",
             description = "Data plane: emulated (ioeventfd + VMM I/O thread), emulated-sync (notify handled on the vCPU thread), vhost-net, vhost-user. Default: ${DEFAULT-VALUE}.")
     String backend;
@@ -88,7 +95,7 @@ public final class RunCommand implements Callable<Integer> {
         validate();
         PrintStream log = json ? System.err : System.out;
         VmOptions options = new VmOptions(backend, port, tap, bridge, guestIp, hostIp, ping, queues, count, pingSize, intervalMs, udpPort,
-                serveSeconds, mac, mtu, memoryMiB, wantedFeatures(), socket);
+                serveSeconds, mac, mtu, memoryMiB, wantedFeatures(), socket, vcpu);
         RunSummary summary;
         try (ToyVm vm = new ToyVm(options, log, new SimpleMeterRegistry())) {
             summary = vm.run();
@@ -101,6 +108,12 @@ public final class RunCommand implements Callable<Integer> {
                         q.direction(), q.pair(), q.packets(), q.bytes(), q.kicks(), q.interrupts(), q.interruptsSuppressed(),
                         q.dropsNoBuffer());
             }
+            if (summary.kvm() != null) {
+                RunSummary.QuietPhase quiet = summary.kvm().quietPhase();
+                log.printf("vCPU exits to the VMM: %d %s; in steady traffic: %d exits for %d packets (%.3f per packet), %d kicks served%n",
+                        summary.kvm().vmExitsTotal(), summary.vmExits(), quiet.exits(), quiet.packets(), quiet.exitsPerPacket(),
+                        quiet.kicks());
+            }
         }
         boolean pingsOk = summary.ping().received() == count;
         boolean udpOk = summary.udp() == null || summary.udp().received() == summary.udp().sent();
@@ -108,6 +121,9 @@ public final class RunCommand implements Callable<Integer> {
     }
 
     private void validate() {
+        if (!vcpu.equals(VmOptions.VCPU_JAVA) && !vcpu.equals(VmOptions.VCPU_KVM)) {
+            throw new IllegalArgumentException("--vcpu must be java or kvm, not '" + vcpu + "'");
+        }
         if (queues < 1 || queues > 16) {
             throw new IllegalArgumentException("--queues must be 1..16, was " + queues);
         }

@@ -21,10 +21,26 @@ package io.vmm4j.cli.vm;
  * @param memoryMiB   guest RAM
  * @param wantedFeatures virtio-net features the Java guest driver asks for
  * @param socket      vhost-user socket path, or null
+ * @param vcpu        who runs the guest: {@code java} (the Java frontend on a thread) or {@code kvm} (the C guest on a KVM vCPU)
  */
 public record VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
                         int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu, int memoryMiB,
-                        long wantedFeatures, String socket) {
+                        long wantedFeatures, String socket, String vcpu) {
+    public static final String VCPU_JAVA = "java";
+    public static final String VCPU_KVM = "kvm";
+
+    /** Options for the Java frontend (the vCPU choice came later; callers that predate it keep working). */
+    public VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
+                     int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu, int memoryMiB,
+                     long wantedFeatures, String socket) {
+        this(backend, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort, serveSeconds, mac, mtu,
+                memoryMiB, wantedFeatures, socket, VCPU_JAVA);
+    }
+
+    public boolean kvm() {
+        return VCPU_KVM.equals(vcpu);
+    }
+
     public String hostAddress() {
         int slash = hostIp.indexOf('/');
         return slash < 0 ? hostIp : hostIp.substring(0, slash);
