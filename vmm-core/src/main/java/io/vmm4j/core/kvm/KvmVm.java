@@ -30,6 +30,9 @@ public final class KvmVm implements AutoCloseable {
     /** GSIs 0-23 are the IOAPIC pins (0-15 also the PICs); MSI routes are allocated above. */
     public static final int FIRST_MSI_GSI = 24;
 
+    private static final ThreadLocal<MemorySegment> MSI_BUFFER =
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(KvmIoctls.SIZEOF_MSI, 8));
+
     private record Route(int type, int a, int b, int c) {
         // IRQCHIP: a = irqchip, b = pin; MSI: a = address_lo, b = address_hi, c = data
     }
@@ -40,7 +43,7 @@ public final class KvmVm implements AutoCloseable {
     private final TreeMap<Integer, List<Route>> routes = new TreeMap<>();
     private final int maxGsi;
     private final boolean ioeventfdAnyLength;
-    private boolean irqchip;
+    private volatile boolean irqchip;
     private int nextGsi = FIRST_MSI_GSI;
     private int slots;
     private volatile boolean closed;
@@ -318,22 +321,19 @@ public final class KvmVm implements AutoCloseable {
      * Returns false when the guest blocked it (e.g. its local APIC is still software-disabled).
      */
     public boolean signalMsi(long address, int data) {
-        requireIrqchipUnlocked();
-        try (Arena arena = Arena.ofConfined()) {
-            // struct kvm_msi: address_lo, address_hi, data, flags, devid, pad[12]
-            MemorySegment s = arena.allocate(KvmIoctls.SIZEOF_MSI, 8);
-            s.set(ValueLayout.JAVA_INT, 0, (int) address);
-            s.set(ValueLayout.JAVA_INT, 4, (int) (address >>> 32));
-            s.set(ValueLayout.JAVA_INT, 8, data);
-            int r = LibC.ioctl(fd, KvmIoctls.SIGNAL_MSI, s, String.format("KVM_SIGNAL_MSI address=0x%x data=0x%x", address, data));
-            return r > 0;
+        if (!irqchip) {
+            throw new IllegalStateException("KVM_SIGNAL_MSI needs the in-kernel irqchip: call createIrqchip() first");
         }
-    }
-
-    private void requireIrqchipUnlocked() {
-        synchronized (this) {
-            requireIrqchip("KVM_SIGNAL_MSI");
+        // struct kvm_msi: address_lo, address_hi, data, flags, devid, pad[12]; a buffer per thread, no allocation per interrupt
+        MemorySegment s = MSI_BUFFER.get();
+        s.set(ValueLayout.JAVA_INT, 0, (int) address);
+        s.set(ValueLayout.JAVA_INT, 4, (int) (address >>> 32));
+        s.set(ValueLayout.JAVA_INT, 8, data);
+        int r = LibC.ioctlRaw(fd, KvmIoctls.SIGNAL_MSI, s);
+        if (r < 0) {
+            LibC.check(r, "ioctl", String.format("fd=%d, KVM_SIGNAL_MSI address=0x%x data=0x%x", fd, address, data));
         }
+        return r > 0;
     }
 
     /**

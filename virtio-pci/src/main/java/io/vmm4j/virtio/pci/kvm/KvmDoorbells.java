@@ -64,17 +64,17 @@ public final class KvmDoorbells implements AutoCloseable {
         this.irqfds = new KvmVm.IrqFd[queues];
         this.watchers = new EventLoop.Registration[queues];
         this.ioeventfds = new KvmVm.IoEventFd[queues];
-        synchronized (this) {
-            transport.configSpace().addBarListener((index, address, size) -> {
-                if (index == VirtioPciTransport.VIRTIO_BAR) {
-                    moveNotifyAddresses(address);
-                }
-            });
-            msix.addListener(vector -> sync());
-            transport.addQueueVectorListener((queue, vector) -> sync());
-            moveNotifyAddresses(transport.configSpace().barAddress(VirtioPciTransport.VIRTIO_BAR));
-            sync();
-        }
+        // Lock order: transport, config space or MSI-X table first, then this (their listeners call in).
+        transport.configSpace().addBarListener((index, address, size) -> {
+            if (index == VirtioPciTransport.VIRTIO_BAR) {
+                moveNotifyAddresses(address);
+            }
+        });
+        msix.addListener(vector -> sync());
+        transport.addQueueVectorListener((queue, vector) -> sync());
+        long bar = transport.configSpace().barAddress(VirtioPciTransport.VIRTIO_BAR);
+        moveNotifyAddresses(bar);
+        sync();
     }
 
     /** Whether a guest kick of {@code queue} is an ioeventfd right now (no exit). */
