@@ -7,8 +7,6 @@ import io.vmm4j.core.linux.LinuxException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.file.Files;
-import java.nio.file.Path;
 
 /**
  * The KVM subsystem, {@code /dev/kvm}: the API version check, capability queries and VM creation
@@ -24,11 +22,6 @@ public final class Kvm implements AutoCloseable {
     private Kvm(int fd) {
         this.fd = fd;
         this.vcpuMmapSize = LibC.ioctl(fd, KvmIoctls.GET_VCPU_MMAP_SIZE, 0L, "KVM_GET_VCPU_MMAP_SIZE");
-    }
-
-    /** Whether {@code /dev/kvm} exists (it may still refuse to open). */
-    public static boolean present() {
-        return Files.exists(Path.of(DEVICE));
     }
 
     /**
