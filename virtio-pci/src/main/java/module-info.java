@@ -6,6 +6,7 @@ module io.vmm4j.virtio {
 
     exports io.vmm4j.virtio;
     exports io.vmm4j.virtio.pci;
+    exports io.vmm4j.virtio.pci.kvm;
     exports io.vmm4j.virtio.queue;
     exports io.vmm4j.virtio.driver;
     exports io.vmm4j.virtio.driver.net;

@@ -33,10 +33,15 @@ import java.util.concurrent.Callable;
                 "  ./vmm run --config vm.json --count 5  the VM from a file; flags override it",
                 "  ./vmm run --count 0 --serve 60 --qmp /tmp/vm.qmp --metrics 9464",
                 "                                        QMP socket, metrics on 127.0.0.1:9464",
-                "  ./vmm run --pcap /tmp/vm.pcap         every frame into a pcap for tshark"})
+                "  ./vmm run --pcap /tmp/vm.pcap         every frame into a pcap for tshark",
+                "  ./vmm run --vcpu kvm --count 5 --json  the C guest on KVM; vmExits and exits per packet in the JSON"})
 public final class RunCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--vcpu", defaultValue = "java",
+            description = "Who runs the guest: java (the Java frontend on a thread) or kvm (the C guest on a KVM vCPU; needs /dev/kvm). Default: ${DEFAULT-VALUE}.")
+    String vcpu;
 
     @Option(names = "--config", paramLabel = "FILE",
             description = "Read the VM from this JSON file (see the README); flags given on the command line override its values.")
@@ -139,6 +144,12 @@ public final class RunCommand implements Callable<Integer> {
                         q.direction(), q.pair(), q.packets(), q.bytes(), q.kicks(), q.interrupts(), q.interruptsSuppressed(),
                         q.dropsNoBuffer());
             }
+            if (summary.kvm() != null) {
+                RunSummary.QuietPhase quiet = summary.kvm().quietPhase();
+                log.printf("vCPU exits to the VMM: %d %s; in steady traffic: %d exits for %d packets (%.3f per packet), %d kicks served%n",
+                        summary.kvm().vmExitsTotal(), summary.vmExits(), quiet.exits(), quiet.packets(), quiet.exitsPerPacket(),
+                        quiet.kicks());
+            }
         }
         boolean pingsOk = summary.ping().received() == count;
         boolean udpOk = summary.udp() == null || summary.udp().received() == summary.udp().sent();
@@ -161,7 +172,7 @@ public final class RunCommand implements Callable<Integer> {
         }
         validate();
         return new VmOptions(backend, port, tap, bridge, guestIp, hostIp, ping, queues, count, pingSize, intervalMs, udpPort,
-                serveSeconds, mac, mtu, memoryMiB, wantedFeatures(), socket, queueSize);
+                serveSeconds, mac, mtu, memoryMiB, wantedFeatures(), socket, queueSize, vcpu);
     }
 
     Management.Settings managementSettings() {
@@ -169,6 +180,7 @@ public final class RunCommand implements Callable<Integer> {
     }
 
     private void validate() {
+        check("--vcpu", VmRules.oneOf(vcpu, java.util.List.of(VmOptions.VCPU_JAVA, VmOptions.VCPU_KVM)));
         check("--backend", VmRules.oneOf(backend, VmRules.BACKENDS));
         check("--port", VmRules.oneOf(port, VmRules.PORTS));
         check("--queues", VmRules.range(queues, 1, VmRules.MAX_QUEUE_PAIRS, "queue pairs"));

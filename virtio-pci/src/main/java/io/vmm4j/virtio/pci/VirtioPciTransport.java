@@ -62,6 +62,15 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
         }
     }
 
+    /**
+     * Told after a queue's MSI-X vector assignment changed (the driver's queue_msix_vector write,
+     * or a reset back to NO_VECTOR), so something that routes the queue's call eventfd outside this
+     * transport (KVM irqfd) can follow. Called on the accessing thread with the transport locked.
+     */
+    public interface QueueVectorListener {
+        void queueVectorChanged(int queue, int vector);
+    }
+
     public static final int VENDOR_ID = 0x1AF4;
     /** Modern device IDs are 0x1040 + the virtio device type (§4.1.2). */
     public static final int DEVICE_ID_BASE = 0x1040;
@@ -90,6 +99,7 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     private final IntxLine intx;
     private final int queueCount;
     private final List<Observer> observers = new ArrayList<>();
+    private final List<QueueVectorListener> vectorListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final int pciCfgCapOffset;
     private final VirtioRegisters registers = new VirtioRegisters();
 
@@ -208,8 +218,21 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
         observers.add(observer);
     }
 
+    public void addQueueVectorListener(QueueVectorListener listener) {
+        vectorListeners.add(listener);
+    }
+
     public VirtioDevice device() {
         return device;
+    }
+
+    public int queueCount() {
+        return queueCount;
+    }
+
+    /** The MSI-X vector queue {@code queue} interrupts on, or {@link MsixTable#NO_VECTOR}. */
+    public int queueVector(int queue) {
+        return queueVector.get(queue);
     }
 
     public PciConfigSpace configSpace() {
@@ -448,6 +471,9 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
             call[q].drain();
         }
         resetQueueRegisters();
+        for (int q = 0; q < queueCount; q++) {
+            fireQueueVectorChanged(q);
+        }
         deviceFeatureSelect = 0;
         driverFeatureSelect = 0;
         driverFeatures = 0;
@@ -528,6 +554,7 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
             case CommonConfig.QUEUE_MSIX_VECTOR -> {
                 if (queueValid) {
                     queueVector.set(q, acceptVector((int) value));
+                    fireQueueVectorChanged(q);
                 }
             }
             case CommonConfig.QUEUE_ENABLE -> {
@@ -552,6 +579,12 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
                 }
             }
             default -> LOG.debug("{}: ignored write to read-only common config field 0x{}", device.name(), Integer.toHexString(field));
+        }
+    }
+
+    private void fireQueueVectorChanged(int q) {
+        for (QueueVectorListener l : vectorListeners) {
+            l.queueVectorChanged(q, queueVector.get(q));
         }
     }
 

@@ -2,7 +2,11 @@ package io.vmm4j.core.kvm;
 
 import io.vmm4j.core.linux.Ioctl;
 
-/** /dev/kvm ioctl requests and struct sizes (include/uapi/linux/kvm.h, x86-64). */
+/**
+ * /dev/kvm ioctl requests, capabilities, exit reasons, flags, struct sizes and the {@code kvm_run}
+ * offsets vmm4j reads (include/uapi/linux/kvm.h, arch/x86/include/uapi/asm/kvm.h; x86-64).
+ * {@code LinuxConstantsTest} checks every value against the system headers with gcc.
+ */
 public final class KvmIoctls {
     public static final int KVMIO = 0xAE;
     public static final int API_VERSION = 12;
@@ -10,11 +14,14 @@ public final class KvmIoctls {
     public static final long SIZEOF_USERSPACE_MEMORY_REGION = 32;
     public static final long SIZEOF_REGS = 144;
     public static final long SIZEOF_SREGS = 312;
+    public static final long SIZEOF_SEGMENT = 24;
     public static final long SIZEOF_IRQFD = 32;
     public static final long SIZEOF_IOEVENTFD = 64;
     public static final long SIZEOF_IRQ_ROUTING = 8;
     public static final long SIZEOF_IRQ_ROUTING_ENTRY = 48;
+    public static final long SIZEOF_MSI = 32;
     public static final long SIZEOF_CPUID2 = 8;
+    public static final long SIZEOF_CPUID_ENTRY2 = 40;
 
     // system ioctls
     public static final long GET_API_VERSION = Ioctl.io(KVMIO, 0x00);
@@ -31,6 +38,7 @@ public final class KvmIoctls {
     public static final long SET_GSI_ROUTING = Ioctl.iow(KVMIO, 0x6a, SIZEOF_IRQ_ROUTING);
     public static final long IRQFD = Ioctl.iow(KVMIO, 0x76, SIZEOF_IRQFD);
     public static final long IOEVENTFD = Ioctl.iow(KVMIO, 0x79, SIZEOF_IOEVENTFD);
+    public static final long SIGNAL_MSI = Ioctl.iow(KVMIO, 0xa5, SIZEOF_MSI);
     // vCPU ioctls
     public static final long RUN = Ioctl.io(KVMIO, 0x80);
     public static final long GET_REGS = Ioctl.ior(KVMIO, 0x81, SIZEOF_REGS);
@@ -38,6 +46,78 @@ public final class KvmIoctls {
     public static final long GET_SREGS = Ioctl.ior(KVMIO, 0x83, SIZEOF_SREGS);
     public static final long SET_SREGS = Ioctl.iow(KVMIO, 0x84, SIZEOF_SREGS);
     public static final long SET_CPUID2 = Ioctl.iow(KVMIO, 0x90, SIZEOF_CPUID2);
+    public static final long GET_TSC_KHZ = Ioctl.io(KVMIO, 0xa3);
+
+    // KVM_CHECK_EXTENSION capabilities
+    public static final int CAP_IRQCHIP = 0;
+    public static final int CAP_USER_MEMORY = 3;
+    public static final int CAP_SET_TSS_ADDR = 4;
+    public static final int CAP_NR_MEMSLOTS = 10;
+    public static final int CAP_IRQ_ROUTING = 25;
+    public static final int CAP_IRQFD = 32;
+    public static final int CAP_IOEVENTFD = 36;
+    public static final int CAP_SET_IDENTITY_MAP_ADDR = 37;
+    public static final int CAP_EXT_CPUID = 7;
+    public static final int CAP_SIGNAL_MSI = 77;
+    public static final int CAP_IRQFD_RESAMPLE = 82;
+    public static final int CAP_GET_TSC_KHZ = 61;
+    public static final int CAP_IOEVENTFD_ANY_LENGTH = 122;
+    public static final int CAP_IMMEDIATE_EXIT = 136;
+
+    // kvm_run.exit_reason
+    public static final int EXIT_UNKNOWN = 0;
+    public static final int EXIT_EXCEPTION = 1;
+    public static final int EXIT_IO = 2;
+    public static final int EXIT_HYPERCALL = 3;
+    public static final int EXIT_DEBUG = 4;
+    public static final int EXIT_HLT = 5;
+    public static final int EXIT_MMIO = 6;
+    public static final int EXIT_IRQ_WINDOW_OPEN = 7;
+    public static final int EXIT_SHUTDOWN = 8;
+    public static final int EXIT_FAIL_ENTRY = 9;
+    public static final int EXIT_INTR = 10;
+    public static final int EXIT_NMI = 16;
+    public static final int EXIT_INTERNAL_ERROR = 17;
+    public static final int EXIT_SYSTEM_EVENT = 24;
+    public static final int EXIT_IO_IN = 0;
+    public static final int EXIT_IO_OUT = 1;
+    public static final int INTERNAL_ERROR_EMULATION = 1;
+    public static final int INTERNAL_ERROR_SIMUL_EX = 2;
+    public static final int INTERNAL_ERROR_DELIVERY_EV = 3;
+
+    // kvm_run offsets (the exit union starts at 32 on x86)
+    public static final long RUN_IMMEDIATE_EXIT = 1;
+    public static final long RUN_EXIT_REASON = 8;
+    public static final long RUN_IO_DIRECTION = 32;
+    public static final long RUN_IO_SIZE = 33;
+    public static final long RUN_IO_PORT = 34;
+    public static final long RUN_IO_COUNT = 36;
+    public static final long RUN_IO_DATA_OFFSET = 40;
+    public static final long RUN_MMIO_PHYS_ADDR = 32;
+    public static final long RUN_MMIO_DATA = 40;
+    public static final long RUN_MMIO_LEN = 48;
+    public static final long RUN_MMIO_IS_WRITE = 52;
+    public static final long RUN_FAIL_ENTRY_REASON = 32;
+    public static final long RUN_INTERNAL_SUBERROR = 32;
+    public static final long RUN_INTERNAL_NDATA = 36;
+    public static final long RUN_INTERNAL_DATA = 40;
+    public static final long RUN_SYSTEM_EVENT_TYPE = 32;
+    public static final long RUN_EX_EXCEPTION = 32;
+    public static final long RUN_EX_ERROR_CODE = 36;
+
+    // KVM_IOEVENTFD flags
+    public static final int IOEVENTFD_FLAG_DATAMATCH = 1;
+    public static final int IOEVENTFD_FLAG_PIO = 2;
+    public static final int IOEVENTFD_FLAG_DEASSIGN = 4;
+    // KVM_IRQFD flags
+    public static final int IRQFD_FLAG_DEASSIGN = 1;
+    public static final int IRQFD_FLAG_RESAMPLE = 2;
+    // GSI routing entry types and irqchips
+    public static final int IRQ_ROUTING_IRQCHIP = 1;
+    public static final int IRQ_ROUTING_MSI = 2;
+    public static final int IRQCHIP_PIC_MASTER = 0;
+    public static final int IRQCHIP_PIC_SLAVE = 1;
+    public static final int IRQCHIP_IOAPIC = 2;
 
     private KvmIoctls() {
     }

@@ -83,6 +83,10 @@ public final class LibC {
     public static final int SIGTERM = 15;
     public static final int WNOHANG = 1;
 
+    /** glibc's {@code struct sigaction} on x86-64: handler, 128-byte sa_mask, sa_flags, sa_restorer. */
+    public static final long SIGACTION_SIZE = 152;
+    public static final long SIGACTION_FLAGS_OFFSET = 136;
+
     /** {@code struct iovec}: base pointer and length. */
     public static final StructLayout IOVEC = MemoryLayout.structLayout(
             ADDRESS.withName("iov_base"), JAVA_LONG.withName("iov_len"));
@@ -150,6 +154,11 @@ public final class LibC {
     private static final MethodHandle GETPID = plainCall("getpid", FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle GETTID = plainCall("gettid", FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle STRERROR = plainCall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    private static final MethodHandle SIGACTION = errnoCall("sigaction", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
+    private static final MethodHandle SIGRTMIN = plainCall("__libc_current_sigrtmin", FunctionDescriptor.of(JAVA_INT));
+    private static final MethodHandle PTHREAD_SELF = plainCall("pthread_self", FunctionDescriptor.of(JAVA_LONG));
+    // pthread_kill returns an error number instead of setting errno.
+    private static final MethodHandle PTHREAD_KILL = plainCall("pthread_kill", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT));
     // posix_spawn family returns an error number instead of setting errno.
     private static final MethodHandle SPAWN = plainCall("posix_spawn",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
@@ -650,6 +659,58 @@ public final class LibC {
             return s.reinterpret(256).getString(0);
         } catch (Throwable t) {
             throw rethrow(t);
+        }
+    }
+
+    /** The first real-time signal glibc leaves to applications ({@code SIGRTMIN}). */
+    public static int sigrtmin() {
+        try {
+            return (int) SIGRTMIN.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Installs, for {@code signal}, a handler that does nothing observable, so that the signal
+     * only interrupts a blocking system call of the thread it is sent to (the call fails with
+     * EINTR; KVM_RUN returns to user space) instead of killing the process. The handler is libc's
+     * {@code getpid}: async-signal-safe, and the signal number it is passed in a register is ignored.
+     * No SA_RESTART: the interrupted call must return.
+     */
+    public static void installInterruptOnlyHandler(int signal) {
+        MemorySegment state = STATE.get();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment action = arena.allocate(SIGACTION_SIZE, 8); // zeroed: empty sa_mask, sa_flags 0
+            action.set(ADDRESS, 0, symbol("getpid"));
+            int r = (int) SIGACTION.invokeExact(state, signal, action, MemorySegment.NULL);
+            if (r < 0) {
+                throw new LinuxException("sigaction", errno(state), "signal=" + signal);
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** The calling thread's {@code pthread_t}. */
+    public static long pthreadSelf() {
+        try {
+            return (long) PTHREAD_SELF.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** pthread_kill(3): sends {@code signal} to one thread of this process. */
+    public static void pthreadKill(long thread, int signal) {
+        int r;
+        try {
+            r = (int) PTHREAD_KILL.invokeExact(thread, signal);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r != 0) {
+            throw new LinuxException("pthread_kill", r, "thread=0x" + Long.toHexString(thread) + ", signal=" + signal);
         }
     }
 

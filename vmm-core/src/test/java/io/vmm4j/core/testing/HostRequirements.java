@@ -55,6 +55,21 @@ public final class HostRequirements {
         return null;
     }
 
+    /** /dev/kvm that this process can open (KVM tests). */
+    public static void requireKvm() {
+        boolean usable;
+        String why;
+        try {
+            io.vmm4j.core.kvm.Kvm.open().close();
+            usable = true;
+            why = "";
+        } catch (RuntimeException e) {
+            usable = false;
+            why = e.getMessage();
+        }
+        require(usable, "a usable /dev/kvm (" + why + ")");
+    }
+
     public static void requireFile(String path, String hint) {
         require(Files.exists(Path.of(path)), path + " (" + hint + ")");
     }

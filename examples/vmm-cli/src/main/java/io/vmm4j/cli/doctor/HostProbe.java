@@ -76,7 +76,8 @@ public final class HostProbe {
             int fd = LibC.open("/dev/kvm", LibC.O_RDWR | LibC.O_CLOEXEC);
             try {
                 int version = LibC.ioctl(fd, KvmIoctls.GET_API_VERSION, 0L, "KVM_GET_API_VERSION");
-                detail = "KVM API version " + version;
+                detail = "KVM API version " + version + (io.vmm4j.guest.KvmGuestImage.built()
+                        ? "; the C guest image is built" : "; the C guest image is NOT built (this build had no gcc)");
                 if (version != KvmIoctls.API_VERSION) {
                     err = Optional.of("unexpected KVM API version " + version);
                 }

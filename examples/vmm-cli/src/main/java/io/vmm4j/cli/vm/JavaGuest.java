@@ -30,7 +30,7 @@ import java.util.concurrent.TimeUnit;
  * then the virtio drivers and a tiny IPv4 stack. It reaches the devices only through PIO/MMIO
  * accesses on the buses and through guest memory, like code in a real guest.
  */
-final class JavaGuest implements Runnable {
+final class JavaGuest implements Runnable, GuestRunner {
     static final long PCI_WINDOW = 0xC000_0000L;
     static final long PCI_WINDOW_SIZE = 0x1000_0000L;
     private static final int UDP_SOURCE_PORT_BASE = 40000;
@@ -75,7 +75,8 @@ final class JavaGuest implements Runnable {
         this.allocator = new GuestAllocator(0x10_0000, memory.size() - 0x10_0000);
     }
 
-    void requestStop() {
+    @Override
+    public void requestStop() {
         stop = true;
     }
 
@@ -123,6 +124,12 @@ final class JavaGuest implements Runnable {
             }
         }
         return driver;
+    }
+
+    @Override
+    public GuestReport report() {
+        return new GuestReport(acked, pairs, pingsSent, List.copyOf(rttMs), udpSent, udpReceived, maxRxBuffers, echoRequestsAnswered(),
+                rng, error);
     }
 
     @Override

@@ -5,8 +5,11 @@ import io.vmm4j.cli.doctor.HostProbe;
 import io.vmm4j.core.bus.Bus;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.irq.IntxLine;
+import io.vmm4j.core.irq.MsiSink;
+import io.vmm4j.core.kvm.KvmException;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.examples.rng.VirtioRng;
+import io.vmm4j.guest.KvmGuestImage;
 import io.vmm4j.tap.LinuxBridge;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.PacketPort;
@@ -26,6 +29,7 @@ import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.net.VirtioNet;
 import io.vmm4j.virtio.pci.PciHost;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
+import io.vmm4j.virtio.pci.kvm.KvmDoorbells;
 
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -37,7 +41,9 @@ import java.util.concurrent.CompletableFuture;
 
 /**
  * The toy VMM: guest memory, a PCI host, a virtio-net device on a chosen data plane, a
- * virtio-rng device (the transport reused), and a Java guest on a vCPU thread.
+ * virtio-rng device (the transport reused), and a guest on a vCPU thread: the Java frontend, or
+ * with {@code --vcpu kvm} the C guest on a KVM vCPU, whose kicks are KVM ioeventfds and whose
+ * interrupts are KVM irqfds on the same eventfds the data planes use.
  */
 public final class ToyVm implements AutoCloseable {
     /** A VM that cannot be built as asked; the message says why and what to do. */
@@ -67,8 +73,11 @@ public final class ToyVm implements AutoCloseable {
     private final VirtioPciTransport rngTransport;
     private final VirtioDeviceState netState = new VirtioDeviceState();
     private final VirtioDeviceState rngState = new VirtioDeviceState();
+    private final KvmMachine kvm;
     private InVmmHost inVmmHost;
     private volatile JavaGuest guest;
+    private KvmGuest kvmGuest;
+    private volatile GuestRunner runner;
     private volatile String backendGone;
     private volatile BackendConnectionListener backendListener = BackendConnectionListener.NONE;
     private volatile String runState = "prelaunch";
@@ -82,10 +91,15 @@ public final class ToyVm implements AutoCloseable {
             throw new VmException("--backend vhost-net needs /dev/vhost-net, which this host does not have: modprobe vhost_net, "
                     + "or, where the kernel lacks CONFIG_VHOST_NET, run it in the lab VM (./vmm lab; ./vmm doctor says more)");
         }
+        if (options.kvm()) {
+            checkKvmOptions(options);
+        }
         try {
             memory = GuestMemory.builder().region(0, (long) options.memoryMiB() << 20).build();
             resources.add(memory);
-            EventLoop irqfd = own(new EventLoop("irqfd"));
+            kvm = options.kvm() ? own(createKvm()) : null;
+            EventLoop irqfd = kvm == null ? own(new EventLoop("irqfd")) : null; // under KVM the irqfds are in the kernel
+            MsiSink msiSink = kvm == null ? apic : kvm.msiSink();
             EventLoop control = own(new EventLoop("vmm-control"));
             EventLoop rngLoop = own(new EventLoop("rng-io"));
             PciHost host = new PciHost(pio, mmio, ECAM_BASE);
@@ -99,22 +113,54 @@ public final class ToyVm implements AutoCloseable {
             backend = vhostUser ? connectVhostUser(control) : createBackend();
             NetConfig config = new NetConfig(NetConfig.parseMac(options.mac()), options.mtu(), options.pairs(), options.queueSize());
             net = new VirtioNet(config, backend, control, registry);
-            netTransport = new VirtioPciTransport(net, memory, mmio, apic, IntxLine.NONE, irqfd, mode, 2 + 2 * options.pairs());
+            netTransport = new VirtioPciTransport(net, memory, mmio, msiSink, IntxLine.NONE, irqfd, mode, 2 + 2 * options.pairs());
             netTransport.addObserver(new BootLog("virtio-net", log, NetFeatures::names));
             netTransport.addObserver(netState);
             host.attach(NET_SLOT, netTransport);
 
             VirtioRng rng = new VirtioRng(rngLoop, new SecureRandom());
-            rngTransport = new VirtioPciTransport(rng, memory, mmio, apic, IntxLine.NONE, irqfd, mode, 2);
+            rngTransport = new VirtioPciTransport(rng, memory, mmio, msiSink, IntxLine.NONE, irqfd, mode, 2);
             rngTransport.addObserver(rngState);
             host.attach(RNG_SLOT, rngTransport);
-            log.printf("vmm4j: %d MiB guest RAM, PCI host (CF8/CFC, ECAM at 0x%x), virtio-net on %s %s, data plane %s%s%n",
+            if (kvm != null) {
+                own(new KvmDoorbells(kvm.vm(), netTransport, control));
+                own(new KvmDoorbells(kvm.vm(), rngTransport, control));
+            }
+            log.printf("vmm4j: %d MiB guest RAM, PCI host (CF8/CFC, ECAM at 0x%x), virtio-net on %s %s, data plane %s%s%s%n",
                     options.memoryMiB(), ECAM_BASE, portKind, portName(), backend.name(),
                     mode == VirtioPciTransport.NotifyMode.SYNCHRONOUS ? " (notify handled on the vCPU thread)"
-                            : vhostUser ? " (ioeventfd + irqfd, rings served by the back-end process)" : " (ioeventfd + I/O thread)");
+                            : vhostUser ? " (ioeventfd + irqfd, rings served by the back-end process)" : " (ioeventfd + I/O thread)",
+                    kvm == null ? "" : mode == VirtioPciTransport.NotifyMode.SYNCHRONOUS
+                            ? ", KVM vCPU (every kick exits; interrupts by KVM irqfd)"
+                            : ", KVM vCPU (kicks by KVM ioeventfd, interrupts by KVM irqfd)");
         } catch (RuntimeException e) {
             close();
             throw e;
+        }
+    }
+
+    /** What the C guest cannot do, said before anything is created. */
+    private static void checkKvmOptions(VmOptions options) {
+        if (((long) options.memoryMiB() << 20) > ECAM_BASE) {
+            throw new VmException(String.format("--vcpu kvm needs --memory of at most %d MiB: guest RAM above 0x%x would cover the PCI "
+                    + "windows, and device accesses there would no longer exit to the VMM", ECAM_BASE >> 20, ECAM_BASE));
+        }
+        if (options.pairs() != 1 || options.udpPort() > 0) {
+            throw new VmException("the KVM guest drives one queue pair and pings only: drop --queues and --udp-port with --vcpu kvm");
+        }
+        if (options.wantedFeatures() != GuestDefaults.features()) {
+            throw new VmException("--guest-features configures the Java guest; the KVM guest negotiates VERSION_1, MAC, STATUS and EVENT_IDX");
+        }
+        if (!KvmGuestImage.built()) {
+            throw new VmException("--vcpu kvm: the KVM guest image was not built (this build had no gcc): apt-get install gcc, then ./vmm build");
+        }
+    }
+
+    private KvmMachine createKvm() {
+        try {
+            return KvmMachine.create(memory, pio, mmio);
+        } catch (KvmException e) {
+            throw new VmException("--vcpu kvm: " + e.getMessage());
         }
     }
 
@@ -279,9 +325,9 @@ public final class ToyVm implements AutoCloseable {
     /** Asks the guest to stop (QMP quit); {@link #run()} then returns. */
     public void requestStop() {
         stopRequested = true;
-        JavaGuest g = guest;
-        if (g != null) {
-            g.requestStop();
+        GuestRunner r = runner;
+        if (r != null) {
+            r.requestStop();
         }
     }
 
@@ -310,19 +356,27 @@ public final class ToyVm implements AutoCloseable {
 
     /** Boots the guest on a vCPU thread and waits for it to finish its pings and serving. */
     public RunSummary run() throws InterruptedException {
-        JavaGuest guest = new JavaGuest(options, pio, mmio, memory, apic, log);
-        guest.onPlatformReset(() -> {
-            netTransport.resetDevice();
-            rngTransport.resetDevice();
-        });
-        this.guest = guest;
+        GuestRunner started;
+        if (kvm != null) {
+            kvmGuest = new KvmGuest(options, kvm, memory, pio, log, this::packetsMoved, this::kicksServed);
+            started = kvmGuest;
+        } else {
+            JavaGuest guest = new JavaGuest(options, pio, mmio, memory, apic, log);
+            guest.onPlatformReset(() -> {
+                netTransport.resetDevice();
+                rngTransport.resetDevice();
+            });
+            this.guest = guest;
+            started = guest;
+        }
+        runner = started;
         if (stopRequested) {
-            guest.requestStop();
+            started.requestStop();
         }
         runState = "running";
-        Thread vcpu = Thread.ofPlatform().name("vcpu0").start(guest);
+        Thread vcpu = Thread.ofPlatform().name("vcpu0").start(started::run);
         Thread hook = Thread.ofPlatform().unstarted(() -> {
-            guest.requestStop();
+            started.requestStop();
             try {
                 vcpu.join(2_000);
             } catch (InterruptedException ignored) {
@@ -343,20 +397,49 @@ public final class ToyVm implements AutoCloseable {
         return summary();
     }
 
+    private long packetsMoved() {
+        long n = 0;
+        for (NetQueueCounters c : net.counters()) {
+            n += c.packets;
+        }
+        return n;
+    }
+
+    private long kicksServed() {
+        long n = 0;
+        for (NetQueueCounters c : net.counters()) {
+            n += c.kicks;
+        }
+        return n;
+    }
+
     RunSummary summary() {
         List<RunSummary.Queue> queues = new ArrayList<>();
         for (NetQueueCounters c : net.counters()) {
             queues.add(new RunSummary.Queue(c.pair(), c.direction, c.packets, c.bytes, c.kicks, c.interrupts,
                     c.interruptsSuppressed, c.dropsNoBuffer, c.portErrors));
         }
-        RunSummary.Ping ping = new RunSummary.Ping(options.target(), guest.pingsSent, guest.rttMs.size(), List.copyOf(guest.rttMs));
-        RunSummary.Udp udp = options.udpPort() > 0 ? new RunSummary.Udp(options.udpPort(), guest.udpSent, guest.udpReceived) : null;
-        String error = guest.error != null ? guest.error : netTransport.lastError() != null ? netTransport.lastError() : backendGone;
+        GuestReport g = runner.report();
+        RunSummary.Ping ping = new RunSummary.Ping(options.target(), g.pingsSent(), g.rttMs().size(), g.rttMs());
+        RunSummary.Udp udp = options.udpPort() > 0 ? new RunSummary.Udp(options.udpPort(), g.udpSent(), g.udpReceived()) : null;
+        String error = g.error() != null ? g.error() : netTransport.lastError() != null ? netTransport.lastError() : backendGone;
+        RunSummary.GuestLink link = guest == null ? null
+                : new RunSummary.GuestLink(guest.linkUp, List.copyOf(guest.linkChanges), guest.reboots);
         return new RunSummary(backend.name() + (options.backend().equals("emulated-sync") ? "-sync" : ""), portKind, portName(),
-                options.guestIp(), options.hostIp(), NetFeatures.names(guest.acked), guest.pairs, ping, udp, guest.maxRxBuffers,
-                guest.echoRequestsAnswered(), queues, guest.rng,
-                DeviceStatus.describe(netTransport.status()), error,
-                new RunSummary.GuestLink(guest.linkUp, List.copyOf(guest.linkChanges), guest.reboots));
+                options.guestIp(), options.hostIp(), NetFeatures.names(g.acked()), g.pairs(), ping, udp, g.maxRxBuffers(),
+                g.echoRequestsAnswered(), queues, g.rng(), DeviceStatus.describe(netTransport.status()), error, link,
+                options.kvm() ? VmOptions.VCPU_KVM : VmOptions.VCPU_JAVA, kvmGuest == null ? null : kvmGuest.exits().asMap(),
+                kvmGuest == null ? null : kvmReport());
+    }
+
+    private RunSummary.Kvm kvmReport() {
+        KvmGuest.QuietPhase quiet = kvmGuest.quietPhase();
+        io.vmm4j.guest.GuestAbi.Results r = kvmGuest.results();
+        RunSummary.QuietPhase q = new RunSummary.QuietPhase(quiet.packets(), quiet.kicks(), quiet.exits().total(), quiet.exits().asMap(),
+                quiet.exitsPerPacket(), quiet.seconds());
+        RunSummary.GuestCounters counters = r == null ? null : new RunSummary.GuestCounters(r.kicks(), r.rxInterrupts(), r.txInterrupts(),
+                r.configInterrupts(), r.timerInterrupts());
+        return new RunSummary.Kvm(kvmGuest.exits().total(), q, counters, kvmGuest.tscKhz());
     }
 
     @Override

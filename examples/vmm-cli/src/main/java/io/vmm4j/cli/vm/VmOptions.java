@@ -22,19 +22,42 @@ package io.vmm4j.cli.vm;
  * @param wantedFeatures virtio-net features the Java guest driver asks for
  * @param socket      vhost-user socket path, or null
  * @param queueSize   the maximum size of each virtio-net data queue (a power of two)
+ * @param vcpu        who runs the guest: {@code java} (the Java frontend on a thread) or {@code kvm} (the C guest on a KVM vCPU)
  */
 public record VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
                         int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu, int memoryMiB,
-                        long wantedFeatures, String socket, int queueSize) {
+                        long wantedFeatures, String socket, int queueSize, String vcpu) {
     /** The data queue size when nobody asks for another. */
     public static final int DEFAULT_QUEUE_SIZE = 256;
+    public static final String VCPU_JAVA = "java";
+    public static final String VCPU_KVM = "kvm";
 
-    /** Options with the default queue size. */
+    /** Options with the default queue size and the Java frontend. */
     public VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
                      int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
                      int memoryMiB, long wantedFeatures, String socket) {
         this(backend, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort, serveSeconds, mac,
-                mtu, memoryMiB, wantedFeatures, socket, DEFAULT_QUEUE_SIZE);
+                mtu, memoryMiB, wantedFeatures, socket, DEFAULT_QUEUE_SIZE, VCPU_JAVA);
+    }
+
+    /** Options with a queue size and the Java frontend. */
+    public VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
+                     int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
+                     int memoryMiB, long wantedFeatures, String socket, int queueSize) {
+        this(backend, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort, serveSeconds, mac,
+                mtu, memoryMiB, wantedFeatures, socket, queueSize, VCPU_JAVA);
+    }
+
+    /** Options with the default queue size and a chosen vCPU. */
+    public VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
+                     int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
+                     int memoryMiB, long wantedFeatures, String socket, String vcpu) {
+        this(backend, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort, serveSeconds, mac,
+                mtu, memoryMiB, wantedFeatures, socket, DEFAULT_QUEUE_SIZE, vcpu);
+    }
+
+    public boolean kvm() {
+        return VCPU_KVM.equals(vcpu);
     }
 
     public String hostAddress() {

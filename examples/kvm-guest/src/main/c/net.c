@@ -1,0 +1,354 @@
+#include "net.h"
+
+#define NET_F_MAC           5
+#define NET_F_STATUS        16
+#define NET_CONFIG_MAC      0
+#define NET_CONFIG_STATUS   6
+#define NET_HEADER          12      /* struct virtio_net_hdr_v1 (§5.1.6): VERSION_1 always has num_buffers */
+#define BUFFER_SIZE         2048    /* header + the largest frame without GSO or MRG_RXBUF */
+#define MAX_RING            256
+
+#define ETHERTYPE_IPV4      0x0800
+#define ETHERTYPE_ARP       0x0806
+#define IP_PROTO_ICMP       1
+#define ICMP_ECHO_REPLY     0
+#define ICMP_ECHO_REQUEST   8
+#define PING_IDENTIFIER     0x4d4d
+#define ARP_CACHE           8
+
+static struct virtio_device dev;
+static struct virtqueue rxq, txq;
+static u8 *rx_buffers, *tx_buffers;
+static u16 tx_free[MAX_RING];
+static u16 tx_free_count;
+static u8 my_mac[6];
+static u32 my_ip;
+static u32 echo_answered;
+static u8 frame[BUFFER_SIZE];
+
+static struct {
+    u32 ip;
+    u8 mac[6];
+} arp_cache[ARP_CACHE];
+static u32 arp_next;
+
+static struct ping_reply *ping_out;
+static u32 ping_max, ping_got;
+static u32 ping_target;
+
+static void on_config(void) { results->config_interrupts++; }
+static void on_rx(void) { results->rx_interrupts++; }
+static void on_tx(void) { results->tx_interrupts++; }
+
+static u16 get16(const u8 *p) { return (u16)(p[0] << 8 | p[1]); }
+static u32 get32(const u8 *p) { return (u32)p[0] << 24 | (u32)p[1] << 16 | (u32)p[2] << 8 | p[3]; }
+static void put16(u8 *p, u16 v) { p[0] = (u8)(v >> 8); p[1] = (u8)v; }
+static void put32(u8 *p, u32 v) { p[0] = (u8)(v >> 24); p[1] = (u8)(v >> 16); p[2] = (u8)(v >> 8); p[3] = (u8)v; }
+
+/* RFC 1071 Internet checksum */
+static u16 checksum(const u8 *p, u32 length) {
+    u32 sum = 0;
+    for (; length > 1; p += 2, length -= 2) sum += (u32)(p[0] << 8 | p[1]);
+    if (length) sum += (u32)(p[0] << 8);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return (u16)~sum;
+}
+
+const char *ip_to_string(u32 ip, char *buf) {
+    ksnprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+    return buf;
+}
+
+static const u8 *arp_lookup(u32 ip) {
+    for (int i = 0; i < ARP_CACHE; i++) {
+        if (arp_cache[i].ip == ip) return arp_cache[i].mac;
+    }
+    return 0;
+}
+
+static void arp_learn(u32 ip, const u8 *mac) {
+    for (int i = 0; i < ARP_CACHE; i++) {
+        if (arp_cache[i].ip == ip) {
+            memcpy(arp_cache[i].mac, mac, 6);
+            return;
+        }
+    }
+    arp_cache[arp_next].ip = ip;
+    memcpy(arp_cache[arp_next].mac, mac, 6);
+    arp_next = (arp_next + 1) % ARP_CACHE;
+}
+
+/* ---- the device ---- */
+
+static void reclaim_tx(void) {
+    volatile struct vring_used_elem *e;
+    while ((e = vq_next_used(&txq)) != 0) {
+        tx_free[tx_free_count++] = (u16)e->id;
+    }
+}
+
+/* Queues one frame (the header is zero: no offloads); 0 on success. */
+static int transmit(const u8 *data, u32 length) {
+    if (length < 60) {
+        length = 60;  /* the minimum Ethernet frame; the pad bytes are whatever the buffer held */
+    }
+    reclaim_tx();
+    if (tx_free_count == 0) {
+        return -1;
+    }
+    u16 id = tx_free[--tx_free_count];
+    u8 *buffer = tx_buffers + (u32)id * BUFFER_SIZE;
+    memset(buffer, 0, NET_HEADER);
+    memcpy(buffer + NET_HEADER, data, length);
+    txq.desc[id].addr = (u64)buffer;
+    txq.desc[id].len = NET_HEADER + length;
+    txq.desc[id].flags = 0;
+    vq_add(&txq, id);
+    vq_publish(&txq);
+    return 0;
+}
+
+static u8 *ethernet(u8 *f, const u8 *dst, u16 type) {
+    memcpy(f, dst, 6);
+    memcpy(f + 6, my_mac, 6);
+    put16(f + 12, type);
+    return f + 14;
+}
+
+static void send_arp(u16 op, const u8 *target_mac, u32 target_ip) {
+    static const u8 broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    memset(frame, 0, 60);
+    u8 *a = ethernet(frame, op == 1 ? broadcast : target_mac, ETHERTYPE_ARP);
+    put16(a, 1);                 /* Ethernet */
+    put16(a + 2, ETHERTYPE_IPV4);
+    a[4] = 6;
+    a[5] = 4;
+    put16(a + 6, op);
+    memcpy(a + 8, my_mac, 6);
+    put32(a + 14, my_ip);
+    if (op == 1) memset(a + 18, 0, 6); else memcpy(a + 18, target_mac, 6);
+    put32(a + 24, target_ip);
+    transmit(frame, 14 + 28);
+}
+
+/* An IPv4 + ICMP echo message with payload (copied from data if given); returns the frame length. */
+static u32 build_echo(const u8 *dst_mac, u32 dst_ip, u8 type, u16 id, u16 seq, const u8 *data, u32 length, u16 ip_id) {
+    u8 *ip = ethernet(frame, dst_mac, ETHERTYPE_IPV4);
+    u32 total = 20 + 8 + length;
+    ip[0] = 0x45;
+    ip[1] = 0;
+    put16(ip + 2, (u16)total);
+    put16(ip + 4, ip_id);
+    put16(ip + 6, 0x4000);       /* don't fragment */
+    ip[8] = 64;
+    ip[9] = IP_PROTO_ICMP;
+    put16(ip + 10, 0);
+    put32(ip + 12, my_ip);
+    put32(ip + 16, dst_ip);
+    put16(ip + 10, checksum(ip, 20));
+    u8 *icmp = ip + 20;
+    icmp[0] = type;
+    icmp[1] = 0;
+    put16(icmp + 2, 0);
+    put16(icmp + 4, id);
+    put16(icmp + 6, seq);
+    if (data) memmove(icmp + 8, data, length);
+    put16(icmp + 2, checksum(icmp, 8 + length));
+    return 14 + total;
+}
+
+static void handle_arp(const u8 *a, u32 length) {
+    if (length < 28 || get16(a) != 1 || get16(a + 2) != ETHERTYPE_IPV4 || a[4] != 6 || a[5] != 4) {
+        return;
+    }
+    u16 op = get16(a + 6);
+    u32 sender_ip = get32(a + 14);
+    u32 target_ip = get32(a + 24);
+    if (sender_ip) {
+        arp_learn(sender_ip, a + 8);
+    }
+    if (op == 1 && target_ip == my_ip) {
+        u8 mac[6];
+        memcpy(mac, a + 8, 6);
+        send_arp(2, mac, sender_ip);
+    }
+}
+
+static void handle_icmp(const u8 *eth, const u8 *ip, const u8 *icmp, u32 length) {
+    if (length < 8 || checksum(icmp, length) != 0) {
+        return;
+    }
+    u32 source = get32(ip + 12);
+    if (icmp[0] == ICMP_ECHO_REQUEST) {
+        u8 mac[6];
+        memcpy(mac, eth + 6, 6);  /* answer where it came from: no ARP needed */
+        u32 n = build_echo(mac, source, ICMP_ECHO_REPLY, get16(icmp + 4), get16(icmp + 6), icmp + 8, length - 8, get16(ip + 4));
+        if (transmit(frame, n) == 0) {
+            echo_answered++;
+        }
+    } else if (icmp[0] == ICMP_ECHO_REPLY && get16(icmp + 4) == PING_IDENTIFIER && source == ping_target && length >= 16) {
+        u64 sent;
+        memcpy(&sent, icmp + 8, 8);
+        if (ping_out && ping_got < ping_max) {
+            ping_out[ping_got].sequence = get16(icmp + 6);
+            ping_out[ping_got].bytes = (u16)length;
+            ping_out[ping_got].rtt_ns = (u32)tsc_to_ns(rdtsc() - sent);
+        }
+        ping_got++;
+    }
+}
+
+static void handle_frame(const u8 *f, u32 length) {
+    if (length < 14) {
+        return;
+    }
+    u16 type = get16(f + 12);
+    if (type == ETHERTYPE_ARP) {
+        handle_arp(f + 14, length - 14);
+        return;
+    }
+    if (type != ETHERTYPE_IPV4 || length < 34) {
+        return;
+    }
+    const u8 *ip = f + 14;
+    u32 header = (u32)(ip[0] & 0xf) * 4;
+    u32 total = get16(ip + 2);
+    if ((ip[0] >> 4) != 4 || header < 20 || total < header || 14 + total > length || checksum(ip, header) != 0) {
+        return;
+    }
+    if (get32(ip + 16) != my_ip || (get16(ip + 6) & 0x3fff) != 0) {
+        return;  /* not ours, or a fragment */
+    }
+    if (ip[9] == IP_PROTO_ICMP) {
+        handle_icmp(f, ip, ip + header, total - header);
+    }
+}
+
+void net_poll(void) {
+    volatile struct vring_used_elem *e;
+    int again;
+    do {
+        while ((e = vq_next_used(&rxq)) != 0) {
+            u32 id = e->id;
+            u32 length = e->len;
+            if (id < rxq.size && length > NET_HEADER && length <= BUFFER_SIZE) {
+                handle_frame(rx_buffers + id * BUFFER_SIZE + NET_HEADER, length - NET_HEADER);
+            }
+            vq_add(&rxq, (u16)id);  /* the buffer goes straight back */
+        }
+        vq_publish(&rxq);
+        reclaim_tx();
+        vq_enable_interrupts(&rxq);
+        vq_enable_interrupts(&txq);
+        full_fence();
+        again = rxq.last_used != rxq.used->idx;   /* a frame that came in while interrupts were re-armed */
+    } while (again);
+}
+
+int net_init(struct pci_device *pci, u32 ip, int event_idx) {
+    my_ip = ip;
+    if (virtio_probe(&dev, pci) != 0 || !dev.msix_capability || dev.msix_vectors < 3) {
+        kprintf("guest: virtio-net at 00:%02x.0 lacks the modern capabilities or 3 MSI-X vectors\n", pci->slot);
+        return -1;
+    }
+    u64 wanted = (1ull << VIRTIO_F_VERSION_1) | (1ull << NET_F_MAC) | (1ull << NET_F_STATUS);
+    if (event_idx) {
+        wanted |= 1ull << VIRTIO_F_EVENT_IDX;
+    }
+    if (virtio_negotiate(&dev, wanted) != 0) {
+        kprintf("guest: virtio-net refused the features (status 0x%x)\n", virtio_status(&dev));
+        return -1;
+    }
+    results->features = dev.features;
+    set_irq_handler(VECTOR_NET_CONFIG, on_config);
+    set_irq_handler(VECTOR_NET_RX, on_rx);
+    set_irq_handler(VECTOR_NET_TX, on_tx);
+    virtio_enable_msix(&dev, 3, VECTOR_NET_CONFIG);
+    if (virtio_set_config_vector(&dev, 0) != 0 || virtio_setup_queue(&dev, &rxq, 0, MAX_RING, 1) != 0
+            || virtio_setup_queue(&dev, &txq, 1, MAX_RING, 2) != 0) {
+        kprintf("guest: virtio-net queue setup failed\n");
+        return -1;
+    }
+    rx_buffers = heap_alloc((u32)rxq.size * BUFFER_SIZE, 4096);
+    tx_buffers = heap_alloc((u32)txq.size * BUFFER_SIZE, 4096);
+    for (u16 i = 0; i < rxq.size; i++) {
+        rxq.desc[i].addr = (u64)(rx_buffers + (u32)i * BUFFER_SIZE);
+        rxq.desc[i].len = BUFFER_SIZE;
+        rxq.desc[i].flags = VRING_DESC_F_WRITE;
+        vq_add(&rxq, i);
+    }
+    for (u16 i = 0; i < txq.size; i++) {
+        tx_free[tx_free_count++] = (u16)(txq.size - 1 - i);
+    }
+    for (int i = 0; i < 6; i++) {
+        my_mac[i] = (dev.features >> NET_F_MAC) & 1 ? virtio_config8(&dev, NET_CONFIG_MAC + (u32)i) : (u8)(i == 0 ? 0x52 : i);
+    }
+    vq_enable_interrupts(&rxq);
+    vq_enable_interrupts(&txq);
+    virtio_driver_ok(&dev);
+    if (virtio_status(&dev) & STATUS_NEEDS_RESET) {
+        kprintf("guest: virtio-net needs a reset right after DRIVER_OK\n");
+        return -1;
+    }
+    vq_publish(&rxq);   /* every receive buffer, one kick */
+    return 0;
+}
+
+void net_print_up(void) {
+    char ip[16];
+    int link = (dev.features >> NET_F_STATUS) & 1 ? virtio_config16(&dev, NET_CONFIG_STATUS) & 1 : 1;
+    kprintf("guest: virtio-net up: mac %02x:%02x:%02x:%02x:%02x:%02x, ip %s, link %s, rings %u/%u, features 0x%lx%s\n",
+            my_mac[0], my_mac[1], my_mac[2], my_mac[3], my_mac[4], my_mac[5], ip_to_string(my_ip, ip), link ? "up" : "down",
+            rxq.size, txq.size, (unsigned long)dev.features, rxq.event_idx ? " (EVENT_IDX)" : "");
+}
+
+u32 net_echo_requests_answered(void) { return echo_answered; }
+
+u32 net_ping(u32 target, u32 count, u32 interval_ms, u32 payload, struct ping_reply *replies, u32 max) {
+    ping_out = replies;
+    ping_max = max;
+    ping_got = 0;
+    ping_target = target;
+    if (payload < 8) payload = 8;
+    if (payload > 1472) payload = 1472;
+    u64 interval = ms_to_tsc(interval_ms);
+    u64 start = rdtsc();
+    u64 deadline = start + interval * count + ms_to_tsc(5000);
+    u64 next_ping = start;
+    u64 next_arp = start;
+    u32 sent = 0;
+    u8 data[1472];
+    for (u32 i = 8; i < payload; i++) data[i] = (u8)i;
+    while (ping_got < count && rdtsc() < deadline) {
+        net_poll();
+        u64 now = rdtsc();
+        u64 wake = deadline;
+        if (sent < count) {
+            const u8 *mac = arp_lookup(target);
+            if (!mac) {
+                if (now >= next_arp) {
+                    send_arp(1, 0, target);
+                    next_arp = now + ms_to_tsc(1000);
+                }
+                wake = next_arp;
+            } else if (now >= next_ping) {
+                memcpy(data, &now, 8);   /* the send time travels in the payload */
+                sent++;
+                u32 n = build_echo(mac, target, ICMP_ECHO_REQUEST, PING_IDENTIFIER, (u16)sent, data, payload, (u16)sent);
+                transmit(frame, n);
+                next_ping = now + interval;
+                wake = sent < count ? next_ping : deadline;
+            } else {
+                wake = next_ping;
+            }
+        }
+        if (wake > now + ms_to_tsc(1000)) {
+            wake = now + ms_to_tsc(1000);
+        }
+        wait_until(wake);
+    }
+    net_poll();
+    results->pings_sent += sent;
+    ping_out = 0;
+    return ping_got < count ? ping_got : count;
+}

@@ -1,0 +1,27 @@
+/* virtio-net (virtio 1.2 §5.1) with one queue pair, and a tiny IPv4 stack: ARP, ICMP echo both ways. */
+#ifndef VMM4J_NET_H
+#define VMM4J_NET_H
+
+#include "virtio.h"
+
+#define VECTOR_NET_CONFIG 0x30
+#define VECTOR_NET_RX     0x31
+#define VECTOR_NET_TX     0x32
+
+struct ping_reply {
+    u16 sequence;
+    u16 bytes;
+    u32 rtt_ns;
+};
+
+/* Brings up the NIC at pci; returns 0 on success (prints why not otherwise). */
+int net_init(struct pci_device *pci, u32 my_ip, int event_idx);
+/* Handles every received frame and reclaims sent buffers; re-arms interrupts. */
+void net_poll(void);
+/* Pings target count times, interval apart, answering whatever arrives; fills replies (up to max). */
+u32 net_ping(u32 target, u32 count, u32 interval_ms, u32 payload, struct ping_reply *replies, u32 max);
+u32 net_echo_requests_answered(void);
+void net_print_up(void);
+const char *ip_to_string(u32 ip, char *buf);
+
+#endif

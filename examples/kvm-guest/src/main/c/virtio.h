@@ -1,0 +1,110 @@
+/* A virtio 1.x driver core over the modern PCI transport (virtio 1.2 §4.1) with split virtqueues (§2.7). */
+#ifndef VMM4J_VIRTIO_H
+#define VMM4J_VIRTIO_H
+
+#include "guest.h"
+#include "pci.h"
+
+#define VIRTIO_F_EVENT_IDX      29
+#define VIRTIO_F_VERSION_1      32
+
+/* §2.1 device status */
+#define STATUS_ACKNOWLEDGE 1
+#define STATUS_DRIVER      2
+#define STATUS_DRIVER_OK   4
+#define STATUS_FEATURES_OK 8
+#define STATUS_NEEDS_RESET 64
+#define STATUS_FAILED      128
+
+#define VRING_DESC_F_NEXT        1
+#define VRING_DESC_F_WRITE       2
+#define VRING_USED_F_NO_NOTIFY   1
+#define MSIX_NO_VECTOR           0xffff
+
+struct vring_desc {
+    u64 addr;
+    u32 len;
+    u16 flags;
+    u16 next;
+};
+
+struct vring_avail {
+    u16 flags;
+    u16 idx;
+    u16 ring[];   /* then used_event */
+};
+
+struct vring_used_elem {
+    u32 id;
+    u32 len;
+};
+
+struct vring_used {
+    u16 flags;
+    u16 idx;
+    struct vring_used_elem ring[];  /* then avail_event */
+};
+
+struct virtqueue {
+    u16 index;
+    u16 size;
+    int event_idx;
+    volatile struct vring_desc *desc;
+    volatile struct vring_avail *avail;
+    volatile struct vring_used *used;
+    u16 next_avail;     /* the driver's shadow of avail->idx */
+    u16 published;      /* avail->idx as last published */
+    u16 last_used;      /* next used entry to look at */
+    u64 notify_address;
+};
+
+struct virtio_device {
+    struct pci_device *pci;
+    u64 common;
+    u64 notify_base;
+    u32 notify_multiplier;
+    u64 isr;
+    u64 device_config;
+    u8 msix_capability;
+    u16 msix_vectors;
+    u64 msix_table;
+    u64 msix_pba;
+    u64 features;
+};
+
+/* Finds the capabilities and maps the structures; returns 0 on success. */
+int virtio_probe(struct virtio_device *dev, struct pci_device *pci);
+/* Reset, ACKNOWLEDGE, DRIVER, features (wanted & offered, must include VERSION_1), FEATURES_OK; returns 0 on success. */
+int virtio_negotiate(struct virtio_device *dev, u64 wanted);
+/* Enables MSI-X: every entry to the local APIC with vector first_vector + entry, unmasked. */
+void virtio_enable_msix(struct virtio_device *dev, int entries, u8 first_vector);
+void virtio_mask_vector(struct virtio_device *dev, int entry, int masked);
+int virtio_set_config_vector(struct virtio_device *dev, u16 entry);
+/* Allocates and enables queue index with up to max_size entries and MSI-X entry msix (MSIX_NO_VECTOR: none). */
+int virtio_setup_queue(struct virtio_device *dev, struct virtqueue *q, u16 index, u16 max_size, u16 msix);
+void virtio_driver_ok(struct virtio_device *dev);
+u8 virtio_status(struct virtio_device *dev);
+u8 virtio_config8(struct virtio_device *dev, u32 offset);
+u16 virtio_config16(struct virtio_device *dev, u32 offset);
+
+/* §2.7.10: used_event follows the driver ring, avail_event the device ring */
+static inline volatile u16 *vq_used_event(struct virtqueue *q) {
+    return (volatile u16 *)((volatile u8 *)q->avail + 4 + 2u * q->size);
+}
+static inline volatile u16 *vq_avail_event(struct virtqueue *q) {
+    return (volatile u16 *)((volatile u8 *)q->used + 4 + 8u * q->size);
+}
+
+/* Publishes the new avail entries and notifies the device unless it asked not to (§2.7.10); returns 1 if it kicked. */
+int vq_publish(struct virtqueue *q);
+/* Makes entry id (a descriptor chain head) available. */
+static inline void vq_add(struct virtqueue *q, u16 id) {
+    q->avail->ring[q->next_avail & (q->size - 1)] = id;
+    q->next_avail++;
+}
+/* The next used element, or 0 if the device has not used more. */
+volatile struct vring_used_elem *vq_next_used(struct virtqueue *q);
+/* Asks for an interrupt at the next used buffer (§2.7.7: used_event with EVENT_IDX, else the flag stays clear). */
+void vq_enable_interrupts(struct virtqueue *q);
+
+#endif

@@ -1,0 +1,372 @@
+package io.vmm4j.core.kvm;
+
+import io.vmm4j.core.bus.Bus;
+import io.vmm4j.core.event.EventFd;
+import io.vmm4j.core.linux.LibC;
+import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.core.memory.MemoryRegion;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeMap;
+
+/**
+ * One KVM virtual machine: its memory slots, the in-kernel interrupt controllers, the GSI routing
+ * table for MSI routes, ioeventfds and irqfds (api.rst §4.35 KVM_SET_USER_MEMORY_REGION, §4.24
+ * KVM_CREATE_IRQCHIP, §4.52 KVM_SET_GSI_ROUTING, §4.59 KVM_IOEVENTFD, §4.75 KVM_IRQFD, §4.71
+ * KVM_SIGNAL_MSI). Thread-safe: routes and fds may change from any thread while vCPUs run.
+ */
+public final class KvmVm implements AutoCloseable {
+    /**
+     * Three pages Intel VMX needs for its real-mode TSS (KVM_SET_TSS_ADDR) and the identity-map
+     * page before them (KVM_SET_IDENTITY_MAP_ADDR): just below the 4 GiB BIOS area, as QEMU and
+     * Firecracker place them; guest RAM and device windows must stay clear of them.
+     */
+    public static final long TSS_ADDRESS = 0xFFFB_D000L;
+    public static final long IDENTITY_MAP_ADDRESS = 0xFFFB_C000L;
+    /** GSIs 0-23 are the IOAPIC pins (0-15 also the PICs); MSI routes are allocated above. */
+    public static final int FIRST_MSI_GSI = 24;
+
+    private static final ThreadLocal<MemorySegment> MSI_BUFFER =
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(KvmIoctls.SIZEOF_MSI, 8));
+
+    private record Route(int type, int a, int b, int c) {
+        // IRQCHIP: a = irqchip, b = pin; MSI: a = address_lo, b = address_hi, c = data
+    }
+
+    private final int fd;
+    private final int vcpuMmapSize;
+    private final List<KvmVcpu> vcpus = new ArrayList<>();
+    private final TreeMap<Integer, List<Route>> routes = new TreeMap<>();
+    private final int maxGsi;
+    private final boolean ioeventfdAnyLength;
+    private volatile boolean irqchip;
+    private int nextGsi = FIRST_MSI_GSI;
+    private int slots;
+    private volatile boolean closed;
+
+    KvmVm(Kvm kvm, int fd) {
+        this.fd = fd;
+        this.vcpuMmapSize = kvm.vcpuMmapSize();
+        try {
+            // Harmless on AMD; on Intel without unrestricted guest, real mode needs them.
+            LibC.ioctl(fd, KvmIoctls.SET_IDENTITY_MAP_ADDR, longArg(IDENTITY_MAP_ADDRESS), "KVM_SET_IDENTITY_MAP_ADDR");
+            LibC.ioctl(fd, KvmIoctls.SET_TSS_ADDR, TSS_ADDRESS, "KVM_SET_TSS_ADDR");
+        } catch (RuntimeException e) {
+            LibC.closeQuietly(fd);
+            throw e;
+        }
+        this.maxGsi = Math.max(vmExtension(KvmIoctls.CAP_IRQ_ROUTING), FIRST_MSI_GSI);
+        this.ioeventfdAnyLength = vmExtension(KvmIoctls.CAP_IOEVENTFD_ANY_LENGTH) > 0;
+    }
+
+    private static MemorySegment longArg(long value) {
+        MemorySegment s = Arena.ofAuto().allocate(ValueLayout.JAVA_LONG);
+        s.set(ValueLayout.JAVA_LONG, 0, value);
+        return s;
+    }
+
+    public int fd() {
+        return fd;
+    }
+
+    /** KVM_CHECK_EXTENSION on the VM fd (some answers depend on the VM); 0 when absent. */
+    public int vmExtension(int capability) {
+        return Math.max(LibC.ioctlRaw(fd, KvmIoctls.CHECK_EXTENSION, capability), 0);
+    }
+
+    /** Whether an ioeventfd may match writes of any length (length 0); else it must name the guest's access size. */
+    public boolean ioeventfdAnyLength() {
+        return ioeventfdAnyLength;
+    }
+
+    /**
+     * Gives the guest every region of {@code memory} as RAM, one memory slot each, backed by the
+     * very host mapping the devices use (userspace_addr = the region's host address). The memory
+     * must outlive this VM.
+     */
+    public synchronized void mapMemory(GuestMemory memory) {
+        for (MemoryRegion r : memory.regions()) {
+            if (r.guestAddress() < TSS_ADDRESS + 3 * GuestMemory.PAGE_SIZE && r.guestEnd() > IDENTITY_MAP_ADDRESS) {
+                throw new KvmException(String.format("guest RAM %s overlaps KVM's TSS/identity-map pages at [0x%x, 0x%x): "
+                        + "keep guest RAM below 0x%x or above 4 GiB", r, IDENTITY_MAP_ADDRESS, TSS_ADDRESS + 3 * GuestMemory.PAGE_SIZE,
+                        IDENTITY_MAP_ADDRESS));
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                // struct kvm_userspace_memory_region: slot, flags, guest_phys_addr, memory_size, userspace_addr
+                MemorySegment m = arena.allocate(KvmIoctls.SIZEOF_USERSPACE_MEMORY_REGION, 8);
+                m.set(ValueLayout.JAVA_INT, 0, slots);
+                m.set(ValueLayout.JAVA_INT, 4, 0);
+                m.set(ValueLayout.JAVA_LONG, 8, r.guestAddress());
+                m.set(ValueLayout.JAVA_LONG, 16, r.size());
+                m.set(ValueLayout.JAVA_LONG, 24, r.hostAddress());
+                LibC.ioctl(fd, KvmIoctls.SET_USER_MEMORY_REGION, m, "KVM_SET_USER_MEMORY_REGION slot " + slots + " " + r);
+            }
+            slots++;
+        }
+    }
+
+    /**
+     * KVM_CREATE_IRQCHIP: an in-kernel PIC pair, IOAPIC and a local APIC per vCPU, so APIC
+     * accesses, EOIs, timers and HLT are handled in the kernel. Call before creating vCPUs. The
+     * routing table starts with KVM's default legacy routes (GSI 0-15 to PIC and IOAPIC, 16-23 to
+     * the IOAPIC), which {@link #setMsiRoute} keeps.
+     */
+    public synchronized void createIrqchip() {
+        if (!vcpus.isEmpty()) {
+            throw new IllegalStateException("create the irqchip before the first vCPU (api.rst §4.24)");
+        }
+        if (vmExtension(KvmIoctls.CAP_IRQCHIP) <= 0) {
+            throw new KvmException("this KVM lacks KVM_CAP_IRQCHIP, which an in-kernel local APIC for irqfd and MSI delivery needs");
+        }
+        LibC.ioctl(fd, KvmIoctls.CREATE_IRQCHIP, 0L, "KVM_CREATE_IRQCHIP");
+        irqchip = true;
+        // arch/x86/kvm/irq_comm.c default_routing[]
+        for (int gsi = 0; gsi < 24; gsi++) {
+            List<Route> r = new ArrayList<>();
+            r.add(new Route(KvmIoctls.IRQ_ROUTING_IRQCHIP, KvmIoctls.IRQCHIP_IOAPIC, gsi, 0));
+            if (gsi < 16) {
+                r.add(new Route(KvmIoctls.IRQ_ROUTING_IRQCHIP, gsi < 8 ? KvmIoctls.IRQCHIP_PIC_MASTER : KvmIoctls.IRQCHIP_PIC_SLAVE,
+                        gsi % 8, 0));
+            }
+            routes.put(gsi, r);
+        }
+    }
+
+    public synchronized boolean hasIrqchip() {
+        return irqchip;
+    }
+
+    /** A GSI for a new MSI route; throws when KVM's routing table (KVM_CAP_IRQ_ROUTING) is full. */
+    public synchronized int allocateGsi() {
+        if (nextGsi >= maxGsi) {
+            throw new KvmException("all " + maxGsi + " GSIs of this VM are allocated; fewer MSI-X vectors would fit");
+        }
+        return nextGsi++;
+    }
+
+    /**
+     * Routes {@code gsi} to the MSI message (address, data), replacing what it had, and installs
+     * the table (KVM_SET_GSI_ROUTING replaces the whole table; irqfds on the GSI follow at once).
+     */
+    public synchronized void setMsiRoute(int gsi, long address, int data) {
+        requireIrqchip("an MSI route");
+        List<Route> next = List.of(new Route(KvmIoctls.IRQ_ROUTING_MSI, (int) address, (int) (address >>> 32), data));
+        if (next.equals(routes.get(gsi))) {
+            return;
+        }
+        routes.put(gsi, next);
+        commitRoutes();
+    }
+
+    /** Removes the route of {@code gsi}; an irqfd on it then injects nothing. */
+    public synchronized void removeRoute(int gsi) {
+        if (routes.remove(gsi) != null) {
+            commitRoutes();
+        }
+    }
+
+    private void commitRoutes() {
+        int n = routes.values().stream().mapToInt(List::size).sum();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment table = arena.allocate(KvmIoctls.SIZEOF_IRQ_ROUTING + n * KvmIoctls.SIZEOF_IRQ_ROUTING_ENTRY, 8);
+            table.set(ValueLayout.JAVA_INT, 0, n);
+            long o = KvmIoctls.SIZEOF_IRQ_ROUTING;
+            for (var e : routes.entrySet()) {
+                for (Route r : e.getValue()) {
+                    // struct kvm_irq_routing_entry: gsi, type, flags, pad, then the union at 16
+                    table.set(ValueLayout.JAVA_INT, o, e.getKey());
+                    table.set(ValueLayout.JAVA_INT, o + 4, r.type());
+                    table.set(ValueLayout.JAVA_INT, o + 16, r.a());
+                    table.set(ValueLayout.JAVA_INT, o + 20, r.b());
+                    table.set(ValueLayout.JAVA_INT, o + 24, r.c());
+                    o += KvmIoctls.SIZEOF_IRQ_ROUTING_ENTRY;
+                }
+            }
+            LibC.ioctl(fd, KvmIoctls.SET_GSI_ROUTING, table, "KVM_SET_GSI_ROUTING (" + n + " entries)");
+        }
+    }
+
+    private void requireIrqchip(String what) {
+        if (!irqchip) {
+            throw new IllegalStateException(what + " needs the in-kernel irqchip: call createIrqchip() first");
+        }
+    }
+
+    /** An attached irqfd; {@link #close()} detaches it (KVM_IRQFD_FLAG_DEASSIGN). */
+    public final class IrqFd implements AutoCloseable {
+        private final EventFd eventFd;
+        private final int gsi;
+        private boolean attached = true;
+
+        private IrqFd(EventFd eventFd, int gsi) {
+            this.eventFd = eventFd;
+            this.gsi = gsi;
+        }
+
+        public int gsi() {
+            return gsi;
+        }
+
+        public EventFd eventFd() {
+            return eventFd;
+        }
+
+        @Override
+        public void close() {
+            synchronized (KvmVm.this) {
+                if (attached && !closed) {
+                    irqfdIoctl(eventFd, gsi, KvmIoctls.IRQFD_FLAG_DEASSIGN);
+                }
+                attached = false;
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "irqfd(" + eventFd + " -> gsi " + gsi + ")";
+        }
+    }
+
+    /**
+     * KVM_IRQFD: every signal of {@code eventFd} injects {@code gsi}'s route in the kernel, with no
+     * VMM thread involved. KVM injects at once if the eventfd is already signalled.
+     */
+    public synchronized IrqFd irqfd(EventFd eventFd, int gsi) {
+        requireIrqchip("an irqfd");
+        irqfdIoctl(eventFd, gsi, 0);
+        return new IrqFd(eventFd, gsi);
+    }
+
+    private void irqfdIoctl(EventFd eventFd, int gsi, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            // struct kvm_irqfd: fd, gsi, flags, resamplefd, pad[16]
+            MemorySegment s = arena.allocate(KvmIoctls.SIZEOF_IRQFD, 8);
+            s.set(ValueLayout.JAVA_INT, 0, eventFd.fd());
+            s.set(ValueLayout.JAVA_INT, 4, gsi);
+            s.set(ValueLayout.JAVA_INT, 8, flags);
+            LibC.ioctl(fd, KvmIoctls.IRQFD, s, "KVM_IRQFD " + eventFd + " gsi " + gsi + (flags != 0 ? " DEASSIGN" : ""));
+        }
+    }
+
+    /** A registered ioeventfd; {@link #close()} removes it (KVM_IOEVENTFD_FLAG_DEASSIGN). */
+    public final class IoEventFd implements AutoCloseable {
+        private final long address;
+        private final int length;
+        private final boolean pio;
+        private final EventFd eventFd;
+        private boolean assigned = true;
+
+        private IoEventFd(long address, int length, boolean pio, EventFd eventFd) {
+            this.address = address;
+            this.length = length;
+            this.pio = pio;
+            this.eventFd = eventFd;
+        }
+
+        public long address() {
+            return address;
+        }
+
+        @Override
+        public void close() {
+            synchronized (KvmVm.this) {
+                if (assigned && !closed) {
+                    ioeventfdIoctl(address, length, pio, eventFd, KvmIoctls.IOEVENTFD_FLAG_DEASSIGN);
+                }
+                assigned = false;
+            }
+        }
+
+        @Override
+        public String toString() {
+            return String.format("ioeventfd(%s 0x%x/%d -> %s)", pio ? "pio" : "mmio", address, length, eventFd);
+        }
+    }
+
+    /**
+     * KVM_IOEVENTFD: a guest write of {@code length} bytes (0: any length, where the VM supports
+     * it) to {@code address} signals {@code eventFd} inside the kernel instead of exiting to the
+     * VMM. {@code pio} selects the I/O port space, else MMIO.
+     */
+    public synchronized IoEventFd addIoEventFd(long address, int length, boolean pio, EventFd eventFd) {
+        if (length == 0 && !ioeventfdAnyLength) {
+            throw new KvmException("this KVM lacks KVM_CAP_IOEVENTFD_ANY_LENGTH: register the ioeventfd with the guest's access size (1, 2, 4 or 8)");
+        }
+        if (length != 0 && length != 1 && length != 2 && length != 4 && length != 8) {
+            throw new IllegalArgumentException("ioeventfd length must be 0 (any), 1, 2, 4 or 8, was " + length);
+        }
+        ioeventfdIoctl(address, length, pio, eventFd, 0);
+        return new IoEventFd(address, length, pio, eventFd);
+    }
+
+    private void ioeventfdIoctl(long address, int length, boolean pio, EventFd eventFd, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            // struct kvm_ioeventfd: datamatch, addr, len, fd, flags, pad[36]
+            MemorySegment s = arena.allocate(KvmIoctls.SIZEOF_IOEVENTFD, 8);
+            s.set(ValueLayout.JAVA_LONG, 8, address);
+            s.set(ValueLayout.JAVA_INT, 16, length);
+            s.set(ValueLayout.JAVA_INT, 20, eventFd.fd());
+            s.set(ValueLayout.JAVA_INT, 24, flags | (pio ? KvmIoctls.IOEVENTFD_FLAG_PIO : 0));
+            LibC.ioctl(fd, KvmIoctls.IOEVENTFD, s, String.format("KVM_IOEVENTFD %s 0x%x/%d %s%s", pio ? "pio" : "mmio", address,
+                    length, eventFd, (flags & KvmIoctls.IOEVENTFD_FLAG_DEASSIGN) != 0 ? " DEASSIGN" : ""));
+        }
+    }
+
+    /**
+     * KVM_SIGNAL_MSI: injects one MSI (address, data) now, as a device's memory write would.
+     * Returns false when the guest blocked it (e.g. its local APIC is still software-disabled).
+     */
+    public boolean signalMsi(long address, int data) {
+        if (!irqchip) {
+            throw new IllegalStateException("KVM_SIGNAL_MSI needs the in-kernel irqchip: call createIrqchip() first");
+        }
+        // struct kvm_msi: address_lo, address_hi, data, flags, devid, pad[12]; a buffer per thread, no allocation per interrupt
+        MemorySegment s = MSI_BUFFER.get();
+        s.set(ValueLayout.JAVA_INT, 0, (int) address);
+        s.set(ValueLayout.JAVA_INT, 4, (int) (address >>> 32));
+        s.set(ValueLayout.JAVA_INT, 8, data);
+        int r = LibC.ioctlRaw(fd, KvmIoctls.SIGNAL_MSI, s);
+        if (r < 0) {
+            LibC.check(r, "ioctl", String.format("fd=%d, KVM_SIGNAL_MSI address=0x%x data=0x%x", fd, address, data));
+        }
+        return r > 0;
+    }
+
+    /**
+     * A vCPU whose port I/O exits go to {@code pio} and MMIO exits to {@code mmio} (api.rst §4.7
+     * KVM_CREATE_VCPU). Create the irqchip first if the guest needs one.
+     */
+    public synchronized KvmVcpu createVcpu(int id, Bus pio, Bus mmio) {
+        int vcpuFd = LibC.ioctl(fd, KvmIoctls.CREATE_VCPU, id, "KVM_CREATE_VCPU");
+        KvmVcpu v;
+        try {
+            v = new KvmVcpu(this, id, vcpuFd, vcpuMmapSize, pio, mmio);
+        } catch (RuntimeException e) {
+            LibC.closeQuietly(vcpuFd);
+            throw e;
+        }
+        vcpus.add(v);
+        return v;
+    }
+
+    /** Closes the vCPUs, then the VM (which drops its ioeventfds, irqfds and routes). */
+    @Override
+    public void close() {
+        List<KvmVcpu> toClose;
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            toClose = List.copyOf(vcpus);
+        }
+        for (KvmVcpu v : toClose) {
+            v.close();
+        }
+        LibC.closeQuietly(fd);
+    }
+}
