@@ -68,6 +68,30 @@ class KvmGuestNetworkTest {
     }
 
     @Test
+    void theKvmGuestPingsThroughTheVhostUserDaemon() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("vmm4j-kvm-vu");
+        java.nio.file.Path socket = dir.resolve("vu.sock");
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess daemon = VmmProcess.start(in(ns), "vhost-user-backend", "--socket", socket.toString(), "--tap",
+                     ToyVmNetworkTest.unique("vt"))) {
+            daemon.awaitOutput("vhost-user-backend: listening on " + socket, 30);
+            try (VmmProcess vmm = VmmProcess.start(in(ns), "run", "--vcpu", "kvm", "--backend", "vhost-user", "--socket",
+                    socket.toString(), "--count", "5", "--json")) {
+                assertEquals(0, vmm.waitFor(60), vmm.describe() + "\ndaemon:\n" + daemon.describe());
+                JsonNode j = vmm.json();
+                assertEquals("kvm", j.get("vcpu").asText());
+                assertEquals("vhost-user", j.get("backend").asText());
+                assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe());
+                // kicks go from KVM's ioeventfd straight to the daemon, its calls straight to KVM's irqfd
+                assertTrue(quiet(j).get("exitsPerPacket").asDouble() < 0.05, "exits per packet in steady traffic: " + quiet(j));
+                for (JsonNode q : j.get("queues")) {
+                    assertEquals(0, q.get("packets").asLong(), "the VMM moved no frames itself: " + q);
+                }
+            }
+        }
+    }
+
+    @Test
     void theHostPingsTheKvmGuestWhileItServes() throws Exception {
         try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
              VmmProcess vmm = VmmProcess.start(in(ns), "run", "--vcpu", "kvm", "--count", "0", "--serve", "6", "--json")) {
