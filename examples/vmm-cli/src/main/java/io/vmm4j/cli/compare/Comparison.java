@@ -39,9 +39,16 @@ public final class Comparison {
     private static final int RX_WINDOW = 256;
     private static final int LATENCY_PINGS = 200;
 
-    /** What to compare and for how long. */
-    public record Plan(List<String> modes, List<Integer> frameSizes, long measureNanos, PrintStream log, Progress progress) {
+    /** What to compare and for how long; {@code kvm}: the C guest on a KVM vCPU instead of the Java guest. */
+    public record Plan(List<String> modes, List<Integer> frameSizes, long measureNanos, PrintStream log, Progress progress, boolean kvm) {
+        public Plan(List<String> modes, List<Integer> frameSizes, long measureNanos, PrintStream log, Progress progress) {
+            this(modes, frameSizes, measureNanos, log, progress, false);
+        }
     }
+
+    /** Pings the KVM guest sends per mode, and how often. */
+    private static final int KVM_PINGS = 200;
+    private static final int KVM_PING_INTERVAL_MS = 5;
 
     private final Plan plan;
     private final int subnet = ThreadLocalRandom.current().nextInt(10, 250);
@@ -60,6 +67,13 @@ public final class Comparison {
 
     /** Runs every mode and the ceiling; never throws for a mode that fails: its row says why. */
     public Report run() {
+        if (plan.kvm()) {
+            List<Report.KvmRow> kvmRows = new ArrayList<>();
+            for (String mode : plan.modes()) {
+                kvmRows.add(measureKvm(mode));
+            }
+            return new Report(new Report.Ceiling(List.of()), List.of(), plan.measureNanos() / 1e9, kvmRows);
+        }
         List<Report.Row> rows = new ArrayList<>();
         Report.Ceiling ceiling = measureCeiling();
         for (String mode : plan.modes()) {
@@ -148,6 +162,38 @@ public final class Comparison {
             }
         }
         return rows;
+    }
+
+    /**
+     * The C guest on a KVM vCPU pings the host {@value #KVM_PINGS} times over {@code mode}: its
+     * kicks are KVM ioeventfds and its interrupts KVM irqfds (except in emulated-sync, where each
+     * kick exits), so what the VMM's own threads do per packet is what is left of the data plane.
+     */
+    private Report.KvmRow measureKvm(String mode) {
+        plan.progress().step(mode + ": KVM guest pings");
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        try (Daemon daemon = mode.equals("vhost-user") ? Daemon.start(hostAddress() + "/24", plan.log()) : null) {
+            VmOptions o = options(mode, daemon == null ? null : daemon.socket().toString());
+            VmOptions kvm = new VmOptions(o.backend(), o.port(), o.tap(), o.bridge(), o.guestIp(), o.hostIp(), o.pingTarget(), 1,
+                    KVM_PINGS, 56, KVM_PING_INTERVAL_MS, 0, 0, o.mac(), o.mtu(), o.memoryMiB(), o.wantedFeatures(), o.socket(),
+                    VmOptions.DEFAULT_QUEUE_SIZE, VmOptions.VCPU_KVM);
+            long pid = ProcessHandle.current().pid();
+            long daemonPid = daemon != null ? daemon.process().pid() : -1;
+            try (ToyVm vm = new ToyVm(kvm, quiet, new SimpleMeterRegistry())) {
+                Snapshot before = Snapshot.take(pid, daemonPid);
+                io.vmm4j.cli.vm.RunSummary s = vm.run();
+                Snapshot d = Snapshot.take(pid, daemonPid).minus(before);
+                long[] rtts = s.ping().rttMs().stream().mapToLong(ms -> (long) (ms * 1e6)).sorted().toArray();
+                double packets = Math.max(2.0 * s.ping().received(), 1);
+                return new Report.KvmRow(mode, s.ping().sent(), s.ping().received(), Report.percentile(rtts, 0.5) / 1e3,
+                        Report.percentile(rtts, 0.99) / 1e3, s.kvm().quietPhase().exits() / packets,
+                        d.vmmThreads().syscalls() / packets, d.vmmThreads().voluntarySwitches() / packets,
+                        d.vmmThreads().cpuNanos() / packets, d.daemon().cpuNanos() / packets, s.error());
+            }
+        } catch (Exception e) {
+            plan.log().println("compare: " + mode + " under KVM failed: " + e.getMessage());
+            return new Report.KvmRow(mode, 0, 0, 0, 0, 0, 0, 0, 0, 0, String.valueOf(e.getMessage()));
+        }
     }
 
     /** Host → guest with a bounded window; returns {sent, received}. */

@@ -5,7 +5,25 @@ import java.util.List;
 import java.util.Locale;
 
 /** The comparison's results: the raw-tap ceiling and one row per mode, direction and frame size. */
-public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasurement) {
+public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasurement, List<KvmRow> kvmRows) {
+
+    public Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasurement) {
+        this(ceiling, rows, secondsPerMeasurement, List.of());
+    }
+
+    /**
+     * One data plane under the C guest on a KVM vCPU, with its ping workload: what a packet costs
+     * when kicks and interrupts can bypass the VMM entirely (KVM ioeventfd and irqfd). Per-packet
+     * figures divide by the frames of the answered pings (request + reply).
+     *
+     * @param exitsPerPacket        vCPU exits to the VMM per packet during the guest's steady phase
+     * @param vmmSyscallsPerPacket  read/write-class syscalls of the VMM's data-plane threads over the run (boot included)
+     * @param vmmCpuNsPerPacket     CPU of those threads over the run (boot included)
+     */
+    public record KvmRow(String mode, int pings, int replies, double rttP50Micros, double rttP99Micros, double exitsPerPacket,
+                         double vmmSyscallsPerPacket, double vmmWakeupsPerPacket, double vmmCpuNsPerPacket,
+                         double daemonCpuNsPerPacket, String error) {
+    }
 
     /** What a bare tap does with the same frames. */
     public record Ceiling(List<CeilingRow> rows) {
@@ -70,6 +88,23 @@ public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasureme
     /** The table a person reads: one line per measurement, ratios to the same run's raw-tap ceiling. */
     public String markdown() {
         StringBuilder sb = new StringBuilder();
+        if (!kvmRows.isEmpty()) {
+            sb.append("| mode (KVM vCPU, ping workload) | replies | RTT p50/p99 µs | vCPU exits/pkt (steady) | VMM I/O syscalls/pkt | VMM wake-ups/pkt | CPU µs/pkt VMM / daemon |\n");
+            sb.append("|---|---:|---:|---:|---:|---:|---:|\n");
+            for (KvmRow k : kvmRows) {
+                if (k.error() != null) {
+                    sb.append("| ").append(k.mode()).append(" | not measured: ").append(k.error()).append(" | | | | | |\n");
+                    continue;
+                }
+                sb.append(String.format(Locale.ROOT, "| %s | %d/%d | %.0f / %.0f | %.3f | %.2f | %.2f | %.2f / %.2f |%n", k.mode(),
+                        k.replies(), k.pings(), k.rttP50Micros(), k.rttP99Micros(), k.exitsPerPacket(), k.vmmSyscallsPerPacket(),
+                        k.vmmWakeupsPerPacket(), k.vmmCpuNsPerPacket() / 1e3, k.daemonCpuNsPerPacket() / 1e3));
+            }
+            if (rows.isEmpty()) {
+                return sb.toString();
+            }
+            sb.append('\n');
+        }
         sb.append(String.format(Locale.ROOT,
                 "| mode | dir | frame | kpps | x ceiling | Gbit/s | lost | RTT p50/p99 µs | CPU µs/pkt (= s/Mpkt) VMM / vCPU / daemon / vhost | syscalls/pkt VMM I/O / irqfd / vCPU | VMM wake-ups/pkt | VMM heap B/pkt |%n"));
         sb.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");

@@ -43,4 +43,25 @@ class CompareCommandTest {
             assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G'}, java.util.Arrays.copyOf(head, 4));
         }
     }
+
+    @Test
+    void compareWithTheKvmGuestShowsKicksBypassingTheVmm() throws Exception {
+        HostRequirements.requireRoot("taps");
+        HostRequirements.requireKvm();
+        HostRequirements.requireCommand("gcc", "gcc"); // the KVM guest image is built with it
+        Path json = Files.createTempDirectory("vmm4j-compare-kvm").resolve("out.json");
+        try (VmmProcess vmm = VmmProcess.start(List.of(), "compare", "--vcpu", "kvm", "--modes", "emulated-sync,emulated",
+                "--json", json.toString())) {
+            assertEquals(0, vmm.waitFor(180), vmm.describe());
+            JsonNode rows = new ObjectMapper().readTree(json.toFile()).get("kvmRows");
+            assertEquals(2, rows.size(), rows.toString());
+            for (JsonNode r : rows) {
+                assertTrue(r.get("error").isNull(), r.toString());
+                assertEquals(r.get("pings").asInt(), r.get("replies").asInt(), "every ping answered: " + r);
+            }
+            assertTrue(rows.get(0).get("exitsPerPacket").asDouble() >= 0.4, "emulated-sync: each kick exits: " + rows.get(0));
+            assertTrue(rows.get(1).get("exitsPerPacket").asDouble() < 0.05, "emulated: kicks by ioeventfd, no exits: " + rows.get(1));
+            assertTrue(vmm.stdout().contains("| emulated | 200/200 |"), vmm.stdout());
+        }
+    }
 }
