@@ -131,6 +131,19 @@ final class MappedMemoryTable implements AutoCloseable {
         if (mode != LibC.O_RDWR) {
             throw new VhostUserException(region + ": its fd is not open read-write, so it cannot be mapped shared for writing");
         }
+        // a front-end that shrinks the file after this check would make our next access fault (SIGBUS): demand the
+        // seal QEMU's memory-backend-memfd and vmm4j put on guest memory
+        int seals;
+        try {
+            seals = LibC.fcntl(fd, LibC.F_GET_SEALS, 0);
+        } catch (LinuxException e) {
+            throw new VhostUserException(region + ": its fd cannot be sealed (" + e.errnoName() + "): the back-end maps only memfds "
+                    + "sealed against shrinking (F_SEAL_SHRINK), as QEMU's memory-backend-memfd makes them");
+        }
+        if ((seals & LibC.F_SEAL_SHRINK) == 0) {
+            throw new VhostUserException(region + ": its memfd is not sealed against shrinking (F_SEAL_SHRINK); the front-end could "
+                    + "shrink it under the back-end's mapping. Seal it (fcntl F_ADD_SEALS), as QEMU's memory-backend-memfd does");
+        }
     }
 
     private static boolean isOpen(int fd) {

@@ -48,8 +48,9 @@ final class TestGuest implements AutoCloseable {
     private final long[] rxBufferOf = new long[QUEUE_SIZE];
 
     TestGuest(boolean eventIdx) {
-        int fd = LibC.memfdCreate(MEMFD_NAME, LibC.MFD_CLOEXEC);
+        int fd = LibC.memfdCreate(MEMFD_NAME, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
         LibC.ftruncate(fd, LOW_FD_OFFSET + LOW_SIZE);
+        LibC.fcntl(fd, LibC.F_ADD_SEALS, LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW);
         memory = GuestMemory.builder().region(LOW, LOW_SIZE, fd, LOW_FD_OFFSET).region(HIGH, HIGH_SIZE, fd, 0).build();
         rx = new DriverQueue(memory, rings, QUEUE_SIZE, eventIdx);
         tx = new DriverQueue(memory, rings, QUEUE_SIZE, eventIdx);

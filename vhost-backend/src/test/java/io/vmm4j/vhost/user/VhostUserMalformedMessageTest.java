@@ -60,7 +60,13 @@ class VhostUserMalformedMessageTest {
     }
 
     private static int memfd(long size) {
-        int fd = LibC.memfdCreate(TestGuest.MEMFD_NAME, LibC.MFD_CLOEXEC);
+        int fd = unsealedMemfd(size);
+        LibC.fcntl(fd, LibC.F_ADD_SEALS, LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW);
+        return fd;
+    }
+
+    private static int unsealedMemfd(long size) {
+        int fd = LibC.memfdCreate(TestGuest.MEMFD_NAME, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
         LibC.ftruncate(fd, size);
         return fd;
     }
@@ -198,6 +204,11 @@ class VhostUserMalformedMessageTest {
             f.negotiate();
             int fd = memfd(MIB);
             refusedWith(f, VhostUserRequest.SET_MEM_TABLE, table(region(0, MIB, USER, MIB)), fd);
+        }));
+        cases.add(new Case("memory region on a memfd not sealed against shrinking", "is not sealed against shrinking", f -> {
+            f.negotiate();
+            int fd = unsealedMemfd(MIB);
+            refusedWith(f, VhostUserRequest.SET_MEM_TABLE, table(region(0, MIB, USER, 0)), fd);
         }));
         cases.add(new Case("memory regions overlapping in guest-physical space", "in guest-physical space", f -> {
             f.negotiate();

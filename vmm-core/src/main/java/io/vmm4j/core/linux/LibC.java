@@ -36,6 +36,12 @@ public final class LibC {
     public static final int F_GETFL = 3;
     public static final int F_SETFL = 4;
     public static final int FD_CLOEXEC = 1;
+    // linux/fcntl.h: file seals (memfd)
+    public static final int F_ADD_SEALS = 1033;
+    public static final int F_GET_SEALS = 1034;
+    public static final int F_SEAL_SEAL = 0x1;
+    public static final int F_SEAL_SHRINK = 0x2;
+    public static final int F_SEAL_GROW = 0x4;
     // sys/eventfd.h
     public static final int EFD_NONBLOCK = O_NONBLOCK;
     public static final int EFD_CLOEXEC = O_CLOEXEC;

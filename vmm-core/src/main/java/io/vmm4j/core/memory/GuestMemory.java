@@ -282,6 +282,9 @@ public final class GuestMemory implements AutoCloseable {
                         fd = LibC.memfdCreate(s.name, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
                         fds.add(fd);
                         LibC.ftruncate(fd, s.size);
+                        // a process we hand the fd to (a vhost-user back-end) can rely on its size: nobody can
+                        // shrink it under a mapping, which would fault on the next access
+                        LibC.fcntl(fd, LibC.F_ADD_SEALS, LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW);
                     } else {
                         fds.add(fd);
                     }

@@ -55,6 +55,15 @@ class LinuxConstantsTest {
     }
 
     @Test
+    void sealConstantsMatchHeaders() throws Exception {
+        new HeaderConstants().include("linux/fcntl.h")
+                .expect("F_ADD_SEALS", LibC.F_ADD_SEALS).expect("F_GET_SEALS", LibC.F_GET_SEALS)
+                .expect("F_SEAL_SEAL", LibC.F_SEAL_SEAL).expect("F_SEAL_SHRINK", LibC.F_SEAL_SHRINK)
+                .expect("F_SEAL_GROW", LibC.F_SEAL_GROW)
+                .verify();
+    }
+
+    @Test
     void errnoValuesMatchHeaders() throws Exception {
         new HeaderConstants().include("errno.h")
                 .expect("EPERM", Errno.EPERM).expect("ENOENT", Errno.ENOENT).expect("EINTR", Errno.EINTR)

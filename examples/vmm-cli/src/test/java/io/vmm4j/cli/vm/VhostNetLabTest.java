@@ -9,7 +9,6 @@ import org.junit.jupiter.api.Test;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 
@@ -50,8 +49,7 @@ class VhostNetLabTest {
         assertTrue(Files.exists(report), "the lab wrote no report (exit " + exit + "):\n" + console);
         JsonNode cases = new ObjectMapper().readTree(report.toFile());
         List<String> failed = new ArrayList<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = cases.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> c = it.next();
+        for (Map.Entry<String, JsonNode> c : cases.properties()) {
             if (!c.getValue().get("passed").asBoolean()) {
                 failed.add(c.getKey() + ": " + c.getValue());
             }
