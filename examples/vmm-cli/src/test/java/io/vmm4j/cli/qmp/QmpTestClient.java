@@ -23,12 +23,11 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** A bare QMP client over a JDK UNIX socket: raw bytes out, one JSON message per CRLF-terminated line in. */
-public final class QmpTestClient implements AutoCloseable {
+public final class QmpTestClient extends QmpConversation {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final SocketChannel channel;
     private final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
-    private final List<JsonNode> events = new ArrayList<>();
 
     QmpTestClient(Path socket) throws IOException {
         channel = SocketChannel.open(StandardProtocolFamily.UNIX);
@@ -63,7 +62,8 @@ public final class QmpTestClient implements AutoCloseable {
         }
     }
 
-    void send(String json) throws IOException {
+    @Override
+    public void send(String json) throws IOException {
         sendRaw(json + "\n");
     }
 
@@ -77,6 +77,7 @@ public final class QmpTestClient implements AutoCloseable {
     }
 
     /** The next message, event or not. */
+    @Override
     public JsonNode next() throws Exception {
         String line = lines.poll(5, TimeUnit.SECONDS);
         assertNotNull(line, "no message from the server within 5 s");
@@ -84,46 +85,9 @@ public final class QmpTestClient implements AutoCloseable {
         return JSON.readTree(line);
     }
 
-    /** The next reply (return or error); events seen on the way are kept for {@link #events()}. */
-    public JsonNode reply() throws Exception {
-        while (true) {
-            JsonNode m = next();
-            if (m.has("event")) {
-                events.add(m);
-                continue;
-            }
-            return m;
-        }
-    }
 
-    /** Sends {@code json} and returns the reply. */
-    public JsonNode execute(String json) throws Exception {
-        send(json);
-        return reply();
-    }
 
-    /** Waits for event {@code name} (also among those already seen). */
-    public JsonNode awaitEvent(String name) throws Exception {
-        for (JsonNode e : events) {
-            if (e.get("event").asText().equals(name)) {
-                events.remove(e);
-                return e;
-            }
-        }
-        while (true) {
-            JsonNode m = next();
-            if (m.has("event") && m.get("event").asText().equals(name)) {
-                return m;
-            }
-            if (m.has("event")) {
-                events.add(m);
-            }
-        }
-    }
 
-    List<JsonNode> events() {
-        return events;
-    }
 
     /** Whether the server closed the connection within {@code millis}. */
     boolean closedWithin(long millis) throws InterruptedException {

@@ -21,13 +21,12 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
  * A QMP session through {@code socat - UNIX-CONNECT:PATH}, the generic client a user would type
  * at: JSON lines go to its stdin, the server's lines come back on its stdout.
  */
-final class SocatQmpClient implements AutoCloseable {
+final class SocatQmpClient extends io.vmm4j.cli.qmp.QmpConversation {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Process socat;
     private final OutputStream stdin;
     private final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
-    private final List<JsonNode> events = new ArrayList<>();
     /** Every line exchanged, for failure messages. */
     final List<String> transcript = new ArrayList<>();
 
@@ -51,7 +50,8 @@ final class SocatQmpClient implements AutoCloseable {
                 .start());
     }
 
-    void send(String json) throws IOException {
+    @Override
+    public void send(String json) throws IOException {
         synchronized (transcript) {
             transcript.add("-> " + json);
         }
@@ -60,7 +60,8 @@ final class SocatQmpClient implements AutoCloseable {
     }
 
     /** The next line from the server, parsed. */
-    JsonNode next() throws Exception {
+    @Override
+    public JsonNode next() throws Exception {
         String line = lines.poll(10, TimeUnit.SECONDS);
         assertNotNull(line, "socat printed nothing within 10 s; transcript:\n" + transcript());
         synchronized (transcript) {
@@ -69,41 +70,8 @@ final class SocatQmpClient implements AutoCloseable {
         return JSON.readTree(line);
     }
 
-    /** The next reply (not an event); events met on the way are kept. */
-    JsonNode reply() throws Exception {
-        while (true) {
-            JsonNode m = next();
-            if (m.has("event")) {
-                events.add(m);
-            } else {
-                return m;
-            }
-        }
-    }
 
-    JsonNode execute(String json) throws Exception {
-        send(json);
-        return reply();
-    }
 
-    /** Waits for event {@code name}, among those already met or still to come. */
-    JsonNode awaitEvent(String name) throws Exception {
-        for (JsonNode e : events) {
-            if (e.get("event").asText().equals(name)) {
-                events.remove(e);
-                return e;
-            }
-        }
-        while (true) {
-            JsonNode m = next();
-            if (m.has("event") && m.get("event").asText().equals(name)) {
-                return m;
-            }
-            if (m.has("event")) {
-                events.add(m);
-            }
-        }
-    }
 
     String transcript() {
         synchronized (transcript) {
