@@ -6,6 +6,8 @@ import picocli.CommandLine.Command;
 /** Entry point of {@code ./vmm}: one subcommand per tool. */
 @Command(name = "vmm", mixinStandardHelpOptions = true, version = "vmm4j 0.1.0",
         description = "vmm4j: a user-space virtio device backend on the JVM.",
+        footer = {"", "The ./vmm launcher also has: test (the whole test suite), bench (JMH benchmarks), lab (the QEMU lab VM",
+                "with a vhost_net kernel: ./vmm lab --help), build (rebuild now)."},
         subcommands = {RunCommand.class, CompareCommand.class, VhostUserBackendCommand.class, DoctorCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
