@@ -30,6 +30,7 @@ public final class EmulatedNetBackend implements NetBackend {
     private final List<EventLoop> loops = new ArrayList<>();
     private final List<QueuePairWorker> workers = new ArrayList<>();
     private NetActivation activation;
+    private boolean linkUp = true;
     private FrameObserver frameObserver;
 
     public EmulatedNetBackend(PacketPort port) {
@@ -78,6 +79,7 @@ public final class EmulatedNetBackend implements NetBackend {
         }
         for (int p = 0; p < workers.size(); p++) {
             workers.get(p).setEnabled(p < a.activePairs());
+            workers.get(p).setLinkUp(linkUp);
             workers.get(p).start();
         }
         LOG.debug("emulated backend serving {} queue pair(s) on {}", workers.size(), port.name());
@@ -119,6 +121,12 @@ public final class EmulatedNetBackend implements NetBackend {
         for (int p = 0; p < workers.size(); p++) {
             workers.get(p).setEnabled(p < pairs);
         }
+    }
+
+    @Override
+    public synchronized void setLinkUp(boolean up) {
+        linkUp = up;
+        workers.forEach(w -> w.setLinkUp(up));
     }
 
     @Override

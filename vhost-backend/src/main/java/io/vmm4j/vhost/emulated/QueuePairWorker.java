@@ -63,6 +63,7 @@ public final class QueuePairWorker {
     private boolean txBlocked;
     private volatile boolean running;
     private volatile boolean enabled = true;
+    private volatile boolean linkUp = true;
     private QueueSignals.Subscription rxKicks;
     private QueueSignals.Subscription txKicks;
     private EventLoop.Registration portReady;
@@ -174,6 +175,20 @@ public final class QueuePairWorker {
         frameObserver = observer;
     }
 
+    /** With the link down, transmitted frames are consumed and dropped and arriving ones discarded. */
+    public void setLinkUp(boolean up) {
+        boolean was = linkUp;
+        linkUp = up;
+        if (up && !was && running) {
+            loop.execute(() -> {
+                processTx();
+                processRx();
+            });
+        } else if (!up && running) {
+            loop.execute(this::processRx); // empty the port now: a link-down NIC delivers nothing later
+        }
+    }
+
     public int rxNextAvail() {
         return rx.nextAvail();
     }
@@ -212,6 +227,8 @@ public final class QueuePairWorker {
                     }
                     if (total < headerSize) {
                         txCounters.portErrors++; // §5.1.6.2: every frame starts with a header; drop and return the buffer
+                    } else if (!linkUp) {
+                        txCounters.dropsLinkDown++; // no carrier: the frame is consumed, never sent
                     } else {
                         long n = LibC.writevRaw(fd, iov, count);
                         if (n == -Errno.EAGAIN) {
@@ -254,6 +271,14 @@ public final class QueuePairWorker {
         rxLock.lock();
         try {
             if (!running || !enabled) {
+                return;
+            }
+            if (!linkUp) {
+                // no carrier: whatever the host sends is lost, and the guest's buffers stay posted
+                while (LibC.readRaw(fd, bounce, bounce.byteSize()) > 0) {
+                    rxCounters.dropsLinkDown++;
+                }
+                pendingLength = 0;
                 return;
             }
             rx.disableNotifications();

@@ -29,6 +29,13 @@ public interface NetBackend extends AutoCloseable {
     /** The driver changed the number of active queue pairs (VIRTIO_NET_CTRL_MQ). */
     void setActivePairs(int pairs);
 
+    /**
+     * The link went down or up (management's set_link): with the link down a data plane drops
+     * frames both ways, as a NIC with no carrier does. A data plane outside the VMM may ignore it.
+     */
+    default void setLinkUp(boolean up) {
+    }
+
     /** The driver changed which offloads it can receive (VIRTIO_NET_CTRL_GUEST_OFFLOADS): GUEST_* feature bits. */
     void setGuestOffloads(long guestOffloads);
 

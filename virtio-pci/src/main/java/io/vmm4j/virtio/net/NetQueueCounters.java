@@ -14,6 +14,8 @@ public final class NetQueueCounters {
     public volatile long interrupts;
     public volatile long interruptsSuppressed;
     public volatile long dropsNoBuffer;
+    /** Frames dropped because the link was down (set_link off). */
+    public volatile long dropsLinkDown;
     public volatile long portErrors;
 
     public NetQueueCounters(int queue, String direction) {

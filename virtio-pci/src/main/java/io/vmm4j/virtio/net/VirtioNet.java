@@ -135,6 +135,7 @@ public final class VirtioNet implements VirtioDevice {
             meter(registry, "vmm4j.net.interrupts.suppressed", "interrupts the driver asked not to get", tags, c, x -> x.interruptsSuppressed);
             meter(registry, "vmm4j.net.drops.no.buffer", "frames dropped for want of receive buffers", tags, c, x -> x.dropsNoBuffer);
             meter(registry, "vmm4j.net.port.errors", "failed reads or writes on the packet port", tags, c, x -> x.portErrors);
+            meter(registry, "vmm4j.net.drops.link.down", "frames dropped while the link was down", tags, c, x -> x.dropsLinkDown);
         }
     }
 
@@ -305,6 +306,7 @@ public final class VirtioNet implements VirtioDevice {
         NetActivation resumed = new NetActivation(a.net().memory(), a.net().ackedFeatures(), a.net().mtu(), a.net().pairs(), activePairs,
                 where, a.net().counters(), host);
         LOG.info("virtio-net: data plane {} -> {} at {}", old.name(), next.name(), where);
+        next.setLinkUp(linkUp);
         switchLog.add(old.name() + " -> " + next.name() + " at " + where);
         next.start(resumed);
         return old;
@@ -314,6 +316,7 @@ public final class VirtioNet implements VirtioDevice {
     public void setLinkUp(boolean up) {
         if (linkUp != up) {
             linkUp = up;
+            backend.setLinkUp(up);
             if (host != null) {
                 host.configChanged();
             }

@@ -178,6 +178,21 @@ class ToyVmDataPathTest {
     }
 
     @Test
+    void withTheLinkDownNoFramePassesEitherWayAndTrafficResumesWhenItComesBack() throws Exception {
+        int s = subnet();
+        try (ToyVm vm = new ToyVm(options(s, 1, 0, 1500, 56, 0, GuestDefaults.features()), QUIET, new SimpleMeterRegistry())) {
+            vm.run();
+            assertEquals(3, vm.guest().ping(3, "10.201." + s + ".1", 56), "link up: pings pass");
+            vm.net().setLinkUp(false); // what QMP set_link off does
+            assertEquals(0, vm.guest().ping(3, "10.201." + s + ".1", 56), "link down: nothing passes");
+            long dropped = vm.net().counters().stream().mapToLong(c -> c.dropsLinkDown).sum();
+            assertTrue(dropped >= 3, "the guest's echo requests were dropped, not sent: " + vm.net().counters());
+            vm.net().setLinkUp(true);
+            assertEquals(3, vm.guest().ping(3, "10.201." + s + ".1", 56), "link up again: pings pass");
+        }
+    }
+
+    @Test
     void aJumboFrameArrivesThroughSeveralMergeableBuffersAndSplitTxChainsGoOut() throws Exception {
         try (ToyVm vm = new ToyVm(options(subnet(), 1, 3, 9000, 8000, 0, GuestDefaults.features()), QUIET, new SimpleMeterRegistry())) {
             RunSummary s = vm.run();
