@@ -6,6 +6,7 @@ import io.vmm4j.core.kvm.KvmIoctls;
 import io.vmm4j.core.kvm.KvmVcpu;
 import io.vmm4j.core.kvm.VmExitCounts;
 import io.vmm4j.core.memory.GuestAllocator;
+import io.vmm4j.core.testing.GuestAssembler;
 import io.vmm4j.core.testing.KvmTestVm;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.driver.ConfigAccess;
@@ -71,19 +72,6 @@ class KvmDoorbellsTest {
                 lock inc qword ptr [0x90110]
                 jmp idle
 
-            set_gate:
-                shl rcx, 4
-                add rcx, rdi
-                mov word ptr [rcx], ax
-                mov word ptr [rcx + 2], 0x08
-                mov word ptr [rcx + 4], 0x8e00
-                shr rax, 16
-                mov word ptr [rcx + 6], ax
-                shr rax, 16
-                mov dword ptr [rcx + 8], eax
-                mov dword ptr [rcx + 12], 0
-                ret
-
             vector50:
                 lock inc qword ptr [0x90000]
                 jmp eoi
@@ -107,7 +95,7 @@ class KvmDoorbellsTest {
                   .quad idt
             .balign 16
             idt:  .space 4096
-            """;
+            """ + GuestAssembler.SET_GATE;
 
     private KvmTestVm t;
     private EventLoop watchLoop;

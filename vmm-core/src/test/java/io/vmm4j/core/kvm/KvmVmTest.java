@@ -2,6 +2,7 @@ package io.vmm4j.core.kvm;
 
 import io.vmm4j.core.bus.BusDevice;
 import io.vmm4j.core.event.EventFd;
+import io.vmm4j.core.testing.GuestAssembler;
 import io.vmm4j.core.testing.KvmTestVm;
 import org.junit.jupiter.api.Test;
 
@@ -48,19 +49,6 @@ class KvmVmTest {
             1:  hlt
                 jmp 1b
 
-            set_gate:                         # rdi = IDT, ecx = vector, rax = handler (SDM 3A §6.14.1)
-                shl rcx, 4
-                add rcx, rdi
-                mov word ptr [rcx], ax
-                mov word ptr [rcx + 2], 0x08  # code selector
-                mov word ptr [rcx + 4], 0x8e00  # present, DPL 0, 64-bit interrupt gate
-                shr rax, 16
-                mov word ptr [rcx + 6], ax
-                shr rax, 16
-                mov dword ptr [rcx + 8], eax
-                mov dword ptr [rcx + 12], 0
-                ret
-
             vector41:
                 lock inc qword ptr [0x90000]
                 jmp eoi
@@ -81,7 +69,7 @@ class KvmVmTest {
                   .quad idt
             .balign 16
             idt:  .space 4096
-            """;
+            """ + GuestAssembler.SET_GATE;
 
     @Test
     void ioeventfdsTakeMatchingWritesWithoutAnExit() throws Exception {

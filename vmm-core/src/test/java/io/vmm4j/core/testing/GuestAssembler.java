@@ -16,6 +16,26 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * Needs gcc (skips, or fails under CI=true).
  */
 public final class GuestAssembler {
+    /**
+     * A routine test guests append to their source: {@code set_gate} writes a 64-bit interrupt
+     * gate into the IDT (rdi = IDT, ecx = vector, rax = handler; Intel SDM 3A §6.14.1).
+     */
+    public static final String SET_GATE = """
+
+            set_gate:
+                shl rcx, 4
+                add rcx, rdi
+                mov word ptr [rcx], ax
+                mov word ptr [rcx + 2], 0x08    # code selector
+                mov word ptr [rcx + 4], 0x8e00  # present, DPL 0, 64-bit interrupt gate
+                shr rax, 16
+                mov word ptr [rcx + 6], ax
+                shr rax, 16
+                mov dword ptr [rcx + 8], eax
+                mov dword ptr [rcx + 12], 0
+                ret
+            """;
+
     private GuestAssembler() {
     }
 
