@@ -2,6 +2,7 @@ package io.vmm4j.vhost.kernel;
 
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.tap.TapDevice;
+import io.vmm4j.vhost.LinkDownPlane;
 import io.vmm4j.vhost.TapOffloads;
 import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.VirtioFeatures;
@@ -38,11 +39,14 @@ public final class VhostNetBackend implements NetBackend {
     private final TapDevice tap;
     private final long kernelFeatures;
     private final List<VhostKernel> instances = new ArrayList<>();
+    private final LinkDownPlane linkDown;
     private NetActivation activation;
+    private boolean linkUp = true;
 
     /** Probes /dev/vhost-net (failing with a clear message when it is missing). */
     public VhostNetBackend(TapDevice tap) {
         this.tap = tap;
+        this.linkDown = new LinkDownPlane(pairs -> tap, false);
         try (VhostKernel probe = VhostKernel.open()) {
             this.kernelFeatures = probe.getFeatures();
         }
@@ -71,8 +75,12 @@ public final class VhostNetBackend implements NetBackend {
 
     @Override
     public synchronized void start(NetActivation a) {
-        if (activation != null) {
+        if (activation != null || linkDown.serving()) {
             throw new IllegalStateException("vhost-net is already running");
+        }
+        if (!linkUp) {
+            linkDown.takeOver(a, a.resume()); // the kernel gets the rings when the link comes up
+            return;
         }
         // only the ring/transport bits go to the kernel; never VHOST_NET_F_VIRTIO_NET_HDR with a vnet-header tap
         long kernelAcked = a.ackedFeatures() & KERNEL_BITS & kernelFeatures;
@@ -120,6 +128,9 @@ public final class VhostNetBackend implements NetBackend {
     /** Detaches the tap first (the rings are busy while it is attached), then asks where each ring stopped. */
     @Override
     public synchronized QueuePositions stop() {
+        if (linkDown.serving()) {
+            return linkDown.stop();
+        }
         if (activation == null) {
             return null;
         }
@@ -146,8 +157,32 @@ public final class VhostNetBackend implements NetBackend {
         return Short.toUnsignedInt(memory.loadAcquireShort(b.usedRing() + SplitRing.RING_IDX));
     }
 
+    /**
+     * Link down (set_link off): the kernel worker is detached and an emulated plane with no carrier
+     * consumes the rings, dropping frames both ways (counted), as QEMU stops vhost while the link is
+     * down; link up hands the rings back to the kernel where that plane stopped.
+     */
+    @Override
+    public synchronized void setLinkUp(boolean up) {
+        if (up == linkUp) {
+            return;
+        }
+        linkUp = up;
+        if (!up && activation != null) {
+            NetActivation a = activation;
+            QueuePositions at = stop();
+            linkDown.takeOver(a, at);
+            LOG.info("vhost-net: link down, the kernel rings stopped at {}; frames are dropped both ways until the link is up", at);
+        } else if (up && linkDown.serving()) {
+            NetActivation resumed = linkDown.handBack();
+            start(resumed);
+            LOG.info("vhost-net: link up, the kernel serves the rings again from {}", resumed.resume());
+        }
+    }
+
     @Override
     public synchronized void setActivePairs(int pairs) {
+        linkDown.setActivePairs(pairs);
         for (int p = 0; p < tap.queueCount() && tap.queueCount() > 1; p++) {
             if (tap.isQueueEnabled(p) != p < pairs) {
                 tap.setQueueEnabled(p, p < pairs);

@@ -4,6 +4,9 @@ import io.vmm4j.core.event.EventFd;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.tap.MemoryPort;
+import io.vmm4j.tap.TapDevice;
+import io.vmm4j.vhost.LinkDownPlane;
 import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetActivation;
@@ -58,8 +61,10 @@ public final class VhostUserNetBackend implements NetBackend {
     private final List<Consumer<String>> hangupListeners = new CopyOnWriteArrayList<>();
     private final List<EventFd> errFds = new ArrayList<>();
     private final List<EventLoop.Registration> errWatches = new ArrayList<>();
+    private final LinkDownPlane linkDown = new LinkDownPlane(VhostUserNetBackend::portWithNothingBehindIt, true);
     private volatile String hangup;
     private boolean owner;
+    private boolean linkUp = true;
     private NetActivation active;
 
     /**
@@ -153,8 +158,12 @@ public final class VhostUserNetBackend implements NetBackend {
 
     @Override
     public synchronized void start(NetActivation a) {
-        if (active != null) {
+        if (active != null || linkDown.serving()) {
             throw new IllegalStateException("the vhost-user back-end at " + socket() + " is already serving the device");
+        }
+        if (!linkUp) {
+            linkDown.takeOver(a, a.resume()); // the back-end gets the rings when the link comes up
+            return;
         }
         if (a.pairs().size() > maxQueuePairs) {
             throw new VhostUserException(a.pairs().size() + " queue pairs asked, but the vhost-user back-end at " + socket()
@@ -228,6 +237,9 @@ public final class VhostUserNetBackend implements NetBackend {
      */
     @Override
     public synchronized QueuePositions stop() {
+        if (linkDown.serving()) {
+            return linkDown.stop();
+        }
         NetActivation a = active;
         if (a == null) {
             return null;
@@ -263,8 +275,45 @@ public final class VhostUserNetBackend implements NetBackend {
     }
 
     /** The driver changed the active pairs (VIRTIO_NET_CTRL_MQ): rings beyond them are disabled (SET_VRING_ENABLE 0). */
+    /**
+     * Link down (set_link off, or the back-end hung up): the back-end's rings are stopped
+     * (GET_VRING_BASE) and an emulated plane with no carrier consumes them, dropping what the guest
+     * sends (counted), as QEMU stops vhost while the link is down; link up gives the rings back to
+     * the back-end (the whole ring setup again) where that plane stopped.
+     */
+    @Override
+    public synchronized void setLinkUp(boolean up) {
+        if (up == linkUp) {
+            return;
+        }
+        linkUp = up;
+        if (!up && active != null) {
+            NetActivation a = active;
+            QueuePositions at = stop();
+            linkDown.takeOver(a, at);
+            LOG.info("vhost-user: link down, the back-end's rings stopped at {}; frames are dropped until the link is up", at);
+        } else if (up && linkDown.serving()) {
+            if (!frontend.connected()) {
+                LOG.warn("vhost-user: link up asked, but the back-end at {} is gone; the rings stay with the link-down plane", socket());
+                linkUp = false;
+                return;
+            }
+            NetActivation resumed = linkDown.handBack();
+            start(resumed);
+            LOG.info("vhost-user: link up, the back-end serves the rings again from {}", resumed.resume());
+        }
+    }
+
+    /** While the link is down the rings drain into an in-memory port whose peer is closed: nothing arrives, nothing is sent. */
+    private static MemoryPort portWithNothingBehindIt(int pairs) {
+        MemoryPort[] ends = MemoryPort.pair(pairs, TapDevice.VNET_HEADER_V1_SIZE);
+        ends[1].close();
+        return ends[0];
+    }
+
     @Override
     public synchronized void setActivePairs(int pairs) {
+        linkDown.setActivePairs(pairs);
         if (active == null || !protocolFeaturesOn() || !frontend.connected()) {
             return;
         }

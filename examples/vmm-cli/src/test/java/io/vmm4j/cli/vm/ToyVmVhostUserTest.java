@@ -2,6 +2,7 @@ package io.vmm4j.cli.vm;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.tap.CommandResult;
 import io.vmm4j.cli.qmp.QmpTestClient;
@@ -11,6 +12,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -126,6 +129,32 @@ class ToyVmVhostUserTest {
             int code = daemon.terminate(15);
             assertTrue(code == 0 || code == 143, "the daemon stops on SIGTERM: " + code + "\n" + daemon.describe());
             assertTrue(daemon.stdout().contains("stopped after 1 front-end(s)"), daemon.describe());
+        }
+    }
+
+    @Test
+    void withTheLinkDownTheDaemonsRingsAreStoppedNothingPassesAndTrafficResumesWhereItStopped() throws Exception {
+        String tap = ToyVmNetworkTest.unique("vt");
+        Path socket = dir.resolve("vu.sock");
+        Path stats = dir.resolve("stats.json");
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess daemon = startDaemon(ns, socket, tap, stats)) {
+            // the VMM in this JVM: only the daemon's tap needs the namespace with the host side 10.0.2.2
+            VmOptions o = new VmOptions("vhost-user", "auto", null, null, "10.0.2.15", "10.0.2.2/24", null, 1, 0, 56, 20, 0, 0,
+                    "52:54:00:12:34:56", 1500, 128, GuestDefaults.features(), socket.toString());
+            try (ToyVm vm = new ToyVm(o, new PrintStream(OutputStream.nullOutputStream()), new SimpleMeterRegistry())) {
+                vm.run();
+                assertEquals(3, vm.guest().ping(3, "10.0.2.2", 1000), "link up: pings pass through the daemon");
+                vm.net().setLinkUp(false); // what QMP set_link off does
+                assertEquals(0, vm.guest().ping(3, "10.0.2.2", 500), "link down: nothing passes");
+                long dropped = vm.net().counters().stream().mapToLong(c -> c.dropsLinkDown).sum();
+                assertTrue(dropped >= 3, "the guest's echo requests were consumed and dropped in the VMM: " + vm.net().counters());
+                vm.net().setLinkUp(true);
+                assertEquals(3, vm.guest().ping(3, "10.0.2.2", 1000), "link up again: the daemon serves the rings from where they stopped");
+                assertEquals(null, vm.netTransport().lastError(), "no ring error: positions were kept across both hand-overs");
+            }
+            daemon.awaitOutput("front-end 1 disconnected", 10);
+            assertFalse(daemon.stdout().contains("ERROR"), "the daemon saw a clean stop and restart of its rings: " + daemon.describe());
         }
     }
 
