@@ -388,6 +388,8 @@ final class JavaGuest implements Runnable, GuestRunner {
             if (sent < count && now >= nextPing) {
                 stack.sendPing(target, 0x4D4D, ++pingsSent, payloadSize);
                 sent++;
+                // each request gets its 5 s to be answered, however slowly the sending went (a JVM under TCG)
+                deadline = Math.max(deadline, now + TimeUnit.SECONDS.toNanos(5));
                 for (int p = 0; p < pairs && udpSent < udpSentTarget; p++) {
                     stack.sendUdp(Ipv4Address.parseValue(options.hostAddress()), UDP_SOURCE_PORT_BASE + p, options.udpPort(),
                             ("vmm4j flow " + p + " seq " + pingsSent).getBytes());
