@@ -8,6 +8,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.ByteArrayOutputStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
@@ -29,7 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The QMP protocol layer on a real UNIX socket with a stand-in command set: greeting,
  * negotiation, replies and ids, every class of bad input (the connection survives each), streams
  * that split or join commands, the parser reset by a control character, events to several
- * clients, and where the socket may be created.
+ * clients, where the socket may be created, and invalid UTF-8.
  */
 class QmpServerTest {
     @TempDir
@@ -185,6 +186,34 @@ class QmpServerTest {
             assertError(c.reply(), "GenericError", "longer than");
             JsonNode after = c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"small\"}}");
             assertEquals("small", after.get("return").get("text").asText(), "no second error: the rest was skipped");
+        }
+    }
+
+    @Test
+    void invalidUtf8IsRefusedAsQemuDoesAndTheSessionGoesOn() throws Exception {
+        byte[][] invalid = {
+                {(byte) 0xC3, '('},                       // a lead byte without its continuation
+                {(byte) 0x80},                            // a continuation byte alone
+                {(byte) 0xC0, (byte) 0xAF},               // an overlong '/'
+                {(byte) 0xED, (byte) 0xA0, (byte) 0x80},  // a UTF-16 surrogate, U+D800
+                {(byte) 0xF4, (byte) 0x90, (byte) 0x80, (byte) 0x80}, // above U+10FFFF
+                {(byte) 0xE2, (byte) 0x82},               // cut short by the closing quote
+        };
+        try (QmpTestClient c = negotiated()) {
+            for (byte[] bad : invalid) {
+                ByteArrayOutputStream command = new ByteArrayOutputStream();
+                command.writeBytes("{\"execute\": \"echo\", \"arguments\": {\"text\": \"a".getBytes(StandardCharsets.US_ASCII));
+                command.writeBytes(bad);
+                command.writeBytes("b\"}, \"id\": 5}\n".getBytes(StandardCharsets.US_ASCII));
+                c.sendRaw(command.toByteArray());
+                JsonNode reply = c.reply();
+                assertError(reply, "GenericError", "JSON parse error, invalid UTF-8 sequence in string");
+                assertNull(reply.get("id"), "like QEMU, no id: the request was never parsed");
+            }
+            c.sendRaw(new byte[] {'{', '"', 'e', 'x', 'e', 'c', 'u', 't', 'e', '"', (byte) 0x80, ':', '"', 'e', 'c', 'h', 'o', '"', '}', '\n'});
+            assertError(c.reply(), "GenericError", "invalid UTF-8");
+            assertEquals("caf\u00e9", c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"caf\u00e9\"}}").get("return").get("text").asText(),
+                    "valid UTF-8 still works after the errors");
         }
     }
 
