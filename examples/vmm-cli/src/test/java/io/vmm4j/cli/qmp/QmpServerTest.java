@@ -9,14 +9,18 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
 
 import static io.vmm4j.cli.qmp.QmpCommand.Parameter.optional;
 import static io.vmm4j.cli.qmp.QmpCommand.Parameter.required;
@@ -30,7 +34,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The QMP protocol layer on a real UNIX socket with a stand-in command set: greeting,
  * negotiation, replies and ids, every class of bad input (the connection survives each), streams
  * that split or join commands, the parser reset by a control character, events to several
- * clients, where the socket may be created, and invalid UTF-8.
+ * clients, where the socket may be created, and hostile clients: ones that hang up by the
+ * thousand, end their input with replies still queued, or send invalid UTF-8.
  */
 class QmpServerTest {
     @TempDir
@@ -253,17 +258,65 @@ class QmpServerTest {
     }
 
     @Test
-    void aClientDoneSendingStillGetsItsReplies() throws Exception {
+    void aClientDoneSendingGetsItsRepliesThenTheServerHangsUp() throws Exception {
         try (QmpTestClient c = QmpTestClient.connect(socket)) {
             c.next();
             c.sendRaw("{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"query-things\", \"id\": 1}\n");
             c.shutdownOutput(); // what socat does at the end of its input
             assertEquals("{}", c.reply().get("return").toString());
             assertEquals(1, c.reply().get("id").asInt());
-            waitForClients(1);
-            server.emit("SHUTDOWN", null);
-            assertEquals("SHUTDOWN", c.next().get("event").asText());
+            assertTrue(c.closedWithin(5000), "QEMU closes the connection when the client's input ends; so does this server");
+            waitForClients(0);
         }
+    }
+
+    @Test
+    void repliesStillQueuedWhenTheClientEndsItsInputAreDeliveredBeforeTheHangUp() throws Exception {
+        String text = "y".repeat(600_000); // three replies of this are far more than the socket buffers hold
+        try (QmpTestClient c = QmpTestClient.connectWithoutReading(socket)) {
+            AtomicReference<Exception> writeFailure = new AtomicReference<>();
+            Thread writer = Thread.ofVirtual().start(() -> {
+                try {
+                    c.sendRaw("{\"execute\": \"qmp_capabilities\"}\n");
+                    for (int id = 1; id <= 3; id++) {
+                        c.sendRaw("{\"execute\": \"echo\", \"arguments\": {\"text\": \"" + text + "\"}, \"id\": " + id + "}\n");
+                    }
+                    c.shutdownOutput();
+                } catch (IOException e) {
+                    writeFailure.set(e);
+                }
+            });
+            Thread.sleep(300); // the replies pile up in the server, unread
+            c.startReading();
+            assertTrue(c.next().has("QMP"));
+            assertEquals("{}", c.reply().get("return").toString());
+            for (int id = 1; id <= 3; id++) {
+                JsonNode r = c.reply();
+                assertEquals(id, r.get("id").asInt(), r.toString().substring(0, 100));
+                assertEquals(text.length(), r.get("return").get("text").asText().length(), "reply " + id + " arrives whole");
+            }
+            assertTrue(c.closedWithin(5000), "then the server hangs up");
+            writer.join(5000);
+            assertNull(writeFailure.get());
+            waitForClients(0);
+        }
+    }
+
+    @Test
+    void clientsThatHangUpLeaveNoFileDescriptorBehind() throws Exception {
+        connectReadGreetingAndHangUp(50); // warm-up: classes loaded, buffers allocated
+        waitForClients(0);
+        long before = openFds();
+        connectReadGreetingAndHangUp(2000);
+        long deadline = System.currentTimeMillis() + 10_000;
+        long after = openFds();
+        while (after - before > 20 && System.currentTimeMillis() < deadline) {
+            Thread.sleep(50);
+            after = openFds();
+        }
+        assertTrue(after - before <= 20, "2000 clients came and went; open fds grew from " + before + " to " + after
+                + " (" + server.clients() + " connections still open)");
+        waitForClients(0);
     }
 
     @Test
@@ -290,9 +343,29 @@ class QmpServerTest {
         assertTrue(noDir.getMessage().contains("does not exist"), noDir.getMessage());
     }
 
+    private void connectReadGreetingAndHangUp(int times) throws IOException {
+        for (int i = 0; i < times; i++) {
+            try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                ch.connect(UnixDomainSocketAddress.of(socket));
+                ByteBuffer b = ByteBuffer.allocate(4096);
+                while (b.position() == 0 || b.get(b.position() - 1) != '\n') {
+                    if (ch.read(b) < 0) {
+                        throw new IOException("the server hung up before its greeting");
+                    }
+                }
+            }
+        }
+    }
+
+    private static long openFds() throws IOException {
+        try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.count();
+        }
+    }
+
     private void waitForClients(int n) throws InterruptedException {
         long deadline = System.currentTimeMillis() + 5000;
-        while (server.clients() < n && System.currentTimeMillis() < deadline) {
+        while (server.clients() != n && System.currentTimeMillis() < deadline) {
             Thread.sleep(10);
         }
         assertEquals(n, server.clients());
