@@ -45,6 +45,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The control socket: a UNIX stream socket (mode 0600, so only its owner may connect) speaking
@@ -61,8 +62,15 @@ public final class QmpServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(QmpServer.class);
     /** The longest JSON value a client may send. */
     static final int MAX_INPUT = 1 << 20;
-    /** A client that lets this much output pile up unread is disconnected. */
-    private static final int HIGH_WATER_MARK = 4 << 20;
+    /**
+     * Output (replies and events) queued for one client above which the server stops reading that
+     * client's commands, so a client that pipelines without reading is throttled; reading resumes
+     * once the queue is below {@link #RESUME_READING_AT}.
+     */
+    static final int PAUSE_READING_AT = 1 << 20;
+    static final int RESUME_READING_AT = 256 << 10;
+    /** A client that lets more than this much output pile up unread is disconnected. */
+    static final int OUTPUT_LIMIT = 4 << 20;
     /** How long the server waits before accepting again after accept failed (EMFILE: out of file descriptors). */
     static final int ACCEPT_RETRY_MILLIS = 1000;
     /** sun_path holds 108 bytes including the terminating NUL. */
@@ -72,6 +80,7 @@ public final class QmpServer implements AutoCloseable {
     private final ObjectNode version;
     private final Map<String, QmpCommand> commands = new LinkedHashMap<>();
     private final Set<QmpSession> sessions = ConcurrentHashMap.newKeySet();
+    private final AtomicLong peakQueuedOutput = new AtomicLong();
     private final AtomicInteger clientNumbers = new AtomicInteger();
     private final ObjectMapper mapper = JsonMapper.builder()
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
@@ -137,7 +146,8 @@ public final class QmpServer implements AutoCloseable {
                     .group(group)
                     .channel(EpollServerDomainSocketChannel.class)
                     .handler(new AcceptFailures())
-                    .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(HIGH_WATER_MARK / 4, HIGH_WATER_MARK))
+                    // the channel turns unwritable at PAUSE_READING_AT, and QmpSession then stops reading the client
+                    .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(RESUME_READING_AT, PAUSE_READING_AT))
                     // the end of a client's input reaches QmpSession, which sends what is queued before closing
                     // (without half-closure Netty would close at once and drop replies not yet in the socket)
                     .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
@@ -212,8 +222,17 @@ public final class QmpServer implements AutoCloseable {
         return sessions.size();
     }
 
+    /** The most output ever queued for one client (written, not yet taken by the client). */
+    long peakQueuedOutputBytes() {
+        return peakQueuedOutput.get();
+    }
+
     int nextClientNumber() {
         return clientNumbers.incrementAndGet();
+    }
+
+    void outputQueued(long bytes) {
+        peakQueuedOutput.accumulateAndGet(bytes, Math::max);
     }
 
     ObjectNode version() {
@@ -302,13 +321,7 @@ public final class QmpServer implements AutoCloseable {
             if (!s.negotiated()) {
                 continue;
             }
-            Channel c = s.channel();
-            if (c != null && !c.isWritable()) {
-                LOG.warn("QMP client does not read its output ({} bytes queued); disconnecting it", HIGH_WATER_MARK);
-                c.close();
-                continue;
-            }
-            s.send(event);
+            s.send(event); // a client over OUTPUT_LIMIT is disconnected there
         }
     }
 

@@ -20,13 +20,16 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Iterator;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * One client connection: greeting, capabilities negotiation, then commands, each answered in
  * order with {@code return} or {@code error} (carrying the request's {@code id}). Asynchronous
  * events reach the client only once it negotiated capabilities. No command or error closes the
  * connection. It ends when the client's input ends (as in QEMU; what is queued for the client is
- * sent first) or when the server closes.
+ * sent first), when the client lets more than {@link QmpServer#OUTPUT_LIMIT} of output pile up
+ * unread, or when the server closes. While more than {@link QmpServer#PAUSE_READING_AT} is queued
+ * the client's commands are not read, so pipelining without reading throttles the client.
  */
 final class QmpSession extends SimpleChannelInboundHandler<QmpFrameDecoder.Input> {
     private static final Logger LOG = LoggerFactory.getLogger(QmpSession.class);
@@ -37,6 +40,8 @@ final class QmpSession extends SimpleChannelInboundHandler<QmpFrameDecoder.Input
     private volatile boolean negotiated;
     /** "client 3 (pid 1234, uid 0)": for log lines. */
     private volatile String name = "client";
+    /** Set once the client is being disconnected for its backlog: nothing more is queued for it. */
+    private final AtomicBoolean overLimit = new AtomicBoolean();
 
     QmpSession(QmpServer server) {
         this.server = server;
@@ -83,6 +88,16 @@ final class QmpSession extends SimpleChannelInboundHandler<QmpFrameDecoder.Input
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
         server.sessionClosed(this);
+    }
+
+    /** Back-pressure: a client that does not take its output is not read from, so its pipelined commands wait in its own socket. */
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+        boolean writable = ctx.channel().isWritable();
+        LOG.debug("QMP {}: {} bytes of output queued, {} reading its commands", this, queuedBytes(ctx.channel()),
+                writable ? "resumed" : "paused");
+        ctx.channel().config().setAutoRead(writable);
+        ctx.fireChannelWritabilityChanged();
     }
 
     /**
@@ -194,9 +209,13 @@ final class QmpSession extends SimpleChannelInboundHandler<QmpFrameDecoder.Input
         negotiated = true;
     }
 
+    /**
+     * Queues {@code message} for the client; callable from any thread. A client with more than
+     * {@link QmpServer#OUTPUT_LIMIT} queued is disconnected: replies and events both count.
+     */
     void send(JsonNode message) {
         Channel c = channel;
-        if (c == null) {
+        if (c == null || overLimit.get()) {
             return;
         }
         String text;
@@ -206,6 +225,13 @@ final class QmpSession extends SimpleChannelInboundHandler<QmpFrameDecoder.Input
             throw new IllegalStateException("cannot serialise a QMP message", e);
         }
         c.writeAndFlush(Unpooled.wrappedBuffer(text.getBytes(StandardCharsets.US_ASCII)));
+        long queued = queuedBytes(c);
+        server.outputQueued(queued);
+        if (queued > QmpServer.OUTPUT_LIMIT && overLimit.compareAndSet(false, true)) {
+            LOG.warn("QMP {} left {} bytes of replies and events unread, over the limit of {} bytes; disconnecting it "
+                    + "(a QMP client must read what the server sends)", this, queued, QmpServer.OUTPUT_LIMIT);
+            c.close();
+        }
     }
 
     /** Output written for the client and not yet taken by its socket (including writes submitted from other threads). */

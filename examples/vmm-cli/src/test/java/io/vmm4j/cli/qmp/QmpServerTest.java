@@ -10,6 +10,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
@@ -20,6 +21,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static io.vmm4j.cli.qmp.QmpCommand.Parameter.optional;
@@ -35,7 +38,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * negotiation, replies and ids, every class of bad input (the connection survives each), streams
  * that split or join commands, the parser reset by a control character, events to several
  * clients, where the socket may be created, and hostile clients: ones that hang up by the
- * thousand, end their input with replies still queued, or send invalid UTF-8.
+ * thousand, end their input with replies still queued, never read, or send invalid UTF-8.
  */
 class QmpServerTest {
     @TempDir
@@ -320,6 +323,106 @@ class QmpServerTest {
     }
 
     @Test
+    void aClientThatNeverReadsIsThrottledThenDisconnectedWhileOthersAreServed() throws Exception {
+        PrintStream stderr = System.err;
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        try (QmpTestClient other = negotiated(); SocketChannel flood = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            flood.connect(UnixDomainSocketAddress.of(socket));
+            writeFully(flood, "{\"execute\": \"qmp_capabilities\"}\n");
+            flood.configureBlocking(false);
+            waitForClients(2);
+
+            // the other client goes on asking while the flood runs
+            AtomicLong slowestReplyNanos = new AtomicLong();
+            AtomicReference<Throwable> otherFailed = new AtomicReference<>();
+            AtomicBoolean floodOver = new AtomicBoolean();
+            Thread prober = Thread.ofPlatform().daemon().start(() -> {
+                try {
+                    while (!floodOver.get()) {
+                        long t0 = System.nanoTime();
+                        assertEquals("alive", other.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"alive\"}}")
+                                .get("return").get("text").asText());
+                        slowestReplyNanos.accumulateAndGet(System.nanoTime() - t0, Math::max);
+                        Thread.sleep(20);
+                    }
+                } catch (Throwable t) {
+                    otherFailed.set(t);
+                }
+            });
+
+            System.setErr(new PrintStream(new TeeStream(stderr, log), true));
+            // "{}" is 2 bytes in and about 70 bytes of error out: pipelined and never read, the replies pile up
+            ByteBuffer chunk = ByteBuffer.wrap("{}".repeat(32 * 1024).getBytes(StandardCharsets.US_ASCII));
+            long written = 0;
+            long stalledSince = 0;
+            boolean throttled = false;
+            boolean disconnected = false;
+            while (written < (64L << 20) && server.peakQueuedOutputBytes() <= 4L * QmpServer.OUTPUT_LIMIT) {
+                if (!chunk.hasRemaining()) {
+                    chunk.rewind();
+                }
+                int n;
+                try {
+                    n = flood.write(chunk);
+                } catch (IOException hungUp) {
+                    disconnected = true;
+                    break;
+                }
+                if (n > 0) {
+                    written += n;
+                    stalledSince = 0;
+                } else if (stalledSince == 0) {
+                    stalledSince = System.nanoTime();
+                } else if (System.nanoTime() - stalledSince > 1_000_000_000L) {
+                    throttled = true; // the server stopped reading it
+                    break;
+                } else {
+                    Thread.sleep(1);
+                }
+            }
+            assertTrue(throttled || disconnected, "the server neither stopped reading the never-reading client nor hung up: it took "
+                    + written + " bytes of commands and queued up to " + server.peakQueuedOutputBytes() + " bytes of replies");
+
+            // events still go to a throttled client; they push its queue over the limit and it is disconnected
+            ObjectNode data = JsonNodeFactory.instance.objectNode().put("pad", "z".repeat(1000));
+            for (int i = 0; i < 20_000 && server.clients() > 1; i++) {
+                server.emit("X_TEST_FILLER", data);
+                if (i % 100 == 0) {
+                    Thread.sleep(5); // the other client keeps up
+                }
+            }
+            waitForClients(1);
+            System.setErr(stderr);
+            long peak = server.peakQueuedOutputBytes();
+            assertTrue(peak <= QmpServer.OUTPUT_LIMIT + (64 << 10), "queued output stayed within the limit: peak " + peak);
+            String logged = log.toString(StandardCharsets.UTF_8);
+            assertTrue(logged.lines().anyMatch(l -> l.contains("pid " + ProcessHandle.current().pid())
+                    && l.contains(String.valueOf(QmpServer.OUTPUT_LIMIT)) && l.contains("disconnecting")), "a log line names the client and the limit: " + logged);
+
+            flood.configureBlocking(true);
+            ByteBuffer sink = ByteBuffer.allocate(64 << 10);
+            long drained = 0;
+            try {
+                int n;
+                while ((n = flood.read(sink.clear())) >= 0) {
+                    drained += n;
+                }
+            } catch (IOException reset) {
+                // the server hung up with commands of ours unread: a UNIX socket then reports ECONNRESET
+            }
+            assertTrue(drained < QmpServer.OUTPUT_LIMIT, "what reached the socket before the hang-up: " + drained);
+
+            floodOver.set(true);
+            prober.join(10_000);
+            assertNull(otherFailed.get(), () -> "the other client was not served: " + otherFailed.get());
+            assertTrue(slowestReplyNanos.get() < 3_000_000_000L, "the other client's slowest reply took " + slowestReplyNanos.get() / 1_000_000 + " ms");
+            assertEquals("still", other.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"still\"}}").get("return").get("text").asText());
+        } finally {
+            System.setErr(stderr);
+        }
+    }
+
+    @Test
     void aStaleSocketIsReplacedButALiveOneOrAFileIsNot(@TempDir Path other) throws Exception {
         Path stale = other.resolve("stale.qmp");
         try (ServerSocketChannel s = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
@@ -360,6 +463,36 @@ class QmpServerTest {
     private static long openFds() throws IOException {
         try (var fds = Files.list(Path.of("/proc/self/fd"))) {
             return fds.count();
+        }
+    }
+
+    private static void writeFully(SocketChannel ch, String text) throws IOException {
+        ByteBuffer b = ByteBuffer.wrap(text.getBytes(StandardCharsets.US_ASCII));
+        while (b.hasRemaining()) {
+            ch.write(b);
+        }
+    }
+
+    /** Copies what is written to two streams: the log stays visible while the test reads it. */
+    private static final class TeeStream extends java.io.OutputStream {
+        private final java.io.OutputStream a;
+        private final java.io.OutputStream b;
+
+        TeeStream(java.io.OutputStream a, java.io.OutputStream b) {
+            this.a = a;
+            this.b = b;
+        }
+
+        @Override
+        public synchronized void write(int c) throws IOException {
+            a.write(c);
+            b.write(c);
+        }
+
+        @Override
+        public synchronized void write(byte[] buf, int off, int len) throws IOException {
+            a.write(buf, off, len);
+            b.write(buf, off, len);
         }
     }
 
