@@ -189,11 +189,18 @@ class QmpServerTest {
     @Test
     void oversizedInputIsReportedOnceAndSkipped() throws Exception {
         try (QmpTestClient c = negotiated()) {
-            String big = "x".repeat(QmpServer.MAX_INPUT + 10);
-            c.sendRaw("{\"execute\": \"echo\", \"arguments\": {\"text\": \"" + big + "\"}}\n");
-            assertError(c.reply(), "GenericError", "longer than");
+            c.sendRaw("{\"execute\": \"echo\", \"arguments\": {\"text\": \"" + "x".repeat(QmpServer.MAX_INPUT + 10));
+            assertError(c.reply(), "GenericError", "longer than " + QmpServer.MAX_INPUT + " bytes");
+            // the value is still open: the server refused it without waiting for its end, and drops the rest as it comes
+            for (int i = 0; i < 8; i++) {
+                c.sendRaw("x".repeat(1 << 20));
+            }
+            c.sendRaw("\"}}\n");
             JsonNode after = c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"small\"}}");
             assertEquals("small", after.get("return").get("text").asText(), "no second error: the rest was skipped");
+            assertError(c.execute("[".repeat(100_000) + "]".repeat(100_000)), "GenericError", "JSON parse error");
+            assertEquals("ok", c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"ok\"}}").get("return").get("text").asText(),
+                    "deep nesting is refused, not a stack overflow");
         }
     }
 
