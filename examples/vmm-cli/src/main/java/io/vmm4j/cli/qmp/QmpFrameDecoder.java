@@ -4,6 +4,11 @@ import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.ByteToMessageDecoder;
 
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 
@@ -16,7 +21,11 @@ import java.util.List;
  *   <li>an ASCII control character other than tab, CR and LF, or a 0xFE/0xFF byte, drops the
  *       input collected so far — the qmp-spec's way for a client to force the parser back into a
  *       known-good state;</li>
- *   <li>a value longer than the limit is reported once and skipped to its end.</li>
+ *   <li>a value longer than the limit is reported once and skipped to its end, so it is never
+ *       held whole;</li>
+ *   <li>a value that is not valid UTF-8 (RFC 8259 section 8.1: JSON text is UTF-8) is refused
+ *       whole, as QEMU's parser refuses it ("invalid UTF-8 sequence in string"), rather than
+ *       having the bad bytes replaced.</li>
  * </ul>
  * Top-level scalars ({@code 42}, {@code foo}) are passed on whole so that the session can say
  * what is wrong with them.
@@ -34,6 +43,10 @@ final class QmpFrameDecoder extends ByteToMessageDecoder {
     }
 
     private final int maxLength;
+    /** Strict: malformed input is an error, not U+FFFD (overlong forms and encoded surrogates are malformed too). */
+    private final CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
+            .onMalformedInput(CodingErrorAction.REPORT)
+            .onUnmappableCharacter(CodingErrorAction.REPORT);
     private int scanned;
     private int depth;
     private boolean inString;
@@ -120,10 +133,45 @@ final class QmpFrameDecoder extends ByteToMessageDecoder {
         if (discarding) {
             discarding = false;
         } else {
-            out.add(Input.json(in.toString(start, endExclusive - start, StandardCharsets.UTF_8)));
+            out.add(decode(in, start, endExclusive - start));
         }
         in.readerIndex(endExclusive);
         inScalar = false;
+    }
+
+    private Input decode(ByteBuf in, int start, int length) {
+        ByteBuffer bytes = in.nioBuffer(start, length);
+        int base = bytes.position();
+        CharBuffer chars = CharBuffer.allocate(length); // UTF-8 never decodes to more chars than bytes
+        CoderResult result = utf8.reset().decode(bytes, chars, true);
+        if (!result.isError()) {
+            result = utf8.flush(chars);
+        }
+        if (!result.isError()) {
+            return Input.json(chars.flip().toString());
+        }
+        int bad = bytes.position() - base;
+        if (insideString(in, start, bad)) {
+            return Input.error("JSON parse error, invalid UTF-8 sequence in string"); // QEMU's words, qobject/json-parser.c
+        }
+        return Input.error(String.format("JSON parse error, invalid UTF-8 byte 0x%02x outside a string", in.getByte(start + bad) & 0xFF));
+    }
+
+    /** Whether byte {@code offset} of the value starting at {@code start} lies inside a string. */
+    private static boolean insideString(ByteBuf in, int start, int offset) {
+        boolean string = false;
+        boolean escaped = false;
+        for (int i = start; i < start + offset; i++) {
+            int b = in.getByte(i);
+            if (escaped) {
+                escaped = false;
+            } else if (string && b == '\\') {
+                escaped = true;
+            } else if (b == '"') {
+                string = !string;
+            }
+        }
+        return string;
     }
 
     private void resetState() {

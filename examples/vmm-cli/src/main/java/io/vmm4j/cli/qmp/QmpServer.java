@@ -9,6 +9,9 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelConfig;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
@@ -24,6 +27,7 @@ import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
@@ -40,6 +44,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The control socket: a UNIX stream socket (mode 0600, so only its owner may connect) speaking
@@ -56,8 +62,17 @@ public final class QmpServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(QmpServer.class);
     /** The longest JSON value a client may send. */
     static final int MAX_INPUT = 1 << 20;
-    /** A client that lets this much output pile up unread is disconnected. */
-    private static final int HIGH_WATER_MARK = 4 << 20;
+    /**
+     * Output (replies and events) queued for one client above which the server stops reading that
+     * client's commands, so a client that pipelines without reading is throttled; reading resumes
+     * once the queue is below {@link #RESUME_READING_AT}.
+     */
+    static final int PAUSE_READING_AT = 1 << 20;
+    static final int RESUME_READING_AT = 256 << 10;
+    /** A client that lets more than this much output pile up unread is disconnected. */
+    static final int OUTPUT_LIMIT = 4 << 20;
+    /** How long the server waits before accepting again after accept failed (EMFILE: out of file descriptors). */
+    static final int ACCEPT_RETRY_MILLIS = 1000;
     /** sun_path holds 108 bytes including the terminating NUL. */
     private static final int MAX_SOCKET_PATH = 107;
 
@@ -65,6 +80,8 @@ public final class QmpServer implements AutoCloseable {
     private final ObjectNode version;
     private final Map<String, QmpCommand> commands = new LinkedHashMap<>();
     private final Set<QmpSession> sessions = ConcurrentHashMap.newKeySet();
+    private final AtomicLong peakQueuedOutput = new AtomicLong();
+    private final AtomicInteger clientNumbers = new AtomicInteger();
     private final ObjectMapper mapper = JsonMapper.builder()
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
@@ -128,8 +145,11 @@ public final class QmpServer implements AutoCloseable {
             serverChannel = new ServerBootstrap()
                     .group(group)
                     .channel(EpollServerDomainSocketChannel.class)
-                    .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(HIGH_WATER_MARK / 4, HIGH_WATER_MARK))
-                    // a client that is done sending (socat at the end of its script) still gets replies and events
+                    .handler(new AcceptFailures())
+                    // the channel turns unwritable at PAUSE_READING_AT, and QmpSession then stops reading the client
+                    .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(RESUME_READING_AT, PAUSE_READING_AT))
+                    // the end of a client's input reaches QmpSession, which sends what is queued before closing
+                    // (without half-closure Netty would close at once and drop replies not yet in the socket)
                     .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
                     .childHandler(new ChannelInitializer<Channel>() {
                         @Override
@@ -202,6 +222,19 @@ public final class QmpServer implements AutoCloseable {
         return sessions.size();
     }
 
+    /** The most output ever queued for one client (written, not yet taken by the client). */
+    long peakQueuedOutputBytes() {
+        return peakQueuedOutput.get();
+    }
+
+    int nextClientNumber() {
+        return clientNumbers.incrementAndGet();
+    }
+
+    void outputQueued(long bytes) {
+        peakQueuedOutput.accumulateAndGet(bytes, Math::max);
+    }
+
     ObjectNode version() {
         return version;
     }
@@ -216,12 +249,58 @@ public final class QmpServer implements AutoCloseable {
 
     void sessionOpened(QmpSession session) {
         sessions.add(session);
-        LOG.debug("QMP client connected ({} now)", sessions.size());
+        LOG.debug("QMP {} connected ({} now)", session, sessions.size());
     }
 
     void sessionClosed(QmpSession session) {
         sessions.remove(session);
-        LOG.debug("QMP client left ({} now)", sessions.size());
+        LOG.debug("QMP {} left ({} now)", session, sessions.size());
+    }
+
+    /**
+     * Failures of {@code accept} on the listening socket, typically EMFILE when the process is at
+     * its file descriptor limit. The connection waits in the listen backlog, so accepting again at
+     * once fails again: this pauses accepting for {@link #ACCEPT_RETRY_MILLIS} and logs the first
+     * failure of a run, not every attempt (Netty's own acceptor also pauses a second, but lets the
+     * exception reach the pipeline's end, which logs it with a stack trace each time).
+     */
+    private final class AcceptFailures extends ChannelInboundHandlerAdapter {
+        private int failures; // event-loop thread only
+        private long firstFailureNanos;
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object child) {
+            if (failures > 0) {
+                LOG.info("QMP {}: accepting clients again after {} failed attempts in {} s", path, failures,
+                        (System.nanoTime() - firstFailureNanos) / 1_000_000_000L);
+                failures = 0;
+            }
+            ctx.fireChannelRead(child);
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            if (!(cause instanceof IOException)) {
+                ctx.fireExceptionCaught(cause);
+                return;
+            }
+            if (failures++ == 0) {
+                firstFailureNanos = System.nanoTime();
+                LOG.warn("QMP {}: cannot accept a client: {} ({} clients connected); retrying every {} ms, the client waits meanwhile. "
+                                + "Out of file descriptors (EMFILE)? Raise the limit (ulimit -n, now {}) or close other connections",
+                        path, cause.getMessage(), sessions.size(), ACCEPT_RETRY_MILLIS, fileLimit());
+            }
+            ChannelConfig config = ctx.channel().config();
+            if (config.isAutoRead()) {
+                config.setAutoRead(false);
+                ctx.executor().schedule(() -> config.setAutoRead(true), ACCEPT_RETRY_MILLIS, TimeUnit.MILLISECONDS);
+            }
+        }
+
+        private static String fileLimit() {
+            return ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.UnixOperatingSystemMXBean unix
+                    ? String.valueOf(unix.getMaxFileDescriptorCount()) : "unknown";
+        }
     }
 
     /**
@@ -242,13 +321,7 @@ public final class QmpServer implements AutoCloseable {
             if (!s.negotiated()) {
                 continue;
             }
-            Channel c = s.channel();
-            if (c != null && !c.isWritable()) {
-                LOG.warn("QMP client does not read its output ({} bytes queued); disconnecting it", HIGH_WATER_MARK);
-                c.close();
-                continue;
-            }
-            s.send(event);
+            s.send(event); // a client over OUTPUT_LIMIT is disconnected there
         }
     }
 

@@ -8,14 +8,22 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 
 import static io.vmm4j.cli.qmp.QmpCommand.Parameter.optional;
 import static io.vmm4j.cli.qmp.QmpCommand.Parameter.required;
@@ -29,7 +37,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The QMP protocol layer on a real UNIX socket with a stand-in command set: greeting,
  * negotiation, replies and ids, every class of bad input (the connection survives each), streams
  * that split or join commands, the parser reset by a control character, events to several
- * clients, and where the socket may be created.
+ * clients, where the socket may be created, and hostile clients: ones that hang up by the
+ * thousand, end their input with replies still queued, never read, or send invalid UTF-8.
  */
 class QmpServerTest {
     @TempDir
@@ -180,11 +189,46 @@ class QmpServerTest {
     @Test
     void oversizedInputIsReportedOnceAndSkipped() throws Exception {
         try (QmpTestClient c = negotiated()) {
-            String big = "x".repeat(QmpServer.MAX_INPUT + 10);
-            c.sendRaw("{\"execute\": \"echo\", \"arguments\": {\"text\": \"" + big + "\"}}\n");
-            assertError(c.reply(), "GenericError", "longer than");
+            c.sendRaw("{\"execute\": \"echo\", \"arguments\": {\"text\": \"" + "x".repeat(QmpServer.MAX_INPUT + 10));
+            assertError(c.reply(), "GenericError", "longer than " + QmpServer.MAX_INPUT + " bytes");
+            // the value is still open: the server refused it without waiting for its end, and drops the rest as it comes
+            for (int i = 0; i < 8; i++) {
+                c.sendRaw("x".repeat(1 << 20));
+            }
+            c.sendRaw("\"}}\n");
             JsonNode after = c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"small\"}}");
             assertEquals("small", after.get("return").get("text").asText(), "no second error: the rest was skipped");
+            assertError(c.execute("[".repeat(100_000) + "]".repeat(100_000)), "GenericError", "JSON parse error");
+            assertEquals("ok", c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"ok\"}}").get("return").get("text").asText(),
+                    "deep nesting is refused, not a stack overflow");
+        }
+    }
+
+    @Test
+    void invalidUtf8IsRefusedAsQemuDoesAndTheSessionGoesOn() throws Exception {
+        byte[][] invalid = {
+                {(byte) 0xC3, '('},                       // a lead byte without its continuation
+                {(byte) 0x80},                            // a continuation byte alone
+                {(byte) 0xC0, (byte) 0xAF},               // an overlong '/'
+                {(byte) 0xED, (byte) 0xA0, (byte) 0x80},  // a UTF-16 surrogate, U+D800
+                {(byte) 0xF4, (byte) 0x90, (byte) 0x80, (byte) 0x80}, // above U+10FFFF
+                {(byte) 0xE2, (byte) 0x82},               // cut short by the closing quote
+        };
+        try (QmpTestClient c = negotiated()) {
+            for (byte[] bad : invalid) {
+                ByteArrayOutputStream command = new ByteArrayOutputStream();
+                command.writeBytes("{\"execute\": \"echo\", \"arguments\": {\"text\": \"a".getBytes(StandardCharsets.US_ASCII));
+                command.writeBytes(bad);
+                command.writeBytes("b\"}, \"id\": 5}\n".getBytes(StandardCharsets.US_ASCII));
+                c.sendRaw(command.toByteArray());
+                JsonNode reply = c.reply();
+                assertError(reply, "GenericError", "JSON parse error, invalid UTF-8 sequence in string");
+                assertNull(reply.get("id"), "like QEMU, no id: the request was never parsed");
+            }
+            c.sendRaw(new byte[] {'{', '"', 'e', 'x', 'e', 'c', 'u', 't', 'e', '"', (byte) 0x80, ':', '"', 'e', 'c', 'h', 'o', '"', '}', '\n'});
+            assertError(c.reply(), "GenericError", "invalid UTF-8");
+            assertEquals("caf\u00e9", c.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"caf\u00e9\"}}").get("return").get("text").asText(),
+                    "valid UTF-8 still works after the errors");
         }
     }
 
@@ -224,16 +268,164 @@ class QmpServerTest {
     }
 
     @Test
-    void aClientDoneSendingStillGetsItsReplies() throws Exception {
+    void aClientDoneSendingGetsItsRepliesThenTheServerHangsUp() throws Exception {
         try (QmpTestClient c = QmpTestClient.connect(socket)) {
             c.next();
             c.sendRaw("{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"query-things\", \"id\": 1}\n");
             c.shutdownOutput(); // what socat does at the end of its input
             assertEquals("{}", c.reply().get("return").toString());
             assertEquals(1, c.reply().get("id").asInt());
+            assertTrue(c.closedWithin(5000), "QEMU closes the connection when the client's input ends; so does this server");
+            waitForClients(0);
+        }
+    }
+
+    @Test
+    void repliesStillQueuedWhenTheClientEndsItsInputAreDeliveredBeforeTheHangUp() throws Exception {
+        String text = "y".repeat(600_000); // three replies of this are far more than the socket buffers hold
+        try (QmpTestClient c = QmpTestClient.connectWithoutReading(socket)) {
+            AtomicReference<Exception> writeFailure = new AtomicReference<>();
+            Thread writer = Thread.ofVirtual().start(() -> {
+                try {
+                    c.sendRaw("{\"execute\": \"qmp_capabilities\"}\n");
+                    for (int id = 1; id <= 3; id++) {
+                        c.sendRaw("{\"execute\": \"echo\", \"arguments\": {\"text\": \"" + text + "\"}, \"id\": " + id + "}\n");
+                    }
+                    c.shutdownOutput();
+                } catch (IOException e) {
+                    writeFailure.set(e);
+                }
+            });
+            Thread.sleep(300); // the replies pile up in the server, unread
+            c.startReading();
+            assertTrue(c.next().has("QMP"));
+            assertEquals("{}", c.reply().get("return").toString());
+            for (int id = 1; id <= 3; id++) {
+                JsonNode r = c.reply();
+                assertEquals(id, r.get("id").asInt(), r.toString().substring(0, 100));
+                assertEquals(text.length(), r.get("return").get("text").asText().length(), "reply " + id + " arrives whole");
+            }
+            assertTrue(c.closedWithin(5000), "then the server hangs up");
+            writer.join(5000);
+            assertNull(writeFailure.get());
+            waitForClients(0);
+        }
+    }
+
+    @Test
+    void clientsThatHangUpLeaveNoFileDescriptorBehind() throws Exception {
+        connectReadGreetingAndHangUp(50); // warm-up: classes loaded, buffers allocated
+        waitForClients(0);
+        long before = openFds();
+        connectReadGreetingAndHangUp(2000);
+        long deadline = System.currentTimeMillis() + 10_000;
+        long after = openFds();
+        while (after - before > 20 && System.currentTimeMillis() < deadline) {
+            Thread.sleep(50);
+            after = openFds();
+        }
+        assertTrue(after - before <= 20, "2000 clients came and went; open fds grew from " + before + " to " + after
+                + " (" + server.clients() + " connections still open)");
+        waitForClients(0);
+    }
+
+    @Test
+    void aClientThatNeverReadsIsThrottledThenDisconnectedWhileOthersAreServed() throws Exception {
+        PrintStream stderr = System.err;
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        try (QmpTestClient other = negotiated(); SocketChannel flood = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            flood.connect(UnixDomainSocketAddress.of(socket));
+            writeFully(flood, "{\"execute\": \"qmp_capabilities\"}\n");
+            flood.configureBlocking(false);
+            waitForClients(2);
+
+            // the other client goes on asking while the flood runs
+            AtomicLong slowestReplyNanos = new AtomicLong();
+            AtomicReference<Throwable> otherFailed = new AtomicReference<>();
+            AtomicBoolean floodOver = new AtomicBoolean();
+            Thread prober = Thread.ofPlatform().daemon().start(() -> {
+                try {
+                    while (!floodOver.get()) {
+                        long t0 = System.nanoTime();
+                        assertEquals("alive", other.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"alive\"}}")
+                                .get("return").get("text").asText());
+                        slowestReplyNanos.accumulateAndGet(System.nanoTime() - t0, Math::max);
+                        Thread.sleep(20);
+                    }
+                } catch (Throwable t) {
+                    otherFailed.set(t);
+                }
+            });
+
+            System.setErr(new PrintStream(new TeeStream(stderr, log), true));
+            // "{}" is 2 bytes in and about 70 bytes of error out: pipelined and never read, the replies pile up
+            ByteBuffer chunk = ByteBuffer.wrap("{}".repeat(32 * 1024).getBytes(StandardCharsets.US_ASCII));
+            long written = 0;
+            long stalledSince = 0;
+            boolean throttled = false;
+            boolean disconnected = false;
+            while (written < (64L << 20) && server.peakQueuedOutputBytes() <= 4L * QmpServer.OUTPUT_LIMIT) {
+                if (!chunk.hasRemaining()) {
+                    chunk.rewind();
+                }
+                int n;
+                try {
+                    n = flood.write(chunk);
+                } catch (IOException hungUp) {
+                    disconnected = true;
+                    break;
+                }
+                if (n > 0) {
+                    written += n;
+                    stalledSince = 0;
+                } else if (stalledSince == 0) {
+                    stalledSince = System.nanoTime();
+                } else if (System.nanoTime() - stalledSince > 1_000_000_000L) {
+                    throttled = true; // the server stopped reading it
+                    break;
+                } else {
+                    Thread.sleep(1);
+                }
+            }
+            assertTrue(throttled || disconnected, "the server neither stopped reading the never-reading client nor hung up: it took "
+                    + written + " bytes of commands and queued up to " + server.peakQueuedOutputBytes() + " bytes of replies");
+
+            // events still go to a throttled client; they push its queue over the limit and it is disconnected
+            ObjectNode data = JsonNodeFactory.instance.objectNode().put("pad", "z".repeat(1000));
+            for (int i = 0; i < 20_000 && server.clients() > 1; i++) {
+                server.emit("X_TEST_FILLER", data);
+                if (i % 100 == 0) {
+                    Thread.sleep(5); // the other client keeps up
+                }
+            }
             waitForClients(1);
-            server.emit("SHUTDOWN", null);
-            assertEquals("SHUTDOWN", c.next().get("event").asText());
+            System.setErr(stderr);
+            long peak = server.peakQueuedOutputBytes();
+            assertTrue(peak <= QmpServer.OUTPUT_LIMIT + (64 << 10), "queued output stayed within the limit: peak " + peak);
+            String logged = log.toString(StandardCharsets.UTF_8);
+            assertTrue(logged.lines().anyMatch(l -> l.contains("pid " + ProcessHandle.current().pid())
+                    && l.contains(String.valueOf(QmpServer.OUTPUT_LIMIT)) && l.contains("disconnecting")), "a log line names the client and the limit: " + logged);
+
+            flood.configureBlocking(true);
+            ByteBuffer sink = ByteBuffer.allocate(64 << 10);
+            long drained = 0;
+            try {
+                int n;
+                while ((n = flood.read(sink.clear())) >= 0) {
+                    drained += n;
+                }
+            } catch (IOException reset) {
+                // the server hung up with commands of ours unread: a UNIX socket then reports ECONNRESET
+            }
+            assertTrue(drained < QmpServer.OUTPUT_LIMIT, "what reached the socket before the hang-up: " + drained);
+
+            floodOver.set(true);
+            prober.join(10_000);
+            assertNull(otherFailed.get(), () -> "the other client was not served: " + otherFailed.get());
+            assertTrue(slowestReplyNanos.get() < 3_000_000_000L, "the other client's slowest reply took " + slowestReplyNanos.get() / 1_000_000 + " ms");
+            assertEquals("still", other.execute("{\"execute\": \"echo\", \"arguments\": {\"text\": \"still\"}}").get("return").get("text").asText());
+        } finally {
+            System.setErr(stderr);
         }
     }
 
@@ -261,9 +453,59 @@ class QmpServerTest {
         assertTrue(noDir.getMessage().contains("does not exist"), noDir.getMessage());
     }
 
+    private void connectReadGreetingAndHangUp(int times) throws IOException {
+        for (int i = 0; i < times; i++) {
+            try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                ch.connect(UnixDomainSocketAddress.of(socket));
+                ByteBuffer b = ByteBuffer.allocate(4096);
+                while (b.position() == 0 || b.get(b.position() - 1) != '\n') {
+                    if (ch.read(b) < 0) {
+                        throw new IOException("the server hung up before its greeting");
+                    }
+                }
+            }
+        }
+    }
+
+    private static long openFds() throws IOException {
+        try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.count();
+        }
+    }
+
+    private static void writeFully(SocketChannel ch, String text) throws IOException {
+        ByteBuffer b = ByteBuffer.wrap(text.getBytes(StandardCharsets.US_ASCII));
+        while (b.hasRemaining()) {
+            ch.write(b);
+        }
+    }
+
+    /** Copies what is written to two streams: the log stays visible while the test reads it. */
+    private static final class TeeStream extends java.io.OutputStream {
+        private final java.io.OutputStream a;
+        private final java.io.OutputStream b;
+
+        TeeStream(java.io.OutputStream a, java.io.OutputStream b) {
+            this.a = a;
+            this.b = b;
+        }
+
+        @Override
+        public synchronized void write(int c) throws IOException {
+            a.write(c);
+            b.write(c);
+        }
+
+        @Override
+        public synchronized void write(byte[] buf, int off, int len) throws IOException {
+            a.write(buf, off, len);
+            b.write(buf, off, len);
+        }
+    }
+
     private void waitForClients(int n) throws InterruptedException {
         long deadline = System.currentTimeMillis() + 5000;
-        while (server.clients() < n && System.currentTimeMillis() < deadline) {
+        while (server.clients() != n && System.currentTimeMillis() < deadline) {
             Thread.sleep(10);
         }
         assertEquals(n, server.clients());

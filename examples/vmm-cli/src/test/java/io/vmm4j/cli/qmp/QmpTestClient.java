@@ -28,11 +28,21 @@ public final class QmpTestClient extends QmpConversation {
 
     private final SocketChannel channel;
     private final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
+    private final BufferedReader in;
+    private boolean reading;
 
     QmpTestClient(Path socket) throws IOException {
         channel = SocketChannel.open(StandardProtocolFamily.UNIX);
         channel.connect(UnixDomainSocketAddress.of(socket));
-        BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.US_ASCII));
+        in = new BufferedReader(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.US_ASCII));
+    }
+
+    /** Starts taking what the server sends (a client made by {@link #connectWithoutReading} reads nothing until then). */
+    synchronized void startReading() {
+        if (reading) {
+            return;
+        }
+        reading = true;
         Thread.ofVirtual().start(() -> {
             try {
                 String line;
@@ -48,6 +58,13 @@ public final class QmpTestClient extends QmpConversation {
 
     /** Connects and checks the greeting; returns it. */
     public static QmpTestClient connect(Path socket) throws Exception {
+        QmpTestClient c = new QmpTestClient(socket);
+        c.startReading();
+        return c;
+    }
+
+    /** Connects but leaves everything the server sends unread (in the socket and the server) until {@link #startReading}. */
+    static QmpTestClient connectWithoutReading(Path socket) throws IOException {
         return new QmpTestClient(socket);
     }
 
@@ -84,10 +101,6 @@ public final class QmpTestClient extends QmpConversation {
         assertTrue(!line.equals("<EOF>"), "the server closed the connection");
         return JSON.readTree(line);
     }
-
-
-
-
 
     /** Whether the server closed the connection within {@code millis}. */
     boolean closedWithin(long millis) throws InterruptedException {
