@@ -3,6 +3,8 @@ package io.vmm4j.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.vmm4j.cli.config.ConfigException;
+import io.vmm4j.cli.config.NetRules;
 import io.vmm4j.cli.config.VmConfig;
 import io.vmm4j.cli.config.VmConfigLoader;
 import io.vmm4j.cli.config.VmRules;
@@ -15,7 +17,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -61,13 +65,17 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--bridge", description = "Attach the tap to this existing Linux bridge instead of giving it an address.")
     String bridge;
 
-    @Option(names = "--guest-ip", defaultValue = "10.0.2.15", description = "The guest's IPv4 address. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--guest-ip", defaultValue = "10.0.2.15",
+            description = "The guest's IPv4 address: unicast, and in --host-ip's subnet when this VMM addresses the link (not with "
+                    + "--bridge, an existing --tap or vhost-user). Default: ${DEFAULT-VALUE}.")
     String guestIp;
 
-    @Option(names = "--host-ip", defaultValue = "10.0.2.2/24", description = "The host side's address/prefix. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--host-ip", defaultValue = "10.0.2.2/24",
+            description = "The host side's ADDRESS/PREFIX (prefix 1..30; without one, /24). Default: ${DEFAULT-VALUE}.")
     String hostIp;
 
-    @Option(names = "--ping", description = "Whom the guest pings. Default: the host address.")
+    @Option(names = "--ping",
+            description = "Whom the guest pings: a unicast address on its link (the guest has no router). Default: the host address.")
     String ping;
 
     @Option(names = "--queues", defaultValue = "1", description = "virtio-net queue pairs (and tap queues). Default: ${DEFAULT-VALUE}.")
@@ -124,9 +132,22 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON summary object on stdout; the boot log goes to stderr.")
     boolean json;
 
+    /** The exit status of a run refused for a flag or the config file, before anything was created (picocli's for usage errors). */
+    static final int EXIT_REFUSED = CommandLine.ExitCode.USAGE;
+
+    /** The flags whose value came from the config file, with the JSON path of their field. */
+    private final Map<String, String> fromFile = new HashMap<>();
+
     @Override
     public Integer call() throws Exception {
-        VmOptions options = resolve();
+        VmOptions options;
+        try {
+            options = resolve();
+        } catch (ConfigException | IllegalArgumentException e) {
+            // said before any tap, socket or VM exists: nothing to clean up
+            spec.commandLine().getErr().println("vmm run: " + e.getMessage());
+            return EXIT_REFUSED;
+        }
         PrintStream log = json ? System.err : System.out;
         Management.Settings settings = managementSettings();
         MeterRegistry registry = Management.registry(settings);
@@ -167,6 +188,7 @@ public final class RunCommand implements Callable<Integer> {
             for (Map.Entry<String, Object> e : file.asFlags().entrySet()) {
                 if (!given.hasMatchedOption(e.getKey())) {
                     spec.findOption(e.getKey()).setValue(e.getValue());
+                    fromFile.put(e.getKey(), VmConfig.FIELD_OF_FLAG.get(e.getKey()));
                 }
             }
         }
@@ -193,26 +215,105 @@ public final class RunCommand implements Callable<Integer> {
         check("--ping-size", VmRules.range(pingSize, 0, mtu - 28, "bytes (the MTU " + mtu + " minus 28 bytes of IPv4 and ICMP headers)"));
         check("--udp-port", VmRules.range(udpPort, 0, 65535, "(0: no UDP flows)"));
         check("--mac", VmRules.mac(mac));
-        check("--host-ip", VmRules.hostIp(hostIp));
-        check("--guest-ip", VmRules.ipv4(guestIp));
-        if (ping != null) {
-            check("--ping", VmRules.ipv4(ping));
-        }
         if (tap != null && !tap.isEmpty()) {
             check("--tap", VmRules.interfaceName(tap));
         }
         if (bridge != null) {
             check("--bridge", VmRules.interfaceName(bridge));
         }
+        check("--host-ip", VmRules.hostIp(hostIp));
+        check("--guest-ip", VmRules.unicastIpv4(guestIp));
+        if (ping != null) {
+            check("--ping", VmRules.unicastIpv4(ping));
+        }
+        checkAddressPlan();
         if (metrics != null) {
             check("--metrics", VmRules.metricsAddress(metrics));
         }
     }
 
-    private static void check(String flag, String problem) {
-        if (problem != null) {
-            throw new IllegalArgumentException(flag + ": " + problem);
+    /**
+     * The guest, the host side and the ping target together, each already a unicast address: the
+     * guest has no router, so when this VMM puts --host-ip on the link (a new tap, or the in-memory
+     * host) the guest and the ping target must be in its subnet, and neither its network nor its
+     * broadcast address (RFC 1122 §3.2.1.3). With --bridge, an existing --tap or a vhost-user
+     * back-end, someone else addresses the link and only the plain conflicts are checked.
+     */
+    private void checkAddressPlan() {
+        int host = NetRules.parseIpv4(hostIp.contains("/") ? hostIp.substring(0, hostIp.indexOf('/')) : hostIp).orElseThrow();
+        NetRules.Subnet subnet = NetRules.subnetOf(hostIp, VmOptions.DEFAULT_HOST_PREFIX);
+        String hostSide = label("--host-ip") + " " + hostIp + (hostIp.contains("/") ? "" : " (/" + VmOptions.DEFAULT_HOST_PREFIX + ")");
+        int guest = NetRules.parseIpv4(guestIp).orElseThrow();
+        if (guest == host) {
+            check("--guest-ip", quoted(guestIp) + " is the host side's address (" + hostSide + "); give the guest another address in "
+                    + subnet + ", like " + NetRules.format(exampleIn(subnet, host)));
         }
+        boolean ownLink = assignsHostAddress();
+        if (ownLink) {
+            check("--guest-ip", notInside(guestIp, guest, subnet, hostSide, "the guest reaches the host only inside one subnet: "
+                    + "change --guest-ip to one like " + NetRules.format(exampleIn(subnet, host)) + ", or --host-ip"));
+        }
+        if (ping != null) {
+            int target = NetRules.parseIpv4(ping).orElseThrow();
+            if (target == guest) {
+                check("--ping", quoted(ping) + " is the guest's own address (" + label("--guest-ip") + "); ping the host side (leave "
+                        + "--ping out) or another host on the link");
+            }
+            if (ownLink) {
+                check("--ping", notInside(ping, target, subnet, hostSide, "the guest sends only to its own link: ping an address "
+                        + "in " + subnet + ", like the host side " + NetRules.format(host)));
+            }
+        }
+    }
+
+    /** Why {@code address} is not a host inside {@code subnet}, or null. */
+    private static String notInside(String text, int address, NetRules.Subnet subnet, String hostSide, String advice) {
+        if (!subnet.contains(address)) {
+            return quoted(text) + " is outside the host side's subnet " + subnet + " (" + hostSide + ") and the guest has no router; "
+                    + advice;
+        }
+        if (address == subnet.network() || address == subnet.broadcast()) {
+            return quoted(text) + " is the " + (address == subnet.network() ? "network" : "broadcast") + " address of the host side's "
+                    + "subnet " + subnet + " (" + hostSide + "), not a host; " + advice;
+        }
+        return null;
+    }
+
+    /** A host address in {@code subnet} other than {@code host}, for a message's example. */
+    private static int exampleIn(NetRules.Subnet subnet, int host) {
+        int candidate = subnet.network() + 15;
+        if (Integer.compareUnsigned(candidate, subnet.broadcast()) >= 0 || candidate == host) {
+            candidate = subnet.network() + (host == subnet.network() + 1 ? 2 : 1);
+        }
+        return candidate;
+    }
+
+    /** Whether this VMM puts the host side's address on the guest's link: the in-memory host, or a new tap not on a bridge. */
+    private boolean assignsHostAddress() {
+        if (backend.equals("vhost-user")) {
+            return false; // the back-end daemon owns the port
+        }
+        if (port.equals("memory")) {
+            return true; // the host inside the VMM answers at --host-ip
+        }
+        // as ToyVm decides: a tap on a bridge, or one that exists already, gets no address from us
+        return bridge == null && !(tap != null && !tap.isEmpty() && Files.exists(Path.of("/sys/class/net", tap)));
+    }
+
+    private void check(String flag, String problem) {
+        if (problem != null) {
+            throw new IllegalArgumentException(label(flag) + ": " + problem);
+        }
+    }
+
+    /** The flag, and where its value came from when the config file set it. */
+    private String label(String flag) {
+        String field = fromFile.get(flag);
+        return field == null ? flag : flag + " (" + field + " in " + config + ")";
+    }
+
+    private static String quoted(String value) {
+        return NetRules.quoted(value);
     }
 
     private long wantedFeatures() {
@@ -221,8 +322,8 @@ public final class RunCommand implements Callable<Integer> {
             for (String name : guestFeatures) {
                 String n = name.trim().toUpperCase(Locale.ROOT);
                 int bit = NetFeatures.NAMES.entrySet().stream().filter(e -> e.getValue().equals(n)).mapToInt(e -> e.getKey())
-                        .findFirst().orElseThrow(() -> new IllegalArgumentException("unknown virtio-net feature '" + name
-                                + "'; known: " + NetFeatures.NAMES.values()));
+                        .findFirst().orElseThrow(() -> new IllegalArgumentException(label("--guest-features")
+                                + ": unknown virtio-net feature '" + name + "'; known: " + NetFeatures.NAMES.values()));
                 f |= 1L << bit;
             }
         }

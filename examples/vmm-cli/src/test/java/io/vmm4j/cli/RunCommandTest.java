@@ -5,13 +5,22 @@ import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetFeatures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import picocli.CommandLine;
 
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -72,6 +81,8 @@ class RunCommandTest {
                 e.getMessage());
         assertTrue(assertThrows(IllegalArgumentException.class, () -> parse("--mac", "01:02:03:04:05:06").resolve()).getMessage()
                 .startsWith("--mac: '01:02:03:04:05:06' is a multicast address"));
+        assertEquals("--guest-features: unknown virtio-net feature 'TURBO'", assertThrows(IllegalArgumentException.class,
+                () -> parse("--guest-features", "GUEST_CSUM,TURBO").resolve()).getMessage().replaceAll("; known:.*", ""));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> parse("--ping-size", "1480").resolve()).getMessage()
                 .contains("allowed: 0 to 1472 bytes (the MTU 1500 minus 28"));
     }
@@ -81,8 +92,113 @@ class RunCommandTest {
         Path file = Files.writeString(dir.resolve("bad.json"), "{\"net\": {\"queueSize\": 300}}");
         StringWriter err = new StringWriter();
         CommandLine cli = cliWithOutput(new StringWriter(), err);
-        assertEquals(1, cli.execute("run", "--config", file.toString()));
+        assertEquals(RunCommand.EXIT_REFUSED, cli.execute("run", "--config", file.toString()));
         assertTrue(err.toString().contains(file + ": $.net.queueSize: 300 is not a power of two"), err.toString());
+    }
+
+    /**
+     * Bad flags, one per row: the flag, its value, why, what to do. Each row runs the whole command
+     * (as root that would be a tap and a VM), so the exit status and an empty boot log show the
+     * refusal came before anything was created.
+     */
+    static Stream<Arguments> badFlags() {
+        return Stream.of(
+                // the guest's address
+                Arguments.of(List.of("--guest-ip", "0.0.0.0"), "--guest-ip: '0.0.0.0' is the unspecified address ('any'), which no host "
+                        + "can be reached at; allowed: a unicast IPv4 address like 10.0.2.15"),
+                Arguments.of(List.of("--guest-ip", "255.255.255.255"), "--guest-ip: '255.255.255.255' is the limited broadcast address"),
+                Arguments.of(List.of("--guest-ip", "224.0.0.251"), "--guest-ip: '224.0.0.251' is a multicast address (224.0.0.0/4)"),
+                Arguments.of(List.of("--guest-ip", "127.0.0.1"), "--guest-ip: '127.0.0.1' is a loopback address"),
+                Arguments.of(List.of("--guest-ip", "10.0.2.256"), "--guest-ip: '10.0.2.256' is not an IPv4 address"),
+                Arguments.of(List.of("--guest-ip", "10.0.2.2"), "--guest-ip: '10.0.2.2' is the host side's address (--host-ip 10.0.2.2/24); "
+                        + "give the guest another address in 10.0.2.0/24, like 10.0.2.15"),
+                Arguments.of(List.of("--guest-ip", "10.0.2.255"), "--guest-ip: '10.0.2.255' is the broadcast address of the host side's subnet "
+                        + "10.0.2.0/24 (--host-ip 10.0.2.2/24), not a host"),
+                Arguments.of(List.of("--guest-ip", "10.0.2.0"), "--guest-ip: '10.0.2.0' is the network address of the host side's subnet"),
+                Arguments.of(List.of("--guest-ip", "10.0.3.15"), "--guest-ip: '10.0.3.15' is outside the host side's subnet 10.0.2.0/24 "
+                        + "(--host-ip 10.0.2.2/24) and the guest has no router; the guest reaches the host only inside one subnet: change "
+                        + "--guest-ip to one like 10.0.2.15, or --host-ip"),
+                Arguments.of(List.of("--host-ip", "10.231.4.1", "--guest-ip", "10.231.5.15"), "--guest-ip: '10.231.5.15' is outside the host "
+                        + "side's subnet 10.231.4.0/24 (--host-ip 10.231.4.1 (/24))"),
+                // the host side
+                Arguments.of(List.of("--host-ip", "10.0.2.2/32"), "--host-ip: '10.0.2.2/32': a /32 prefix leaves no address for the guest "
+                        + "next to the host; allowed: ADDRESS/PREFIX with a prefix of 1 to 30 like 10.0.2.2/24 (no /PREFIX: /24)"),
+                Arguments.of(List.of("--host-ip", "10.0.2.2/31"), "--host-ip: '10.0.2.2/31': a /31 prefix leaves no address for the guest"),
+                Arguments.of(List.of("--host-ip", "0.0.0.0/24"), "--host-ip: '0.0.0.0/24': 0.0.0.0 is the unspecified address"),
+                Arguments.of(List.of("--host-ip", "10.0.2.255/24"), "--host-ip: '10.0.2.255/24': 10.0.2.255 is the broadcast address of 10.0.2.0/24"),
+                Arguments.of(List.of("--host-ip", "10.0.2.2/2x"), "--host-ip: '10.0.2.2/2x': the prefix '2x' is not a number"),
+                // the ping target
+                Arguments.of(List.of("--ping", "0.0.0.0"), "--ping: '0.0.0.0' is the unspecified address"),
+                Arguments.of(List.of("--ping", "255.255.255.255"), "--ping: '255.255.255.255' is the limited broadcast address"),
+                Arguments.of(List.of("--ping", "239.1.2.3"), "--ping: '239.1.2.3' is a multicast address"),
+                Arguments.of(List.of("--ping", "10.0.2.15"), "--ping: '10.0.2.15' is the guest's own address (--guest-ip); ping the host "
+                        + "side (leave --ping out) or another host on the link"),
+                Arguments.of(List.of("--ping", "10.0.2.255"), "--ping: '10.0.2.255' is the broadcast address of the host side's subnet"),
+                Arguments.of(List.of("--ping", "8.8.8.8"), "--ping: '8.8.8.8' is outside the host side's subnet 10.0.2.0/24 (--host-ip "
+                        + "10.0.2.2/24) and the guest has no router; the guest sends only to its own link: ping an address in 10.0.2.0/24, "
+                        + "like the host side 10.0.2.2"),
+                // the NIC
+                Arguments.of(List.of("--mac", "00:00:00:00:00:00"), "--mac: '00:00:00:00:00:00' is the all-zero address, which no NIC may have"),
+                Arguments.of(List.of("--mac", "ff:ff:ff:ff:ff:ff"), "--mac: 'ff:ff:ff:ff:ff:ff' is the broadcast address"),
+                Arguments.of(List.of("--mac", "33:33:00:00:00:01"), "--mac: '33:33:00:00:00:01' is a multicast address (the I/G bit of the "
+                        + "first byte is set)"),
+                Arguments.of(List.of("--tap", "vm\t0"), "--tap: 'vm\\u00090' contains whitespace (U+0009) at index 2; an interface name is"),
+                Arguments.of(List.of("--tap", "tap.with.long.name"), "--tap: 'tap.with.long.name' is 18 bytes long"),
+                Arguments.of(List.of("--bridge", "br/0"), "--bridge: 'br/0' contains '/' at index 2"),
+                Arguments.of(List.of("--metrics", "127.0.0.1:http"), "--metrics: '127.0.0.1:http': the port 'http' is not a number"));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("badFlags")
+    void aBadFlagIsRefusedBeforeAnythingIsCreated(List<String> flags, String expected) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cli = cliWithOutput(out, err);
+        List<String> args = new ArrayList<>(List.of("run", "--count", "1", "--interval", "1"));
+        args.addAll(flags);
+        ByteArrayOutputStream bootLog = new ByteArrayOutputStream();
+        PrintStream stdout = System.out;
+        int exit;
+        System.setOut(new PrintStream(bootLog, true, StandardCharsets.UTF_8)); // where a VM would log its boot
+        try {
+            exit = cli.execute(args.toArray(String[]::new));
+        } finally {
+            System.setOut(stdout);
+        }
+        String log = bootLog.toString(StandardCharsets.UTF_8);
+        assertEquals("", log, "nothing was booted, no tap created: the boot log is empty");
+        assertEquals(RunCommand.EXIT_REFUSED, exit, err.toString());
+        assertTrue(err.toString().startsWith("vmm run: " + expected), "says '" + expected + "':\n" + err);
+        assertEquals(1, err.toString().lines().count(), "one line:\n" + err);
+    }
+
+    @Test
+    void aValueFromTheFileIsNamedWithItsFieldWhenAFlagConflictsWithIt() throws Exception {
+        Path file = Files.writeString(dir.resolve("vm.json"), "{\"guest\": {\"ip\": \"10.0.9.15\"}}");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> parse("--config", file.toString(), "--host-ip", "10.0.2.2/24").resolve());
+        assertTrue(e.getMessage().startsWith("--guest-ip ($.guest.ip in " + file + "): '10.0.9.15' is outside the host side's subnet "
+                + "10.0.2.0/24 (--host-ip 10.0.2.2/24)"), e.getMessage());
+    }
+
+    @Test
+    void aHostAddressWithoutPrefixGetsTheDefaultSlash24() {
+        VmOptions o = parse("--host-ip", "10.231.4.1", "--guest-ip", "10.231.4.15").resolve();
+        assertEquals("10.231.4.1/24", o.hostIp(), "what goes on the tap: the guest's subnet, not a /32");
+        assertEquals(24, o.prefixLength());
+        assertEquals("10.231.4.1", o.hostAddress());
+        assertEquals("10.231.4.1", o.target(), "the ping goes to the host side");
+        assertEquals("10.0.2.2/16", parse("--host-ip", "10.0.2.2/16", "--guest-ip", "10.0.200.1").resolve().hostIp(), "a prefix is kept");
+    }
+
+    @Test
+    void onABridgeTheLinkIsNotOursSoOnlyConflictsAreChecked() {
+        // as in the README: two VMs on one bridge, addressed apart from the default host side
+        VmOptions o = parse("--bridge", "br0", "--guest-ip", "10.0.3.11", "--ping", "10.0.3.12").resolve();
+        assertEquals("10.0.3.12", o.target());
+        assertTrue(assertThrows(IllegalArgumentException.class,
+                () -> parse("--bridge", "br0", "--guest-ip", "10.0.3.11", "--ping", "10.0.3.11").resolve()).getMessage()
+                .startsWith("--ping: '10.0.3.11' is the guest's own address"));
     }
 
     @Test
@@ -103,6 +219,7 @@ class RunCommandTest {
         for (String flag : new String[] {"--config", "--qmp", "--metrics", "--pcap", "--queue-size"}) {
             assertTrue(out.toString().contains(flag), "run --help lists " + flag);
         }
+        assertTrue(out.toString().replaceAll("\\s+", " ").contains("without one, /24"), "run --help says a bare --host-ip gets /24:\n" + out);
     }
 
     private static CommandLine cliWithOutput(StringWriter out, StringWriter err) {

@@ -42,6 +42,19 @@ public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, 
     public record Management(String qmp, String metrics, String pcap) {
     }
 
+    /** The JSON path of the field each flag corresponds to, for messages about a value that came from the file. */
+    public static final Map<String, String> FIELD_OF_FLAG = Map.ofEntries(
+            Map.entry("--backend", "$.backend"), Map.entry("--memory", "$.memoryMiB"),
+            Map.entry("--port", "$.net.port"), Map.entry("--tap", "$.net.tap"), Map.entry("--bridge", "$.net.bridge"),
+            Map.entry("--mac", "$.net.mac"), Map.entry("--mtu", "$.net.mtu"), Map.entry("--queues", "$.net.queues"),
+            Map.entry("--queue-size", "$.net.queueSize"), Map.entry("--host-ip", "$.net.hostIp"), Map.entry("--socket", "$.net.socket"),
+            Map.entry("--guest-ip", "$.guest.ip"), Map.entry("--guest-features", "$.guest.features"),
+            Map.entry("--ping", "$.guest.ping.target"), Map.entry("--count", "$.guest.ping.count"),
+            Map.entry("--ping-size", "$.guest.ping.size"), Map.entry("--interval", "$.guest.ping.intervalMs"),
+            Map.entry("--udp-port", "$.guest.udpPort"), Map.entry("--serve", "$.guest.serveSeconds"),
+            Map.entry("--qmp", "$.management.qmp"), Map.entry("--metrics", "$.management.metrics"),
+            Map.entry("--pcap", "$.management.pcap"));
+
     /**
      * The file's values keyed by the {@code ./vmm run} flag each one sets (only fields present),
      * typed as the flag's field: Integer, String, String[] or Path.

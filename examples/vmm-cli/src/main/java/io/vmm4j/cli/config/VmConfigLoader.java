@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.exc.InputCoercionException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.MapperFeature;
@@ -15,10 +16,20 @@ import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.lang.reflect.RecordComponent;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -31,10 +42,14 @@ import java.util.function.Function;
  * {@code $.net.queueSize}, and the allowed values. Every value problem is reported, not just the first.
  */
 public final class VmConfigLoader {
+    /** The largest config file read: a full VM description is under 1 KiB, so this only stops a wrong file. */
+    public static final int MAX_FILE_BYTES = 1 << 20;
+
     private static final ObjectMapper MAPPER = JsonMapper.builder()
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            // trailing tokens are checked in parse(), to say where they start
+            .disable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
             .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT)
             .disable(DeserializationFeature.ACCEPT_SINGLE_VALUE_AS_ARRAY)
             .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
@@ -49,16 +64,91 @@ public final class VmConfigLoader {
     private VmConfigLoader() {
     }
 
+    /**
+     * Reads and validates the JSON file at {@code file}. Only a regular file is opened (a FIFO
+     * would block the open, a device such as /dev/zero never ends), and only up to
+     * {@link #MAX_FILE_BYTES}; the bytes must be UTF-8 (RFC 8259 §8.1).
+     */
     public static VmConfig load(Path file) {
-        String text;
+        String source = file.toString();
+        byte[] bytes = readBounded(file, source);
+        return parse(source, decodeUtf8(source, bytes));
+    }
+
+    private static byte[] readBounded(Path file, String source) {
+        String limit = "a VM config is a JSON file of at most " + (MAX_FILE_BYTES >> 20) + " MiB (" + MAX_FILE_BYTES + " bytes)";
         try {
-            text = Files.readString(file);
+            // the type before opening: open(2) of a FIFO blocks until a writer comes
+            BasicFileAttributes attributes = Files.readAttributes(file, BasicFileAttributes.class); // follows links
+            if (!attributes.isRegularFile()) {
+                throw new ConfigException(source, List.of("is " + fileType(file, attributes) + ", not a regular file; " + limit));
+            }
+            long size = attributes.size();
+            if (size > MAX_FILE_BYTES) {
+                throw new ConfigException(source, List.of("is " + size + " bytes, too large; " + limit));
+            }
+            try (InputStream in = Files.newInputStream(file)) {
+                byte[] bytes = in.readNBytes(MAX_FILE_BYTES + 1); // one more: a file that grew since the size check
+                if (bytes.length > MAX_FILE_BYTES) {
+                    throw new ConfigException(source, List.of("is more than " + MAX_FILE_BYTES + " bytes, too large; " + limit));
+                }
+                return bytes;
+            }
         } catch (NoSuchFileException e) {
-            throw new ConfigException(file.toString(), List.of("no such file; give the path of a JSON VM description"));
+            throw new ConfigException(source, List.of("no such file; give the path of a JSON VM description"));
+        } catch (AccessDeniedException e) {
+            throw new ConfigException(source, List.of("permission denied; the file must be readable by this user"));
+        } catch (FileSystemException e) {
+            throw new ConfigException(source, List.of("cannot read it: " + (e.getReason() == null ? e.getMessage() : e.getReason())));
         } catch (IOException e) {
-            throw new ConfigException(file.toString(), List.of("cannot read it: " + e.getMessage()));
+            throw new ConfigException(source, List.of("cannot read it: " + e.getMessage()));
         }
-        return parse(file.toString(), text);
+    }
+
+    /** What {@code file}, not a regular file, is. */
+    private static String fileType(Path file, BasicFileAttributes a) throws IOException {
+        if (a.isDirectory()) {
+            return "a directory";
+        }
+        int mode;
+        try {
+            mode = (Integer) Files.getAttribute(file, "unix:mode");
+        } catch (UnsupportedOperationException | IllegalArgumentException e) {
+            return "a special file";
+        }
+        // sys/stat.h: the S_IFMT bits of st_mode
+        return switch (mode & 0170000) {
+            case 0010000 -> "a named pipe (FIFO)";
+            case 0020000 -> "a character device";
+            case 0060000 -> "a block device";
+            case 0140000 -> "a socket";
+            default -> "a special file (mode 0" + Integer.toOctalString(mode) + ")";
+        };
+    }
+
+    /** The text of UTF-8 {@code bytes}; a byte-order mark is dropped (RFC 8259 §8.1 lets a parser ignore it). */
+    static String decodeUtf8(String source, byte[] bytes) {
+        int start = bytes.length >= 3 && (bytes[0] & 0xFF) == 0xEF && (bytes[1] & 0xFF) == 0xBB && (bytes[2] & 0xFF) == 0xBF ? 3 : 0;
+        ByteBuffer in = ByteBuffer.wrap(bytes, start, bytes.length - start);
+        CharBuffer out = CharBuffer.allocate(bytes.length);
+        CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
+        CoderResult r = decoder.decode(in, out, true);
+        if (!r.isError()) {
+            r = decoder.flush(out);
+        }
+        if (r.isError()) {
+            int at = in.position();
+            int line = 1;
+            for (int i = 0; i < at; i++) {
+                if (bytes[i] == '\n') {
+                    line++;
+                }
+            }
+            throw new ConfigException(source, List.of(String.format("not valid UTF-8 at byte offset %d (line %d): byte 0x%02X is not part "
+                    + "of a valid UTF-8 sequence there; a VM config is JSON text in UTF-8 (RFC 8259 section 8.1)", at, line, bytes[at] & 0xFF)));
+        }
+        return out.flip().toString();
     }
 
     /** Parses and validates {@code json}; {@code source} names it in messages. */
@@ -69,6 +159,14 @@ public final class VmConfigLoader {
         try {
             parser = MAPPER.createParser(json);
             config = MAPPER.readValue(parser, VmConfig.class);
+            int rest = (int) parser.currentLocation().getCharOffset();
+            while (rest < json.length() && " \t\r\n".indexOf(json.charAt(rest)) >= 0) { // RFC 8259 §2: the only whitespace
+                rest++;
+            }
+            if (rest < json.length()) {
+                throw new ConfigException(source, List.of("trailing content after the top-level " + (config == null ? "value" : "object")
+                        + " at " + lineAndColumn(json, rest) + "; a VM config is exactly one JSON object"));
+            }
         } catch (UnrecognizedPropertyException e) {
             String parent = path(e.getPath().subList(0, e.getPath().size() - 1));
             throw new ConfigException(source, List.of(path(e.getPath()) + ": unknown field '" + e.getPropertyName() + "'; allowed in "
@@ -76,11 +174,15 @@ public final class VmConfigLoader {
         } catch (MismatchedInputException e) {
             throw new ConfigException(source, List.of(path(e.getPath()) + ": " + typeProblem(e)));
         } catch (JsonMappingException e) {
-            throw new ConfigException(source, List.of(path(e.getPath()) + ": " + e.getOriginalMessage()));
+            // a syntax error inside a value (a raw control character in a string) arrives wrapped, with the field's path
+            String problem = switch (e.getCause()) {
+                case InputCoercionException big -> tooBig(big);
+                case JsonProcessingException syntax -> syntaxProblem(syntax);
+                case null, default -> e.getOriginalMessage();
+            };
+            throw new ConfigException(source, List.of(path(e.getPath()) + ": " + problem));
         } catch (JsonProcessingException e) {
-            JsonLocation at = e.getLocation();
-            throw new ConfigException(source, List.of("not valid JSON" + (at == null ? "" : " at line " + at.getLineNr() + ", column "
-                    + at.getColumnNr()) + ": " + e.getOriginalMessage()));
+            throw new ConfigException(source, List.of(syntaxProblem(e)));
         } catch (IOException e) {
             throw new ConfigException(source, List.of("cannot read it: " + e.getMessage()));
         } finally {
@@ -100,6 +202,41 @@ public final class VmConfigLoader {
             throw new ConfigException(source, problems);
         }
         return config;
+    }
+
+    /** A number that is valid JSON but does not fit the field's Java type. */
+    private static String tooBig(InputCoercionException e) {
+        String text = "the number";
+        JsonLocation at = e.getLocation();
+        if (e.getProcessor() instanceof JsonParser p) {
+            at = p.currentTokenLocation(); // where the number starts
+            try {
+                text = p.getText();
+            } catch (IOException io) {
+                // keep "the number"
+            }
+        }
+        return text + " does not fit in an integer (" + Integer.MIN_VALUE + " to " + Integer.MAX_VALUE
+                + (at == null ? "" : "; at line " + at.getLineNr() + ", column " + at.getColumnNr()) + ")";
+    }
+
+    private static String syntaxProblem(JsonProcessingException e) {
+        JsonLocation at = e.getLocation();
+        return "not valid JSON" + (at == null ? "" : " at line " + at.getLineNr() + ", column " + at.getColumnNr()) + ": "
+                + e.getOriginalMessage();
+    }
+
+    /** "line L, column C" of a character offset, both counted from 1 as Jackson does. */
+    private static String lineAndColumn(String text, int offset) {
+        int line = 1;
+        int lineStart = 0;
+        for (int i = 0; i < offset; i++) {
+            if (text.charAt(i) == '\n') {
+                line++;
+                lineStart = i + 1;
+            }
+        }
+        return "line " + line + ", column " + (offset - lineStart + 1);
     }
 
     private static String path(List<JsonMappingException.Reference> refs) {
@@ -187,7 +324,7 @@ public final class VmConfigLoader {
         }
         VmConfig.Guest g = c.guest();
         if (g != null) {
-            check(problems, "$.guest.ip", g.ip(), VmRules::ipv4);
+            check(problems, "$.guest.ip", g.ip(), VmRules::unicastIpv4);
             if (g.features() != null) {
                 for (int i = 0; i < g.features().size(); i++) {
                     String f = g.features().get(i);
@@ -196,7 +333,7 @@ public final class VmConfigLoader {
             }
             VmConfig.Ping p = g.ping();
             if (p != null) {
-                check(problems, "$.guest.ping.target", p.target(), VmRules::ipv4);
+                check(problems, "$.guest.ping.target", p.target(), VmRules::unicastIpv4);
                 check(problems, "$.guest.ping.count", p.count(), v -> VmRules.atLeast(v, 0));
                 check(problems, "$.guest.ping.size", p.size(), v -> VmRules.range(v, 0, 65507, "bytes (and at most the MTU - 28)"));
                 check(problems, "$.guest.ping.intervalMs", p.intervalMs(), v -> VmRules.range(v, 1, 60_000, "ms"));

@@ -1,9 +1,9 @@
 package io.vmm4j.cli.config;
 
 import io.vmm4j.cli.metrics.MetricsAddress;
+import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.virtio.net.NetFeatures;
 
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.TreeSet;
 
@@ -23,7 +23,6 @@ public final class VmRules {
     public static final int MAX_QUEUE_SIZE = 1024;
     public static final int MIN_MTU = 68;
     public static final int MAX_MTU = 65535;
-    private static final int IFNAMSIZ = 16;
 
     private VmRules() {
     }
@@ -54,42 +53,21 @@ public final class VmRules {
     }
 
     public static String mac(String value) {
-        String[] parts = value.split(":", -1);
-        boolean ok = parts.length == 6;
-        for (int i = 0; ok && i < 6; i++) {
-            ok = parts[i].matches("[0-9a-fA-F]{2}");
-        }
-        if (!ok) {
-            return quoted(value) + " is not a MAC address; allowed: six hex bytes separated by colons, like 52:54:00:12:34:56";
-        }
-        if ((Integer.parseInt(parts[0], 16) & 1) != 0) {
-            return quoted(value) + " is a multicast address; allowed: a unicast MAC (even first byte), like 52:54:00:12:34:56";
-        }
-        return null;
+        return NetRules.mac(value);
     }
 
-    public static String ipv4(String value) {
-        return isIpv4(value) ? null : quoted(value) + " is not an IPv4 address; allowed: four numbers 0..255 like 10.0.2.15";
+    /** The guest's address or a ping target: a unicast IPv4 address. */
+    public static String unicastIpv4(String value) {
+        return NetRules.unicastIpv4(value);
     }
 
-    /** The host side's address with its prefix length, like 10.0.2.2/24. */
+    /** The host side's address with its prefix length, like 10.0.2.2/24; without a prefix, /24. */
     public static String hostIp(String value) {
-        int slash = value.indexOf('/');
-        String address = slash < 0 ? value : value.substring(0, slash);
-        boolean ok = isIpv4(address);
-        if (ok && slash >= 0) {
-            String prefix = value.substring(slash + 1);
-            ok = prefix.matches("\\d{1,2}") && Integer.parseInt(prefix) >= 1 && Integer.parseInt(prefix) <= 30;
-        }
-        return ok ? null : quoted(value) + " is not an address with prefix; allowed: IPv4/1..30 like 10.0.2.2/24";
+        return NetRules.hostWithPrefix(value, VmOptions.DEFAULT_HOST_PREFIX);
     }
 
     public static String interfaceName(String value) {
-        int bytes = value.getBytes(StandardCharsets.UTF_8).length;
-        boolean ok = bytes > 0 && bytes < IFNAMSIZ && !value.equals(".") && !value.equals("..")
-                && value.chars().noneMatch(c -> c == '/' || c == ':' || Character.isWhitespace(c));
-        return ok ? null : quoted(value) + " is not an interface name; allowed: 1 to " + (IFNAMSIZ - 1)
-                + " bytes without '/', ':' or whitespace";
+        return NetRules.interfaceName(value);
     }
 
     public static String feature(String value) {
@@ -104,28 +82,22 @@ public final class VmRules {
             MetricsAddress.parse(value);
             return null;
         } catch (IllegalArgumentException e) {
-            return quoted(value) + " is not an address; allowed: ADDR:PORT like 127.0.0.1:9464, or a port alone for 127.0.0.1";
+            return e.getMessage();
         }
     }
 
     public static String path(String value) {
-        return value.isBlank() ? "an empty path is not allowed; allowed: a file path" : null;
-    }
-
-    private static boolean isIpv4(String s) {
-        String[] parts = s.split("\\.", -1);
-        if (parts.length != 4) {
-            return false;
+        if (value.isBlank()) {
+            return "an empty path is not allowed; allowed: a file path";
         }
-        for (String p : parts) {
-            if (!p.matches("\\d{1,3}") || Integer.parseInt(p) > 255) {
-                return false;
-            }
+        int nul = value.indexOf('\0');
+        if (nul >= 0) {
+            return quoted(value) + " contains a NUL character at index " + nul + ", which no Linux path can hold; allowed: a file path";
         }
-        return true;
+        return null;
     }
 
     private static String quoted(String value) {
-        return "'" + value + "'";
+        return NetRules.quoted(value);
     }
 }

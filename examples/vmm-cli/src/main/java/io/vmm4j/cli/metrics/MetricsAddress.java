@@ -1,5 +1,7 @@
 package io.vmm4j.cli.metrics;
 
+import io.vmm4j.cli.config.NetRules;
+
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
@@ -39,7 +41,7 @@ public final class MetricsAddress {
             throw bad(text, "the port '" + port + "' is not a number");
         }
         if (p < 0 || p > 65535) {
-            throw bad(text, "the port must be 0..65535 (0: any free port), was " + p);
+            throw bad(text, "the port " + p + " is out of range 0..65535");
         }
         try {
             return new InetSocketAddress(InetAddress.getByName(host), p);
@@ -48,8 +50,9 @@ public final class MetricsAddress {
         }
     }
 
+    /** The message reads as a sentence after the flag or the JSON path: the value, what is wrong, what is allowed. */
     private static IllegalArgumentException bad(String text, String why) {
-        return new IllegalArgumentException("--metrics '" + text + "' must be ADDR:PORT such as 127.0.0.1:9464, or a port alone for "
-                + DEFAULT_HOST + ": " + why);
+        return new IllegalArgumentException(NetRules.quoted(text) + ": " + why + "; allowed: ADDR:PORT like 127.0.0.1:9464 or "
+                + "[::1]:9464, or a port alone for " + DEFAULT_HOST + " (0: any free port)");
     }
 }

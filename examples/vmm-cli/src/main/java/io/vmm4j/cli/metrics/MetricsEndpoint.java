@@ -7,6 +7,7 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
+import java.net.BindException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.ExecutorService;
@@ -34,12 +35,19 @@ public final class MetricsEndpoint implements AutoCloseable {
 
     /** Listens on {@code address} (port 0: any free port; {@link #address()} says which). */
     public static MetricsEndpoint start(InetSocketAddress address, PrometheusMeterRegistry registry) {
+        String unreachable = ListenFailure.loopbackDown(address);
+        if (unreachable != null) {
+            throw new UncheckedIOException("--metrics " + hostAndPort(address) + ": cannot listen there: " + unreachable,
+                    new BindException(unreachable));
+        }
         HttpServer server;
         try {
             server = HttpServer.create(address, 16);
         } catch (IOException e) {
-            throw new UncheckedIOException("--metrics " + address.getHostString() + ":" + address.getPort() + ": cannot listen there: "
-                    + e.getMessage() + " (is the port taken? choose another, or 0 for any free port)", e);
+            int errno = ListenFailure.bindErrno(address);
+            String why = errno != 0 ? ListenFailure.explain(address, errno)
+                    : e.getMessage() + " (the address can be bound again now: try once more)";
+            throw new UncheckedIOException("--metrics " + hostAndPort(address) + ": cannot listen there: " + why, e);
         }
         ExecutorService executor = Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().name("metrics-http").daemon().unstarted(r));
         server.setExecutor(executor);
@@ -81,9 +89,12 @@ public final class MetricsEndpoint implements AutoCloseable {
 
     /** The scrape URL, for the boot log. */
     public String url() {
-        InetSocketAddress a = address();
+        return "http://" + hostAndPort(address()) + "/metrics";
+    }
+
+    private static String hostAndPort(InetSocketAddress a) {
         String host = a.getAddress().getHostAddress();
-        return "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort() + "/metrics";
+        return (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
     }
 
     @Override

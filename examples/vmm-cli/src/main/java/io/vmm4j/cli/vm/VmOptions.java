@@ -8,7 +8,9 @@ package io.vmm4j.cli.vm;
  * @param tap         tap name; empty lets the kernel pick (vmm4j%d)
  * @param bridge      a Linux bridge to attach the tap to, or null
  * @param guestIp     the guest's IPv4 address
- * @param hostIp      the host side's address with prefix length, e.g. 10.0.2.2/24
+ * @param hostIp      the host side's address with prefix length, e.g. 10.0.2.2/24; given without a prefix it gets
+ *                    {@value #DEFAULT_HOST_PREFIX}, the prefix of the default address, so that the tap's address
+ *                    always covers the guest's subnet
  * @param pingTarget  whom the guest pings (default: the host address)
  * @param pairs       virtio-net queue pairs (and tap queues)
  * @param count       pings to send (0: none)
@@ -31,6 +33,15 @@ public record VmOptions(String backend, String port, String tap, String bridge, 
     public static final int DEFAULT_QUEUE_SIZE = 256;
     public static final String VCPU_JAVA = "java";
     public static final String VCPU_KVM = "kvm";
+    /** The prefix length of a host address given without one (the default is 10.0.2.2/24). */
+    public static final int DEFAULT_HOST_PREFIX = 24;
+
+    public VmOptions {
+        // an address without a prefix would go on the tap as a /32, a subnet without the guest in it
+        if (hostIp != null && !hostIp.contains("/")) {
+            hostIp = hostIp + "/" + DEFAULT_HOST_PREFIX;
+        }
+    }
 
     /** Options with the default queue size and the Java frontend. */
     public VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
@@ -66,8 +77,7 @@ public record VmOptions(String backend, String port, String tap, String bridge, 
     }
 
     public int prefixLength() {
-        int slash = hostIp.indexOf('/');
-        return slash < 0 ? 24 : Integer.parseInt(hostIp.substring(slash + 1));
+        return Integer.parseInt(hostIp.substring(hostIp.indexOf('/') + 1));
     }
 
     public String target() {

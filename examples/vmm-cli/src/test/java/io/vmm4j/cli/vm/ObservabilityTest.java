@@ -16,6 +16,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -88,6 +89,40 @@ class ObservabilityTest {
                 }
                 assertTrue(second.contains("vmm4j_virtio_needs_reset_total{device=\"virtio-net\",id=\"net0\"} 0.0"), second);
                 assertEquals(0, vmm.waitFor(60), vmm.describe());
+            }
+        }
+    }
+
+    @Test
+    void metricsOnLoopbackInANamespaceWhoseLoopbackIsDownSaySo() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"))) {
+            // lo stays down, as in a new namespace; the tap the VM gets is the namespace's only address
+            try (VmmProcess vmm = VmmProcess.start(in(ns), "run", "--count", "0", "--metrics", "127.0.0.1:9464")) {
+                assertEquals(1, vmm.waitFor(60), vmm.describe());
+                assertTrue(vmm.stderr().contains("vmm run: --metrics 127.0.0.1:9464: cannot listen there: "), vmm.describe());
+                assertTrue(vmm.stderr().contains("the loopback interface is down, so nothing can connect to 127.0.0.1 (ip link set lo up; "
+                        + "a new network namespace starts with lo down)"),
+                        vmm.describe());
+                assertFalse(vmm.stderr().contains("port taken") || vmm.stderr().contains("Exception"), vmm.describe());
+            }
+            List<String> links = ns.exec("ip", "-o", "link", "show").stdout().lines().toList();
+            assertEquals(1, links.size(), "the tap went away with the VM:\n" + links);
+        }
+    }
+
+    @Test
+    void aPrivilegedPortWithoutTheCapabilitySaysWhichPortsAreAllowed() throws Exception {
+        HostRequirements.requireCommand("setpriv", "util-linux");
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"))) {
+            ns.exec("ip", "link", "set", "lo", "up");
+            List<String> prefix = new java.util.ArrayList<>(in(ns));
+            prefix.addAll(List.of("setpriv", "--bounding-set=-net_bind_service", "--inh-caps=-net_bind_service", "--"));
+            try (VmmProcess vmm = VmmProcess.start(prefix, "run", "--port", "memory", "--count", "0", "--metrics", "127.0.0.1:80")) {
+                assertEquals(1, vmm.waitFor(60), vmm.describe());
+                int first = Integer.parseInt(ns.exec("cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start").stdout().strip());
+                assertTrue(vmm.stderr().contains("vmm run: --metrics 127.0.0.1:80: cannot listen there: port 80 is below " + first
+                        + " (net.ipv4.ip_unprivileged_port_start), so listening on it needs CAP_NET_BIND_SERVICE, which this process "
+                        + "lacks; choose a port from " + first + " up, or 0 for any free port"), vmm.describe());
             }
         }
     }
