@@ -59,7 +59,9 @@ public final class QueuePairWorker {
     private final ReentrantLock rxLock = new ReentrantLock();
     private final ReentrantLock txLock = new ReentrantLock();
     private final java.util.function.Consumer<String> onRingError;
+    /** A frame read from the port into the bounce buffer that waits for more receive buffers (its length, 0: none). */
     private long pendingLength;
+    private boolean dropLogged;
     private boolean txBlocked;
     private volatile boolean running;
     private volatile boolean enabled = true;
@@ -147,6 +149,13 @@ public final class QueuePairWorker {
         txLock.lock();
         txLock.unlock();
         loop.executeAndWait(() -> { });
+        if (pendingLength > 0) {
+            // the frame waited for receive buffers the driver never posted; nobody will deliver it now
+            rxCounters.dropsNoBuffer++;
+            LOG.info("receiveq{}: stopped with a {}-byte frame waiting for receive buffers; it is dropped (counted in drops-no-buffer)",
+                    pair + 1, pendingLength);
+            pendingLength = 0;
+        }
     }
 
     public void release() {
@@ -218,7 +227,7 @@ public final class QueuePairWorker {
             do {
                 tx.disableNotifications();
                 int sent = 0;
-                while (tx.pop(txChain)) {
+                while (running && tx.pop(txChain)) {
                     int count = 0;
                     long total = 0;
                     for (int i = 0; i < txChain.readableCount() && count < MAX_IOV; i++, count++) {
@@ -257,7 +266,7 @@ public final class QueuePairWorker {
                 if (txBlocked) {
                     return;
                 }
-            } while (tx.enableNotifications());
+            } while (running && tx.enableNotifications());
         } catch (VirtqueueException e) {
             fail("transmitq" + (pair + 1), e);
         } finally {
@@ -275,7 +284,7 @@ public final class QueuePairWorker {
             }
             if (!linkUp) {
                 // no carrier: whatever the host sends is lost, and the guest's buffers stay posted
-                while (LibC.readRaw(fd, bounce, bounce.byteSize()) > 0) {
+                while (running && LibC.readRaw(fd, bounce, bounce.byteSize()) > 0) {
                     rxCounters.dropsLinkDown++;
                 }
                 pendingLength = 0;
@@ -283,14 +292,15 @@ public final class QueuePairWorker {
             }
             rx.disableNotifications();
             boolean delivered = false;
-            while (true) {
+            while (running) { // stop() ends a long run of frames here rather than waiting for the port to drain
                 int r = receiveOne();
                 if (r > 0) {
                     delivered = true;
                     continue;
                 }
                 if (r < 0) {
-                    // out of buffers: ask the driver to kick when it posts more, then look once more
+                    // out of buffers: ask the driver to kick when it posts more, then look once more; buffers
+                    // looked at and given back do not count as more (§2.7.10), so a frame they cannot hold sleeps
                     if (delivered) {
                         rx.publish();
                         notifyUsed(rx, rxSignals, rxCounters);
@@ -316,24 +326,37 @@ public final class QueuePairWorker {
 
     private DescriptorChain rxChain(int i) {
         while (rxChains.size() <= i) {
-            rxChains.add(new DescriptorChain(rx.maxChainSegments()));
+            // a receive buffer must fit the iovec array whole (§2.7.4.1 lets a device limit a chain's descriptors)
+            rxChains.add(new DescriptorChain(Math.min(rx.maxChainSegments(), MAX_IOV)));
         }
         return rxChains.get(i);
     }
 
-    /** Moves one frame into guest buffers: 1 if one moved, 0 if the port is empty, -1 if buffers ran out. */
+    /**
+     * Moves one frame into guest buffers: 1 if one moved (or was dropped: it can never fit), 0 if the
+     * port is empty, -1 if the buffers posted now are not enough (the frame, if read, stays pending).
+     *
+     * @throws VirtqueueException if the driver posted a buffer the device cannot use (the ring is then broken)
+     */
     private int receiveOne() {
         long need = pendingLength > 0 ? pendingLength : maxFrame;
         int chains = 0;
         int count = 0;
         long space = 0;
-        while (space < need && count < MAX_IOV) {
+        boolean iovFull = false;
+        while (space < need) {
             DescriptorChain c = rxChain(chains);
             if (!rx.pop(c)) {
                 break;
             }
+            checkReceiveBuffer(c);
+            if (count + c.writableCount() > MAX_IOV) {
+                rx.rewind(1); // the next frame takes it; this one cannot have more iovecs
+                iovFull = true;
+                break;
+            }
             chains++;
-            for (int i = c.readableCount(); i < c.segmentCount() && count < MAX_IOV; i++, count++) {
+            for (int i = c.readableCount(); i < c.segmentCount(); i++, count++) {
                 setIov(count, memory.hostAddress(c.address(i), c.length(i)), c.length(i));
                 space += c.length(i);
             }
@@ -369,12 +392,12 @@ public final class QueuePairWorker {
             }
             if (pendingLength > space) {
                 rx.rewind(chains);
-                if (!mergeable || chains < rxChains.size() && count >= MAX_IOV) {
-                    rxCounters.dropsNoBuffer++; // the buffer can never hold it
-                    pendingLength = 0;
+                // §5.1.6.3: without MRG_RXBUF one buffer holds the frame; with it, at most the whole ring (or MAX_IOV segments)
+                if (!mergeable || iovFull || chains == rx.size()) {
+                    dropTooLarge(chains, count, space);
                     return 1;
                 }
-                return -1; // wait for more buffers; the frame stays pending
+                return -1; // legal but too few buffers yet: wait for the driver's next kick; the frame stays pending
             }
             scatterBounce(count, pendingLength);
             n = pendingLength;
@@ -401,6 +424,44 @@ public final class QueuePairWorker {
             observe(observer, FrameObserver.Direction.RX, count, n);
         }
         return 1;
+    }
+
+    /**
+     * The receive buffer rules the ring engine cannot know: the device only writes into receive
+     * buffers, and with MRG_RXBUF each one holds at least the header. A buffer breaking them is a
+     * driver bug, so the ring is broken (DEVICE_NEEDS_RESET), never retried.
+     */
+    private void checkReceiveBuffer(DescriptorChain c) {
+        if (c.readableCount() > 0) {
+            // §2.7.5.1: the device MUST NOT write to a device-readable buffer; a receive buffer is only written to (so vhost-net too)
+            throw rx.markBroken(String.format("receive buffer (chain %d) has %d device-readable descriptor(s) of %d bytes; a receive"
+                    + " buffer must be device-writable only (virtio 1.2 §2.7.5.1): the driver must set VIRTQ_DESC_F_WRITE on every"
+                    + " descriptor it posts to a receive queue", c.head(), c.readableCount(), c.readableBytes()));
+        }
+        if (mergeable && c.writableBytes() < headerSize) {
+            // §5.1.6.3.1: with MRG_RXBUF each buffer MUST be at least the size of struct virtio_net_hdr
+            throw rx.markBroken(String.format("receive buffer (chain %d) holds %d bytes, less than the %d-byte virtio-net header"
+                    + " every buffer must hold with MRG_RXBUF (virtio 1.2 §5.1.6.3.1)", c.head(), c.writableBytes(), headerSize));
+        }
+    }
+
+    /** Drops the pending frame: no set of buffers the driver could post now would hold it. */
+    private void dropTooLarge(int chains, int segments, long space) {
+        rxCounters.dropsNoBuffer++;
+        String why = !mergeable
+                ? String.format("without MRG_RXBUF it must fit one receive buffer, and the next one holds %d bytes", space)
+                : chains == rx.size()
+                ? String.format("all %d buffers the %d-entry ring holds give %d bytes", chains, rx.size(), space)
+                : String.format("the %d buffers (%d segments) that fit the %d segments a frame may take give %d bytes",
+                        chains, segments, MAX_IOV, space);
+        if (!dropLogged) {
+            dropLogged = true; // once per queue: a driver that posts small buffers would otherwise log every frame
+            LOG.warn("receiveq{}: dropped a {}-byte frame (counted in drops-no-buffer; further drops are only counted): {};"
+                    + " the driver should post larger receive buffers (virtio 1.2 §5.1.6.3)", pair + 1, pendingLength, why);
+        } else {
+            LOG.debug("receiveq{}: dropped a {}-byte frame: {}", pair + 1, pendingLength, why);
+        }
+        pendingLength = 0;
     }
 
     private void scatterBounce(int count, long length) {

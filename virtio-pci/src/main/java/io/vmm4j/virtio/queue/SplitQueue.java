@@ -40,7 +40,10 @@ import static io.vmm4j.virtio.queue.SplitRing.DESC_F_WRITE;
  * next avail index, as QEMU's {@code virtqueue_pop} does (Linux vhost writes it only on enable), so
  * a device that never disables notifications gets a kick for exactly the next new entry; and when
  * such a {@code pop} finds nothing it fences and looks once more, so a false return is a safe point
- * to sleep in that mode too.
+ * to sleep in that mode too. Chains handed back with {@link #rewind} count as looked at: a device
+ * that rewinds because they are not enough yet (a receive path whose frame needs more buffers) is
+ * kicked for the next entry the driver adds, and {@link #enableNotifications()} does not send it
+ * round again for the ones it gave back.
  *
  * <p>Not thread-safe: one consumer thread owns the queue. The data path (pop, push, publish,
  * needsNotification, enable/disable) allocates nothing.
@@ -65,6 +68,8 @@ public final class SplitQueue {
     private int nextAvail;
     /** The avail idx last read from the guest; entries in [nextAvail, availIdx) are known to be there. */
     private int availIdx;
+    /** Chains given back by {@link #rewind} and not popped again: entries [nextAvail, nextAvail + rewound) were looked at. */
+    private int rewound;
     private int nextUsed;
     private int publishedUsed;
     /** The used idx at the last notification decision, and whether it is known (not after setPosition). */
@@ -181,6 +186,7 @@ public final class SplitQueue {
         }
         this.nextAvail = nextAvail;
         this.availIdx = nextAvail;
+        this.rewound = 0;
         this.nextUsed = nextUsed;
         this.publishedUsed = nextUsed;
         this.decidedUsed = nextUsed;
@@ -220,17 +226,21 @@ public final class SplitQueue {
             throw e;
         }
         nextAvail = (nextAvail + 1) & 0xFFFF;
+        if (rewound > 0) {
+            rewound--; // a chain given back earlier, taken again
+        }
         if (eventIdx && notificationsEnabled) {
-            // virtio 1.2 §2.7.10: ask for a kick when the driver publishes the entry after this one
-            memory.writeShort(availEventAddress, (short) nextAvail);
+            // virtio 1.2 §2.7.10: ask for a kick when the driver publishes the first entry not looked at yet
+            memory.writeShort(availEventAddress, (short) firstUnseenAvail());
         }
         return true;
     }
 
     /**
      * Gives back the last {@code chains} popped chains unused, so the next pops return them again
-     * (vhost's discard): for a receive path that took more buffers than a frame needed, or a
-     * transmit path whose port was full.
+     * (vhost's discard): for a receive path that took more buffers than a frame needed, or fewer than
+     * it needs, or a transmit path whose port was full. They stay looked at: avail_event keeps
+     * pointing past them, and {@link #enableNotifications()} does not count them as new.
      *
      * @throws IllegalArgumentException if fewer than {@code chains} popped chains are unreturned
      */
@@ -241,9 +251,9 @@ public final class SplitQueue {
             throw new IllegalArgumentException("cannot rewind " + chains + " chains: " + inFlight + " are popped and not pushed");
         }
         nextAvail = (nextAvail - chains) & 0xFFFF;
-        if (eventIdx && notificationsEnabled) {
-            memory.writeShort(availEventAddress, (short) nextAvail);
-        }
+        rewound += chains;
+        // avail_event stays past the chains given back: the driver wrote those entries already, so an
+        // avail_event naming one of them would never be reached and the next kick would be lost (§2.7.10)
     }
 
     /**
@@ -319,10 +329,12 @@ public final class SplitQueue {
     }
 
     /**
-     * Asks the driver to kick again (§2.7.10): clears NO_NOTIFY, or sets avail_event to the next avail
-     * index; then fences and looks at avail idx once more. Returns true if entries are already
-     * available: the driver may have published them while notifications were off without kicking,
-     * so the caller must process again instead of sleeping.
+     * Asks the driver to kick again (§2.7.10): clears NO_NOTIFY, or sets avail_event to the first
+     * entry not looked at yet; then fences and looks at avail idx once more. Returns true if entries
+     * are already available that this queue has not looked at: the driver may have published them
+     * while notifications were off without kicking, so the caller must process again instead of
+     * sleeping. Chains handed back with {@link #rewind} are not counted: a caller waiting for more of
+     * them than the driver has posted sleeps until it posts more, instead of going round for ever.
      *
      * @throws VirtqueueException if the avail idx read is invalid
      */
@@ -330,14 +342,29 @@ public final class SplitQueue {
         checkUsable();
         notificationsEnabled = true;
         if (eventIdx) {
-            memory.writeShort(availEventAddress, (short) nextAvail);
+            memory.writeShort(availEventAddress, (short) firstUnseenAvail());
         } else {
             memory.writeShort(usedRing + SplitRing.RING_FLAGS, (short) 0);
         }
         // store-load: the flag / avail_event must be visible before avail idx is read again, or a
         // driver publishing in between sees notifications off and we see no entry: a lost kick
         VarHandle.fullFence();
-        return readAvailIdx();
+        readAvailIdx();
+        return ((availIdx - nextAvail) & 0xFFFF) > rewound;
+    }
+
+    /** The avail index of the first entry this queue has not looked at (popped, or popped and given back). */
+    private int firstUnseenAvail() {
+        return (nextAvail + rewound) & 0xFFFF;
+    }
+
+    /**
+     * Marks this queue broken for a rule of the device type that the ring engine cannot check itself
+     * (virtio-net: receive buffers are device-writable), and returns the exception for the caller to
+     * throw. As after the queue's own checks, every further ring operation then refuses.
+     */
+    public VirtqueueException markBroken(String message) {
+        return broken(message);
     }
 
     /** Re-reads avail idx with acquire semantics; returns whether entries are available. */

@@ -214,6 +214,43 @@ class NotificationSuppressionTest {
         assertTrue(q.driver.needsKick(), "the next publish kicks the sleeping device");
     }
 
+    @ParameterizedTest(name = "eventIdx={0}")
+    @ValueSource(booleans = {false, true})
+    void chainsGivenBackAreNotNewSoTheDeviceSleepsAndTheNextPublishKicks(boolean eventIdx) {
+        // a receive path whose frame needs more buffers than are posted: it takes them all, gives them back, waits
+        pair(8, eventIdx);
+        offer();
+        offer();
+        q.driver.needsKick();
+        q.device.disableNotifications();
+        q.popOne();
+        q.popOne();
+        q.device.rewind(2);
+        assertFalse(q.device.enableNotifications(), "the two given back were looked at: nothing new, so sleep instead of spinning");
+        if (eventIdx) {
+            assertEquals(2, availEvent(), "avail_event names the next entry the driver writes, past the ones given back (§2.7.10)");
+        }
+        offer();
+        assertTrue(q.driver.needsKick(), "the driver's next buffer kicks the sleeping device");
+        q.device.disableNotifications();
+        assertEquals(3, ((q.driver.availIdx() - q.device.nextAvail()) & 0xFFFF), "the two given back wait with the new one");
+        q.popOne();
+        q.popOne();
+        q.popOne();
+        q.device.rewind(3);
+        assertFalse(q.device.enableNotifications());
+        offer();
+        assertTrue(q.device.enableNotifications(), "a buffer published while notifications were off is new");
+        for (int i = 0; i < 4; i++) {
+            q.popOne();
+        }
+        assertFalse(q.device.pop(q.chain));
+        assertFalse(q.device.enableNotifications());
+        if (eventIdx) {
+            assertEquals(4, availEvent());
+        }
+    }
+
     @Test
     void withEventIdxAnEmptyPopLooksAgainAfterAFence() {
         // with notifications on, pop moves avail_event; an empty pop must not miss an entry published
