@@ -309,8 +309,11 @@ final class JavaGuest implements Runnable, GuestRunner {
     private volatile long benchReceived;
     long txRingFull;
 
-    /** Receive workload: counts UDP datagrams to the bench port until {@code done}; returns the count. */
-    long countUdp(java.util.function.BooleanSupplier done) throws InterruptedException {
+    /**
+     * Receive workload: counts UDP datagrams to the bench port until {@code done}; returns the count.
+     * {@code counting} runs once the count is zero and the listener is in place.
+     */
+    long countUdp(java.util.function.BooleanSupplier done, Runnable counting) throws InterruptedException {
         VirtioNetDriver driver = net;
         benchReceived = 0;
         stack.setUdpListener((srcIp, srcPort, dstPort, payload) -> {
@@ -318,6 +321,7 @@ final class JavaGuest implements Runnable, GuestRunner {
                 benchReceived++;
             }
         });
+        counting.run();
         while (!stop && !done.getAsBoolean()) {
             long seen = driver.interruptsSeen();
             if (driver.pollReceive(rx) == 0) {

@@ -1,10 +1,12 @@
 package io.vmm4j.cli.vm;
 
 import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Drives the Java guest for measurements: every guest action runs on one thread named
@@ -53,7 +55,17 @@ public final class Workload implements AutoCloseable {
         private final Future<Long> count;
 
         private Counting() {
-            count = vcpu.submit(() -> guest.countUdp(() -> done));
+            CountDownLatch counting = new CountDownLatch(1);
+            count = vcpu.submit(() -> guest.countUdp(() -> done, counting::countDown));
+            // a sender pacing its window on soFar() must not see the last run's total, nor send before the guest counts
+            try {
+                if (!counting.await(30, TimeUnit.SECONDS)) {
+                    throw new IllegalStateException("the guest did not start counting within 30 s");
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while the guest started counting", e);
+            }
         }
 
         /** Counted so far (safe from another thread). */

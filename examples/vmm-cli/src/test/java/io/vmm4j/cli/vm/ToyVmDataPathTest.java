@@ -203,4 +203,27 @@ class ToyVmDataPathTest {
                     + s.maxRxBuffersPerFrame());
         }
     }
+    /** The comparison paces its receive window on {@code soFar()}: a new count starts at zero and counts from the first datagram. */
+    @Test
+    void aNewReceiveCountStartsAtZeroAndCountsTheFirstDatagramSentAfterIt() throws Exception {
+        int s = subnet();
+        try (ToyVm vm = new ToyVm(options(s, 1, 0, 1500, 56, 0, GuestDefaults.features()), QUIET, new SimpleMeterRegistry());
+             Workload guest = vm.workload();
+             DatagramSocket host = new DatagramSocket(0, InetAddress.getByName("10.201." + s + ".1"))) {
+            InetAddress guestIp = InetAddress.getByName("10.201." + s + ".15");
+            byte[] payload = new byte[64];
+            for (int round = 0; round < 3; round++) {
+                Workload.Counting counting = guest.startCountingUdp();
+                assertEquals(0, counting.soFar(), "round " + round + ": the count starts at zero, not at the last round's total");
+                for (int i = 0; i < 20; i++) {
+                    host.send(new DatagramPacket(payload, payload.length, guestIp, Workload.BENCH_PORT));
+                }
+                long deadline = System.nanoTime() + 10_000_000_000L;
+                while (counting.soFar() < 20 && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+                assertEquals(20, counting.stop(), "round " + round + ": every datagram sent after the count started is counted");
+            }
+        }
+    }
 }
