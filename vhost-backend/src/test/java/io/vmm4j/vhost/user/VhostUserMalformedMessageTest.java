@@ -71,6 +71,19 @@ class VhostUserMalformedMessageTest {
         return fd;
     }
 
+    /** A tmpfs file, not a memfd (no seals possible), opened read-write and already unlinked. */
+    private static int shmFile(long size) {
+        try {
+            Path file = Files.createTempFile(Path.of("/dev/shm"), TestGuest.MEMFD_NAME, ".ram");
+            int fd = LibC.open(file.toString(), LibC.O_RDWR | LibC.O_CLOEXEC);
+            Files.delete(file);
+            LibC.ftruncate(fd, size);
+            return fd;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     private static byte[] table(VhostUserMessage.Region... regions) {
         return VhostUserMessage.memoryTable(List.of(regions));
     }
@@ -209,6 +222,12 @@ class VhostUserMalformedMessageTest {
                 "memory table 1 region(s)", f -> {
             f.negotiate();
             int fd = unsealedMemfd(MIB);
+            withFds(new int[] {fd}, () -> assertEquals(0, f.ack(VhostUserRequest.SET_MEM_TABLE, table(region(0, MIB, USER, 0)), fd)));
+        }));
+        cases.add(new Case("memory region on a file in /dev/shm is accepted (QEMU's memory-backend-file sends these)",
+                "memory table 1 region(s)", f -> {
+            f.negotiate();
+            int fd = shmFile(MIB);
             withFds(new int[] {fd}, () -> assertEquals(0, f.ack(VhostUserRequest.SET_MEM_TABLE, table(region(0, MIB, USER, 0)), fd)));
         }));
         cases.add(new Case("memory region larger than its unsealed memfd", "lies beyond the end of its fd", f -> {
