@@ -35,6 +35,8 @@ public final class QueuePairWorker {
     /** Largest frame a GSO-capable guest may receive: 64 KiB of IP plus Ethernet and VLAN headers. */
     private static final int MAX_GSO_FRAME = 65535 + 14 + 4;
     private static final int MAX_IOV = 1024;
+    /** What a ring error says when an access to guest memory faulted rather than the guest breaking a ring rule. */
+    public static final String GUEST_MEMORY_FAULT = "an access to guest memory faulted";
 
     private final int pair;
     private final EventLoop loop;
@@ -269,6 +271,9 @@ public final class QueuePairWorker {
             } while (running && tx.enableNotifications());
         } catch (VirtqueueException e) {
             fail("transmitq" + (pair + 1), e);
+        } catch (InternalError e) {
+            // HotSpot's report of a faulting guest-memory access (its backing file shrank): the pair stops, the thread lives
+            fail("transmitq" + (pair + 1), new VirtqueueException(GUEST_MEMORY_FAULT + " (" + e.getMessage() + ")"));
         } finally {
             txLock.unlock();
         }
@@ -319,6 +324,9 @@ public final class QueuePairWorker {
             }
         } catch (VirtqueueException e) {
             fail("receiveq" + (pair + 1), e);
+        } catch (InternalError e) {
+            // HotSpot's report of a faulting guest-memory access (its backing file shrank): the pair stops, the thread lives
+            fail("receiveq" + (pair + 1), new VirtqueueException(GUEST_MEMORY_FAULT + " (" + e.getMessage() + ")"));
         } finally {
             rxLock.unlock();
         }

@@ -20,15 +20,22 @@ import java.util.List;
  * <p>Everything is checked before anything is mapped: regions page-aligned and non-empty, no
  * overlap in guest or user address space, each fd a regular file opened read-write and long enough
  * for offset + size (a mapping past the end of a file would fault on first touch).
+ *
+ * <p>Seals are not required: real front-ends send unsealed memfds, hugetlbfs and tmpfs files. One
+ * that shrinks its file under the mapping later makes the back-end's next access to the lost pages
+ * fault (HotSpot throws {@link InternalError} on the accessing thread); {@link #shrunkRegion()}
+ * then names the region, and the session ends.
  */
 final class MappedMemoryTable implements AutoCloseable {
     private static final int O_ACCMODE = 3;
 
     private final List<VhostUserMessage.Region> regions;
+    private final int[] fds;
     private final GuestMemory memory;
 
-    private MappedMemoryTable(List<VhostUserMessage.Region> regions, GuestMemory memory) {
+    private MappedMemoryTable(List<VhostUserMessage.Region> regions, int[] fds, GuestMemory memory) {
         this.regions = List.copyOf(regions);
+        this.fds = fds.clone();
         this.memory = memory;
     }
 
@@ -53,7 +60,7 @@ final class MappedMemoryTable implements AutoCloseable {
                 VhostUserMessage.Region r = regions.get(i);
                 builder.region(r.guestAddress(), r.size(), fds[i], r.mmapOffset());
             }
-            return new MappedMemoryTable(regions, builder.build());
+            return new MappedMemoryTable(regions, fds, builder.build());
         } catch (RuntimeException e) {
             // build() closed the fds it had taken up to the failing region; close the rest that are still open
             // (safe: only this thread opens descriptors while a message is being handled)
@@ -131,19 +138,30 @@ final class MappedMemoryTable implements AutoCloseable {
         if (mode != LibC.O_RDWR) {
             throw new VhostUserException(region + ": its fd is not open read-write, so it cannot be mapped shared for writing");
         }
-        // a front-end that shrinks the file after this check would make our next access fault (SIGBUS): demand the
-        // seal QEMU's memory-backend-memfd and vmm4j put on guest memory
-        int seals;
-        try {
-            seals = LibC.fcntl(fd, LibC.F_GET_SEALS, 0);
-        } catch (LinuxException e) {
-            throw new VhostUserException(region + ": its fd cannot be sealed (" + e.errnoName() + "): the back-end maps only memfds "
-                    + "sealed against shrinking (F_SEAL_SHRINK), as QEMU's memory-backend-memfd makes them");
+        // no seal is demanded: DPDK's virtio_user (memfd or hugetlbfs) and QEMU's memory-backend-file pass unsealed fds. A
+        // front-end that shrinks its file later makes our next access fault; that ends its session (see shrunkRegion)
+    }
+
+    /**
+     * The first region whose fd is now shorter than its offset + size (the front-end shrank the file
+     * under our mapping, so accesses to the cut-off pages fault), described for the log; null if
+     * every region is still backed. Callable from any thread while the table is mapped.
+     */
+    String shrunkRegion() {
+        for (int i = 0; i < regions.size(); i++) {
+            VhostUserMessage.Region r = regions.get(i);
+            long end = r.mmapOffset() + r.size();
+            long size;
+            try {
+                size = Files.readAttributes(Path.of("/proc/self/fd/" + fds[i]), BasicFileAttributes.class).size();
+            } catch (IOException e) {
+                return "memory region " + i + " " + r + ": its fd " + fds[i] + " cannot be examined any more: " + e.getMessage();
+            }
+            if (Long.compareUnsigned(end, size) > 0) {
+                return String.format("memory region %d %s needs 0x%x bytes of its file, which now has 0x%x", i, r, end, size);
+            }
         }
-        if ((seals & LibC.F_SEAL_SHRINK) == 0) {
-            throw new VhostUserException(region + ": its memfd is not sealed against shrinking (F_SEAL_SHRINK); the front-end could "
-                    + "shrink it under the back-end's mapping. Seal it (fcntl F_ADD_SEALS), as QEMU's memory-backend-memfd does");
-        }
+        return null;
     }
 
     private static boolean isOpen(int fd) {

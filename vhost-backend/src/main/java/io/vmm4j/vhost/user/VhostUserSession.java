@@ -50,10 +50,12 @@ final class VhostUserSession implements AutoCloseable {
     private boolean featuresSet;
     private long protocolFeatures;
     private boolean replyAck;
-    private MappedMemoryTable memory;
+    private volatile MappedMemoryTable memory; // read by a faulting engine on its loop thread
     private int mtu = 1500;
     private boolean fdsAdopted;
     private volatile String endReason = "still connected";
+    /** Why the session must end although the front-end is still connected (its memory faulted; the daemon stops). */
+    private volatile String stopReason;
 
     VhostUserSession(VhostUserNetDaemon daemon, VhostUserChannel channel, int number) {
         this.daemon = daemon;
@@ -95,27 +97,54 @@ final class VhostUserSession implements AutoCloseable {
 
     /** Serves messages until the front-end disconnects or the connection has to be closed. */
     void run() {
-        while (true) {
-            VhostUserMessage message;
-            try {
-                message = channel.receive(-1, daemon.messageTimeoutMillis());
-            } catch (VhostUserException e) {
-                end("closed the connection: " + e.getMessage());
-                return;
+        try {
+            while (true) {
+                VhostUserMessage message;
+                try {
+                    message = channel.receive(-1, daemon.messageTimeoutMillis());
+                } catch (VhostUserException e) {
+                    end(stopReason != null ? stopReason : "closed the connection: " + e.getMessage());
+                    return;
+                }
+                if (message == null) {
+                    endReason = stopReason != null ? stopReason : "the front-end closed the connection";
+                    return;
+                }
+                if (!serve(message)) {
+                    return;
+                }
             }
-            if (message == null) {
-                endReason = "the front-end closed the connection";
-                return;
-            }
-            if (!serve(message)) {
-                return;
-            }
+        } catch (InternalError e) {
+            // HotSpot may raise a fault of compiled code at a later safepoint, outside the handler that touched the memory
+            memoryFaulted("serving its messages: " + e);
         }
     }
 
     /** Wakes {@link #run()} from another thread; it returns as if the front-end had hung up. */
     void shutdown() {
-        endReason = "the daemon is stopping";
+        stopReason = "the daemon is stopping";
+        channel.shutdown();
+    }
+
+    /**
+     * An access to the front-end's memory faulted ({@code fault} says where: HotSpot's InternalError
+     * "a fault occurred in an unsafe memory access operation", or the engine's ring error saying so): the
+     * session ends, and the log says which region lost its backing. Any thread; the session thread
+     * sees end of stream and tears the session down.
+     */
+    private void memoryFaulted(String fault) {
+        MappedMemoryTable table = memory;
+        String shrunk = table == null ? null : table.shrunkRegion();
+        String reason = shrunk != null
+                ? "the front-end shrank its memory file under the back-end's mapping (" + shrunk + "), so an access faulted: "
+                        + fault + "; closing the connection"
+                : "an access to its memory faulted (" + fault + "), although every region's file is long enough now (shrunk and "
+                        + "grown again?); closing the connection";
+        if (stopReason == null) {
+            stopReason = reason;
+            daemon.log("front-end %d: %s", number, reason);
+        }
+        endReason = stopReason;
         channel.shutdown();
     }
 
@@ -137,6 +166,9 @@ final class VhostUserSession implements AutoCloseable {
             return true;
         } catch (VhostUserFramingException e) {
             end("closed the connection: " + e.getMessage());
+            return false;
+        } catch (InternalError e) {
+            memoryFaulted("handling " + message.name() + ": " + e);
             return false;
         } catch (RuntimeException e) {
             // a bad value (or anything unforeseen) refuses this message; the daemon lives on
@@ -596,8 +628,12 @@ final class VhostUserSession implements AutoCloseable {
         }
     }
 
-    /** Called on the pair's loop when the guest broke a ring: the engine has stopped itself. */
+    /** Called on the pair's loop when the guest broke a ring, or its memory faulted: the engine has stopped itself. */
     private void ringFailed(int pair, String reason) {
+        if (reason.contains(QueuePairWorker.GUEST_MEMORY_FAULT)) {
+            memoryFaulted("queue pair " + pair + ": " + reason);
+            return;
+        }
         daemon.log("front-end %d: queue pair %d stopped on a ring error: %s", number, pair, reason);
         Vring r = reason.startsWith("receiveq") ? rings[2 * pair] : rings[2 * pair + 1];
         r.signalError();

@@ -48,9 +48,16 @@ final class TestGuest implements AutoCloseable {
     private final long[] rxBufferOf = new long[QUEUE_SIZE];
 
     TestGuest(boolean eventIdx) {
+        this(eventIdx, true);
+    }
+
+    /** @param sealed whether the memfd is sealed against shrinking and growing (QEMU's memory-backend-memfd), or not (DPDK's) */
+    TestGuest(boolean eventIdx, boolean sealed) {
         int fd = LibC.memfdCreate(MEMFD_NAME, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
         LibC.ftruncate(fd, LOW_FD_OFFSET + LOW_SIZE);
-        LibC.fcntl(fd, LibC.F_ADD_SEALS, LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW);
+        if (sealed) {
+            LibC.fcntl(fd, LibC.F_ADD_SEALS, LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW);
+        }
         memory = GuestMemory.builder().region(LOW, LOW_SIZE, fd, LOW_FD_OFFSET).region(HIGH, HIGH_SIZE, fd, 0).build();
         rx = new DriverQueue(memory, rings, QUEUE_SIZE, eventIdx);
         tx = new DriverQueue(memory, rings, QUEUE_SIZE, eventIdx);
@@ -73,6 +80,11 @@ final class TestGuest implements AutoCloseable {
         };
         return new NetActivation(memory, acked, 1500, List.of(new NetActivation.QueuePair(0, rxBinding, txBinding)), 1, resume,
                 vmmCounters, host);
+    }
+
+    /** The memfd behind both regions. */
+    int memfd() {
+        return memory.regions().getFirst().fd();
     }
 
     /** Puts one frame (behind a zeroed 12-byte header, in one buffer) on the transmit ring and kicks if asked to. */

@@ -71,6 +71,19 @@ class VhostUserMalformedMessageTest {
         return fd;
     }
 
+    /** A tmpfs file, not a memfd (no seals possible), opened read-write and already unlinked. */
+    private static int shmFile(long size) {
+        try {
+            Path file = Files.createTempFile(Path.of("/dev/shm"), TestGuest.MEMFD_NAME, ".ram");
+            int fd = LibC.open(file.toString(), LibC.O_RDWR | LibC.O_CLOEXEC);
+            Files.delete(file);
+            LibC.ftruncate(fd, size);
+            return fd;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     private static byte[] table(VhostUserMessage.Region... regions) {
         return VhostUserMessage.memoryTable(List.of(regions));
     }
@@ -205,10 +218,46 @@ class VhostUserMalformedMessageTest {
             int fd = memfd(MIB);
             refusedWith(f, VhostUserRequest.SET_MEM_TABLE, table(region(0, MIB, USER, MIB)), fd);
         }));
-        cases.add(new Case("memory region on a memfd not sealed against shrinking", "is not sealed against shrinking", f -> {
+        cases.add(new Case("memory region on a memfd not sealed against shrinking is accepted (DPDK's virtio_user sends these)",
+                "memory table 1 region(s)", f -> {
             f.negotiate();
             int fd = unsealedMemfd(MIB);
-            refusedWith(f, VhostUserRequest.SET_MEM_TABLE, table(region(0, MIB, USER, 0)), fd);
+            withFds(new int[] {fd}, () -> assertEquals(0, f.ack(VhostUserRequest.SET_MEM_TABLE, table(region(0, MIB, USER, 0)), fd)));
+        }));
+        cases.add(new Case("memory region on a file in /dev/shm is accepted (QEMU's memory-backend-file sends these)",
+                "memory table 1 region(s)", f -> {
+            f.negotiate();
+            int fd = shmFile(MIB);
+            withFds(new int[] {fd}, () -> assertEquals(0, f.ack(VhostUserRequest.SET_MEM_TABLE, table(region(0, MIB, USER, 0)), fd)));
+        }));
+        cases.add(new Case("memory region larger than its unsealed memfd", "lies beyond the end of its fd", f -> {
+            f.negotiate();
+            int fd = unsealedMemfd(MIB);
+            refusedWith(f, VhostUserRequest.SET_MEM_TABLE, table(region(0, MIB + 0x1000, USER, 0)), fd);
+        }));
+        cases.add(new Case("an unsealed memfd shrunk before its rings start (the session thread's read of a used index faults)",
+                "the front-end shrank its memory file under the back-end's mapping (memory region 0", f -> {
+            f.negotiate();
+            int fd = unsealedMemfd(MIB);
+            EventFd rxKick = EventFd.create();
+            EventFd txKick = EventFd.create();
+            try {
+                assertEquals(0, f.ack(VhostUserRequest.SET_MEM_TABLE, table(region(0, MIB, USER, 0)), fd));
+                for (int ring = 0; ring < 2; ring++) {
+                    long desc = USER + 0x10000L * (ring + 1);
+                    assertEquals(0, f.ack(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(ring, 256)));
+                    assertEquals(0, f.ack(VhostUserRequest.SET_VRING_ADDR, VhostUserMessage.vringAddress(
+                            new VhostUserMessage.VringAddress(ring, 0, desc, desc + 0x2000, desc + 0x1000, 0))));
+                }
+                LibC.ftruncate(fd, 0x1000); // the rings now lie beyond the end of the file
+                assertEquals(0, f.ack(VhostUserRequest.SET_VRING_KICK, VhostUserMessage.u64(0), rxKick.fd()), "one ring alone waits");
+                f.send(VhostUserRequest.SET_VRING_KICK, true, VhostUserMessage.u64(1), txKick.fd()); // the pair starts: its rings are read
+                f.expectClosed();
+            } finally {
+                LibC.closeQuietly(fd);
+                rxKick.close();
+                txKick.close();
+            }
         }));
         cases.add(new Case("memory regions overlapping in guest-physical space", "in guest-physical space", f -> {
             f.negotiate();

@@ -5,7 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.tap.NetNamespace;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,9 +19,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Our vhost-user back-end against a front-end we did not write: QEMU with {@code -netdev
- * vhost-user}, shared memfd guest memory, and a Debian kernel whose stock virtio_net driver brings
- * the NIC up, takes a static address and pings the host through our daemon and its tap, all in a
- * fresh network namespace. Runs under CI (CI=true) or with VMM4J_LAB=1 (about 20 s).
+ * vhost-user}, shared guest memory, and a Debian kernel whose stock virtio_net driver brings the
+ * NIC up, takes a static address and pings the host through our daemon and its tap, all in a fresh
+ * network namespace. Guest RAM is a sealed memfd ({@code memory-backend-memfd}) or an unsealed file
+ * on /dev/shm ({@code memory-backend-file ... share=on}, the libvirt / OVS-DPDK way). Runs under CI
+ * (CI=true) or with VMM4J_LAB=1 (about 20 s each).
  */
 class QemuVhostUserTest {
     private static final String GUEST_SCRIPT = """
@@ -33,8 +36,9 @@ class QemuVhostUserTest {
             exit $rc
             """;
 
-    @Test
-    void linuxGuestPingsTheHostThroughOurDaemon() throws Exception {
+    @ParameterizedTest(name = "guest RAM: memory-backend-{0}")
+    @ValueSource(strings = {"memfd", "file"})
+    void linuxGuestPingsTheHostThroughOurDaemon(String memoryBackend) throws Exception {
         boolean wanted = HostRequirements.inCi() || "1".equals(System.getenv("VMM4J_LAB"));
         Assumptions.assumeTrue(wanted, "boots QEMU with a Linux guest (about 20 s): set VMM4J_LAB=1 to run it (CI always does)");
         HostRequirements.requireRoot("a tap and a network namespace");
@@ -44,13 +48,19 @@ class QemuVhostUserTest {
         Path stats = dir.resolve("stats.json");
         Path script = dir.resolve("guest.sh");
         Files.writeString(script, GUEST_SCRIPT);
+        Path shm = Path.of("/dev/shm", dir.getFileName() + "-ram"); // QEMU creates it; we remove it
+        String memory = memoryBackend.equals("memfd") ? "" : "-object memory-backend-file,id=ram,size=512M,mem-path=" + shm
+                + ",share=on -numa node,memdev=ram ";
         try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtqv"));
              VmmProcess daemon = VmmProcess.start(List.of("ip", "netns", "exec", ns.name()), "vhost-user-backend",
                      "--socket", socket.toString(), "--tap", "vtqemu0", "--host-ip", "10.0.2.2/24", "--stats-json", stats.toString())) {
             daemon.awaitOutput("listening on", 60);
-            List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", ns.name(), lab.toString(), "guest", "--memfd",
-                    "--mem", "512", "--smp", "1", "--timeout", "180",
-                    "--qemu-args", "-chardev socket,id=c,path=" + socket + " -netdev vhost-user,id=n,chardev=c"
+            List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", ns.name(), lab.toString(), "guest"));
+            if (memoryBackend.equals("memfd")) {
+                cmd.add("--memfd");
+            }
+            cmd.addAll(List.of("--mem", "512", "--smp", "1", "--timeout", "180",
+                    "--qemu-args", memory + "-chardev socket,id=c,path=" + socket + " -netdev vhost-user,id=n,chardev=c"
                             + " -device virtio-net-pci,netdev=n,vectors=0",
                     "--script", script.toString()));
             Process qemu = new ProcessBuilder(cmd).redirectErrorStream(true).start();
@@ -61,6 +71,7 @@ class QemuVhostUserTest {
             assertEquals(0, qemu.exitValue(), "guest script exit status (its ping):\n" + console + "\ndaemon:\n" + daemon.describe());
             assertTrue(console.contains("3 packets transmitted, 3 packets received"), console);
             assertTrue(console.contains("driver: 'virtio_net': driver_bound"), "the kernel log line of virtio_net binding:\n" + console);
+            assertTrue(daemon.stdout().contains("front-end 1: memory table"), daemon.describe());
 
             ProcessHandle.of(daemon.pid()).ifPresent(ProcessHandle::destroy); // SIGTERM: the daemon writes its stats
             daemon.waitFor(30);
@@ -70,6 +81,8 @@ class QemuVhostUserTest {
             for (String f : List.of("VERSION_1", "MRG_RXBUF", "EVENT_IDX")) {
                 assertTrue(j.get("lastAckedFeatureNames").toString().contains(f), f + " acked: " + acked);
             }
+        } finally {
+            Files.deleteIfExists(shm);
         }
     }
 }
