@@ -247,6 +247,10 @@ public final class QueuePairWorker {
                             txBlocked = true;
                             break;
                         }
+                        if (n == -Errno.EFAULT) {
+                            // the kernel could not read a buffer: that part of guest memory is gone (its file shrank)
+                            throw new VirtqueueException(GUEST_MEMORY_FAULT + " (writev to the port: EFAULT)");
+                        }
                         if (n < 0) {
                             txCounters.portErrors++;
                         } else {
@@ -378,6 +382,10 @@ public final class QueuePairWorker {
         long n;
         if (pendingLength == 0 && space >= maxFrame) {
             n = LibC.readvRaw(fd, iov, count);
+            if (n == -Errno.EFAULT) {
+                // the kernel could not write a buffer: that part of guest memory is gone (its file shrank)
+                throw new VirtqueueException(GUEST_MEMORY_FAULT + " (readv from the port: EFAULT)");
+            }
             if (n < 0) {
                 rx.rewind(chains);
                 if (n != -Errno.EAGAIN) {

@@ -108,6 +108,17 @@ class VhostUserShrunkMemoryTest {
 
     @Test
     void anUnsealedMemfdCarriesTrafficAndShrinkingItUnderTrafficEndsOnlyThatSession() throws Exception {
+        // the front-end cuts its memory file down to one page (the rings and buffers lie beyond it)
+        shrinkUnderTraffic(4096, "memory region 0", "which now has 0x1000");
+    }
+
+    @Test
+    void shrinkingOnlyThePagesOfThePacketBuffersEndsTheSessionToo() throws Exception {
+        // the rings (file offset 0) stay, the buffers (file offset 8 MiB) go: the tap's writev gets EFAULT, not a signal
+        shrinkUnderTraffic(TestGuest.LOW_FD_OFFSET, "memory region 0", "which now has 0x800000");
+    }
+
+    private void shrinkUnderTraffic(long newSize, String region, String fileSize) throws Exception {
         try (DaemonOnThread d = new DaemonOnThread(1, 2_000);
              EventLoop watch = new EventLoop("vu-watch")) {
             // a first, clean front-end: what a session leaves behind by design (the net-io-0 loop) exists before the baseline
@@ -131,8 +142,7 @@ class VhostUserShrunkMemoryTest {
                 }
                 assertTrue(d.log().contains("memory table 2 region(s)"), "the unsealed memfd was mapped:\n" + d.log());
 
-                // under traffic: the front-end cuts its memory file down to one page (the rings and buffers lie beyond it)
-                LibC.ftruncate(guest.memfd(), 4096);
+                LibC.ftruncate(guest.memfd(), newSize); // under traffic
                 guest.txKick.signal(); // in case the engine was idle: its next look at the ring touches the lost pages
                 d.awaitSessionsEnded(2, 5_000);
             } finally {
@@ -142,7 +152,7 @@ class VhostUserShrunkMemoryTest {
             String line = d.log().lines().filter(l -> l.contains("front-end 2: the front-end shrank its memory file")).findFirst()
                     .orElseThrow(() -> new AssertionError("no log line says the front-end shrank its memory; log:\n" + d.log()));
             System.out.println("daemon: " + line);
-            assertTrue(line.contains("memory region 0") && line.contains("which now has 0x1000"), line);
+            assertTrue(line.contains(region) && line.contains(fileSize), line);
             assertTrue(line.contains("queue pair 0") && line.contains("closing the connection"), line);
             String end = d.daemon().stats().sessions().get(1).end();
             assertTrue(end.contains("shrank its memory file"), "the session's end reason: " + end);
