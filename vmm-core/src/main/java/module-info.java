@@ -8,4 +8,5 @@ module io.vmm4j.core {
     exports io.vmm4j.core.bus;
     exports io.vmm4j.core.kvm;
     exports io.vmm4j.core.irq;
+    exports io.vmm4j.core.boot;
 }
