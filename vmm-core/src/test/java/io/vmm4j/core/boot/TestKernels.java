@@ -9,8 +9,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** bzImages for tests: synthetic ones with chosen header fields, and the lab's cached Debian kernel. */
-final class TestKernels {
-    static final int SETUP_SECTS = 4;
+public final class TestKernels {
+    public static final int SETUP_SECTS = 4;
     static final int BODY = 64 * 1024;
     static final long INIT_SIZE = 16L << 20;
     static final String VERSION = "6.99.0-test (vmm4j) #1 SMP";
@@ -19,7 +19,7 @@ final class TestKernels {
     }
 
     /** A header that passes every check: protocol 2.15, loaded high, 64-bit entry, relocatable at 2 MiB. */
-    static ByteBuffer valid() {
+    public static ByteBuffer valid() {
         int kernelOffset = (SETUP_SECTS + 1) * 512;
         ByteBuffer b = ByteBuffer.allocate(kernelOffset + BODY).order(ByteOrder.LITTLE_ENDIAN);
         b.put(0x1F1, (byte) SETUP_SECTS);
@@ -49,12 +49,12 @@ final class TestKernels {
         return b;
     }
 
-    static byte[] bytes(ByteBuffer b) {
+    public static byte[] bytes(ByteBuffer b) {
         return b.array().clone();
     }
 
     /** The lab's cached Debian vmlinuz (scripts/lab/vmm4j-lab prepare), or a skip. */
-    static Path labKernel() {
+    public static Path labKernel() {
         Path cache = Path.of(System.getenv().getOrDefault("VMM4J_LAB_CACHE", "/var/cache/vmm4j-lab"));
         Path current = cache.resolve("current");
         Path vmlinuz = null;
