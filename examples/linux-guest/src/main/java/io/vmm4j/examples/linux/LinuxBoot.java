@@ -23,8 +23,10 @@ import java.util.List;
  *
  * <pre>
  * java -cp CLASSPATH io.vmm4j.examples.linux.LinuxBoot --kernel vmlinuz [--initrd FILE]
- *      [--append "console=ttyS0 ..."] [--memory MiB] [--cpus N] [--timeout SECONDS]
+ *      [--append "console=ttyS0 ..."] [--memory MiB] [--cpus N] [--timeout SECONDS] [--net]
  * </pre>
+ *
+ * {@code --net} adds our PCI host with a virtio-net device ({@link VirtioNetSlot}).
  *
  * The guest console goes to stdout, the VMM's own lines (prefixed "vmm4j:") to stderr. Exit
  * status: 0 when the guest rebooted (reboot=k, i8042 reset) without a kernel panic; 1 when it
@@ -39,7 +41,7 @@ public final class LinuxBoot {
     private LinuxBoot() {
     }
 
-    record Options(Path kernel, Path initrd, String append, int cpus, long memoryMiB, Duration timeout) {
+    record Options(Path kernel, Path initrd, String append, int cpus, long memoryMiB, Duration timeout, boolean net) {
     }
 
     public static void main(String[] args) {
@@ -53,7 +55,7 @@ public final class LinuxBoot {
             o = parse(args);
         } catch (IllegalArgumentException e) {
             log.println("vmm4j: " + e.getMessage());
-            log.println("usage: LinuxBoot --kernel BZIMAGE [--initrd FILE] [--append CMDLINE] [--memory MiB] [--cpus N] [--timeout SECONDS]");
+            log.println("usage: LinuxBoot --kernel BZIMAGE [--initrd FILE] [--append CMDLINE] [--memory MiB] [--cpus N] [--timeout SECONDS] [--net]");
             return 2;
         }
         ConsoleRecorder recorder = new ConsoleRecorder(console, 40, List.of(BANNER, PANIC));
@@ -66,7 +68,7 @@ public final class LinuxBoot {
             log.println("vmm4j: " + e.getMessage());
             return 2;
         }
-        try (vm) {
+        try (vm; VirtioNetSlot net = o.net() ? new VirtioNetSlot(vm, log) : null) {
             log.println("vmm4j: booting with \"" + o.append() + "\", " + o.cpus() + " vCPU(s), " + o.memoryMiB() + " MiB");
             LinuxVm.Outcome out = vm.run(o.timeout());
             VmExitCounts exits = out.totalExits();
@@ -87,6 +89,12 @@ public final class LinuxBoot {
             }
             if (out.failure() != null) {
                 log.println("vmm4j: " + out.failure().getMessage());
+            }
+            if (net != null) {
+                log.printf("vmm4j: virtio-net: final status %s, driver features 0x%x, notifies %d/%d, queue interrupts %d/%d%n",
+                        io.vmm4j.virtio.DeviceStatus.describe(net.transport().status()), net.transport().driverFeatures(),
+                        net.transport().notifyCount(0), net.transport().notifyCount(1), net.transport().queueInterruptCount(0),
+                        net.transport().queueInterruptCount(1));
             }
             if (status != 0) {
                 log.println("vmm4j: last console lines:");
@@ -116,8 +124,13 @@ public final class LinuxBoot {
         int cpus = 1;
         long memory = 256;
         Duration timeout = Duration.ofSeconds(120);
+        boolean net = false;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
+            if (a.equals("--net")) {
+                net = true;
+                continue;
+            }
             if (i + 1 >= args.length) {
                 throw new IllegalArgumentException(a + " wants a value");
             }
@@ -135,7 +148,7 @@ public final class LinuxBoot {
         if (kernel == null) {
             throw new IllegalArgumentException("--kernel BZIMAGE is required");
         }
-        return new Options(kernel, initrd, append, cpus, memory, timeout);
+        return new Options(kernel, initrd, append, cpus, memory, timeout, net);
     }
 
     private static int number(String option, String value) {

@@ -29,6 +29,37 @@ class LinuxBootLabTest {
 
     @Test
     void aStockKernelBootsToInitAndRebootsCleanly() throws Exception {
+        String out = bootInTheLab();
+        int banner = out.indexOf("] Linux version ");
+        int bannerSeen = out.indexOf("vmm4j: banner: [");
+        int init = out.indexOf("vmm4j-guest: init started");
+        int modules = out.indexOf("vmm4j-guest: loaded 8 modules");
+        int rebooted = out.indexOf("vmm4j: the guest rebooted");
+        String context = "\n--- lab console ---\n" + out;
+        assertTrue(banner >= 0 && bannerSeen >= 0, "the kernel's banner reached our UART" + context);
+        assertTrue(init > banner, "the kernel ran /init from our initramfs" + context);
+        assertTrue(modules > init, "/init loaded the virtio-net modules" + context);
+        assertTrue(rebooted > modules, "the run ended as a guest reboot (i8042 reset)" + context);
+        assertTrue(out.contains("vmm4j: run ended: REBOOTED"), context);
+    }
+
+    @Test
+    void linuxsVirtioNetDriverBindsToOurTransport() throws Exception {
+        String out = bootInTheLab("--net");
+        String context = "\n--- lab console ---\n" + out;
+        String acked = line(out, "vmm4j: virtio-net: features acked by the driver ");
+        assertTrue(acked != null && acked.contains("VERSION_1") && acked.contains("EVENT_IDX") && acked.contains("MRG_RXBUF")
+                && acked.contains("CTRL_VQ"), "features the driver acked: " + acked + context);
+        assertTrue(out.contains("vmm4j: virtio-net: status ACKNOWLEDGE|DRIVER|DRIVER_OK|FEATURES_OK"), "DRIVER_OK" + context);
+        assertTrue(out.contains("vmm4j: virtio-net: queue 0 size 256 msix vector ")
+                && !out.contains("vmm4j: virtio-net: queue 0 size 256 msix vector none"), "an MSI-X vector for the RX queue" + context);
+        assertTrue(out.contains("vmm4j-guest: virtio0: device 0x0001 vendor 0x1af4 driver virtio_net"), "virtio_net bound" + context);
+        assertTrue(out.contains("vmm4j-guest: interface eth0 address " + VirtioNetSlot.MAC), "eth0 with our MAC" + context);
+        assertTrue(out.indexOf("vmm4j: the guest rebooted") > out.indexOf("vmm4j-guest: interface eth0"), context);
+    }
+
+    /** Boots the lab with nested KVM, runs the harness with {@code extra} options there; checks it ended with status 0. */
+    private static String bootInTheLab(String... extra) throws Exception {
         boolean wanted = HostRequirements.inCi() || "1".equals(System.getenv("VMM4J_LAB"));
         Assumptions.assumeTrue(wanted, "the lab VM takes about a minute: set VMM4J_LAB=1 to run it (CI always does)");
         HostRequirements.requireRoot("QEMU with a 9p export of / and /dev/kvm inside the lab VM");
@@ -43,6 +74,7 @@ class LinuxBootLabTest {
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
                 "-cp", System.getProperty("java.class.path"), LinuxBoot.class.getName(),
                 "--kernel", kernel, "--initrd", initrd, "--memory", "256", "--timeout", "120"));
+        cmd.addAll(List.of(extra));
         // run from the repository root: the lab shows the caller's working directory inside the VM
         Process p = new ProcessBuilder(cmd).directory(repository.toFile()).redirectErrorStream(true).start();
         StringBuilder console = new StringBuilder();
@@ -64,25 +96,19 @@ class LinuxBootLabTest {
             fail("the lab did not finish in 200 s; console:\n" + console);
         }
         reader.join(5000);
-        int exit = p.exitValue();
         String out;
         synchronized (console) {
             out = console.toString();
         }
         String context = "\n--- lab console ---\n" + out;
-        int banner = out.indexOf("] Linux version ");
-        int bannerSeen = out.indexOf("vmm4j: banner: [");
-        int init = out.indexOf("vmm4j-guest: init started");
-        int modules = out.indexOf("vmm4j-guest: loaded 8 modules");
-        int rebooted = out.indexOf("vmm4j: the guest rebooted");
-        assertTrue(banner >= 0 && bannerSeen >= 0, "the kernel's banner reached our UART" + context);
-        assertTrue(init > banner, "the kernel ran /init from our initramfs" + context);
-        assertTrue(modules > init, "/init loaded the virtio-net modules" + context);
-        assertTrue(rebooted > modules, "the run ended as a guest reboot (i8042 reset)" + context);
-        assertTrue(out.contains("vmm4j: run ended: REBOOTED"), context);
         assertTrue(!out.contains("Kernel panic"), "no panic" + context);
         assertTrue(out.contains("vmm4j: exit status 0"), context);
-        assertEquals(0, exit, "the lab returns the harness's status" + context);
+        assertEquals(0, p.exitValue(), "the lab returns the harness's status" + context);
+        return out;
+    }
+
+    private static String line(String text, String prefix) {
+        return text.lines().filter(l -> l.startsWith(prefix)).findFirst().orElse(null);
     }
 
     private static String runOnHost(List<String> cmd) throws IOException, InterruptedException {
