@@ -3,6 +3,8 @@ package io.vmm4j.core.boot;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
+import java.util.ArrayList;
+import java.util.List;
 
 import static io.vmm4j.core.boot.PackedLayouts.U32;
 import static io.vmm4j.core.boot.PackedLayouts.U64;
@@ -111,7 +113,7 @@ public final class BootParams {
     /** The e820 entries written in {@code page} (for checks and logs). */
     public static E820Map e820(MemorySegment page) {
         int n = (int) E820_ENTRIES.get(page, 0);
-        java.util.List<E820Map.Entry> list = new java.util.ArrayList<>();
+        List<E820Map.Entry> list = new ArrayList<>();
         for (int i = 0; i < n; i++) {
             long at = E820_TABLE + i * E820_ENTRY.byteSize();
             list.add(new E820Map.Entry(E820_ADDR.get(page, at), E820_SIZE.get(page, at), (int) E820_TYPE.get(page, at)));

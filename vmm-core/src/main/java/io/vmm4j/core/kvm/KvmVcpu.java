@@ -9,6 +9,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLongArray;
 
@@ -104,7 +106,7 @@ public final class KvmVcpu implements AutoCloseable {
      * KVM_SET_MSRS: writes every MSR or throws naming the first one KVM refused (the ioctl returns
      * how many it set, in order; api.rst §4.19).
      */
-    public void setMsrs(java.util.List<Msr> msrs) {
+    public void setMsrs(List<Msr> msrs) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = msrBuffer(a, msrs);
             int set = LibC.ioctl(fd, KvmIoctls.SET_MSRS, s, "KVM_SET_MSRS (" + msrs.size() + " MSRs)");
@@ -116,8 +118,8 @@ public final class KvmVcpu implements AutoCloseable {
     }
 
     /** KVM_GET_MSRS: the current values of {@code indices}, in order; throws if KVM cannot read one. */
-    public java.util.List<Msr> getMsrs(int... indices) {
-        java.util.List<Msr> asked = new java.util.ArrayList<>();
+    public List<Msr> getMsrs(int... indices) {
+        List<Msr> asked = new ArrayList<>();
         for (int i : indices) {
             asked.add(new Msr(i, 0));
         }
@@ -128,7 +130,7 @@ public final class KvmVcpu implements AutoCloseable {
                 throw new KvmException(String.format("KVM_GET_MSRS on vCPU %d read %d of %d MSRs; KVM cannot read MSR 0x%x", id, got,
                         indices.length, indices[got]));
             }
-            java.util.List<Msr> out = new java.util.ArrayList<>();
+            List<Msr> out = new ArrayList<>();
             for (int i = 0; i < indices.length; i++) {
                 long at = KvmLayouts.MSRS.byteSize() + i * KvmLayouts.MSR_ENTRY.byteSize();
                 out.add(new Msr(s.get(ValueLayout.JAVA_INT, at + KvmLayouts.offset(KvmLayouts.MSR_ENTRY, "index")),
@@ -138,7 +140,7 @@ public final class KvmVcpu implements AutoCloseable {
         }
     }
 
-    private static MemorySegment msrBuffer(Arena a, java.util.List<Msr> msrs) {
+    private static MemorySegment msrBuffer(Arena a, List<Msr> msrs) {
         MemorySegment s = a.allocate(KvmLayouts.MSRS.byteSize() + msrs.size() * KvmLayouts.MSR_ENTRY.byteSize(), 8);
         s.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.MSRS, "nmsrs"), msrs.size());
         for (int i = 0; i < msrs.size(); i++) {
