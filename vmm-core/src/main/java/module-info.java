@@ -1,4 +1,7 @@
-/** vmm4j core: Linux through FFM, guest memory, eventfds and the event loop, the PIO/MMIO bus, KVM ABI. */
+/**
+ * vmm4j core: Linux through FFM, guest memory, eventfds and the event loop, the PIO/MMIO bus, KVM ABI,
+ * the x86 Linux boot protocol (boot) and the PC devices and machine a stock kernel boots on (x86).
+ */
 module io.vmm4j.core {
     requires org.slf4j;
 
@@ -8,4 +11,6 @@ module io.vmm4j.core {
     exports io.vmm4j.core.bus;
     exports io.vmm4j.core.kvm;
     exports io.vmm4j.core.irq;
+    exports io.vmm4j.core.boot;
+    exports io.vmm4j.core.x86;
 }

@@ -30,9 +30,16 @@ public final class Bus {
         }
     }
 
+    /** Told about each access no range claimed (on the accessing thread), e.g. to log what a guest probes. */
+    @FunctionalInterface
+    public interface UnclaimedAccessListener {
+        void unclaimed(boolean write, long address, int size, long value);
+    }
+
     private final String name;
     private volatile Range[] ranges = new Range[0];
     private final LongAdder unclaimed = new LongAdder();
+    private volatile UnclaimedAccessListener unclaimedListener;
 
     /** @param name "pio" or "mmio", for messages */
     public Bus(String name) {
@@ -99,6 +106,10 @@ public final class Bus {
         Range r = find(address, size);
         if (r == null) {
             unclaimed.increment();
+            UnclaimedAccessListener l = unclaimedListener;
+            if (l != null) {
+                l.unclaimed(false, address, size, 0);
+            }
             return size == 8 ? -1L : (1L << (size * 8)) - 1;
         }
         long value = r.device().read(address - r.base(), size);
@@ -111,10 +122,19 @@ public final class Bus {
         Range r = find(address, size);
         if (r == null) {
             unclaimed.increment();
+            UnclaimedAccessListener l = unclaimedListener;
+            if (l != null) {
+                l.unclaimed(true, address, size, value);
+            }
             return false;
         }
         r.device().write(address - r.base(), size, size == 8 ? value : value & ((1L << (size * 8)) - 1));
         return true;
+    }
+
+    /** Sets (or with null removes) the listener for accesses no range claims. */
+    public void setUnclaimedListener(UnclaimedAccessListener listener) {
+        this.unclaimedListener = listener;
     }
 
     /** Accesses no range claimed. */

@@ -22,6 +22,12 @@ public final class KvmIoctls {
     public static final long SIZEOF_MSI = 32;
     public static final long SIZEOF_CPUID2 = 8;
     public static final long SIZEOF_CPUID_ENTRY2 = 40;
+    public static final long SIZEOF_IRQ_LEVEL = 8;
+    public static final long SIZEOF_PIT_CONFIG = 64;
+    public static final long SIZEOF_MSRS = 8;
+    public static final long SIZEOF_MSR_ENTRY = 16;
+    public static final long SIZEOF_FPU = 416;
+    public static final long SIZEOF_LAPIC_STATE = 1024;
 
     // system ioctls
     public static final long GET_API_VERSION = Ioctl.io(KVMIO, 0x00);
@@ -35,6 +41,8 @@ public final class KvmIoctls {
     public static final long SET_TSS_ADDR = Ioctl.io(KVMIO, 0x47);
     public static final long SET_IDENTITY_MAP_ADDR = Ioctl.iow(KVMIO, 0x48, 8);
     public static final long CREATE_IRQCHIP = Ioctl.io(KVMIO, 0x60);
+    public static final long IRQ_LINE = Ioctl.iow(KVMIO, 0x61, SIZEOF_IRQ_LEVEL);
+    public static final long CREATE_PIT2 = Ioctl.iow(KVMIO, 0x77, SIZEOF_PIT_CONFIG);
     public static final long SET_GSI_ROUTING = Ioctl.iow(KVMIO, 0x6a, SIZEOF_IRQ_ROUTING);
     public static final long IRQFD = Ioctl.iow(KVMIO, 0x76, SIZEOF_IRQFD);
     public static final long IOEVENTFD = Ioctl.iow(KVMIO, 0x79, SIZEOF_IOEVENTFD);
@@ -46,6 +54,12 @@ public final class KvmIoctls {
     public static final long GET_SREGS = Ioctl.ior(KVMIO, 0x83, SIZEOF_SREGS);
     public static final long SET_SREGS = Ioctl.iow(KVMIO, 0x84, SIZEOF_SREGS);
     public static final long SET_CPUID2 = Ioctl.iow(KVMIO, 0x90, SIZEOF_CPUID2);
+    public static final long GET_MSRS = Ioctl.iowr(KVMIO, 0x88, SIZEOF_MSRS);
+    public static final long SET_MSRS = Ioctl.iow(KVMIO, 0x89, SIZEOF_MSRS);
+    public static final long GET_FPU = Ioctl.ior(KVMIO, 0x8c, SIZEOF_FPU);
+    public static final long SET_FPU = Ioctl.iow(KVMIO, 0x8d, SIZEOF_FPU);
+    public static final long GET_LAPIC = Ioctl.ior(KVMIO, 0x8e, SIZEOF_LAPIC_STATE);
+    public static final long SET_LAPIC = Ioctl.iow(KVMIO, 0x8f, SIZEOF_LAPIC_STATE);
     public static final long GET_TSC_KHZ = Ioctl.io(KVMIO, 0xa3);
 
     // KVM_CHECK_EXTENSION capabilities
@@ -63,6 +77,13 @@ public final class KvmIoctls {
     public static final int CAP_GET_TSC_KHZ = 61;
     public static final int CAP_IOEVENTFD_ANY_LENGTH = 122;
     public static final int CAP_IMMEDIATE_EXIT = 136;
+    public static final int CAP_PIT2 = 33;
+    public static final int CAP_TSC_DEADLINE_TIMER = 72;
+
+    // KVM_CREATE_PIT2 flags
+    public static final int PIT_SPEAKER_DUMMY = 1;
+    // kvm_cpuid_entry2.flags
+    public static final int CPUID_FLAG_SIGNIFCANT_INDEX = 1;
 
     // kvm_run.exit_reason
     public static final int EXIT_UNKNOWN = 0;

@@ -9,6 +9,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLongArray;
 
@@ -90,6 +92,101 @@ public final class KvmVcpu implements AutoCloseable {
     public synchronized void setSregs(KvmSregs sregs) {
         sregs.write(sregsBuffer);
         LibC.ioctl(fd, KvmIoctls.SET_SREGS, sregsBuffer, "KVM_SET_SREGS");
+    }
+
+    /** A model-specific register and its value, for {@link #setMsrs} / {@link #getMsrs}. */
+    public record Msr(int index, long value) {
+        @Override
+        public String toString() {
+            return String.format("MSR 0x%x = 0x%x", index, value);
+        }
+    }
+
+    /**
+     * KVM_SET_MSRS: writes every MSR or throws naming the first one KVM refused (the ioctl returns
+     * how many it set, in order; api.rst §4.19).
+     */
+    public void setMsrs(List<Msr> msrs) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = msrBuffer(a, msrs);
+            int set = LibC.ioctl(fd, KvmIoctls.SET_MSRS, s, "KVM_SET_MSRS (" + msrs.size() + " MSRs)");
+            if (set != msrs.size()) {
+                throw new KvmException("KVM_SET_MSRS on vCPU " + id + " set " + set + " of " + msrs.size() + " MSRs; KVM refused "
+                        + msrs.get(set) + " (this KVM does not emulate it)");
+            }
+        }
+    }
+
+    /** KVM_GET_MSRS: the current values of {@code indices}, in order; throws if KVM cannot read one. */
+    public List<Msr> getMsrs(int... indices) {
+        List<Msr> asked = new ArrayList<>();
+        for (int i : indices) {
+            asked.add(new Msr(i, 0));
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = msrBuffer(a, asked);
+            int got = LibC.ioctl(fd, KvmIoctls.GET_MSRS, s, "KVM_GET_MSRS (" + indices.length + " MSRs)");
+            if (got != indices.length) {
+                throw new KvmException(String.format("KVM_GET_MSRS on vCPU %d read %d of %d MSRs; KVM cannot read MSR 0x%x", id, got,
+                        indices.length, indices[got]));
+            }
+            List<Msr> out = new ArrayList<>();
+            for (int i = 0; i < indices.length; i++) {
+                long at = KvmLayouts.MSRS.byteSize() + i * KvmLayouts.MSR_ENTRY.byteSize();
+                out.add(new Msr(s.get(ValueLayout.JAVA_INT, at + KvmLayouts.offset(KvmLayouts.MSR_ENTRY, "index")),
+                        s.get(ValueLayout.JAVA_LONG, at + KvmLayouts.offset(KvmLayouts.MSR_ENTRY, "data"))));
+            }
+            return out;
+        }
+    }
+
+    private static MemorySegment msrBuffer(Arena a, List<Msr> msrs) {
+        MemorySegment s = a.allocate(KvmLayouts.MSRS.byteSize() + msrs.size() * KvmLayouts.MSR_ENTRY.byteSize(), 8);
+        s.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.MSRS, "nmsrs"), msrs.size());
+        for (int i = 0; i < msrs.size(); i++) {
+            long at = KvmLayouts.MSRS.byteSize() + i * KvmLayouts.MSR_ENTRY.byteSize();
+            s.set(ValueLayout.JAVA_INT, at + KvmLayouts.offset(KvmLayouts.MSR_ENTRY, "index"), msrs.get(i).index());
+            s.set(ValueLayout.JAVA_LONG, at + KvmLayouts.offset(KvmLayouts.MSR_ENTRY, "data"), msrs.get(i).value());
+        }
+        return s;
+    }
+
+    /**
+     * KVM_SET_FPU with the x87 control word and MXCSR given and everything else zero (the state
+     * after FNINIT and a reset of MXCSR: fcw 0x37F, mxcsr 0x1F80; SDM Vol. 1 §8.1.5, §10.2.3).
+     */
+    public void setFpu(int fcw, int mxcsr) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(KvmLayouts.FPU);
+            s.set(ValueLayout.JAVA_SHORT, KvmLayouts.offset(KvmLayouts.FPU, "fcw"), (short) fcw);
+            s.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.FPU, "mxcsr"), mxcsr);
+            LibC.ioctl(fd, KvmIoctls.SET_FPU, s, "KVM_SET_FPU");
+        }
+    }
+
+    /** KVM_GET_FPU: the x87 control word (low 16 bits) and MXCSR (high 32 bits), for checks. */
+    public long fpuControlWords() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(KvmLayouts.FPU);
+            LibC.ioctl(fd, KvmIoctls.GET_FPU, s, "KVM_GET_FPU");
+            long fcw = s.get(ValueLayout.JAVA_SHORT, KvmLayouts.offset(KvmLayouts.FPU, "fcw")) & 0xFFFFL;
+            long mxcsr = s.get(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.FPU, "mxcsr")) & 0xFFFF_FFFFL;
+            return fcw | (mxcsr << 32);
+        }
+    }
+
+    /** KVM_GET_LAPIC: a copy of the in-kernel local APIC's registers (needs the irqchip). */
+    public LocalApicState getLapic() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(KvmLayouts.LAPIC_STATE);
+            LibC.ioctl(fd, KvmIoctls.GET_LAPIC, s, "KVM_GET_LAPIC");
+            return LocalApicState.copyOf(s);
+        }
+    }
+
+    /** KVM_SET_LAPIC: loads {@code state} into the in-kernel local APIC. */
+    public void setLapic(LocalApicState state) {
+        LibC.ioctl(fd, KvmIoctls.SET_LAPIC, state.segment(), "KVM_SET_LAPIC");
     }
 
     /** KVM_SET_CPUID2 with a {@code struct kvm_cpuid2}, e.g. {@link Kvm#supportedCpuid}. Before the first run. */

@@ -32,6 +32,8 @@ public final class KvmVm implements AutoCloseable {
 
     private static final ThreadLocal<MemorySegment> MSI_BUFFER =
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(KvmIoctls.SIZEOF_MSI, 8));
+    private static final ThreadLocal<MemorySegment> IRQ_LEVEL_BUFFER =
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(KvmLayouts.IRQ_LEVEL));
 
     private record Route(int type, int a, int b, int c) {
         // IRQCHIP: a = irqchip, b = pin; MSI: a = address_lo, b = address_hi, c = data
@@ -133,6 +135,39 @@ public final class KvmVm implements AutoCloseable {
                         gsi % 8, 0));
             }
             routes.put(gsi, r);
+        }
+    }
+
+    /**
+     * KVM_CREATE_PIT2: the in-kernel i8254 timer at ports 0x40-0x43, ticking on GSI 0, with a
+     * dummy speaker port 0x61 (KVM_PIT_SPEAKER_DUMMY) so Linux's PIT calibration reads it without
+     * an exit (api.rst §4.49). Needs the irqchip.
+     */
+    public synchronized void createPit2() {
+        requireIrqchip("the in-kernel PIT");
+        if (vmExtension(KvmIoctls.CAP_PIT2) <= 0) {
+            throw new KvmException("this KVM lacks KVM_CAP_PIT2, the in-kernel timer a PC guest calibrates against");
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment config = arena.allocate(KvmLayouts.PIT_CONFIG);
+            config.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.PIT_CONFIG, "flags"), KvmIoctls.PIT_SPEAKER_DUMMY);
+            LibC.ioctl(fd, KvmIoctls.CREATE_PIT2, config, "KVM_CREATE_PIT2");
+        }
+    }
+
+    /**
+     * KVM_IRQ_LINE: drives GSI {@code irq} (an ISA IRQ 0-15 reaches both the PIC and the IOAPIC
+     * pin of the same number) to {@code level}; an edge-triggered pin fires on a low-to-high
+     * change (api.rst §4.25). Callable from any thread.
+     */
+    public void irqLine(int irq, boolean level) {
+        requireIrqchip("KVM_IRQ_LINE");
+        MemorySegment s = IRQ_LEVEL_BUFFER.get();
+        s.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.IRQ_LEVEL, "irq"), irq);
+        s.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.IRQ_LEVEL, "level"), level ? 1 : 0);
+        int r = LibC.ioctlRaw(fd, KvmIoctls.IRQ_LINE, s);
+        if (r < 0) {
+            LibC.check(r, "ioctl", "fd=" + fd + ", KVM_IRQ_LINE irq " + irq + " level " + (level ? 1 : 0));
         }
     }
 

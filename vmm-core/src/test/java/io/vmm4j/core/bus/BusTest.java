@@ -93,4 +93,29 @@ class BusTest {
         });
         assertEquals(0xFFFF, bus.read(0, 2));
     }
+
+    @Test
+    void unclaimedAccessesReachTheListenerAndReadAllOnes() {
+        Bus bus = new Bus("pio");
+        bus.register(0x3F8, 8, new BusDevice() {
+            @Override
+            public long read(long offset, int size) {
+                return 0;
+            }
+
+            @Override
+            public void write(long offset, int size, long value) {
+            }
+        });
+        List<String> seen = new java.util.ArrayList<>();
+        bus.setUnclaimedListener((write, address, size, value) -> seen.add((write ? "w" : "r") + Long.toHexString(address) + "/" + size + "=" + value));
+        assertEquals(0xFF, bus.read(0x2F9, 1));
+        bus.write(0xCF8, 4, 0x8000_0000L);
+        bus.read(0x3F8, 1);
+        assertEquals(List.of("r2f9/1=0", "wcf8/4=2147483648"), seen, "claimed accesses are not reported");
+        assertEquals(2, bus.unclaimedAccesses());
+        bus.setUnclaimedListener(null);
+        bus.read(0x2F9, 1);
+        assertEquals(2, seen.size());
+    }
 }

@@ -1,6 +1,7 @@
 package io.vmm4j.core.linux;
 
 import io.vmm4j.core.kvm.KvmIoctls;
+import io.vmm4j.core.kvm.KvmLayouts;
 import io.vmm4j.core.testing.HeaderConstants;
 import org.junit.jupiter.api.Test;
 
@@ -113,6 +114,41 @@ class LinuxConstantsTest {
                 .expect("sizeof(struct kvm_segment)", KvmIoctls.SIZEOF_SEGMENT)
                 .expect("sizeof(struct kvm_cpuid_entry2)", KvmIoctls.SIZEOF_CPUID_ENTRY2)
                 .verify();
+    }
+
+    @Test
+    void kvmBootIoctlsAndLayoutsMatchHeaders() throws Exception {
+        HeaderConstants c = new HeaderConstants().include("stddef.h", "linux/kvm.h")
+                .expect("KVM_IRQ_LINE", KvmIoctls.IRQ_LINE).expect("KVM_CREATE_PIT2", KvmIoctls.CREATE_PIT2)
+                .expect("KVM_GET_MSRS", KvmIoctls.GET_MSRS).expect("KVM_SET_MSRS", KvmIoctls.SET_MSRS)
+                .expect("KVM_GET_FPU", KvmIoctls.GET_FPU).expect("KVM_SET_FPU", KvmIoctls.SET_FPU)
+                .expect("KVM_GET_LAPIC", KvmIoctls.GET_LAPIC).expect("KVM_SET_LAPIC", KvmIoctls.SET_LAPIC)
+                .expect("KVM_CAP_PIT2", KvmIoctls.CAP_PIT2).expect("KVM_CAP_TSC_DEADLINE_TIMER", KvmIoctls.CAP_TSC_DEADLINE_TIMER)
+                .expect("KVM_PIT_SPEAKER_DUMMY", KvmIoctls.PIT_SPEAKER_DUMMY)
+                .expect("KVM_CPUID_FLAG_SIGNIFCANT_INDEX", KvmIoctls.CPUID_FLAG_SIGNIFCANT_INDEX)
+                .expect("sizeof(struct kvm_irq_level)", KvmIoctls.SIZEOF_IRQ_LEVEL)
+                .expect("sizeof(struct kvm_pit_config)", KvmIoctls.SIZEOF_PIT_CONFIG)
+                .expect("sizeof(struct kvm_msrs)", KvmIoctls.SIZEOF_MSRS)
+                .expect("sizeof(struct kvm_msr_entry)", KvmIoctls.SIZEOF_MSR_ENTRY)
+                .expect("sizeof(struct kvm_fpu)", KvmIoctls.SIZEOF_FPU)
+                .expect("sizeof(struct kvm_lapic_state)", KvmIoctls.SIZEOF_LAPIC_STATE);
+        layout(c, KvmLayouts.CPUID_ENTRY2, "kvm_cpuid_entry2", "function", "index", "flags", "eax", "ebx", "ecx", "edx", "padding");
+        layout(c, KvmLayouts.CPUID2, "kvm_cpuid2", "nent", "padding");
+        layout(c, KvmLayouts.MSR_ENTRY, "kvm_msr_entry", "index", "reserved", "data");
+        layout(c, KvmLayouts.MSRS, "kvm_msrs", "nmsrs", "pad");
+        layout(c, KvmLayouts.FPU, "kvm_fpu", "fpr", "fcw", "fsw", "ftwx", "pad1", "last_opcode", "last_ip", "last_dp", "xmm", "mxcsr", "pad2");
+        layout(c, KvmLayouts.LAPIC_STATE, "kvm_lapic_state", "regs");
+        layout(c, KvmLayouts.PIT_CONFIG, "kvm_pit_config", "flags", "pad");
+        layout(c, KvmLayouts.IRQ_LEVEL, "kvm_irq_level", "irq", "level");
+        c.verify();
+    }
+
+    /** Expects the C struct's size and each field's offset to equal the layout's. */
+    private static void layout(HeaderConstants c, java.lang.foreign.StructLayout layout, String struct, String... fields) {
+        c.expect("sizeof(struct " + struct + ")", layout.byteSize());
+        for (String f : fields) {
+            c.expect("offsetof(struct " + struct + ", " + f + ")", KvmLayouts.offset(layout, f));
+        }
     }
 
     @Test

@@ -1,0 +1,83 @@
+package io.vmm4j.examples.linux;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The guest's serial console: passes every byte on to {@code sink} and keeps the last lines, so
+ * the harness can say whether a line appeared (the banner, a panic) and show the tail on failure.
+ */
+final class ConsoleRecorder extends OutputStream {
+    private final OutputStream sink;
+    private final int keep;
+    private final ArrayDeque<String> lines = new ArrayDeque<>();
+    private final List<String> seen = new ArrayList<>();
+    private final StringBuilder line = new StringBuilder();
+    private final List<String> watched;
+
+    /** @param watched substrings whose first line is remembered for {@link #firstLineWith} */
+    ConsoleRecorder(OutputStream sink, int keep, List<String> watched) {
+        this.sink = sink;
+        this.keep = keep;
+        this.watched = List.copyOf(watched);
+    }
+
+    @Override
+    public synchronized void write(int b) throws IOException {
+        sink.write(b);
+        if (b == '\n') {
+            endLine();
+        } else if (b != '\r') {
+            line.append((char) (b & 0xFF));
+            if (line.length() > 4096) {
+                endLine();
+            }
+        }
+    }
+
+    private void endLine() {
+        String l = line.toString();
+        line.setLength(0);
+        lines.addLast(l);
+        if (lines.size() > keep) {
+            lines.removeFirst();
+        }
+        for (String w : watched) {
+            if (l.contains(w)) {
+                seen.add(l);
+            }
+        }
+    }
+
+    @Override
+    public synchronized void flush() throws IOException {
+        sink.flush();
+    }
+
+    /** The first console line containing {@code text} (one of the watched substrings), or null. */
+    synchronized String firstLineWith(String text) {
+        for (String l : seen) {
+            if (l.contains(text)) {
+                return l;
+            }
+        }
+        return line.toString().contains(text) ? line.toString() : null;
+    }
+
+    /** The last lines, the unfinished one included. */
+    synchronized List<String> tail() {
+        List<String> t = new ArrayList<>(lines);
+        if (!line.isEmpty()) {
+            t.add(line.toString());
+        }
+        return t;
+    }
+
+    static String text(byte[] b) {
+        return new String(b, StandardCharsets.ISO_8859_1);
+    }
+}
