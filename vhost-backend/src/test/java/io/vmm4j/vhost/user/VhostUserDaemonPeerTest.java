@@ -6,9 +6,17 @@ import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.QueuePositions;
 import org.junit.jupiter.api.Test;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
 
 import static io.vmm4j.virtio.VirtioFeatures.bit;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -18,8 +26,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Front-ends that misbehave at the edges of the protocol rather than inside a message: they pass
- * blocking eventfds or fill their own call counter. The daemon changes none of their descriptors'
- * flags, never hangs on them, and serves the next one.
+ * blocking eventfds, fill their own call counter, connect and say nothing, trickle a message byte
+ * by byte, never read the replies, or stop reading before the reply comes. The daemon changes none
+ * of their descriptors' flags, never hangs on them, closes what it must with a line naming the
+ * front-end, and serves the next one.
  */
 class VhostUserDaemonPeerTest {
     private static final long ACKED = bit(VirtioFeatures.VERSION_1) | bit(VirtioFeatures.EVENT_IDX);
@@ -48,6 +58,17 @@ class VhostUserDaemonPeerTest {
             MemorySegment v = arena.allocate(ValueLayout.JAVA_LONG);
             assertEquals(8, LibC.readRaw(eventFd, v, 8));
             return v.get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
+    private static byte[] header(VhostUserRequest request) {
+        return ByteBuffer.allocate(VhostUserProtocol.HEADER_SIZE).order(ByteOrder.nativeOrder()).putInt(request.code())
+                .putInt(VhostUserProtocol.VERSION).putInt(0).array();
+    }
+
+    private static long openFds() throws IOException {
+        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.count();
         }
     }
 
@@ -139,6 +160,144 @@ class VhostUserDaemonPeerTest {
             assertEquals(1, read(call), "the front-end still finds the wake-up the loop wrote");
         } finally {
             LibC.closeQuietly(call);
+        }
+    }
+
+    @Test
+    void aSilentPeerIsClosedAfterTheFirstMessageTimeoutAndTheNextFrontendIsServed() throws Exception {
+        try (DaemonOnThread d = new DaemonOnThread(new VhostUserNetDaemon.Options(1, false, 300, 500))) {
+            try (RawFrontend silent = new RawFrontend(d.socket())) {
+                long t0 = System.nanoTime();
+                nextFrontendIsServed(d); // RawFrontend waits 3 s for a reply
+                long ms = (System.nanoTime() - t0) / 1_000_000;
+                assertTrue(ms < 2_500, "served " + ms + " ms after the silent peer connected");
+                silent.expectClosed();
+            }
+            assertTrue(d.log().contains("front-end 1: sent no message within 500 ms of connecting"), d.log());
+            assertEquals(1, d.daemon().stats().silentFrontends());
+            assertEquals(2, d.daemon().stats().frontends());
+        }
+    }
+
+    /**
+     * Connects without blocking (a full backlog answers EAGAIN), retrying for up to 10 s, so a daemon
+     * that never gets to the connection fails the test instead of hanging it.
+     */
+    private static int silentClient(Path socket) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 10_000;
+        while (true) {
+            int fd = LibC.socket(LibC.AF_UNIX, LibC.SOCK_STREAM | LibC.SOCK_NONBLOCK | LibC.SOCK_CLOEXEC);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment addr = arena.allocate(LibC.SOCKADDR_UN_SIZE, 2);
+                addr.set(ValueLayout.JAVA_SHORT, 0, (short) LibC.AF_UNIX);
+                addr.setString(2, socket.toString());
+                LibC.connect(fd, addr, "path=" + socket);
+                return fd;
+            } catch (io.vmm4j.core.linux.LinuxException e) {
+                LibC.closeQuietly(fd);
+                if (e.errno() != io.vmm4j.core.linux.Errno.EAGAIN || System.currentTimeMillis() > deadline) {
+                    throw new AssertionError("could not connect a silent client within 10 s: " + e.getMessage());
+                }
+                Thread.sleep(20);
+            }
+        }
+    }
+
+    /** The daemon hung up on {@code fd} within {@code millis}: end of stream, nothing sent. */
+    private static void assertHungUp(int fd, int millis) {
+        assertTrue(LibC.pollOne(fd, LibC.POLLIN, millis) != 0, "the daemon closed the silent connection within " + millis + " ms");
+        try (Arena arena = Arena.ofConfined()) {
+            assertEquals(0, LibC.readRaw(fd, arena.allocate(16), 16), "end of stream");
+        }
+    }
+
+    @Test
+    void manySilentPeersLeaveNoDescriptorOrThreadBehind() throws Exception {
+        try (DaemonOnThread d = new DaemonOnThread(new VhostUserNetDaemon.Options(1, false, 300, 100))) {
+            nextFrontendIsServed(d); // everything the daemon keeps is made by now
+            d.awaitSessionsEnded(1, 3_000);
+            long fdsBefore = openFds();
+            int threadsBefore = Thread.getAllStackTraces().size();
+            int n = 20;
+            List<Integer> silent = new ArrayList<>();
+            try {
+                for (int i = 0; i < n; i++) {
+                    silent.add(silentClient(d.socket())); // more than the backlog of 8: they wait their turn
+                }
+                for (int fd : silent) {
+                    assertHungUp(fd, 3_000);
+                }
+            } finally {
+                silent.forEach(LibC::closeQuietly);
+            }
+            assertEquals(n, d.daemon().stats().silentFrontends());
+            assertEquals(fdsBefore, openFds(), "descriptors open");
+            assertEquals(threadsBefore, Thread.getAllStackTraces().size(), "threads alive");
+            nextFrontendIsServed(d);
+        }
+    }
+
+    @Test
+    void aPeerTricklingItsFirstHeaderIsClosedWhenTheMessageTimeoutRunsOut() throws Exception {
+        try (DaemonOnThread d = new DaemonOnThread(new VhostUserNetDaemon.Options(1, false, 300, 5_000));
+             RawFrontend f = new RawFrontend(d.socket())) {
+            byte[] header = header(VhostUserRequest.GET_FEATURES);
+            try {
+                for (byte b : header) {
+                    f.channel.sendRaw(new byte[] {b});
+                    Thread.sleep(100); // each byte well inside the timeout, the whole header far beyond it
+                }
+            } catch (RuntimeException closed) {
+                // the daemon hung up mid-header: later bytes find no reader
+            }
+            d.awaitSessionsEnded(1, 3_000);
+            String end = d.daemon().stats().sessions().getFirst().end();
+            assertTrue(end.contains("arrived within 300 ms of the message's first byte: a truncated header"), end);
+            nextFrontendIsServed(d);
+        }
+    }
+
+    @Test
+    void aPeerThatNeverReadsItsRepliesIsClosedWhenItsReplyCannotBeSent() throws Exception {
+        try (DaemonOnThread d = new DaemonOnThread(new VhostUserNetDaemon.Options(1, false, 300, 5_000))) {
+            RawFrontend hog = new RawFrontend(d.socket());
+            byte[] burst = new byte[100 * VhostUserProtocol.HEADER_SIZE];
+            for (int i = 0; i < 100; i++) {
+                System.arraycopy(header(VhostUserRequest.GET_FEATURES), 0, burst, i * VhostUserProtocol.HEADER_SIZE,
+                        VhostUserProtocol.HEADER_SIZE);
+            }
+            Thread spam = Thread.ofPlatform().name("never-reads").start(() -> {
+                try {
+                    for (int i = 0; i < 1_000; i++) {
+                        hog.channel.sendRaw(burst);
+                    }
+                } catch (RuntimeException closed) {
+                    // the daemon hung up
+                }
+            });
+            try {
+                d.awaitSessionsEnded(1, 10_000);
+                String end = d.daemon().stats().sessions().getFirst().end();
+                assertTrue(end.contains("has read nothing for 300 ms"), end);
+                nextFrontendIsServed(d);
+            } finally {
+                LibC.shutdown(hog.channel.fd(), 2);
+                spam.join(5_000);
+                hog.close();
+            }
+        }
+    }
+
+    @Test
+    void aPeerThatStoppedReadingBeforeItsReplyEndsInOneLineNotARefusal() throws Exception {
+        try (DaemonOnThread d = new DaemonOnThread(1, 300); RawFrontend f = new RawFrontend(d.socket())) {
+            LibC.shutdown(f.channel.fd(), 0); // SHUT_RD: a reply to this socket now fails with EPIPE
+            f.send(VhostUserRequest.GET_FEATURES, false, new byte[0]);
+            d.awaitSessionsEnded(1, 3_000);
+            String end = d.daemon().stats().sessions().getFirst().end();
+            assertTrue(end.contains("sending GET_FEATURES") && end.contains("EPIPE"), end);
+            assertFalse(d.log().contains("refused"), "a reply that cannot be sent is no refusal:\n" + d.log());
+            nextFrontendIsServed(d);
         }
     }
 }
