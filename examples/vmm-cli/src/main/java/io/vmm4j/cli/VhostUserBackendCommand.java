@@ -2,11 +2,16 @@ package io.vmm4j.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.vm.InVmmHost;
+import io.vmm4j.core.linux.SocketPathException;
+import io.vmm4j.core.linux.UnixListener;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.user.VhostUserNetDaemon;
+import io.vmm4j.virtio.driver.net.Ipv4Address;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -28,6 +33,8 @@ import java.util.concurrent.Callable;
                     + "counters are printed and the next one is accepted. Frames go to a tap (--tap, created with --host-ip if it "
                     + "does not exist) or to an in-memory port answered by a small IPv4 host inside this process (--port memory).",
             "Every message is checked; a bad one is refused (REPLY_ACK) or ends that connection, never the daemon. "
+                    + "A connection that sends nothing within --first-message-timeout, a message that does not arrive whole within "
+                    + "2 s of its first byte, and a front-end that leaves a reply unread for 2 s end that connection too. "
                     + "The acked features are logged. SIGTERM stops it (and writes --stats-json)."},
         footer = {"", "Examples:",
                 "  ./vmm vhost-user-backend --socket /tmp/vu.sock --tap vu0 &",
@@ -40,7 +47,9 @@ import java.util.concurrent.Callable;
                 "    -chardev socket,id=vu,path=/tmp/vu.sock -netdev vhost-user,id=n0,chardev=vu \\",
                 "    -device virtio-net-pci,netdev=n0,vectors=0"})
 public final class VhostUserBackendCommand implements Callable<Integer> {
-    @Option(names = "--socket", required = true, description = "UNIX socket to listen on (a stale socket file is replaced).")
+    @Option(names = "--socket", required = true, description = "UNIX socket to listen on. A stale socket (nobody listening) is "
+            + "replaced; a live one, or a file that is not a socket, is refused and left alone. On exit only this daemon's own "
+            + "socket is removed.")
     Path socket;
 
     @Option(names = "--tap", description = "Tap to move frames to; created (with --host-ip, link up) if it does not exist.")
@@ -56,9 +65,15 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
             description = "Address/prefix of a tap this command creates, or of the in-memory host. Default: ${DEFAULT-VALUE}.")
     String hostIp;
 
-    @Option(names = "--stats-json", description = "Write the counters (per queue, per front-end) and acked features to this file "
-            + "after each front-end and on exit.")
+    @Option(names = "--stats-json", description = "Write the counters (per queue, per front-end, of the in-memory host) and acked "
+            + "features to this file at start, after each front-end and on exit.")
     Path statsJson;
+
+    @Option(names = "--first-message-timeout", defaultValue = "" + VhostUserNetDaemon.DEFAULT_FIRST_MESSAGE_TIMEOUT_MILLIS,
+            description = "Milliseconds a new connection may take to send its first message before it is closed, so that a "
+                    + "silent peer cannot keep the next front-end waiting (QEMU and DPDK send GET_FEATURES at once). "
+                    + "Default: ${DEFAULT-VALUE}.")
+    int firstMessageTimeoutMs;
 
     @Override
     public Integer call() throws Exception {
@@ -72,63 +87,138 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
         if (queues < 1 || queues > 16) {
             throw new IllegalArgumentException("--queues must be 1..16, was " + queues);
         }
-        if (!hostIp.matches("\\d+\\.\\d+\\.\\d+\\.\\d+(/\\d+)?")) {
-            throw new IllegalArgumentException("--host-ip must look like 10.0.2.2/24, was '" + hostIp + "'");
+        checkHostIp();
+        if (firstMessageTimeoutMs < 1 || firstMessageTimeoutMs > 600_000) {
+            throw new IllegalArgumentException("--first-message-timeout must be 1..600000 ms, was " + firstMessageTimeoutMs);
+        }
+        if (statsJson != null) {
+            checkStatsPath();
+        }
+        // the socket first: a path that is refused must not cost a tap (or bring an existing one up)
+        UnixListener listener;
+        try {
+            listener = UnixListener.bind(socket);
+        } catch (SocketPathException e) {
+            throw new IllegalArgumentException("--socket " + e.getMessage(), e);
         }
         List<AutoCloseable> resources = new ArrayList<>();
-        PacketPort packets;
-        boolean createdTap = false;
-        if (tap != null) {
-            createdTap = !Files.exists(Path.of("/sys/class/net", tap));
-            TapDevice device = TapDevice.open(tap, queues, TapDevice.VNET_HEADER_V1_SIZE);
-            resources.add(device);
-            if (createdTap) {
-                device.addAddress(hostIp);
-                log.printf("vhost-user-backend: tap %s created, host side %s%n", device.name(), hostIp);
+        VhostUserNetDaemon daemon;
+        InVmmHost host = null;
+        try {
+            PacketPort packets;
+            boolean createdTap = false;
+            if (tap != null) {
+                createdTap = !Files.exists(Path.of("/sys/class/net", tap));
+                TapDevice device = TapDevice.open(tap, queues, TapDevice.VNET_HEADER_V1_SIZE);
+                resources.add(device);
+                if (createdTap) {
+                    device.addAddress(hostIp);
+                    log.printf("vhost-user-backend: tap %s created, host side %s%n", device.name(), hostIp);
+                }
+                device.setUp();
+                packets = device;
+            } else {
+                MemoryPort[] pair = MemoryPort.pair(queues, TapDevice.VNET_HEADER_V1_SIZE);
+                resources.add(pair[0]);
+                resources.add(pair[1]);
+                host = new InVmmHost(pair[1], hostAddress(), line -> log.println("vhost-user-backend: " + line));
+                resources.add(host);
+                log.printf("vhost-user-backend: in-memory port, host at %s inside this process%n", hostAddress());
+                packets = pair[0];
             }
-            device.setUp();
-            packets = device;
-        } else {
-            MemoryPort[] pair = MemoryPort.pair(queues, TapDevice.VNET_HEADER_V1_SIZE);
-            resources.add(pair[0]);
-            resources.add(pair[1]);
-            String address = hostIp.contains("/") ? hostIp.substring(0, hostIp.indexOf('/')) : hostIp;
-            resources.add(new InVmmHost(pair[1], address));
-            log.printf("vhost-user-backend: in-memory port, host at %s inside this process%n", address);
-            packets = pair[0];
+            daemon = new VhostUserNetDaemon(listener, packets, new VhostUserNetDaemon.Options(queues, createdTap,
+                    VhostUserNetDaemon.DEFAULT_MESSAGE_TIMEOUT_MILLIS, firstMessageTimeoutMs), log);
+            if (statsJson != null) {
+                try {
+                    writeStatsFile(daemon, host);
+                } catch (IOException e) {
+                    daemon.close();
+                    throw new IllegalArgumentException("--stats-json " + statsJson + ": cannot write it: " + e.getMessage(), e);
+                }
+            }
+        } catch (RuntimeException e) {
+            listener.close();
+            closeAll(resources, log);
+            throw e;
         }
-        VhostUserNetDaemon daemon = new VhostUserNetDaemon(socket, packets,
-                new VhostUserNetDaemon.Options(queues, createdTap, VhostUserNetDaemon.DEFAULT_MESSAGE_TIMEOUT_MILLIS), log);
+        InVmmHost inMemoryHost = host;
         if (statsJson != null) {
-            daemon.onSessionEnd(s -> writeStats(daemon, log));
+            daemon.onSessionEnd(s -> writeStats(daemon, inMemoryHost, log));
         }
         Thread stop = Thread.ofPlatform().unstarted(() -> {
             daemon.close(3_000);
-            writeStats(daemon, log);
+            writeStats(daemon, inMemoryHost, log);
             log.printf("vhost-user-backend: stopped after %d front-end(s)%n", daemon.frontends());
-            for (int i = resources.size() - 1; i >= 0; i--) {
-                try {
-                    resources.get(i).close();
-                } catch (Exception e) {
-                    log.println("vhost-user-backend: closing " + resources.get(i) + " failed: " + e.getMessage());
-                }
-            }
+            closeAll(resources, log);
         });
         Runtime.getRuntime().addShutdownHook(stop);
         daemon.serve(); // returns once the shutdown hook has closed the daemon
         return 0;
     }
 
-    private synchronized void writeStats(VhostUserNetDaemon daemon, PrintStream log) {
+    private String hostAddress() {
+        return hostIp.contains("/") ? hostIp.substring(0, hostIp.indexOf('/')) : hostIp;
+    }
+
+    private void checkHostIp() {
+        String problem = VmRules.hostIp(hostIp);
+        if (problem != null) {
+            throw new IllegalArgumentException("--host-ip " + problem);
+        }
+        int address = Ipv4Address.parseValue(hostAddress());
+        if (address == 0 || Ipv4Address.isMulticastOrReserved(address)) {
+            throw new IllegalArgumentException("--host-ip '" + hostIp + "' is not a unicast host address (0.0.0.0, multicast and "
+                    + "reserved addresses cannot be one); use one like 10.0.2.2/24");
+        }
+    }
+
+    /** The file is written after each front-end and on exit: a path that cannot take it is refused now, not at the end. */
+    private void checkStatsPath() {
+        if (Files.isDirectory(statsJson)) {
+            throw new IllegalArgumentException("--stats-json " + statsJson + " is a directory; give a file path such as "
+                    + statsJson.resolve("vu-stats.json"));
+        }
+        Path dir = statsJson.toAbsolutePath().getParent();
+        if (!Files.isDirectory(dir)) {
+            throw new IllegalArgumentException("--stats-json " + statsJson + ": directory " + dir + " does not exist; create it or "
+                    + "choose another path");
+        }
+        if (!Files.isWritable(dir)) {
+            throw new IllegalArgumentException("--stats-json " + statsJson + ": directory " + dir + " is not writable; choose "
+                    + "another path");
+        }
+    }
+
+    private static void closeAll(List<AutoCloseable> resources, PrintStream log) {
+        for (int i = resources.size() - 1; i >= 0; i--) {
+            try {
+                resources.get(i).close();
+            } catch (Exception e) {
+                log.println("vhost-user-backend: closing " + resources.get(i) + " failed: " + e.getMessage());
+            }
+        }
+    }
+
+    private synchronized void writeStats(VhostUserNetDaemon daemon, InVmmHost host, PrintStream log) {
         if (statsJson == null) {
             return;
         }
         try {
-            Path tmp = statsJson.resolveSibling(statsJson.getFileName() + ".tmp");
-            new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(tmp.toFile(), daemon.stats());
-            Files.move(tmp, statsJson, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            writeStatsFile(daemon, host);
         } catch (IOException e) {
             log.println("vhost-user-backend: writing " + statsJson + " failed: " + e.getMessage());
         }
+    }
+
+    /** The daemon's counters, and the in-memory host's under "inMemoryHost", replaced atomically. */
+    private synchronized void writeStatsFile(VhostUserNetDaemon daemon, InVmmHost host) throws IOException {
+        ObjectMapper mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectNode root = mapper.valueToTree(daemon.stats());
+        if (host != null) {
+            root.set("inMemoryHost", mapper.valueToTree(host.stats()));
+        }
+        Path tmp = statsJson.resolveSibling(statsJson.getFileName() + ".tmp");
+        mapper.writeValue(tmp.toFile(), root);
+        Files.move(tmp, statsJson, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 }

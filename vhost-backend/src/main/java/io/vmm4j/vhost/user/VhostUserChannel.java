@@ -1,5 +1,6 @@
 package io.vmm4j.vhost.user;
 
+import io.vmm4j.core.linux.Errno;
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.linux.LinuxException;
 import io.vmm4j.core.linux.UnixSocket;
@@ -29,11 +30,23 @@ public final class VhostUserChannel implements AutoCloseable {
 
     private final UnixSocket socket;
     private final String peer;
+    private final int sendTimeoutMillis;
+    /** When the message being read must be complete (System.nanoTime), set at its first byte. */
+    private long restDeadline;
 
     /** @param peer who is at the other end, for error messages ("the vhost-user back-end at /run/vu.sock") */
     public VhostUserChannel(UnixSocket socket, String peer) {
+        this(socket, peer, -1);
+    }
+
+    /**
+     * @param sendTimeoutMillis how long a message may wait for the peer to make room for it (-1: for
+     *                          ever): a peer that never reads its replies must not hold the sender
+     */
+    public VhostUserChannel(UnixSocket socket, String peer, int sendTimeoutMillis) {
         this.socket = socket;
         this.peer = peer;
+        this.sendTimeoutMillis = sendTimeoutMillis;
     }
 
     public int fd() {
@@ -44,17 +57,31 @@ public final class VhostUserChannel implements AutoCloseable {
         return peer;
     }
 
-    /** Sends header, payload and descriptors in one sendmsg (the descriptors ride on the first byte). */
+    /**
+     * Sends header, payload and descriptors in one sendmsg (the descriptors ride on the first byte).
+     *
+     * @throws VhostUserFramingException if the peer has gone, or left no room for the send timeout:
+     *                                   the stream can carry no more messages
+     */
     public void send(VhostUserMessage message) {
         byte[] bytes = message.encode();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment data = arena.allocate(bytes.length);
             MemorySegment.copy(bytes, 0, data, ValueLayout.JAVA_BYTE, 0, bytes.length);
-            socket.send(data, message.fds());
+            socket.sendWithin(data, sendTimeoutMillis, message.fds());
         } catch (LinuxException e) {
-            throw new VhostUserException("sending " + message.name() + " to " + peer + " failed: " + e.errnoName()
-                    + " (the peer closed the connection or died)", e);
+            throw new VhostUserFramingException("sending " + message.name() + " to " + peer + " failed: " + (e.errno() == Errno.EAGAIN
+                    ? "it has read nothing for " + sendTimeoutMillis + " ms (a peer that does not read its replies)"
+                    : e.errnoName() + " (the peer closed the connection or died)"));
         }
+    }
+
+    /**
+     * Waits up to {@code millis} for the peer to begin a message (or to hang up, which {@link #receive}
+     * then reports); false if it stayed silent.
+     */
+    public boolean awaitMessage(int millis) {
+        return LibC.pollOne(socket.fd(), LibC.POLLIN, millis) != 0;
     }
 
     /** Sends raw bytes as they are, header included: for tests that must break the framing on purpose. */
@@ -68,7 +95,8 @@ public final class VhostUserChannel implements AutoCloseable {
 
     /**
      * Reads one message. Waits up to {@code firstByteMillis} (-1: for ever) for it to begin, then up
-     * to {@code restMillis} for each further piece of it.
+     * to {@code restMillis} in all for the rest of it (so a peer trickling bytes cannot hold a reader
+     * longer than that either).
      *
      * @return the message, or null if the peer closed the connection between messages
      * @throws VhostUserFramingException if the stream breaks off inside a message, stalls, claims a
@@ -112,15 +140,21 @@ public final class VhostUserChannel implements AutoCloseable {
     /** Fills {@code buf}; returns 0 on end of stream before the first byte, else its length. */
     private long readFully(MemorySegment buf, List<Integer> fds, int firstMillis, int restMillis, String what) {
         long got = 0;
+        boolean first = what.equals("header");
         while (got < buf.byteSize()) {
-            int timeout = got == 0 ? firstMillis : restMillis;
+            boolean begin = got == 0 && first;
+            int timeout = begin ? firstMillis
+                    : restMillis < 0 ? -1 : (int) Math.max(0, (restDeadline - System.nanoTime()) / 1_000_000L);
             if (LibC.pollOne(socket.fd(), LibC.POLLIN, timeout) == 0) {
-                if (got == 0 && what.equals("header")) {
+                if (begin) {
                     throw new VhostUserException("no message from " + peer + " within " + timeout + " ms");
                 }
                 throw new VhostUserFramingException("only " + got + " of " + buf.byteSize() + " bytes of the " + what + " from "
-                        + peer + " arrived within " + timeout + " ms: " + (what.equals("header") ? "a truncated header"
+                        + peer + " arrived within " + restMillis + " ms of the message's first byte: " + (first ? "a truncated header"
                         : "the size field promises more than was sent"));
+            }
+            if (begin) {
+                restDeadline = System.nanoTime() + restMillis * 1_000_000L;
             }
             UnixSocket.Received r;
             try {

@@ -28,7 +28,9 @@ import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_REPLY_ACK;
  * at a time, and moves its guest's frames between the rings and a packet port (a tap, or an
  * in-memory port) with the same queue engine as the VMM's emulated data plane, one event-loop
  * thread ({@code net-io-N}) per queue pair. When a front-end goes, its rings stop, its memory is
- * unmapped, its counters are printed, and the next one is accepted.
+ * unmapped, its counters are printed, and the next one is accepted. A new connection that sends
+ * nothing within the first-message timeout is closed, so a silent peer cannot keep the next one
+ * waiting; a message must arrive whole, and a reply find room, within the message timeout.
  *
  * <p>It offers the ring and transport features (VERSION_1, INDIRECT_DESC, EVENT_IDX, MRG_RXBUF),
  * MTU, MQ with several pairs, and checksum/TSO offloads when the port carries them; protocol
@@ -36,8 +38,10 @@ import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_REPLY_ACK;
  * configuration space (and the control queue) to itself.
  */
 public final class VhostUserNetDaemon implements AutoCloseable {
-    /** How long the rest of a message may take once its first byte has arrived. */
+    /** How long the rest of a message may take once its first byte has arrived, and a reply may wait for the front-end to read. */
     public static final int DEFAULT_MESSAGE_TIMEOUT_MILLIS = 2_000;
+    /** How long a new connection may stay silent: QEMU and DPDK send GET_FEATURES as soon as they connect. */
+    public static final int DEFAULT_FIRST_MESSAGE_TIMEOUT_MILLIS = 5_000;
 
     private static final long OFFLOAD_FEATURES = VirtioFeatures.bit(NetFeatures.CSUM) | VirtioFeatures.bit(NetFeatures.GUEST_CSUM)
             | VirtioFeatures.bit(NetFeatures.GUEST_TSO4) | VirtioFeatures.bit(NetFeatures.GUEST_TSO6)
@@ -49,11 +53,25 @@ public final class VhostUserNetDaemon implements AutoCloseable {
             | VhostUserProtocol.bit(F_PROTOCOL_FEATURES);
 
     /**
-     * @param queuePairs           queue pairs served (at most the port's queues)
-     * @param managesTapMtu        whether NET_SET_MTU may set the tap's MTU (the daemon created the tap)
-     * @param messageTimeoutMillis how long the rest of a message may take once it has begun
+     * @param queuePairs                queue pairs served (at most the port's queues)
+     * @param managesTapMtu             whether NET_SET_MTU may set the tap's MTU (the daemon created the tap)
+     * @param messageTimeoutMillis      how long the rest of a message may take once it has begun, and how long a
+     *                                  reply may wait for the front-end to make room for it
+     * @param firstMessageTimeoutMillis how long a new connection may take to send its first message before it is
+     *                                  closed, so that a silent peer cannot keep the next front-end waiting
      */
-    public record Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis) {
+    public record Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis, int firstMessageTimeoutMillis) {
+        public Options {
+            if (messageTimeoutMillis < 1 || firstMessageTimeoutMillis < 1) {
+                throw new IllegalArgumentException("message timeouts must be positive, were " + messageTimeoutMillis + " and "
+                        + firstMessageTimeoutMillis + " ms");
+            }
+        }
+
+        public Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis) {
+            this(queuePairs, managesTapMtu, messageTimeoutMillis, DEFAULT_FIRST_MESSAGE_TIMEOUT_MILLIS);
+        }
+
         public static Options defaults(int queuePairs) {
             return new Options(queuePairs, false, DEFAULT_MESSAGE_TIMEOUT_MILLIS);
         }
@@ -85,10 +103,14 @@ public final class VhostUserNetDaemon implements AutoCloseable {
                                List<QueueStats> queues) {
     }
 
-    /** Everything the daemon counts: totals over all front-ends so far (the current one included), and each finished one. */
+    /**
+     * Everything the daemon counts: totals over all front-ends so far (the current one included), and each finished one.
+     * {@code silentFrontends}: connections closed because they sent no first message in time (counted in {@code frontends},
+     * not in {@code sessions}).
+     */
     public record Stats(String socket, String port, int queuePairs, List<String> offeredFeatures, List<String> protocolFeatures,
-                        int frontends, long lastAckedFeatures, List<String> lastAckedFeatureNames, List<QueueStats> queues,
-                        List<SessionStats> sessions) {
+                        int frontends, long silentFrontends, long lastAckedFeatures, List<String> lastAckedFeatureNames,
+                        List<QueueStats> queues, List<SessionStats> sessions) {
     }
 
     private final Path socketPath;
@@ -104,26 +126,43 @@ public final class VhostUserNetDaemon implements AutoCloseable {
     private final CountDownLatch served = new CountDownLatch(1);
     private final QueueStats[] totals;
     private volatile VhostUserSession current;
+    /** A connection accepted and waiting for its first message (no session yet). */
+    private volatile VhostUserChannel pending;
+    /** Held while {@link #close} shuts a connection down, and while the serving thread lets go of it before closing its fd. */
+    private final Object connectionLock = new Object();
+    private volatile long silentFrontends;
     private volatile long lastAckedFeatures;
     private volatile int frontends;
     private volatile boolean closed;
     private volatile boolean serving;
 
     /**
-     * Binds {@code socketPath} (replacing a stale socket file) and gets ready to serve; {@link #serve()} accepts.
+     * Binds {@code socketPath} and gets ready to serve; {@link #serve()} accepts. Only a stale socket
+     * there is replaced: a live one, or anything that is not a socket, is refused ({@link UnixListener#bind}).
      *
      * @param log where the daemon's own lines go (one per event: connections, features, rings, refusals)
+     * @throws io.vmm4j.core.linux.SocketPathException if the path cannot be bound, saying why
      */
     public VhostUserNetDaemon(Path socketPath, PacketPort port, Options options, PrintStream log) {
-        if (options.queuePairs() < 1 || options.queuePairs() > port.queueCount()) {
-            throw new IllegalArgumentException(options.queuePairs() + " queue pairs asked, but port " + port.name() + " has "
-                    + port.queueCount() + " queue(s); give the port as many queues as pairs");
+        this(UnixListener.bind(socketPath), port, options, log);
+    }
+
+    /** Serves on a socket already bound (its owner checked the path first); the daemon owns it from here, and closes it. */
+    public VhostUserNetDaemon(UnixListener listener, PacketPort port, Options options, PrintStream log) {
+        try {
+            if (options.queuePairs() < 1 || options.queuePairs() > port.queueCount()) {
+                throw new IllegalArgumentException(options.queuePairs() + " queue pairs asked, but port " + port.name() + " has "
+                        + port.queueCount() + " queue(s); give the port as many queues as pairs");
+            }
+            if (2 * options.queuePairs() > VhostUserProtocol.VRING_INDEX_MASK + 1) {
+                throw new IllegalArgumentException(options.queuePairs() + " queue pairs need more vring indices than the 8 bits of "
+                        + "SET_VRING_KICK hold");
+            }
+        } catch (RuntimeException e) {
+            listener.close();
+            throw e;
         }
-        if (2 * options.queuePairs() > VhostUserProtocol.VRING_INDEX_MASK + 1) {
-            throw new IllegalArgumentException(options.queuePairs() + " queue pairs need more vring indices than the 8 bits of "
-                    + "SET_VRING_KICK hold");
-        }
-        this.socketPath = socketPath;
+        this.socketPath = listener.path();
         this.port = port;
         this.options = options;
         this.log = log;
@@ -142,7 +181,7 @@ public final class VhostUserNetDaemon implements AutoCloseable {
         for (int q = 0; q < totals.length; q++) {
             totals[q] = QueueStats.of(new NetQueueCounters(q, q % 2 == 0 ? "rx" : "tx"));
         }
-        this.listener = UnixListener.bind(socketPath);
+        this.listener = listener;
     }
 
     public Path socketPath() {
@@ -218,17 +257,24 @@ public final class VhostUserNetDaemon implements AutoCloseable {
                     continue;
                 }
                 int number = ++frontends;
-                VhostUserSession session = new VhostUserSession(this, new VhostUserChannel(socket, "front-end " + number), number);
+                // a reply waits for room as long as a message may take to arrive: a front-end that never reads cannot hold us
+                VhostUserChannel channel = new VhostUserChannel(socket, "front-end " + number, options.messageTimeoutMillis());
+                log("front-end %d connected", number);
+                if (!firstMessageArrives(channel, number)) {
+                    continue;
+                }
+                VhostUserSession session = new VhostUserSession(this, channel, number);
                 current = session;
                 if (closed) {
                     session.shutdown();
                 }
-                log("front-end %d connected", number);
                 try {
                     session.run();
                 } finally {
+                    synchronized (connectionLock) {
+                        current = null;
+                    }
                     session.close();
-                    current = null;
                     ended(session);
                 }
             }
@@ -242,6 +288,31 @@ public final class VhostUserNetDaemon implements AutoCloseable {
             }
             served.countDown();
         }
+    }
+
+    /**
+     * Waits for the new connection's first message (or hang-up); closes it if it stays silent, since
+     * one front-end is served at a time and the next one waits behind it.
+     */
+    private boolean firstMessageArrives(VhostUserChannel channel, int number) {
+        pending = channel;
+        try {
+            if (closed) {
+                channel.shutdown();
+            }
+            if (channel.awaitMessage(options.firstMessageTimeoutMillis())) {
+                return true;
+            }
+        } finally {
+            synchronized (connectionLock) {
+                pending = null; // before the fd is closed: close() must never shut down a number reused by another fd
+            }
+        }
+        silentFrontends++;
+        log("front-end %d: sent no message within %d ms of connecting; closed the connection so the next front-end is served "
+                + "(a front-end sends GET_FEATURES as soon as it connects)", number, options.firstMessageTimeoutMillis());
+        channel.close();
+        return false;
     }
 
     private void ended(VhostUserSession session) {
@@ -299,7 +370,7 @@ public final class VhostUserNetDaemon implements AutoCloseable {
             }
         }
         return new Stats(socketPath.toString(), port.name(), options.queuePairs(), featureNames(offeredFeatures),
-                VhostUserProtocol.protocolFeatureNames(offeredProtocolFeatures), frontends, lastAckedFeatures,
+                VhostUserProtocol.protocolFeatureNames(offeredProtocolFeatures), frontends, silentFrontends, lastAckedFeatures,
                 featureNames(lastAckedFeatures), List.copyOf(queues), List.copyOf(finished));
     }
 
@@ -307,9 +378,15 @@ public final class VhostUserNetDaemon implements AutoCloseable {
     public boolean close(long waitMillis) {
         closed = true;
         listener.close();
-        VhostUserSession s = current;
-        if (s != null) {
-            s.shutdown();
+        synchronized (connectionLock) {
+            VhostUserChannel waiting = pending;
+            if (waiting != null) {
+                waiting.shutdown(); // its first-message wait returns at once
+            }
+            VhostUserSession s = current;
+            if (s != null) {
+                s.shutdown();
+            }
         }
         if (!serving) {
             served.countDown();

@@ -1,7 +1,6 @@
 package io.vmm4j.vhost.user;
 
 import io.vmm4j.core.linux.LibC;
-import io.vmm4j.core.linux.LinuxException;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.TapOffloads;
@@ -512,7 +511,7 @@ final class VhostUserSession implements AutoCloseable {
     /** Runs {@code swap} where the pair's engine cannot be signalling at the same time (its loop), so the old fd can be closed after. */
     private void swapOnWorker(int pair, Runnable swap) {
         if (workers[pair] != null) {
-            daemon.loop(pair).executeAndWait(swap);
+            Vring.unblockingSignals(() -> daemon.loop(pair).executeAndWait(swap), rings[2 * pair], rings[2 * pair + 1]);
         } else {
             swap.run();
         }
@@ -528,12 +527,7 @@ final class VhostUserSession implements AutoCloseable {
         if (!target.equals("anon_inode:[eventfd]")) {
             throw new VhostUserException(request + " for vring " + r.index + " passes " + target + ", not an eventfd");
         }
-        try {
-            // never block a data-plane thread on a front-end's eventfd (a saturated counter would)
-            LibC.fcntl(fd, LibC.F_SETFL, LibC.fcntl(fd, LibC.F_GETFL, 0) | LibC.O_NONBLOCK);
-        } catch (LinuxException e) {
-            throw new VhostUserException(request + " for vring " + r.index + ": " + e.getMessage());
-        }
+        // its flags stay as they are: O_NONBLOCK belongs to the open file description the front-end shares (Vring never blocks)
     }
 
     // ---- queue pairs: the engine serves a receive and a transmit ring together ----
@@ -617,7 +611,7 @@ final class VhostUserSession implements AutoCloseable {
         if (w == null) {
             return;
         }
-        w.stop();
+        Vring.unblockingSignals(w::stop, rings[2 * pair], rings[2 * pair + 1]);
         rings[2 * pair].base = w.rxNextAvail();
         rings[2 * pair + 1].base = w.txNextAvail();
         w.release();

@@ -16,6 +16,8 @@ import java.lang.foreign.ValueLayout;
  * ring's worker thread, so they change only on that thread while the ring runs.
  */
 final class Vring {
+    /** How often a wait for a ring's loop checks whether the loop is stuck on a full call counter. */
+    static final int UNBLOCK_CHECK_MILLIS = 100;
     final int index;
     int size;
     VhostUserMessage.VringAddress address;
@@ -25,15 +27,30 @@ final class Vring {
     volatile int kickFd = -1;
     volatile int callFd = -1;
     volatile int errFd = -1;
+    /** The call or err fd the loop is writing to now (-1: none), for {@link #unblockingSignals}. */
+    private volatile int writingFd = -1;
     private final MemorySegment one;
-    private final MemorySegment scratch;
+    /** An iovec over an 8-byte buffer, for reading an eventfd counter (the loop's, and the unblocker's). */
+    private final MemorySegment kickIov;
+    private final MemorySegment drainIov;
+    /** One {@code struct pollfd}, used on the loop thread only. */
+    private final MemorySegment pollFd;
 
     Vring(int index) {
         this.index = index;
         Arena arena = Arena.ofAuto();
         this.one = arena.allocate(ValueLayout.JAVA_LONG);
         this.one.set(ValueLayout.JAVA_LONG, 0, 1L);
-        this.scratch = arena.allocate(ValueLayout.JAVA_LONG);
+        this.kickIov = iov(arena);
+        this.drainIov = iov(arena);
+        this.pollFd = arena.allocate(8, 4);
+    }
+
+    private static MemorySegment iov(Arena arena) {
+        MemorySegment iov = arena.allocate(LibC.IOVEC);
+        iov.set(ValueLayout.ADDRESS, 0, arena.allocate(ValueLayout.JAVA_LONG));
+        iov.set(ValueLayout.JAVA_LONG, 8, 8L);
+        return iov;
     }
 
     /** "rx0", "tx0", "rx1", ...: virtio-net's queue 2p receives, 2p + 1 transmits. */
@@ -41,13 +58,23 @@ final class Vring {
         return (index % 2 == 0 ? "rx" : "tx") + index / 2;
     }
 
-    /** The ring's doorbells for the queue engine: kicks from the kick fd, used-buffer signals to the call fd. */
+    /**
+     * The ring's doorbells for the queue engine: kicks from the kick fd, used-buffer signals to the call fd.
+     *
+     * <p>Both fds are the front-end's: their open file descriptions (and so O_NONBLOCK) are shared with it,
+     * and are never changed here. The kick fd is watched edge-triggered and its counter reset by a read that
+     * cannot block (preadv2 RWF_NOWAIT); the call fd is written only when poll says a write cannot block.
+     */
     QueueSignals signals() {
         return new QueueSignals() {
             @Override
             public Subscription onKick(EventLoop loop, Runnable handler) {
-                EventLoop.Registration r = loop.register(kickFd, LibC.EPOLLIN, ready -> {
-                    LibC.readRaw(kickFd, scratch, 8); // eventfd: reading resets the counter
+                int fd = kickFd;
+                // eventfd(2): every write wakes the fd's waiters, so edge-triggered epoll sees each kick, and a
+                // counter the read below could not reset (another reader got there first, or a kernel before 5.12
+                // without RWF_NOWAIT for eventfds) cannot make the loop spin
+                EventLoop.Registration r = loop.register(fd, LibC.EPOLLIN | LibC.EPOLLET, ready -> {
+                    LibC.preadv2Raw(fd, kickIov, 1, LibC.RWF_NOWAIT); // resets the counter; EAGAIN: already reset
                     handler.run();
                 });
                 return r::close;
@@ -55,19 +82,82 @@ final class Vring {
 
             @Override
             public void signalUsed() {
-                int fd = callFd;
-                if (fd >= 0) {
-                    LibC.writeRaw(fd, one, 8); // EAGAIN: the counter is saturated, the front-end has a wake-up pending
-                }
+                signal(callFd);
             }
         };
     }
 
     /** Tells the front-end that this ring hit an error (SET_VRING_ERR's fd, if any). */
     void signalError() {
-        int fd = errFd;
-        if (fd >= 0) {
-            LibC.writeRaw(fd, one, 8);
+        signal(errFd);
+    }
+
+    /**
+     * Adds 1 to a front-end's eventfd, on the ring's loop thread. eventfd(2): a write blocks only when the
+     * counter would pass 0xfffffffffffffffe, and poll reports POLLOUT exactly while it would not; a saturated
+     * counter already holds a wake-up for the front-end, so the signal is skipped. Only a front-end filling
+     * its own counter between the poll and the write can still make the write block: {@link #unblockingSignals}.
+     */
+    private void signal(int fd) {
+        if (fd < 0) {
+            return;
+        }
+        pollFd.set(ValueLayout.JAVA_INT, 0, fd);
+        pollFd.set(ValueLayout.JAVA_SHORT, 4, LibC.POLLOUT);
+        pollFd.set(ValueLayout.JAVA_SHORT, 6, (short) 0);
+        if (LibC.pollRaw(pollFd, 1, 0) <= 0 || (pollFd.get(ValueLayout.JAVA_SHORT, 6) & LibC.POLLOUT) == 0) {
+            return;
+        }
+        write(fd);
+    }
+
+    /** The write itself, marked for {@link #unblockingSignals} (tests call it directly to lose the race on purpose). */
+    void write(int fd) {
+        writingFd = fd;
+        LibC.writeRaw(fd, one, 8);
+        writingFd = -1;
+    }
+
+    /**
+     * Runs {@code waitForLoop} (a wait, on the session thread, for the loop serving {@code rings}) while
+     * a watcher frees the loop if it is stuck writing to a call or err fd whose counter is full: it reads
+     * (resets) the counter, the write goes through, and the front-end still finds its wake-up. So a
+     * hostile front-end cannot make stopping its rings, and with them the daemon, hang.
+     */
+    static void unblockingSignals(Runnable waitForLoop, Vring... rings) {
+        Object lock = new Object();
+        boolean[] done = {false};
+        Thread watcher = Thread.ofVirtual().name("vring-unblock").start(() -> {
+            while (true) {
+                try {
+                    Thread.sleep(UNBLOCK_CHECK_MILLIS);
+                } catch (InterruptedException e) {
+                    return;
+                }
+                synchronized (lock) {
+                    if (done[0]) {
+                        return; // the waiter may close the fds from now on
+                    }
+                    for (Vring r : rings) {
+                        r.drainIfWriteBlocked();
+                    }
+                }
+            }
+        });
+        try {
+            waitForLoop.run();
+        } finally {
+            synchronized (lock) {
+                done[0] = true;
+            }
+            watcher.interrupt();
+        }
+    }
+
+    private void drainIfWriteBlocked() {
+        int fd = writingFd;
+        if (fd >= 0 && LibC.pollOne(fd, LibC.POLLOUT, 0) == 0) {
+            LibC.preadv2Raw(fd, drainIov, 1, LibC.RWF_NOWAIT);
         }
     }
 

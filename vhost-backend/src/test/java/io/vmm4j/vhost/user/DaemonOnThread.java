@@ -23,10 +23,13 @@ final class DaemonOnThread implements AutoCloseable {
     private final Thread thread;
 
     DaemonOnThread(int pairs, int messageTimeoutMillis) throws IOException {
+        this(new VhostUserNetDaemon.Options(pairs, false, messageTimeoutMillis));
+    }
+
+    DaemonOnThread(VhostUserNetDaemon.Options options) throws IOException {
         dir = Files.createTempDirectory("vu-test");
-        ports = MemoryPort.pair(pairs, TapDevice.VNET_HEADER_V1_SIZE);
-        daemon = new VhostUserNetDaemon(dir.resolve("backend.sock"), ports[0],
-                new VhostUserNetDaemon.Options(pairs, false, messageTimeoutMillis), log);
+        ports = MemoryPort.pair(options.queuePairs(), TapDevice.VNET_HEADER_V1_SIZE);
+        daemon = new VhostUserNetDaemon(dir.resolve("backend.sock"), ports[0], options, log);
         thread = Thread.ofPlatform().name("vhost-user-daemon").start(daemon::serve);
     }
 

@@ -84,6 +84,8 @@ public final class LibC {
     public static final int MSG_CTRUNC = 0x08;
     public static final int MSG_TRUNC = 0x20;
     public static final int MSG_CMSG_CLOEXEC = 0x40000000;
+    // linux/fs.h: per-call flags of preadv2/pwritev2
+    public static final int RWF_NOWAIT = 0x8;
     // signal.h, sys/wait.h
     public static final int SIGKILL = 9;
     public static final int SIGTERM = 15;
@@ -143,6 +145,8 @@ public final class LibC {
     private static final MethodHandle EPOLL_WAIT = errnoCall("epoll_wait",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
     private static final MethodHandle POLL = errnoCall("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
+    private static final MethodHandle PREADV2 = errnoCall("preadv2",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT));
     private static final MethodHandle SOCKETPAIR = errnoCall("socketpair",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
     private static final MethodHandle SOCKET = errnoCall("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
@@ -279,6 +283,31 @@ public final class LibC {
         MemorySegment state = STATE.get();
         try {
             return rawInt((int) IOCTL_LONG.invokeExact(state, fd, request, arg), state);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * preadv2(2) at the file's current position (offset -1) with per-call {@code flags}; returns bytes or -errno.
+     * With {@link #RWF_NOWAIT} one read does not block (EAGAIN instead) while the open file description's
+     * O_NONBLOCK, which every holder of a passed descriptor shares, stays as its owner set it.
+     */
+    public static long preadv2Raw(int fd, MemorySegment iov, int count, int flags) {
+        MemorySegment state = STATE.get();
+        try {
+            long r = (long) PREADV2.invokeExact(state, fd, iov, count, -1L, flags);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** poll(2) over {@code count} caller-owned {@code struct pollfd}s (8 bytes each); returns the ready count or -errno. */
+    public static int pollRaw(MemorySegment pollfds, long count, int timeoutMillis) {
+        MemorySegment state = STATE.get();
+        try {
+            return rawInt((int) POLL.invokeExact(state, pollfds, count, timeoutMillis), state);
         } catch (Throwable t) {
             throw rethrow(t);
         }

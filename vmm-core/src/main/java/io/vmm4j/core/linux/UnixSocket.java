@@ -67,11 +67,26 @@ public final class UnixSocket implements AutoCloseable {
 
     /**
      * Sends all of {@code data}; the fds ride on the first sendmsg, as SCM_RIGHTS ancillary data.
+     * Blocks for as long as the peer leaves its receive queue full.
      */
     public void send(MemorySegment data, int... fds) {
+        sendWithin(data, -1, fds);
+    }
+
+    /**
+     * Sends all of {@code data} (fds on the first sendmsg) within {@code timeoutMillis} (-1: no limit),
+     * so a peer that never reads cannot hold the sender for ever. Each sendmsg is MSG_DONTWAIT, a
+     * per-call flag: the socket's own O_NONBLOCK is left alone.
+     *
+     * @throws LinuxException EAGAIN if the peer left no room for {@code timeoutMillis}; EPIPE or
+     *                        ECONNRESET if it has gone
+     */
+    public void sendWithin(MemorySegment data, int timeoutMillis, int... fds) {
         if (fds.length > MAX_FDS) {
             throw new IllegalArgumentException("cannot pass " + fds.length + " fds in one message; Linux allows " + MAX_FDS);
         }
+        long deadline = timeoutMillis < 0 ? 0 : System.nanoTime() + timeoutMillis * 1_000_000L;
+        int flags = LibC.MSG_NOSIGNAL | (timeoutMillis < 0 ? 0 : LibC.MSG_DONTWAIT);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment iov = arena.allocate(LibC.IOVEC);
             MemorySegment msg = arena.allocate(LibC.MSGHDR);
@@ -96,9 +111,17 @@ public final class UnixSocket implements AutoCloseable {
                     msg.set(ADDRESS, LibC.MSGHDR.byteOffset(groupElement("msg_control")), control);
                     msg.set(JAVA_LONG, LibC.MSGHDR.byteOffset(groupElement("msg_controllen")), space);
                 }
-                long r = LibC.sendmsgRaw(fd, msg, LibC.MSG_NOSIGNAL);
+                long r = LibC.sendmsgRaw(fd, msg, flags);
                 if (r == -Errno.EINTR) {
                     continue;
+                }
+                if (r == -Errno.EAGAIN && timeoutMillis >= 0) {
+                    long left = (deadline - System.nanoTime()) / 1_000_000L;
+                    if (left > 0 && LibC.pollOne(fd, LibC.POLLOUT, (int) Math.min(left, Integer.MAX_VALUE)) != 0) {
+                        continue;
+                    }
+                    throw new LinuxException("sendmsg", Errno.EAGAIN, "fd=" + fd + ", " + sent + " of " + data.byteSize()
+                            + " bytes sent, the peer read nothing for " + timeoutMillis + " ms");
                 }
                 LibC.check(r, "sendmsg", "fd=" + fd + ", bytes=" + rest.byteSize() + ", fds=" + (fdsPending ? fds.length : 0));
                 fdsPending = false;

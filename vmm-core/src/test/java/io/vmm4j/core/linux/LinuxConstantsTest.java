@@ -56,6 +56,11 @@ class LinuxConstantsTest {
     }
 
     @Test
+    void readWriteFlagConstantsMatchHeaders() throws Exception {
+        new HeaderConstants().include("linux/fs.h").expect("(int)RWF_NOWAIT", LibC.RWF_NOWAIT).verify();
+    }
+
+    @Test
     void sealConstantsMatchHeaders() throws Exception {
         new HeaderConstants().include("linux/fcntl.h")
                 .expect("F_ADD_SEALS", LibC.F_ADD_SEALS).expect("F_GET_SEALS", LibC.F_GET_SEALS)
