@@ -5,13 +5,13 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.vm.InVmmHost;
+import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.core.linux.SocketPathException;
 import io.vmm4j.core.linux.UnixListener;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.user.VhostUserNetDaemon;
-import io.vmm4j.virtio.driver.net.Ipv4Address;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -165,10 +165,8 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
         if (problem != null) {
             throw new IllegalArgumentException("--host-ip " + problem);
         }
-        int address = Ipv4Address.parseValue(hostAddress());
-        if (address == 0 || Ipv4Address.isMulticastOrReserved(address)) {
-            throw new IllegalArgumentException("--host-ip '" + hostIp + "' is not a unicast host address (0.0.0.0, multicast and "
-                    + "reserved addresses cannot be one); use one like 10.0.2.2/24");
+        if (!hostIp.contains("/")) {
+            hostIp = hostIp + "/" + VmOptions.DEFAULT_HOST_PREFIX; // as ./vmm run does: a bare address would be a /32 on the tap
         }
     }
 

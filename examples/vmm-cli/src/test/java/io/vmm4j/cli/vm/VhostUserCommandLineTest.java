@@ -125,10 +125,10 @@ class VhostUserCommandLineTest {
     void aBadHostIpOrAStatsFileInAMissingDirectoryIsRefusedAtStart() throws Exception {
         Path socket = dir.resolve("vu.sock");
         try (VmmProcess d = daemon(socket, "--host-ip", "10.0.2.2/99")) {
-            refused(d, "--host-ip '10.0.2.2/99' is not an address with prefix");
+            refused(d, "--host-ip '10.0.2.2/99'", "a /99 prefix leaves no address for the guest");
         }
         try (VmmProcess d = daemon(socket, "--host-ip", "0.0.0.0/24")) {
-            refused(d, "--host-ip '0.0.0.0/24' is not a unicast host address");
+            refused(d, "--host-ip '0.0.0.0/24'", "0.0.0.0 is the unspecified address");
         }
         Path stats = dir.resolve("no-such-dir").resolve("vu.json");
         try (VmmProcess d = daemon(socket, "--stats-json", stats.toString())) {
