@@ -3,6 +3,7 @@ package io.vmm4j.core.boot;
 import io.vmm4j.core.kvm.KvmRegs;
 import io.vmm4j.core.kvm.KvmSregs;
 import io.vmm4j.core.kvm.KvmVcpu;
+import io.vmm4j.core.kvm.LongMode;
 import io.vmm4j.core.memory.GuestMemory;
 
 import java.nio.charset.StandardCharsets;
@@ -179,8 +180,8 @@ public final class LinuxLoader {
      */
     public static void enter(KvmVcpu vcpu, Loaded loaded) {
         KvmSregs s = vcpu.getSregs();
-        s.cs = segment(BOOT_CS, 0xB, true);
-        KvmSregs.Segment data = segment(BOOT_DS, 0x3, false);
+        s.cs = LongMode.flatSegment(BOOT_CS, 0xB, true);
+        KvmSregs.Segment data = LongMode.flatSegment(BOOT_DS, 0x3, false);
         s.ds = data;
         s.es = data;
         s.fs = data;
@@ -210,19 +211,5 @@ public final class LinuxLoader {
         r.set(KvmRegs.RBP, BOOT_STACK);
         r.set(KvmRegs.RFLAGS, 0x2); // bit 1 is always 1; IF clear
         vcpu.setRegs(r);
-    }
-
-    private static KvmSregs.Segment segment(int selector, int type, boolean code) {
-        KvmSregs.Segment x = new KvmSregs.Segment();
-        x.base = 0;
-        x.limit = 0xFFFF_FFFF;
-        x.selector = selector;
-        x.type = type;
-        x.present = true;
-        x.s = true;
-        x.l = code;
-        x.db = !code; // a 64-bit code segment has D = 0
-        x.g = true;
-        return x;
     }
 }

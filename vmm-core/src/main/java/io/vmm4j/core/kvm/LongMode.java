@@ -62,8 +62,8 @@ public final class LongMode {
         }
         writeTables(memory);
         KvmSregs s = vcpu.getSregs();
-        s.cs = segment(CODE_SELECTOR, 0xB, true);   // execute/read, accessed; L=1
-        KvmSregs.Segment data = segment(DATA_SELECTOR, 0x3, false); // read/write, accessed
+        s.cs = flatSegment(CODE_SELECTOR, 0xB, true);   // execute/read, accessed; L=1
+        KvmSregs.Segment data = flatSegment(DATA_SELECTOR, 0x3, false); // read/write, accessed
         s.ds = data;
         s.es = data;
         s.fs = data;
@@ -94,7 +94,8 @@ public final class LongMode {
         vcpu.setRegs(r);
     }
 
-    private static KvmSregs.Segment segment(int selector, int type, boolean code) {
+    /** A flat 4 GiB segment (base 0, page granular, DPL 0): a 64-bit code segment or a data segment. */
+    public static KvmSregs.Segment flatSegment(int selector, int type, boolean code) {
         KvmSregs.Segment x = new KvmSregs.Segment();
         x.base = 0;
         x.limit = 0xFFFF_FFFF;
