@@ -2,7 +2,7 @@ package io.vmm4j.virtio.pci;
 
 /**
  * Register offsets of {@code struct virtio_pci_common_cfg} (virtio 1.2 §4.1.4.3), shared by the
- * device side (the transport) and the guest-side driver.
+ * device side ({@link CommonConfigRegisters}) and the guest-side driver.
  */
 public final class CommonConfig {
     public static final int DEVICE_FEATURE_SELECT = 0x00;

@@ -21,9 +21,12 @@ import org.slf4j.LoggerFactory;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
@@ -31,10 +34,10 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * common configuration, ISR, device configuration and notification structures and whose BAR 2
  * holds the MSI-X table and PBA, all announced by vendor capabilities.
  *
- * <p>This is the control plane: feature negotiation and the status machine run here,
- * synchronously on the accessing (vCPU) thread. Notify writes signal the queue's kick eventfd
- * (ioeventfd semantics) or, in {@link NotifyMode#SYNCHRONOUS}, run the device's queue handler on
- * the spot. A queue's call eventfd (irqfd) is routed to its MSI-X vector, or to INTx with MSI-X off.
+ * <p>This is the control plane. The common configuration is a {@link CommonConfigRegisters};
+ * feature negotiation and the status machine behind its device_status run here, synchronously on
+ * the accessing (vCPU) thread. Notify writes signal the queue's kick eventfd (ioeventfd semantics)
+ * or, in {@link NotifyMode#SYNCHRONOUS}, run the device's queue handler on the spot. A queue's call eventfd (irqfd) is routed to its MSI-X vector, or to INTx with MSI-X off.
  */
 public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     private static final Logger LOG = LoggerFactory.getLogger(VirtioPciTransport.class);
@@ -55,7 +58,8 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
         default void featuresNegotiated(long offered, long acked, boolean accepted, String problem) {
         }
 
-        default void queueActivated(int queue, int size, long desc, long driver, long device, int msixVector) {
+        /** A queue that passed validation at DRIVER_OK, with the registers the driver set. */
+        default void queueActivated(QueueRegisters queue) {
         }
 
         default void deviceError(String reason) {
@@ -65,7 +69,7 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     /**
      * Told after a queue's MSI-X vector assignment changed (the driver's queue_msix_vector write,
      * or a reset back to NO_VECTOR), so something that routes the queue's call eventfd outside this
-     * transport (KVM irqfd) can follow. Called on the accessing thread with the transport locked.
+     * transport (KVM irqfd) can follow. Called on the accessing thread with the common config locked.
      */
     public interface QueueVectorListener {
         void queueVectorChanged(int queue, int vector);
@@ -99,35 +103,25 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     private final IntxLine intx;
     private final int queueCount;
     private final List<Observer> observers = new ArrayList<>();
-    private final List<QueueVectorListener> vectorListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<QueueVectorListener> vectorListeners = new CopyOnWriteArrayList<>();
     private final int pciCfgCapOffset;
     private final VirtioRegisters registers = new VirtioRegisters();
+    private final CommonConfigRegisters commonConfig;
 
-    // common configuration state (guarded by this, except the atomics)
-    private final AtomicInteger status = new AtomicInteger();
-    private final AtomicInteger configGeneration = new AtomicInteger();
+    // device state beyond the common configuration (guarded by commonConfig, except the atomics and volatiles)
     private final AtomicInteger isr = new AtomicInteger();
-    private volatile int configVector = MsixTable.NO_VECTOR;
-    private final AtomicIntegerArray queueVector;
-    private int deviceFeatureSelect;
-    private int driverFeatureSelect;
-    private long driverFeatures;
-    private int queueSelect;
-    private final int[] queueSize;
-    private final boolean[] queueEnabled;
-    private final long[] queueDesc;
-    private final long[] queueDriver;
-    private final long[] queueDevice;
     private final EventFd[] kick;
     private final EventFd[] call;
     private final QueueBinding[] bindings;
     private volatile boolean active;
     private volatile String lastError;
+    private volatile String featureRefusal;
 
     // counters
     private final AtomicLongArray notifies;
     private final AtomicLongArray queueInterrupts;
-    private final AtomicLongArray configInterrupts = new AtomicLongArray(1);
+    private final AtomicLong configInterrupts = new AtomicLong();
+    private final AtomicLong needsResets = new AtomicLong();
 
     /**
      * @param interruptLoop the loop that turns call-eventfd signals into interrupts (the in-process
@@ -147,23 +141,17 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
         if (device.configSize() > REGION_SIZE) {
             throw new IllegalArgumentException(device.name() + " config space of " + device.configSize() + " bytes exceeds " + REGION_SIZE);
         }
-        this.queueVector = new AtomicIntegerArray(queueCount);
-        this.queueSize = new int[queueCount];
-        this.queueEnabled = new boolean[queueCount];
-        this.queueDesc = new long[queueCount];
-        this.queueDriver = new long[queueCount];
-        this.queueDevice = new long[queueCount];
         this.kick = new EventFd[queueCount];
         this.call = new EventFd[queueCount];
         this.bindings = new QueueBinding[queueCount];
         this.notifies = new AtomicLongArray(queueCount);
         this.queueInterrupts = new AtomicLongArray(queueCount);
-        resetQueueRegisters();
 
         int type = device.deviceType();
         this.config = new PciConfigSpace(device.name(), mmio, VENDOR_ID, DEVICE_ID_BASE + type, 1,
                 device.pciClassCode(), VENDOR_ID, SUBSYSTEM_ID, 1);
         this.msix = new MsixTable(msixVectors, MSIX_BAR, MSIX_TABLE_OFFSET, MSIX_PBA_OFFSET, msiSink);
+        this.commonConfig = new CommonConfigRegisters(device, msix.vectors(), this::writeStatus, this::fireQueueVectorChanged);
         config.addMemoryBar64(VIRTIO_BAR, VIRTIO_BAR_SIZE, false, registers);
         config.addMemoryBar64(MSIX_BAR, MSIX_BAR_SIZE, false, msix);
         addVirtioCapability(VirtioPciCapability.COMMON_CFG, COMMON_OFFSET, CommonConfig.SIZE, null);
@@ -232,7 +220,12 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
 
     /** The MSI-X vector queue {@code queue} interrupts on, or {@link MsixTable#NO_VECTOR}. */
     public int queueVector(int queue) {
-        return queueVector.get(queue);
+        return commonConfig.queueMsixVector(queue);
+    }
+
+    /** The common configuration's registers as they are now, read without waiting for the vCPU thread. */
+    public CommonConfigSnapshot commonConfig() {
+        return commonConfig.snapshot();
     }
 
     public PciConfigSpace configSpace() {
@@ -248,7 +241,7 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     }
 
     public int status() {
-        return status.get();
+        return commonConfig.deviceStatus();
     }
 
     /** The last error that set DEVICE_NEEDS_RESET, or null. */
@@ -256,9 +249,14 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
         return lastError;
     }
 
+    /** Why the status machine refused the last FEATURES_OK, or null (also after an accepted one, and after a reset). */
+    public String featureRefusal() {
+        return featureRefusal;
+    }
+
     /** The acked feature set (meaningful once FEATURES_OK is set). */
-    public synchronized long driverFeatures() {
-        return driverFeatures;
+    public long driverFeatures() {
+        return commonConfig.driverFeatures();
     }
 
     public EventFd kickFd(int queue) {
@@ -278,7 +276,12 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     }
 
     public long configInterruptCount() {
-        return configInterrupts.get(0);
+        return configInterrupts.get();
+    }
+
+    /** How many times the device entered DEVICE_NEEDS_RESET (a ring, queue or activation error). */
+    public long needsResetCount() {
+        return needsResets.get();
     }
 
     // ---- PciFunction ----
@@ -299,13 +302,13 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     public void signalQueue(int q) {
         queueInterrupts.incrementAndGet(q);
         isr.getAndUpdate(v -> v | ISR_QUEUE);
-        raise(queueVector.get(q));
+        raise(commonConfig.queueMsixVector(q));
     }
 
     private void signalConfig() {
-        configInterrupts.incrementAndGet(0);
+        configInterrupts.incrementAndGet();
         isr.getAndUpdate(v -> v | ISR_CONFIG);
-        raise(configVector);
+        raise(commonConfig.configMsixVector());
     }
 
     private void raise(int vector) {
@@ -321,19 +324,20 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
 
     @Override
     public void configChanged() {
-        configGeneration.incrementAndGet();
+        commonConfig.configChanged();
         signalConfig();
     }
 
     @Override
     public void deviceError(String reason) {
         lastError = reason;
-        int old = status.getAndUpdate(s -> s | DeviceStatus.DEVICE_NEEDS_RESET);
+        int old = commonConfig.addDeviceStatus(DeviceStatus.DEVICE_NEEDS_RESET);
         LOG.warn("{}: device needs reset: {}", device.name(), reason);
         for (Observer o : observers) {
             o.deviceError(reason);
         }
         if ((old & DeviceStatus.DEVICE_NEEDS_RESET) == 0) {
+            needsResets.incrementAndGet();
             notifyStatus(old, old | DeviceStatus.DEVICE_NEEDS_RESET);
             signalConfig();
         }
@@ -352,14 +356,15 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
      * writing 0 to device_status, done by the VMM. The driver finds the device reset and starts over.
      */
     public void resetDevice() {
-        writeStatus(0);
+        commonConfig.write(CommonConfig.DEVICE_STATUS, 1, 0);
     }
 
     // ---- status machine (§2.1, §3.1.1) ----
 
-    private synchronized void writeStatus(int value) {
+    /** A device_status write, from the driver or {@link #resetDevice()}; runs with the common config locked. */
+    private void writeStatus(int value) {
         value &= 0xFF;
-        int old = status.get();
+        int old = commonConfig.deviceStatus();
         if (value == 0) {
             reset();
             notifyStatus(old, 0);
@@ -369,7 +374,9 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
         int next = value | (old & DeviceStatus.DEVICE_NEEDS_RESET);
         int added = next & ~old;
         if ((added & DeviceStatus.FEATURES_OK) != 0) {
+            long driverFeatures = commonConfig.driverFeatures();
             String problem = featureProblem(driverFeatures);
+            featureRefusal = problem;
             for (Observer o : observers) {
                 o.featuresNegotiated(device.offeredFeatures(), driverFeatures, problem == null, problem);
             }
@@ -379,12 +386,12 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
             }
         }
         if ((added & DeviceStatus.DRIVER_OK) != 0 && (next & DeviceStatus.FEATURES_OK) == 0) {
-            status.set(next & ~DeviceStatus.DRIVER_OK);
+            commonConfig.setDeviceStatus(next & ~DeviceStatus.DRIVER_OK);
             notifyStatus(old, next & ~DeviceStatus.DRIVER_OK);
             deviceError("the driver set DRIVER_OK without FEATURES_OK");
             return;
         }
-        status.set(next);
+        commonConfig.setDeviceStatus(next);
         notifyStatus(old, next);
         if ((added & DeviceStatus.DRIVER_OK) != 0) {
             activate();
@@ -398,7 +405,7 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
         long offered = device.offeredFeatures();
         if ((acked & ~offered) != 0) {
             return String.format("the driver accepted features the device does not offer: %s",
-                    VirtioFeatures.names(acked & ~offered, java.util.Map.of()));
+                    VirtioFeatures.names(acked & ~offered, Map.of()));
         }
         if (!VirtioFeatures.has(acked, VirtioFeatures.VERSION_1)) {
             return "the driver did not accept VERSION_1; this modern-only device has no legacy interface";
@@ -407,34 +414,35 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     }
 
     private void activate() {
+        long driverFeatures = commonConfig.driverFeatures();
         boolean eventIdx = VirtioFeatures.has(driverFeatures, VirtioFeatures.EVENT_IDX);
         List<QueueBinding> enabled = new ArrayList<>();
         for (int q = 0; q < queueCount; q++) {
-            if (!queueEnabled[q]) {
+            QueueRegisters r = commonConfig.queue(q);
+            if (!r.enabled()) {
                 enabled.add(null);
                 continue;
             }
-            int size = queueSize[q];
             try {
-                if (size > device.maxQueueSize(q)) {
-                    throw new VirtqueueException("size " + size + " exceeds the maximum " + device.maxQueueSize(q));
+                if (r.size() > device.maxQueueSize(q)) {
+                    throw new VirtqueueException("size " + r.size() + " exceeds the maximum " + device.maxQueueSize(q));
                 }
-                SplitQueue.validateLayout(memory, size, queueDesc[q], queueDriver[q], queueDevice[q]);
+                SplitQueue.validateLayout(memory, r.size(), r.desc(), r.driver(), r.device());
             } catch (VirtqueueException e) {
                 deviceError("queue " + q + " cannot be used: " + e.getMessage());
                 return;
             }
             int queue = q;
-            QueueBinding b = new QueueBinding(q, size, queueDesc[q], queueDriver[q], queueDevice[q], eventIdx, memory,
+            QueueBinding b = new QueueBinding(q, r.size(), r.desc(), r.driver(), r.device(), eventIdx, memory,
                     kick[q], call[q], notifyMode == NotifyMode.SYNCHRONOUS, () -> signalQueue(queue));
             bindings[q] = b;
             enabled.add(b);
             for (Observer o : observers) {
-                o.queueActivated(q, size, queueDesc[q], queueDriver[q], queueDevice[q], queueVector.get(q));
+                o.queueActivated(r);
             }
         }
         try {
-            device.activate(new ActivationContext(memory, driverFeatures, java.util.Collections.unmodifiableList(enabled), this));
+            device.activate(new ActivationContext(memory, driverFeatures, Collections.unmodifiableList(enabled), this));
             active = true;
         } catch (RuntimeException e) {
             LOG.warn("{}: activation failed", device.name(), e);
@@ -470,154 +478,17 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
             kick[q].drain();
             call[q].drain();
         }
-        resetQueueRegisters();
-        for (int q = 0; q < queueCount; q++) {
-            fireQueueVectorChanged(q);
-        }
-        deviceFeatureSelect = 0;
-        driverFeatureSelect = 0;
-        driverFeatures = 0;
-        queueSelect = 0;
-        configVector = MsixTable.NO_VECTOR;
         isr.set(0);
         config.setInterruptStatus(false);
         intx.deassertLine();
         lastError = null;
-        status.set(0);
+        featureRefusal = null;
+        commonConfig.reset(); // device_status reads 0 only once all of the above is done (§2.4)
     }
 
-    private void resetQueueRegisters() {
-        for (int q = 0; q < queueCount; q++) {
-            queueSize[q] = device.maxQueueSize(q);
-            queueEnabled[q] = false;
-            queueVector.set(q, MsixTable.NO_VECTOR);
-            queueDesc[q] = 0;
-            queueDriver[q] = 0;
-            queueDevice[q] = 0;
-        }
-    }
-
-    // ---- common configuration (§4.1.4.3) ----
-
-    private synchronized long readField(int field) {
-        boolean queueValid = queueSelect < queueCount;
-        int q = queueSelect;
-        return switch (field) {
-            case CommonConfig.DEVICE_FEATURE_SELECT -> deviceFeatureSelect & 0xFFFF_FFFFL;
-            case CommonConfig.DEVICE_FEATURE -> deviceFeatureSelect < 2
-                    ? (device.offeredFeatures() >>> (32 * deviceFeatureSelect)) & 0xFFFF_FFFFL : 0;
-            case CommonConfig.DRIVER_FEATURE_SELECT -> driverFeatureSelect & 0xFFFF_FFFFL;
-            case CommonConfig.DRIVER_FEATURE -> driverFeatureSelect < 2
-                    ? (driverFeatures >>> (32 * driverFeatureSelect)) & 0xFFFF_FFFFL : 0;
-            case CommonConfig.CONFIG_MSIX_VECTOR -> configVector;
-            case CommonConfig.NUM_QUEUES -> queueCount;
-            case CommonConfig.DEVICE_STATUS -> status.get();
-            case CommonConfig.CONFIG_GENERATION -> configGeneration.get() & 0xFF;
-            case CommonConfig.QUEUE_SELECT -> queueSelect;
-            // §4.1.4.3: a queue_select past num_queues reads size 0 (not available)
-            case CommonConfig.QUEUE_SIZE -> queueValid ? queueSize[q] : 0;
-            case CommonConfig.QUEUE_MSIX_VECTOR -> queueValid ? queueVector.get(q) : MsixTable.NO_VECTOR;
-            case CommonConfig.QUEUE_ENABLE -> queueValid && queueEnabled[q] ? 1 : 0;
-            case CommonConfig.QUEUE_NOTIFY_OFF, CommonConfig.QUEUE_NOTIFY_DATA -> queueValid ? q : 0;
-            case CommonConfig.QUEUE_DESC -> queueValid ? queueDesc[q] : 0;
-            case CommonConfig.QUEUE_DRIVER -> queueValid ? queueDriver[q] : 0;
-            case CommonConfig.QUEUE_DEVICE -> queueValid ? queueDevice[q] : 0;
-            case CommonConfig.QUEUE_RESET -> 0; // RING_RESET is not offered: nothing is ever resetting
-            default -> 0;
-        };
-    }
-
-    private synchronized void writeField(int field, long value) {
-        boolean queueValid = queueSelect < queueCount;
-        int q = queueSelect;
-        boolean featuresLocked = (status.get() & DeviceStatus.FEATURES_OK) != 0;
-        boolean queueLocked = !queueValid || queueEnabled[q];
-        switch (field) {
-            case CommonConfig.DEVICE_FEATURE_SELECT -> deviceFeatureSelect = (int) value;
-            case CommonConfig.DRIVER_FEATURE_SELECT -> driverFeatureSelect = (int) value;
-            case CommonConfig.DRIVER_FEATURE -> {
-                if (featuresLocked || driverFeatureSelect > 1) {
-                    LOG.debug("{}: ignored driver_feature write (select {}, FEATURES_OK {})", device.name(), driverFeatureSelect, featuresLocked);
-                    return;
-                }
-                int shift = 32 * driverFeatureSelect;
-                driverFeatures = (driverFeatures & ~(0xFFFF_FFFFL << shift)) | ((value & 0xFFFF_FFFFL) << shift);
-            }
-            case CommonConfig.CONFIG_MSIX_VECTOR -> configVector = acceptVector((int) value);
-            case CommonConfig.DEVICE_STATUS -> writeStatus((int) value);
-            case CommonConfig.QUEUE_SELECT -> queueSelect = (int) value & 0xFFFF;
-            case CommonConfig.QUEUE_SIZE -> {
-                if (!queueLocked) {
-                    queueSize[q] = (int) value & 0xFFFF;
-                }
-            }
-            case CommonConfig.QUEUE_MSIX_VECTOR -> {
-                if (queueValid) {
-                    queueVector.set(q, acceptVector((int) value));
-                    fireQueueVectorChanged(q);
-                }
-            }
-            case CommonConfig.QUEUE_ENABLE -> {
-                // §4.1.4.3.2: the driver must not write 0; a queue is disabled only by reset
-                if (queueValid && value == 1 && (status.get() & DeviceStatus.DRIVER_OK) == 0) {
-                    queueEnabled[q] = true;
-                }
-            }
-            case CommonConfig.QUEUE_DESC -> {
-                if (!queueLocked) {
-                    queueDesc[q] = value;
-                }
-            }
-            case CommonConfig.QUEUE_DRIVER -> {
-                if (!queueLocked) {
-                    queueDriver[q] = value;
-                }
-            }
-            case CommonConfig.QUEUE_DEVICE -> {
-                if (!queueLocked) {
-                    queueDevice[q] = value;
-                }
-            }
-            default -> LOG.debug("{}: ignored write to read-only common config field 0x{}", device.name(), Integer.toHexString(field));
-        }
-    }
-
-    private void fireQueueVectorChanged(int q) {
+    private void fireQueueVectorChanged(int queue, int vector) {
         for (QueueVectorListener l : vectorListeners) {
-            l.queueVectorChanged(q, queueVector.get(q));
-        }
-    }
-
-    /** §4.1.5.1.2: a vector the table does not have reads back as NO_VECTOR. */
-    private int acceptVector(int vector) {
-        vector &= 0xFFFF;
-        return vector < msix.vectors() ? vector : MsixTable.NO_VECTOR;
-    }
-
-    private long readCommon(int offset, int size) {
-        int[] f = CommonConfig.fieldAt(offset);
-        if (f == null || offset + size > f[0] + f[1]) {
-            return 0;
-        }
-        long v = readField(f[0]) >>> (8 * (offset - f[0]));
-        return size == 8 ? v : v & ((1L << (8 * size)) - 1);
-    }
-
-    private void writeCommon(int offset, int size, long value) {
-        int[] f = CommonConfig.fieldAt(offset);
-        if (f == null || offset + size > f[0] + f[1]) {
-            return;
-        }
-        if (size == f[1]) {
-            writeField(f[0], value);
-            return;
-        }
-        // a partial write (e.g. one 32-bit half of queue_desc): merge with the current value
-        synchronized (this) {
-            int shift = 8 * (offset - f[0]);
-            long mask = ((1L << (8 * size)) - 1) << shift;
-            long merged = (readField(f[0]) & ~mask) | ((value << shift) & mask);
-            writeField(f[0], merged);
+            l.queueVectorChanged(queue, vector);
         }
     }
 
@@ -647,7 +518,7 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
         public long read(long offset, int size) {
             int off = (int) offset;
             if (off < ISR_OFFSET) {
-                return readCommon(off - COMMON_OFFSET, size);
+                return commonConfig.read(off - COMMON_OFFSET, size);
             }
             if (off < DEVICE_OFFSET) {
                 if (off != ISR_OFFSET) {
@@ -670,7 +541,7 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
         public void write(long offset, int size, long value) {
             int off = (int) offset;
             if (off < ISR_OFFSET) {
-                writeCommon(off - COMMON_OFFSET, size, value);
+                commonConfig.write(off - COMMON_OFFSET, size, value);
             } else if (off >= DEVICE_OFFSET && off < NOTIFY_OFFSET) {
                 int rel = off - DEVICE_OFFSET;
                 if (rel + size <= device.configSize()) {

@@ -6,7 +6,6 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.vmm4j.cli.capture.PacketCapture;
 import io.vmm4j.cli.vm.ToyVm;
-import io.vmm4j.cli.vm.VirtioDeviceState;
 import io.vmm4j.virtio.net.VirtioNet;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 
@@ -35,9 +34,8 @@ public final class VmMetrics {
             if (t == null) {
                 continue;
             }
-            VirtioDeviceState state = slot.state();
             Tags device = Tags.of("device", t.device().name(), "id", slot.id());
-            FunctionCounter.builder("vmm4j.virtio.needs.reset", state, VirtioDeviceState::needsResetCount)
+            FunctionCounter.builder("vmm4j.virtio.needs.reset", t, VirtioPciTransport::needsResetCount)
                     .description("times the device entered DEVICE_NEEDS_RESET (a ring, queue or activation error)").tags(device)
                     .register(registry);
             FunctionCounter.builder("vmm4j.virtio.config.interrupts", t, VirtioPciTransport::configInterruptCount)

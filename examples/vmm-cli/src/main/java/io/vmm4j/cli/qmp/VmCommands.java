@@ -6,15 +6,16 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vmm4j.cli.capture.PacketCapture;
 import io.vmm4j.cli.vm.ToyVm;
-import io.vmm4j.cli.vm.VirtioDeviceState;
 import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetConfig;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.net.VirtioNet;
+import io.vmm4j.virtio.pci.CommonConfigSnapshot;
 import io.vmm4j.virtio.pci.MsixTable;
 import io.vmm4j.virtio.pci.PciConfigSpace;
+import io.vmm4j.virtio.pci.QueueRegisters;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 
 import java.nio.file.Path;
@@ -217,7 +218,7 @@ public final class VmCommands {
             if (t == null) {
                 continue;
             }
-            VirtioDeviceState state = slot.state();
+            CommonConfigSnapshot common = t.commonConfig();
             boolean isNet = t.device() instanceof VirtioNet;
             Map<Integer, String> names = isNet ? NetFeatures.NAMES : Map.of();
             ObjectNode d = list.addObject();
@@ -225,15 +226,16 @@ public final class VmCommands {
             d.put("type", t.device().name());
             d.put("device-id", t.device().deviceType());
             d.put("pci-slot", slot.slot());
-            int status = t.status();
+            int status = common.deviceStatus();
             d.put("status", DeviceStatus.describe(status));
             d.put("status-value", status);
             ObjectNode features = d.putObject("features");
-            stringArray(features.putArray("offered"), VirtioFeatures.names(t.device().offeredFeatures(), names));
-            long acked = (status & DeviceStatus.FEATURES_OK) != 0 ? t.driverFeatures() : 0;
+            stringArray(features.putArray("offered"), VirtioFeatures.names(common.deviceFeatures(), names));
+            long acked = (status & DeviceStatus.FEATURES_OK) != 0 ? common.driverFeatures() : 0;
             stringArray(features.putArray("acked"), VirtioFeatures.names(acked, names));
-            if (state.featureProblem() != null) {
-                features.put("refused", state.featureProblem());
+            String refusal = t.featureRefusal();
+            if (refusal != null) {
+                features.put("refused", refusal);
             }
             MsixTable msix = t.msix();
             ObjectNode m = d.putObject("msix");
@@ -243,7 +245,10 @@ public final class VmCommands {
             m.put("messages-delivered", msix.deliveredCount());
             m.put("config-interrupts", t.configInterruptCount());
             ArrayNode queues = d.putArray("queues");
-            for (VirtioDeviceState.Queue q : state.queues()) {
+            for (QueueRegisters q : common.queues()) {
+                if (!q.enabled()) {
+                    continue;
+                }
                 ObjectNode qn = queues.addObject();
                 qn.put("index", q.index());
                 qn.put("name", queueName(t, q.index()));
@@ -260,9 +265,10 @@ public final class VmCommands {
                 qn.put("interrupts", t.queueInterruptCount(q.index()));
             }
             ObjectNode errors = d.putObject("needs-reset");
-            errors.put("count", state.needsResetCount());
-            if (state.lastError() != null) {
-                errors.put("last-error", state.lastError());
+            errors.put("count", t.needsResetCount());
+            String lastError = t.lastError();
+            if (lastError != null) {
+                errors.put("last-error", lastError);
             }
             if (t.device() instanceof VirtioNet net) {
                 ObjectNode n = d.putObject("net");

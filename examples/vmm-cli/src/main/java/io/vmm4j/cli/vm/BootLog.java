@@ -2,6 +2,7 @@ package io.vmm4j.cli.vm;
 
 import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.pci.MsixTable;
+import io.vmm4j.virtio.pci.QueueRegisters;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 
 import java.io.PrintStream;
@@ -32,9 +33,9 @@ final class BootLog implements VirtioPciTransport.Observer {
     }
 
     @Override
-    public void queueActivated(int queue, int size, long desc, long driver, long deviceArea, int msixVector) {
-        out.printf("%s: queue %d size %d desc 0x%x avail 0x%x used 0x%x msix %s%n", device, queue, size, desc, driver, deviceArea,
-                msixVector == MsixTable.NO_VECTOR ? "none" : Integer.toString(msixVector));
+    public void queueActivated(QueueRegisters q) {
+        out.printf("%s: queue %d size %d desc 0x%x avail 0x%x used 0x%x msix %s%n", device, q.index(), q.size(), q.desc(), q.driver(),
+                q.device(), q.msixVector() == MsixTable.NO_VECTOR ? "none" : Integer.toString(q.msixVector()));
     }
 
     @Override

@@ -71,8 +71,6 @@ public final class ToyVm implements AutoCloseable {
     private final VirtioNet net;
     private final VirtioPciTransport netTransport;
     private final VirtioPciTransport rngTransport;
-    private final VirtioDeviceState netState = new VirtioDeviceState();
-    private final VirtioDeviceState rngState = new VirtioDeviceState();
     private final KvmMachine kvm;
     private InVmmHost inVmmHost;
     private volatile JavaGuest guest;
@@ -115,12 +113,10 @@ public final class ToyVm implements AutoCloseable {
             net = new VirtioNet(config, backend, control, registry);
             netTransport = new VirtioPciTransport(net, memory, mmio, msiSink, IntxLine.NONE, irqfd, mode, 2 + 2 * options.pairs());
             netTransport.addObserver(new BootLog("virtio-net", log, NetFeatures::names));
-            netTransport.addObserver(netState);
             host.attach(NET_SLOT, netTransport);
 
             VirtioRng rng = new VirtioRng(rngLoop, new SecureRandom());
             rngTransport = new VirtioPciTransport(rng, memory, mmio, msiSink, IntxLine.NONE, irqfd, mode, 2);
-            rngTransport.addObserver(rngState);
             host.attach(RNG_SLOT, rngTransport);
             if (kvm != null) {
                 own(new KvmDoorbells(kvm.vm(), netTransport, control));
@@ -301,15 +297,15 @@ public final class ToyVm implements AutoCloseable {
 
     /**
      * A PCI slot as management sees it: the device's name (QMP's qdev_id), and for a virtio
-     * device its transport and recorded state (null for the host bridge).
+     * device its transport (null for the host bridge).
      */
-    public record PciSlot(int slot, String id, VirtioPciTransport transport, VirtioDeviceState state) {
+    public record PciSlot(int slot, String id, VirtioPciTransport transport) {
     }
 
     /** Every occupied slot on bus 0: the host bridge, virtio-net (net0), virtio-rng (rng0). */
     public List<PciSlot> pciSlots() {
-        return List.of(new PciSlot(0, "", null, null), new PciSlot(NET_SLOT, "net0", netTransport, netState),
-                new PciSlot(RNG_SLOT, "rng0", rngTransport, rngState));
+        return List.of(new PciSlot(0, "", null), new PciSlot(NET_SLOT, "net0", netTransport),
+                new PciSlot(RNG_SLOT, "rng0", rngTransport));
     }
 
     /** Reads a slot's configuration space through the ECAM window, as the guest would (reads have no side effects). */
