@@ -91,10 +91,10 @@ final class CommonConfigRegisters {
         QueueRegisters q = selectedQueue();
         return switch (field) {
             case CommonConfig.DEVICE_FEATURE_SELECT -> deviceFeatureSelect & 0xFFFF_FFFFL;
-            case CommonConfig.DEVICE_FEATURE -> deviceFeatureSelect < 2
+            case CommonConfig.DEVICE_FEATURE -> Integer.compareUnsigned(deviceFeatureSelect, 2) < 0
                     ? (device.offeredFeatures() >>> (32 * deviceFeatureSelect)) & 0xFFFF_FFFFL : 0;
             case CommonConfig.DRIVER_FEATURE_SELECT -> driverFeatureSelect & 0xFFFF_FFFFL;
-            case CommonConfig.DRIVER_FEATURE -> driverFeatureSelect < 2
+            case CommonConfig.DRIVER_FEATURE -> Integer.compareUnsigned(driverFeatureSelect, 2) < 0
                     ? (driverFeatures >>> (32 * driverFeatureSelect)) & 0xFFFF_FFFFL : 0;
             case CommonConfig.CONFIG_MSIX_VECTOR -> configMsixVector;
             case CommonConfig.NUM_QUEUES -> queues.length();
@@ -125,7 +125,7 @@ final class CommonConfigRegisters {
             case CommonConfig.DEVICE_FEATURE_SELECT -> deviceFeatureSelect = (int) value;
             case CommonConfig.DRIVER_FEATURE_SELECT -> driverFeatureSelect = (int) value;
             case CommonConfig.DRIVER_FEATURE -> {
-                if (featuresLocked || driverFeatureSelect > 1) {
+                if (featuresLocked || Integer.compareUnsigned(driverFeatureSelect, 1) > 0) {
                     LOG.debug("{}: ignored driver_feature write (select {}, FEATURES_OK {})", device.name(), driverFeatureSelect, featuresLocked);
                     return;
                 }

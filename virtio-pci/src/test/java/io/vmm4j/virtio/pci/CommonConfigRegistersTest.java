@@ -46,6 +46,19 @@ class CommonConfigRegistersTest {
         assertEquals(List.of("1=2"), vectorChanges);
     }
 
+    /** §4.1.4.3: a select past the feature words (64 bits here) shows 0 and takes no driver features, even 0xFFFFFFFF. */
+    @Test
+    void aFeatureSelectPastTheFeatureWordsReadsZeroAndIgnoresWrites() {
+        for (long select : new long[] {2, 0x8000_0000L, 0xFFFF_FFFFL}) {
+            regs.write(CommonConfig.DEVICE_FEATURE_SELECT, 4, select);
+            assertEquals(0, regs.read(CommonConfig.DEVICE_FEATURE, 4), "device_feature with select 0x" + Long.toHexString(select));
+            regs.write(CommonConfig.DRIVER_FEATURE_SELECT, 4, select);
+            regs.write(CommonConfig.DRIVER_FEATURE, 4, 0xFFFF_FFFFL);
+            assertEquals(0, regs.read(CommonConfig.DRIVER_FEATURE, 4), "driver_feature with select 0x" + Long.toHexString(select));
+            assertEquals(0, regs.snapshot().driverFeatures(), "no driver feature taken with select 0x" + Long.toHexString(select));
+        }
+    }
+
     @Test
     void aSnapshotIsACopyThatLaterWritesLeaveAlone() {
         CommonConfigSnapshot before = regs.snapshot();
