@@ -1,4 +1,4 @@
-package io.vmm4j.virtio.net;
+package io.vmm4j.virtio.driver.transport;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmm4j.core.event.EventLoop;
@@ -6,7 +6,10 @@ import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.driver.VirtioNetDriver;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
-import io.vmm4j.virtio.pci.TransportFixture;
+import io.vmm4j.virtio.net.NetConfig;
+import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.QueuePositions;
+import io.vmm4j.virtio.net.VirtioNet;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;

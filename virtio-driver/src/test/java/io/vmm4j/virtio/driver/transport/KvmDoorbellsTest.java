@@ -1,4 +1,4 @@
-package io.vmm4j.virtio.pci;
+package io.vmm4j.virtio.driver.transport;
 
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.irq.IntxLine;
@@ -13,6 +13,9 @@ import io.vmm4j.virtio.driver.ConfigAccess;
 import io.vmm4j.virtio.driver.GuestInterruptController;
 import io.vmm4j.virtio.driver.PciFirmware;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
+import io.vmm4j.virtio.pci.MsixTable;
+import io.vmm4j.virtio.pci.PciHost;
+import io.vmm4j.virtio.pci.VirtioPciTransport;
 import io.vmm4j.virtio.pci.kvm.KvmDoorbells;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;

@@ -1,4 +1,4 @@
-package io.vmm4j.virtio.pci;
+package io.vmm4j.virtio.driver.transport;
 
 import io.vmm4j.core.bus.Bus;
 import io.vmm4j.core.event.EventLoop;
@@ -10,6 +10,8 @@ import io.vmm4j.virtio.driver.ConfigAccess;
 import io.vmm4j.virtio.driver.GuestInterruptController;
 import io.vmm4j.virtio.driver.PciFirmware;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
+import io.vmm4j.virtio.pci.PciHost;
+import io.vmm4j.virtio.pci.VirtioPciTransport;
 
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
