@@ -21,7 +21,7 @@ import io.vmm4j.vhost.kernel.VhostNetBackend;
 import io.vmm4j.vhost.user.VhostUserException;
 import io.vmm4j.vhost.user.VhostUserNetBackend;
 import io.vmm4j.virtio.DeviceStatus;
-import io.vmm4j.virtio.driver.GuestInterruptController;
+import io.vmm4j.virtio.driver.GuestLocalApic;
 import io.vmm4j.virtio.net.NetBackend;
 import io.vmm4j.virtio.net.NetConfig;
 import io.vmm4j.virtio.net.NetFeatures;
@@ -64,7 +64,7 @@ public final class ToyVm implements AutoCloseable {
     private final GuestMemory memory;
     private final Bus pio = new Bus("pio");
     private final Bus mmio = new Bus("mmio");
-    private final GuestInterruptController apic = new GuestInterruptController();
+    private final GuestLocalApic apic = new GuestLocalApic();
     private final PacketPort port;
     private final String portKind;
     private final NetBackend backend;
@@ -99,7 +99,7 @@ public final class ToyVm implements AutoCloseable {
             resources.add(memory);
             kvm = options.kvm() ? own(createKvm()) : null;
             EventLoop irqfd = kvm == null ? own(new EventLoop("irqfd")) : null; // under KVM the irqfds are in the kernel
-            MsiSink msiSink = kvm == null ? apic : kvm.msiSink();
+            MsiSink msiSink = kvm == null ? apic::receive : kvm.msiSink();
             EventLoop control = own(new EventLoop("vmm-control"));
             EventLoop rngLoop = own(new EventLoop("rng-io"));
             PciHost host = new PciHost(pio, mmio, ECAM_BASE);
