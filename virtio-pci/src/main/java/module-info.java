@@ -2,7 +2,6 @@
 module io.vmm4j.virtio {
     requires transitive io.vmm4j.core;
     requires org.slf4j;
-    requires transitive micrometer.core;
 
     exports io.vmm4j.virtio;
     exports io.vmm4j.virtio.pci;

@@ -112,7 +112,7 @@ public final class ToyVm implements AutoCloseable {
                     ? VirtioPciTransport.NotifyMode.SYNCHRONOUS : VirtioPciTransport.NotifyMode.IOEVENTFD;
             backend = vhostUser ? connectVhostUser(control) : createBackend();
             NetConfig config = new NetConfig(NetConfig.parseMac(options.mac()), options.mtu(), options.pairs(), options.queueSize());
-            net = new VirtioNet(config, backend, control, registry);
+            net = new VirtioNet(config, backend, control);
             netTransport = new VirtioPciTransport(net, memory, mmio, msiSink, IntxLine.NONE, irqfd, mode, 2 + 2 * options.pairs());
             netTransport.addObserver(new BootLog("virtio-net", log, NetFeatures::names));
             netTransport.addObserver(netState);
