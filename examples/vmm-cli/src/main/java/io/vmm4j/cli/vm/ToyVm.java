@@ -1,6 +1,5 @@
 package io.vmm4j.cli.vm;
 
-import io.micrometer.core.instrument.MeterRegistry;
 import io.vmm4j.cli.doctor.HostProbe;
 import io.vmm4j.core.bus.Bus;
 import io.vmm4j.core.event.EventLoop;
@@ -83,7 +82,7 @@ public final class ToyVm implements AutoCloseable {
     private volatile String runState = "prelaunch";
     private volatile boolean stopRequested;
 
-    public ToyVm(VmOptions options, PrintStream log, MeterRegistry registry) {
+    public ToyVm(VmOptions options, PrintStream log) {
         this.options = options;
         this.log = log;
         if (options.backend().equals("vhost-net") && !VhostKernel.available()) {
