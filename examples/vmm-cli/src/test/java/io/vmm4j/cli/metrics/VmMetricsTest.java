@@ -1,11 +1,9 @@
 package io.vmm4j.cli.metrics;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.vmm4j.cli.testing.IdleNetBackend;
 import io.vmm4j.core.event.EventLoop;
-import io.vmm4j.virtio.net.NetActivation;
-import io.vmm4j.virtio.net.NetBackend;
 import io.vmm4j.virtio.net.NetConfig;
-import io.vmm4j.virtio.net.QueuePositions;
 import io.vmm4j.virtio.net.VirtioNet;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -25,50 +23,9 @@ class VmMetricsTest {
         control.close();
     }
 
-    /** A data plane that serves {@code pairs} queue pairs and moves nothing: the meters only read the device's counters. */
-    private static NetBackend idleBackend(int pairs) {
-        return new NetBackend() {
-            @Override
-            public String name() {
-                return "idle";
-            }
-
-            @Override
-            public long supportedFeatures() {
-                return -1L;
-            }
-
-            @Override
-            public int maxQueuePairs() {
-                return pairs;
-            }
-
-            @Override
-            public void start(NetActivation activation) {
-            }
-
-            @Override
-            public QueuePositions stop() {
-                return null;
-            }
-
-            @Override
-            public void setActivePairs(int n) {
-            }
-
-            @Override
-            public void setGuestOffloads(long offloads) {
-            }
-
-            @Override
-            public void close() {
-            }
-        };
-    }
-
     @Test
     void countersAreMicrometerMeters() {
-        VirtioNet net = new VirtioNet(new NetConfig(MAC, 1500, 2, 256), idleBackend(2), control);
+        VirtioNet net = new VirtioNet(new NetConfig(MAC, 1500, 2, 256), new IdleNetBackend("idle", 2), control);
         VmMetrics.registerNetQueues(registry, net);
         assertEquals(4, registry.find("vmm4j.net.packets").functionCounters().size(), "rx and tx of two pairs");
         net.counters().get(1).packets = 42;
