@@ -152,7 +152,7 @@ public final class RunCommand implements Callable<Integer> {
         Management.Settings settings = managementSettings();
         MeterRegistry registry = Management.registry(settings);
         RunSummary summary;
-        try (ToyVm vm = new ToyVm(options, log, registry);
+        try (ToyVm vm = new ToyVm(options, log);
              Management management = Management.start(vm, settings, registry, log)) {
             summary = vm.run();
             management.vmStopped();

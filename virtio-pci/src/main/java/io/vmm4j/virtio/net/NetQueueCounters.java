@@ -2,7 +2,7 @@ package io.vmm4j.virtio.net;
 
 /**
  * Counters of one data queue, written by the one thread that serves it (so plain volatile
- * increments suffice) and read by anyone (Micrometer, tests, the JSON summary). They belong to the
+ * increments suffice) and read by anyone (the CLI's meters, tests, the JSON summary). They belong to the
  * device, so they survive a backend switch.
  */
 public final class NetQueueCounters {

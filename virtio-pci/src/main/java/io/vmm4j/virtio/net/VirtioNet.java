@@ -1,8 +1,5 @@
 package io.vmm4j.virtio.net;
 
-import io.micrometer.core.instrument.FunctionCounter;
-import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.Tags;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.virtio.ActivationContext;
 import io.vmm4j.virtio.QueueBinding;
@@ -18,7 +15,6 @@ import org.slf4j.LoggerFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.function.ToDoubleFunction;
 
 /**
  * The virtio-net device model (virtio 1.2 §5.1): configuration space, features, and the control
@@ -100,7 +96,7 @@ public final class VirtioNet implements VirtioDevice {
         return List.copyOf(switchLog);
     }
 
-    public VirtioNet(NetConfig config, NetBackend backend, EventLoop controlLoop, MeterRegistry registry) {
+    public VirtioNet(NetConfig config, NetBackend backend, EventLoop controlLoop) {
         if (config.maxQueuePairs() > backend.maxQueuePairs()) {
             throw new IllegalArgumentException(config.maxQueuePairs() + " queue pairs asked, but the " + backend.name()
                     + " backend serves at most " + backend.maxQueuePairs());
@@ -111,9 +107,6 @@ public final class VirtioNet implements VirtioDevice {
         for (int q = 0; q < 2 * config.maxQueuePairs(); q++) {
             counters.add(new NetQueueCounters(q, q % 2 == 0 ? "rx" : "tx"));
         }
-        if (registry != null) {
-            registerMeters(registry);
-        }
     }
 
     private static long bits(int... features) {
@@ -122,26 +115,6 @@ public final class VirtioNet implements VirtioDevice {
             v |= VirtioFeatures.bit(f);
         }
         return v;
-    }
-
-    private void registerMeters(MeterRegistry registry) {
-        String mac = NetConfig.format(config.mac());
-        for (NetQueueCounters c : counters) {
-            Tags tags = Tags.of("device", "virtio-net", "mac", mac, "queue", Integer.toString(c.pair()), "direction", c.direction);
-            meter(registry, "vmm4j.net.packets", "frames moved through the queue", tags, c, x -> x.packets);
-            meter(registry, "vmm4j.net.bytes", "bytes moved, virtio-net header excluded", tags, c, x -> x.bytes);
-            meter(registry, "vmm4j.net.kicks", "driver notifications handled", tags, c, x -> x.kicks);
-            meter(registry, "vmm4j.net.interrupts", "used-buffer interrupts sent", tags, c, x -> x.interrupts);
-            meter(registry, "vmm4j.net.interrupts.suppressed", "interrupts the driver asked not to get", tags, c, x -> x.interruptsSuppressed);
-            meter(registry, "vmm4j.net.drops.no.buffer", "frames dropped for want of receive buffers", tags, c, x -> x.dropsNoBuffer);
-            meter(registry, "vmm4j.net.port.errors", "failed reads or writes on the packet port", tags, c, x -> x.portErrors);
-            meter(registry, "vmm4j.net.drops.link.down", "frames dropped while the link was down", tags, c, x -> x.dropsLinkDown);
-        }
-    }
-
-    private static void meter(MeterRegistry registry, String name, String help, Tags tags, NetQueueCounters c,
-                              ToDoubleFunction<NetQueueCounters> f) {
-        FunctionCounter.builder(name, c, f).description(help).tags(tags).register(registry);
     }
 
     public void addListener(Listener listener) {

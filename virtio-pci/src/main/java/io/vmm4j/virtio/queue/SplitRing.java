@@ -2,7 +2,7 @@ package io.vmm4j.virtio.queue;
 
 /**
  * The split virtqueue's in-memory format (virtio 1.2 §2.7), shared by the device side
- * ({@link SplitQueue}) and the guest side ({@code io.vmm4j.virtio.driver.DriverQueue}): sizes and
+ * ({@link SplitQueue}) and the guest side (the virtio-driver module's {@code DriverQueue}): sizes and
  * alignments of the three areas, field offsets, flag bits, and the event-index rule.
  */
 public final class SplitRing {

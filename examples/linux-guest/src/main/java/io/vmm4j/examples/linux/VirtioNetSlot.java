@@ -14,6 +14,7 @@ import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.VirtioNet;
 import io.vmm4j.virtio.pci.MsixTable;
 import io.vmm4j.virtio.pci.PciHost;
+import io.vmm4j.virtio.pci.QueueRegisters;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 import io.vmm4j.virtio.pci.kvm.KvmDoorbells;
 
@@ -47,7 +48,7 @@ final class VirtioNetSlot implements AutoCloseable {
             own(ports[0]);
             own(ports[1]);
             EmulatedNetBackend backend = own(new EmulatedNetBackend(ports[0]));
-            VirtioNet net = new VirtioNet(new NetConfig(NetConfig.parseMac(MAC), 1500, 1, 256), backend, control, null);
+            VirtioNet net = new VirtioNet(new NetConfig(NetConfig.parseMac(MAC), 1500, 1, 256), backend, control);
             transport = new VirtioPciTransport(net, vm.memory(), vm.mmio(), vm.kvmVm()::signalMsi, IntxLine.NONE, null,
                     VirtioPciTransport.NotifyMode.IOEVENTFD, 2 + 2);
             transport.addObserver(new Report(log));
@@ -96,9 +97,9 @@ final class VirtioNetSlot implements AutoCloseable {
         }
 
         @Override
-        public void queueActivated(int queue, int size, long desc, long driver, long device, int msixVector) {
-            log.printf("vmm4j: virtio-net: queue %d size %d msix vector %s%n", queue, size,
-                    msixVector == MsixTable.NO_VECTOR ? "none" : Integer.toString(msixVector));
+        public void queueActivated(QueueRegisters q) {
+            log.printf("vmm4j: virtio-net: queue %d size %d msix vector %s%n", q.index(), q.size(),
+                    q.msixVector() == MsixTable.NO_VECTOR ? "none" : Integer.toString(q.msixVector()));
         }
 
         @Override

@@ -10,7 +10,7 @@ import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.driver.ConfigAccess;
 import io.vmm4j.virtio.driver.DriverQueue;
-import io.vmm4j.virtio.driver.GuestInterruptController;
+import io.vmm4j.virtio.driver.GuestLocalApic;
 import io.vmm4j.virtio.driver.PciFirmware;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
 import io.vmm4j.virtio.pci.CommonConfig;
@@ -57,7 +57,7 @@ class MalformedRingTest {
         final GuestMemory memory;
         final EventLoop io = new EventLoop("rng-io");
         final EventLoop irq = new EventLoop("irqfd-router");
-        final GuestInterruptController apic = new GuestInterruptController();
+        final GuestLocalApic apic = new GuestLocalApic();
         final VirtioPciTransport transport;
         final VirtioPciDriver driver;
         final GuestAllocator allocator = new GuestAllocator(0x1000, RAM_SIZE - 0x1000);
@@ -74,7 +74,7 @@ class MalformedRingTest {
             Bus pio = new Bus("pio");
             Bus mmio = new Bus("mmio");
             PciHost host = new PciHost(pio, mmio, 0xB000_0000L);
-            transport = new VirtioPciTransport(new VirtioRng(io, new SecureRandom()), memory, mmio, apic, IntxLine.NONE, irq, mode, 2);
+            transport = new VirtioPciTransport(new VirtioRng(io, new SecureRandom()), memory, mmio, apic::receive, IntxLine.NONE, irq, mode, 2);
             host.attach(1, transport);
             ConfigAccess cfg = ConfigAccess.ports(pio);
             PciFirmware.Device dev = PciFirmware.enumerateAndAssign(cfg, 0xC000_0000L, 0x100_0000L).stream()

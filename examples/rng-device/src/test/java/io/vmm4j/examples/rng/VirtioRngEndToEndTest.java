@@ -9,7 +9,7 @@ import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.driver.ConfigAccess;
 import io.vmm4j.virtio.driver.DriverQueue;
-import io.vmm4j.virtio.driver.GuestInterruptController;
+import io.vmm4j.virtio.driver.GuestLocalApic;
 import io.vmm4j.virtio.driver.PciFirmware;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
 import io.vmm4j.virtio.pci.PciHost;
@@ -45,9 +45,9 @@ class VirtioRngEndToEndTest {
             Bus pio = new Bus("pio");
             Bus mmio = new Bus("mmio");
             PciHost host = new PciHost(pio, mmio, ECAM);
-            GuestInterruptController apic = new GuestInterruptController();
+            GuestLocalApic apic = new GuestLocalApic();
             VirtioRng rng = new VirtioRng(io, new SecureRandom());
-            VirtioPciTransport transport = new VirtioPciTransport(rng, memory, mmio, apic, IntxLine.NONE, irq, mode, 2);
+            VirtioPciTransport transport = new VirtioPciTransport(rng, memory, mmio, apic::receive, IntxLine.NONE, irq, mode, 2);
             host.attach(host.freeSlot(), transport);
 
             ConfigAccess cfg = configAccess.equals("ecam") ? ConfigAccess.ecam(mmio, ECAM) : ConfigAccess.ports(pio);

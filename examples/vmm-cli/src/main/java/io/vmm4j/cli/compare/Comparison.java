@@ -1,6 +1,5 @@
 package io.vmm4j.cli.compare;
 
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmm4j.cli.vm.GuestDefaults;
 import io.vmm4j.cli.vm.ToyVm;
 import io.vmm4j.cli.vm.VmOptions;
@@ -136,7 +135,7 @@ public final class Comparison {
         List<Report.Row> rows = new ArrayList<>();
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         try (Daemon daemon = mode.equals("vhost-user") ? Daemon.start(hostAddress() + "/24", plan.log()) : null;
-             ToyVm vm = new ToyVm(options(mode, daemon == null ? null : daemon.socket().toString()), quiet, new SimpleMeterRegistry());
+             ToyVm vm = new ToyVm(options(mode, daemon == null ? null : daemon.socket().toString()), quiet);
              Workload guest = vm.workload()) {
             String tap = daemon != null ? daemon.tap() : vm.port().name();
             long pid = ProcessHandle.current().pid();
@@ -179,7 +178,7 @@ public final class Comparison {
                     VmOptions.DEFAULT_QUEUE_SIZE, VmOptions.VCPU_KVM);
             long pid = ProcessHandle.current().pid();
             long daemonPid = daemon != null ? daemon.process().pid() : -1;
-            try (ToyVm vm = new ToyVm(kvm, quiet, new SimpleMeterRegistry())) {
+            try (ToyVm vm = new ToyVm(kvm, quiet)) {
                 Snapshot before = Snapshot.take(pid, daemonPid);
                 io.vmm4j.cli.vm.RunSummary s = vm.run();
                 Snapshot d = Snapshot.take(pid, daemonPid).minus(before);

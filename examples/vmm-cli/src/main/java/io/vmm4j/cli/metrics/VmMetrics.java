@@ -6,14 +6,18 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.vmm4j.cli.capture.PacketCapture;
 import io.vmm4j.cli.vm.ToyVm;
+import io.vmm4j.virtio.net.NetConfig;
+import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.net.VirtioNet;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 
+import java.util.function.ToDoubleFunction;
+
 /**
- * The meters the device models do not register themselves. virtio-net already exports, per data
- * queue ({@code device, mac, queue, direction} tags): {@code vmm4j.net.packets}, {@code .bytes},
- * {@code .kicks}, {@code .interrupts}, {@code .interrupts.suppressed}, {@code .drops.no.buffer}
- * and {@code .port.errors}. This adds, per virtio device ({@code device, id} tags):
+ * The toy VMM's meters. Per data queue of the NIC ({@code device, mac, queue, direction} tags),
+ * from its {@link NetQueueCounters}: {@code vmm4j.net.packets}, {@code .bytes}, {@code .kicks},
+ * {@code .interrupts}, {@code .interrupts.suppressed}, {@code .drops.no.buffer},
+ * {@code .port.errors} and {@code .drops.link.down}. Per virtio device ({@code device, id} tags):
  * <ul>
  *   <li>{@code vmm4j.virtio.needs.reset}: times the device entered DEVICE_NEEDS_RESET (ring errors);</li>
  *   <li>{@code vmm4j.virtio.config.interrupts}: configuration-change interrupts (link changes);</li>
@@ -29,6 +33,7 @@ public final class VmMetrics {
     }
 
     public static void register(MeterRegistry registry, ToyVm vm, PacketCapture capture) {
+        registerNetQueues(registry, vm.net());
         for (ToyVm.PciSlot slot : vm.pciSlots()) {
             VirtioPciTransport t = slot.transport();
             if (t == null) {
@@ -60,5 +65,27 @@ public final class VmMetrics {
                 .tags(nic).register(registry);
         FunctionCounter.builder("vmm4j.pcap.frames", capture, PacketCapture::totalFrames)
                 .description("frames written by packet capture (--pcap, x-vmm4j-pcap)").tags(nic).register(registry);
+    }
+
+    /** The {@code vmm4j.net.*} counters of each data queue of {@code net}; they read the device's counters, which outlive backend switches. */
+    static void registerNetQueues(MeterRegistry registry, VirtioNet net) {
+        String mac = NetConfig.format(net.config().mac());
+        for (NetQueueCounters c : net.counters()) {
+            Tags tags = Tags.of("device", "virtio-net", "mac", mac, "queue", Integer.toString(c.pair()), "direction", c.direction);
+            queueCounter(registry, "vmm4j.net.packets", "frames moved through the queue", tags, c, x -> x.packets);
+            queueCounter(registry, "vmm4j.net.bytes", "bytes moved, virtio-net header excluded", tags, c, x -> x.bytes);
+            queueCounter(registry, "vmm4j.net.kicks", "driver notifications handled", tags, c, x -> x.kicks);
+            queueCounter(registry, "vmm4j.net.interrupts", "used-buffer interrupts sent", tags, c, x -> x.interrupts);
+            queueCounter(registry, "vmm4j.net.interrupts.suppressed", "interrupts the driver asked not to get", tags, c,
+                    x -> x.interruptsSuppressed);
+            queueCounter(registry, "vmm4j.net.drops.no.buffer", "frames dropped for want of receive buffers", tags, c, x -> x.dropsNoBuffer);
+            queueCounter(registry, "vmm4j.net.port.errors", "failed reads or writes on the packet port", tags, c, x -> x.portErrors);
+            queueCounter(registry, "vmm4j.net.drops.link.down", "frames dropped while the link was down", tags, c, x -> x.dropsLinkDown);
+        }
+    }
+
+    private static void queueCounter(MeterRegistry registry, String name, String help, Tags tags, NetQueueCounters c,
+                                     ToDoubleFunction<NetQueueCounters> count) {
+        FunctionCounter.builder(name, c, count).description(help).tags(tags).register(registry);
     }
 }

@@ -6,7 +6,7 @@ import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.driver.ConfigAccess;
 import io.vmm4j.virtio.driver.DriverQueue;
-import io.vmm4j.virtio.driver.GuestInterruptController;
+import io.vmm4j.virtio.driver.GuestLocalApic;
 import io.vmm4j.virtio.driver.PciFirmware;
 import io.vmm4j.virtio.driver.VirtioNetDriver;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
@@ -42,7 +42,7 @@ final class JavaGuest implements Runnable, GuestRunner {
     private final Bus pio;
     private final Bus mmio;
     private final GuestMemory memory;
-    private final GuestInterruptController apic;
+    private final GuestLocalApic apic;
     private final PrintStream log;
     private GuestAllocator allocator;
     private volatile boolean stop;
@@ -64,7 +64,7 @@ final class JavaGuest implements Runnable, GuestRunner {
     volatile String error;
     volatile VirtioNetDriver net;
 
-    JavaGuest(VmOptions options, Bus pio, Bus mmio, GuestMemory memory, GuestInterruptController apic, PrintStream log) {
+    JavaGuest(VmOptions options, Bus pio, Bus mmio, GuestMemory memory, GuestLocalApic apic, PrintStream log) {
         this.options = options;
         this.pio = pio;
         this.mmio = mmio;

@@ -1,6 +1,5 @@
 package io.vmm4j.cli.vm;
 
-import io.micrometer.core.instrument.MeterRegistry;
 import io.vmm4j.cli.doctor.HostProbe;
 import io.vmm4j.core.bus.Bus;
 import io.vmm4j.core.event.EventLoop;
@@ -21,7 +20,7 @@ import io.vmm4j.vhost.kernel.VhostNetBackend;
 import io.vmm4j.vhost.user.VhostUserException;
 import io.vmm4j.vhost.user.VhostUserNetBackend;
 import io.vmm4j.virtio.DeviceStatus;
-import io.vmm4j.virtio.driver.GuestInterruptController;
+import io.vmm4j.virtio.driver.GuestLocalApic;
 import io.vmm4j.virtio.net.NetBackend;
 import io.vmm4j.virtio.net.NetConfig;
 import io.vmm4j.virtio.net.NetFeatures;
@@ -64,7 +63,7 @@ public final class ToyVm implements AutoCloseable {
     private final GuestMemory memory;
     private final Bus pio = new Bus("pio");
     private final Bus mmio = new Bus("mmio");
-    private final GuestInterruptController apic = new GuestInterruptController();
+    private final GuestLocalApic apic = new GuestLocalApic();
     private final PacketPort port;
     private final String portKind;
     private final NetBackend backend;
@@ -81,7 +80,7 @@ public final class ToyVm implements AutoCloseable {
     private volatile String runState = "prelaunch";
     private volatile boolean stopRequested;
 
-    public ToyVm(VmOptions options, PrintStream log, MeterRegistry registry) {
+    public ToyVm(VmOptions options, PrintStream log) {
         this.options = options;
         this.log = log;
         if (options.backend().equals("vhost-net") && !VhostKernel.available()) {
@@ -97,7 +96,7 @@ public final class ToyVm implements AutoCloseable {
             resources.add(memory);
             kvm = options.kvm() ? own(createKvm()) : null;
             EventLoop irqfd = kvm == null ? own(new EventLoop("irqfd")) : null; // under KVM the irqfds are in the kernel
-            MsiSink msiSink = kvm == null ? apic : kvm.msiSink();
+            MsiSink msiSink = kvm == null ? apic::receive : kvm.msiSink();
             EventLoop control = own(new EventLoop("vmm-control"));
             EventLoop rngLoop = own(new EventLoop("rng-io"));
             PciHost host = new PciHost(pio, mmio, ECAM_BASE);
@@ -110,7 +109,7 @@ public final class ToyVm implements AutoCloseable {
                     ? VirtioPciTransport.NotifyMode.SYNCHRONOUS : VirtioPciTransport.NotifyMode.IOEVENTFD;
             backend = vhostUser ? connectVhostUser(control) : createBackend();
             NetConfig config = new NetConfig(NetConfig.parseMac(options.mac()), options.mtu(), options.pairs(), options.queueSize());
-            net = new VirtioNet(config, backend, control, registry);
+            net = new VirtioNet(config, backend, control);
             netTransport = new VirtioPciTransport(net, memory, mmio, msiSink, IntxLine.NONE, irqfd, mode, 2 + 2 * options.pairs());
             netTransport.addObserver(new BootLog("virtio-net", log, NetFeatures::names));
             host.attach(NET_SLOT, netTransport);

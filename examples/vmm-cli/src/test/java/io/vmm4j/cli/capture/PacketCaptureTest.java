@@ -1,8 +1,6 @@
 package io.vmm4j.cli.capture;
 
-import io.vmm4j.virtio.net.NetActivation;
-import io.vmm4j.virtio.net.NetBackend;
-import io.vmm4j.virtio.net.QueuePositions;
+import io.vmm4j.cli.testing.IdleNetBackend;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -14,50 +12,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Capture needs frames that pass through the VMM: with a vhost data plane it refuses and says where to capture instead. */
 class PacketCaptureTest {
-    private static NetBackend named(String name) {
-        return new NetBackend() {
-            @Override
-            public String name() {
-                return name;
-            }
-
-            @Override
-            public long supportedFeatures() {
-                return 0;
-            }
-
-            @Override
-            public int maxQueuePairs() {
-                return 1;
-            }
-
-            @Override
-            public void start(NetActivation activation) {
-            }
-
-            @Override
-            public QueuePositions stop() {
-                return null;
-            }
-
-            @Override
-            public void setActivePairs(int pairs) {
-            }
-
-            @Override
-            public void setGuestOffloads(long guestOffloads) {
-            }
-
-            @Override
-            public void close() {
-            }
-        };
-    }
-
     @Test
     void vhostDataPlanesAreRefusedWithTheReason(@TempDir Path dir) {
         for (String backend : new String[] {"vhost-net", "vhost-user"}) {
-            PacketCapture capture = new PacketCapture(() -> named(backend));
+            PacketCapture capture = new PacketCapture(() -> new IdleNetBackend(backend, 1));
             PacketCapture.CaptureException e = assertThrows(PacketCapture.CaptureException.class,
                     () -> capture.start(dir.resolve("x.pcap")));
             assertTrue(e.getMessage().contains("runs on " + backend) && e.getMessage().contains("never pass through the VMM")
@@ -65,7 +23,7 @@ class PacketCaptureTest {
             assertTrue(e.getMessage().contains(backend.equals("vhost-net") ? "in the kernel" : "backend process"), e.getMessage());
             assertFalse(capture.running());
         }
-        PacketCapture idle = new PacketCapture(() -> named("vhost-net"));
+        PacketCapture idle = new PacketCapture(() -> new IdleNetBackend("vhost-net", 1));
         assertTrue(assertThrows(PacketCapture.CaptureException.class, idle::stop).getMessage().contains("no capture is running"));
     }
 }

@@ -31,7 +31,7 @@ class ManagementInProcessTest {
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         Path socket = dir.resolve("vm.qmp");
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        try (ToyVm vm = new ToyVm(options, quiet, registry);
+        try (ToyVm vm = new ToyVm(options, quiet);
              Management management = Management.start(vm, new Management.Settings(socket, null, null), registry, quiet)) {
             vm.run(); // boots the NIC, no pings: the driver stays usable from this thread
             try (QmpTestClient c = QmpTestClient.connect(socket)) {

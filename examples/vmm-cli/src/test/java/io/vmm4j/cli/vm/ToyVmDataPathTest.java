@@ -1,6 +1,5 @@
 package io.vmm4j.cli.vm;
 
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.tap.TunIoctls;
@@ -103,7 +102,7 @@ class ToyVmDataPathTest {
                         NetFeatures.GUEST_TSO6, NetFeatures.GUEST_ECN),
                         TunIoctls.TUN_F_CSUM | TunIoctls.TUN_F_TSO4 | TunIoctls.TUN_F_TSO6 | TunIoctls.TUN_F_TSO_ECN));
         return table.stream().map(row -> DynamicTest.dynamicTest(row.name(), () -> {
-            try (ToyVm vm = new ToyVm(options(subnet(), 1, 0, 1500, 56, 0, row.wanted()), QUIET, new SimpleMeterRegistry())) {
+            try (ToyVm vm = new ToyVm(options(subnet(), 1, 0, 1500, 56, 0, row.wanted()), QUIET)) {
                 vm.run();
                 TapDevice tap = (TapDevice) vm.port();
                 assertEquals(row.flags(), tap.offloads(), "TUNSETOFFLOAD flags applied");
@@ -116,7 +115,7 @@ class ToyVmDataPathTest {
     void controlGuestOffloadsChangesTheTapAtRunTime() throws Exception {
         HostRequirements.requireCommand("ethtool", "ethtool");
         long wanted = features(NetFeatures.GUEST_CSUM, NetFeatures.GUEST_TSO4, NetFeatures.GUEST_TSO6);
-        try (ToyVm vm = new ToyVm(options(subnet(), 1, 0, 1500, 56, 0, wanted), QUIET, new SimpleMeterRegistry())) {
+        try (ToyVm vm = new ToyVm(options(subnet(), 1, 0, 1500, 56, 0, wanted), QUIET)) {
             vm.run();
             TapDevice tap = (TapDevice) vm.port();
             int all = TunIoctls.TUN_F_CSUM | TunIoctls.TUN_F_TSO4 | TunIoctls.TUN_F_TSO6;
@@ -135,7 +134,7 @@ class ToyVmDataPathTest {
         int s = subnet();
         int port = ThreadLocalRandom.current().nextInt(20000, 60000);
         VmOptions o = options(s, 2, 5, 1500, 56, port, GuestDefaults.features());
-        try (ToyVm vm = new ToyVm(o, QUIET, new SimpleMeterRegistry());
+        try (ToyVm vm = new ToyVm(o, QUIET);
              DatagramSocket echo = new DatagramSocket(null)) {
             // a UDP echo server on the host side of the tap, bound once the tap has its address
             echo.bind(new java.net.InetSocketAddress(InetAddress.getByName("10.201." + s + ".1"), port));
@@ -180,7 +179,7 @@ class ToyVmDataPathTest {
     @Test
     void withTheLinkDownNoFramePassesEitherWayAndTrafficResumesWhenItComesBack() throws Exception {
         int s = subnet();
-        try (ToyVm vm = new ToyVm(options(s, 1, 0, 1500, 56, 0, GuestDefaults.features()), QUIET, new SimpleMeterRegistry())) {
+        try (ToyVm vm = new ToyVm(options(s, 1, 0, 1500, 56, 0, GuestDefaults.features()), QUIET)) {
             vm.run();
             assertEquals(3, vm.guest().ping(3, "10.201." + s + ".1", 56), "link up: pings pass");
             vm.net().setLinkUp(false); // what QMP set_link off does
@@ -194,7 +193,7 @@ class ToyVmDataPathTest {
 
     @Test
     void aJumboFrameArrivesThroughSeveralMergeableBuffersAndSplitTxChainsGoOut() throws Exception {
-        try (ToyVm vm = new ToyVm(options(subnet(), 1, 3, 9000, 8000, 0, GuestDefaults.features()), QUIET, new SimpleMeterRegistry())) {
+        try (ToyVm vm = new ToyVm(options(subnet(), 1, 3, 9000, 8000, 0, GuestDefaults.features()), QUIET)) {
             RunSummary s = vm.run();
             assertTrue(s.features().contains("MRG_RXBUF"));
             // every transmitted frame is a header descriptor followed by a payload descriptor
@@ -207,7 +206,7 @@ class ToyVmDataPathTest {
     @Test
     void aNewReceiveCountStartsAtZeroAndCountsTheFirstDatagramSentAfterIt() throws Exception {
         int s = subnet();
-        try (ToyVm vm = new ToyVm(options(s, 1, 0, 1500, 56, 0, GuestDefaults.features()), QUIET, new SimpleMeterRegistry());
+        try (ToyVm vm = new ToyVm(options(s, 1, 0, 1500, 56, 0, GuestDefaults.features()), QUIET);
              Workload guest = vm.workload();
              DatagramSocket host = new DatagramSocket(0, InetAddress.getByName("10.201." + s + ".1"))) {
             InetAddress guestIp = InetAddress.getByName("10.201." + s + ".15");

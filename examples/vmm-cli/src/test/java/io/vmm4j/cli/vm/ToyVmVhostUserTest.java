@@ -2,7 +2,6 @@ package io.vmm4j.cli.vm;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.tap.CommandResult;
 import io.vmm4j.cli.qmp.QmpTestClient;
@@ -142,7 +141,7 @@ class ToyVmVhostUserTest {
             // the VMM in this JVM: only the daemon's tap needs the namespace with the host side 10.0.2.2
             VmOptions o = new VmOptions("vhost-user", "auto", null, null, "10.0.2.15", "10.0.2.2/24", null, 1, 0, 56, 20, 0, 0,
                     "52:54:00:12:34:56", 1500, 128, GuestDefaults.features(), socket.toString());
-            try (ToyVm vm = new ToyVm(o, new PrintStream(OutputStream.nullOutputStream()), new SimpleMeterRegistry())) {
+            try (ToyVm vm = new ToyVm(o, new PrintStream(OutputStream.nullOutputStream()))) {
                 vm.run();
                 assertEquals(3, vm.guest().ping(3, "10.0.2.2", 1000), "link up: pings pass through the daemon");
                 vm.net().setLinkUp(false); // what QMP set_link off does

@@ -3,7 +3,6 @@ package io.vmm4j.cli.vm;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmm4j.cli.Main;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.emulated.EmulatedNetBackend;
@@ -107,7 +106,7 @@ public final class VhostNetLabCases {
 
     /** Frames move through the tap while the kernel worker works and no VMM thread touches a data ring. */
     private void dataPathInTheKernel(Map<String, Object> facts) throws Exception {
-        try (ToyVm vm = new ToyVm(options("vhost-net", 0, 2, 0), quiet(), new SimpleMeterRegistry())) {
+        try (ToyVm vm = new ToyVm(options("vhost-net", 0, 2, 0), quiet())) {
             vm.run();
             TapDevice tap = (TapDevice) vm.port();
             long[] tapBefore = tapPackets(tap.name());
@@ -139,7 +138,7 @@ public final class VhostNetLabCases {
     private void switchMidStream(Map<String, Object> facts) throws Exception {
         int count = 1500;
         int port = 7777;
-        try (ToyVm vm = new ToyVm(options("emulated", 0, 1, 0), quiet(), new SimpleMeterRegistry());
+        try (ToyVm vm = new ToyVm(options("emulated", 0, 1, 0), quiet());
              UdpEcho echo = new UdpEcho("10.0.2.2", port, count)) {
             vm.run();
             TapDevice tap = (TapDevice) vm.port();
@@ -175,7 +174,7 @@ public final class VhostNetLabCases {
 
     /** The guest resets the NIC while the host floods it, brings it up again, and traffic resumes on rings starting at 0. */
     private void resetDuringTraffic(Map<String, Object> facts) throws Exception {
-        try (ToyVm vm = new ToyVm(options("vhost-net", 0, 20, 0), quiet(), new SimpleMeterRegistry());
+        try (ToyVm vm = new ToyVm(options("vhost-net", 0, 20, 0), quiet());
              DatagramSocket flood = new DatagramSocket(new InetSocketAddress(InetAddress.getByName("10.0.2.2"), 0))) {
             vm.run();
             check(vm.guest().ping(3, "10.0.2.2", 56) == 3, "pings before the reset");
@@ -215,7 +214,7 @@ public final class VhostNetLabCases {
 
     /** set_link off: the kernel worker lets go of the rings, the VMM drops both ways (counted); on: the kernel resumes where they stood. */
     private void linkDownAndUp(Map<String, Object> facts) throws Exception {
-        try (ToyVm vm = new ToyVm(options("vhost-net", 0, 2, 0), quiet(), new SimpleMeterRegistry())) {
+        try (ToyVm vm = new ToyVm(options("vhost-net", 0, 2, 0), quiet())) {
             vm.run();
             int before = vm.guest().ping(3, "10.0.2.2", 1000);
             vm.net().setLinkUp(false); // what QMP set_link off does

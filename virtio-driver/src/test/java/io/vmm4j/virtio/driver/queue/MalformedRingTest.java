@@ -1,7 +1,11 @@
-package io.vmm4j.virtio.queue;
+package io.vmm4j.virtio.driver.queue;
 
 import io.vmm4j.core.memory.GuestAllocator;
 import io.vmm4j.virtio.driver.DriverQueue;
+import io.vmm4j.virtio.queue.DescriptorChain;
+import io.vmm4j.virtio.queue.SplitQueue;
+import io.vmm4j.virtio.queue.SplitRing;
+import io.vmm4j.virtio.queue.VirtqueueException;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
@@ -12,7 +16,7 @@ import java.util.function.Consumer;
 import java.util.function.Function;
 import java.util.stream.Stream;
 
-import static io.vmm4j.virtio.queue.CanaryGuestMemory.A;
+import static io.vmm4j.virtio.driver.queue.CanaryGuestMemory.A;
 import static io.vmm4j.virtio.queue.SplitRing.DESC_F_INDIRECT;
 import static io.vmm4j.virtio.queue.SplitRing.DESC_F_NEXT;
 import static io.vmm4j.virtio.queue.SplitRing.DESC_F_WRITE;

@@ -1,12 +1,14 @@
-package io.vmm4j.virtio.net;
+package io.vmm4j.virtio.driver.transport;
 
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.driver.VirtioNetDriver;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
-import io.vmm4j.virtio.pci.TransportFixture;
+import io.vmm4j.virtio.net.NetConfig;
+import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.QueuePositions;
+import io.vmm4j.virtio.net.VirtioNet;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -24,14 +26,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class VirtioNetControlPlaneTest {
     private static final byte[] MAC = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
     private final EventLoop control = new EventLoop("net-ctrl");
-    private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
     private RecordingNetBackend backend;
     private VirtioNet net;
     private TransportFixture vm;
 
     private void boot(long backendFeatures, int pairs) {
         backend = new RecordingNetBackend(backendFeatures, pairs);
-        net = new VirtioNet(new NetConfig(MAC, 1500, pairs, 256), backend, control, registry);
+        net = new VirtioNet(new NetConfig(MAC, 1500, pairs, 256), backend, control);
         vm = new TransportFixture(net, VirtioPciTransport.NotifyMode.IOEVENTFD, 2 + 2 * pairs);
     }
 
@@ -129,13 +130,5 @@ class VirtioNetControlPlaneTest {
         vm.driver.reset();
         assertEquals("stop", next.log.getLast());
         assertEquals(null, net.backend().stop(), "stopping twice is harmless");
-    }
-
-    @Test
-    void countersAreMicrometerMeters() {
-        boot(-1L, 2);
-        assertEquals(4, registry.find("vmm4j.net.packets").functionCounters().size(), "rx and tx of two pairs");
-        net.counters().get(1).packets = 42;
-        assertEquals(42.0, registry.find("vmm4j.net.packets").tag("queue", "0").tag("direction", "tx").functionCounter().count());
     }
 }

@@ -35,7 +35,7 @@ public final class VirtioNetDriver {
     private final VirtioPciDriver pci;
     private final GuestMemory memory;
     private final GuestAllocator allocator;
-    private final GuestInterruptController apic;
+    private final GuestLocalApic apic;
     private final List<RxQueue> rx = new ArrayList<>();
     private final List<TxQueue> tx = new ArrayList<>();
     private DriverQueue control;
@@ -97,7 +97,7 @@ public final class VirtioNetDriver {
         }
     }
 
-    public VirtioNetDriver(VirtioPciDriver pci, GuestMemory memory, GuestAllocator allocator, GuestInterruptController apic) {
+    public VirtioNetDriver(VirtioPciDriver pci, GuestMemory memory, GuestAllocator allocator, GuestLocalApic apic) {
         this.pci = pci;
         this.memory = memory;
         this.allocator = allocator;

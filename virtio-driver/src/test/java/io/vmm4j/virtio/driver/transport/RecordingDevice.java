@@ -1,4 +1,4 @@
-package io.vmm4j.virtio.pci;
+package io.vmm4j.virtio.driver.transport;
 
 import io.vmm4j.virtio.ActivationContext;
 import io.vmm4j.virtio.VirtioDevice;

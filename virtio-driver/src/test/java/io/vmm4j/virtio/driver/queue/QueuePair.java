@@ -1,8 +1,10 @@
-package io.vmm4j.virtio.queue;
+package io.vmm4j.virtio.driver.queue;
 
 import io.vmm4j.core.memory.GuestAllocator;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.virtio.driver.DriverQueue;
+import io.vmm4j.virtio.queue.DescriptorChain;
+import io.vmm4j.virtio.queue.SplitQueue;
 
 /**
  * A driver queue and a device queue on the same rings in canary-guarded guest memory: the guest's

@@ -1,7 +1,10 @@
-package io.vmm4j.virtio.queue;
+package io.vmm4j.virtio.driver.queue;
 
-import io.vmm4j.virtio.driver.DriverQueue;
 import io.vmm4j.virtio.driver.DriverQueue.Used;
+import io.vmm4j.virtio.driver.DriverQueue;
+import io.vmm4j.virtio.queue.DescriptorChain;
+import io.vmm4j.virtio.queue.SplitQueue;
+import io.vmm4j.virtio.queue.SplitRing;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;

@@ -1,19 +1,20 @@
 package io.vmm4j.virtio.driver;
 
-import io.vmm4j.core.irq.MsiSink;
-
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * The guest side of MSI: a local-APIC stand-in for the Java frontend. A message to the x86 MSI
- * address range (0xFEEx_xxxx) raises the vector in its data's low byte; the driver waits on
- * vectors and counts them. Messages to any other address are counted as stray.
+ * The Java guest's local APIC, the receiving end of MSI: a message written to the x86 MSI address
+ * range (0xFEEx_xxxx) raises the vector in its data's low byte; the driver waits on vectors and
+ * counts them. Messages to any other address are counted as stray. It is guest hardware, not the
+ * VMM's {@code MsiSink}: a VM with a Java guest wires its MSI delivery to {@link #receive} (for
+ * example {@code new VirtioPciTransport(device, memory, mmio, apic::receive, ...)}), as a VM under
+ * KVM wires it to {@code KvmVm::signalMsi}.
  */
-public final class GuestInterruptController implements MsiSink {
-    /** x86 MSI address for the boot CPU's local APIC. */
+public final class GuestLocalApic {
+    /** Intel SDM vol. 3 §11.11.1: the MSI address of the local APIC with ID 0 (the boot CPU), physical destination mode. */
     public static final long MSI_ADDRESS = 0xFEE0_0000L;
 
     private final AtomicLongArray raised = new AtomicLongArray(256);
@@ -24,8 +25,8 @@ public final class GuestInterruptController implements MsiSink {
     private volatile long lastAddress;
     private volatile int lastData;
 
-    @Override
-    public void deliver(long address, int data) {
+    /** An MSI write on the system bus: raises the vector if it is addressed to a local APIC. */
+    public void receive(long address, int data) {
         lastAddress = address;
         lastData = data;
         if ((address & 0xFFF0_0000L) != MSI_ADDRESS) {

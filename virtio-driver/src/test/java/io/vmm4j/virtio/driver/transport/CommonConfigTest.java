@@ -1,9 +1,12 @@
-package io.vmm4j.virtio.pci;
+package io.vmm4j.virtio.driver.transport;
 
 import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.driver.DriverQueue;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
+import io.vmm4j.virtio.pci.CommonConfig;
+import io.vmm4j.virtio.pci.MsixTable;
+import io.vmm4j.virtio.pci.VirtioPciTransport;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 

@@ -1,7 +1,10 @@
-package io.vmm4j.virtio.pci;
+package io.vmm4j.virtio.driver.transport;
 
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
+import io.vmm4j.virtio.pci.MsixTable;
+import io.vmm4j.virtio.pci.PciConfigSpace;
+import io.vmm4j.virtio.pci.VirtioPciTransport;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 

@@ -1,6 +1,8 @@
-package io.vmm4j.virtio.queue;
+package io.vmm4j.virtio.driver.queue;
 
 import io.vmm4j.virtio.driver.DriverQueue.Used;
+import io.vmm4j.virtio.queue.DescriptorChain;
+import io.vmm4j.virtio.queue.SplitQueue;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;

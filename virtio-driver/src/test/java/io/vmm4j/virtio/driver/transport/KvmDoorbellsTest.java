@@ -1,4 +1,4 @@
-package io.vmm4j.virtio.pci;
+package io.vmm4j.virtio.driver.transport;
 
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.irq.IntxLine;
@@ -10,9 +10,12 @@ import io.vmm4j.core.testing.GuestAssembler;
 import io.vmm4j.core.testing.KvmTestVm;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.driver.ConfigAccess;
-import io.vmm4j.virtio.driver.GuestInterruptController;
+import io.vmm4j.virtio.driver.GuestLocalApic;
 import io.vmm4j.virtio.driver.PciFirmware;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
+import io.vmm4j.virtio.pci.MsixTable;
+import io.vmm4j.virtio.pci.PciHost;
+import io.vmm4j.virtio.pci.VirtioPciTransport;
 import io.vmm4j.virtio.pci.kvm.KvmDoorbells;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -163,7 +166,7 @@ class KvmDoorbellsTest {
         long before = t.memory.readLong(KICKS_DONE);
         t.memory.writeShort(KICK_QUEUE, (short) queue);
         t.memory.writeLong(KICK_ADDRESS, notifyAddress);
-        assertTrue(t.vm.signalMsi(GuestInterruptController.MSI_ADDRESS, WAKE_VECTOR));
+        assertTrue(t.vm.signalMsi(GuestLocalApic.MSI_ADDRESS, WAKE_VECTOR));
         await("the guest kicked", () -> t.memory.readLong(KICKS_DONE) == before + 1);
     }
 

@@ -199,7 +199,7 @@ public final class VirtioPciDriver {
         int control = cfg.read(slot, msixCapability + 2, 2);
         cfg.write(slot, msixCapability + 2, 2, control | (1 << 15) | (1 << 14)); // enable, function-masked
         for (int v = 0; v < count; v++) {
-            programVector(v, GuestInterruptController.MSI_ADDRESS, firstVector + v);
+            programVector(v, GuestLocalApic.MSI_ADDRESS, firstVector + v);
             maskVector(v, false);
         }
         cfg.write(slot, msixCapability + 2, 2, (control | (1 << 15)) & ~(1 << 14));

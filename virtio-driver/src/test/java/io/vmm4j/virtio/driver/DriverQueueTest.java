@@ -2,7 +2,7 @@ package io.vmm4j.virtio.driver;
 
 import io.vmm4j.core.memory.GuestAllocator;
 import io.vmm4j.core.memory.GuestMemory;
-import io.vmm4j.virtio.queue.CanaryGuestMemory;
+import io.vmm4j.virtio.driver.queue.CanaryGuestMemory;
 import io.vmm4j.virtio.queue.SplitRing;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;

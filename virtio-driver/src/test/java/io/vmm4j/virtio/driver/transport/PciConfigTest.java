@@ -1,7 +1,12 @@
-package io.vmm4j.virtio.pci;
+package io.vmm4j.virtio.driver.transport;
 
 import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.driver.ConfigAccess;
+import io.vmm4j.virtio.pci.CommonConfig;
+import io.vmm4j.virtio.pci.MsixTable;
+import io.vmm4j.virtio.pci.PciConfigSpace;
+import io.vmm4j.virtio.pci.VirtioPciCapability;
+import io.vmm4j.virtio.pci.VirtioPciTransport;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 

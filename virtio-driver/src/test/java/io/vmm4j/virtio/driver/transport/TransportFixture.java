@@ -1,4 +1,4 @@
-package io.vmm4j.virtio.pci;
+package io.vmm4j.virtio.driver.transport;
 
 import io.vmm4j.core.bus.Bus;
 import io.vmm4j.core.event.EventLoop;
@@ -7,9 +7,11 @@ import io.vmm4j.core.memory.GuestAllocator;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.virtio.VirtioDevice;
 import io.vmm4j.virtio.driver.ConfigAccess;
-import io.vmm4j.virtio.driver.GuestInterruptController;
+import io.vmm4j.virtio.driver.GuestLocalApic;
 import io.vmm4j.virtio.driver.PciFirmware;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
+import io.vmm4j.virtio.pci.PciHost;
+import io.vmm4j.virtio.pci.VirtioPciTransport;
 
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -26,7 +28,7 @@ public final class TransportFixture implements AutoCloseable {
     public final Bus pio = new Bus("pio");
     public final Bus mmio = new Bus("mmio");
     public final PciHost host = new PciHost(pio, mmio, ECAM);
-    public final GuestInterruptController apic = new GuestInterruptController();
+    public final GuestLocalApic apic = new GuestLocalApic();
     public final AtomicInteger intxLevel = new AtomicInteger();
     public final EventLoop interruptLoop = new EventLoop("irqfd-router");
     public final VirtioPciTransport transport;
@@ -50,7 +52,7 @@ public final class TransportFixture implements AutoCloseable {
                 intxLevel.set(0);
             }
         };
-        transport = new VirtioPciTransport(device, memory, mmio, apic, intx, interruptLoop, mode, vectors);
+        transport = new VirtioPciTransport(device, memory, mmio, apic::receive, intx, interruptLoop, mode, vectors);
         host.attach(3, transport);
         cfg = ConfigAccess.ports(pio);
         List<PciFirmware.Device> found = PciFirmware.enumerateAndAssign(cfg, PCI_WINDOW, 0x1000_0000L);

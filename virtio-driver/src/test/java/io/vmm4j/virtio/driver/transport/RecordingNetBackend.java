@@ -1,4 +1,9 @@
-package io.vmm4j.virtio.net;
+package io.vmm4j.virtio.driver.transport;
+
+import io.vmm4j.virtio.net.NetActivation;
+import io.vmm4j.virtio.net.NetBackend;
+import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.QueuePositions;
 
 import java.util.ArrayList;
 import java.util.List;

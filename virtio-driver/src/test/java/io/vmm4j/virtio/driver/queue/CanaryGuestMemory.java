@@ -1,4 +1,4 @@
-package io.vmm4j.virtio.queue;
+package io.vmm4j.virtio.driver.queue;
 
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.memory.GuestAllocator;
