@@ -85,6 +85,12 @@ class DpdkVirtioUserTest {
         hugepagesFound = Long.parseLong(Files.readString(nr).strip());
         if (hugepagesFound < 600) {
             Files.writeString(nr, "600");
+            if (meminfo("HugePages_Free") < 600) {
+                // a busy machine's memory is fragmented: free the page cache, compact, and ask again
+                Files.writeString(Path.of("/proc/sys/vm/drop_caches"), "3");
+                Files.writeString(Path.of("/proc/sys/vm/compact_memory"), "1");
+                Files.writeString(nr, "600");
+            }
         }
         long free = meminfo("HugePages_Free");
         if (free < 128) {
@@ -191,7 +197,11 @@ class DpdkVirtioUserTest {
         Process testpmd = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile()).start();
         String log;
         try {
-            daemon.awaitOutput("front-end " + session + ": queue pair 0 started", 30);
+            try {
+                daemon.awaitOutput("front-end " + session + ": queue pair 0 started", 30);
+            } catch (AssertionError e) {
+                throw new AssertionError("testpmd said:\n" + Files.readString(out) + "\n" + e.getMessage(), e);
+            }
             awaitText(testpmd, out, "Port statistics", 30); // forwarding runs
             if (mode.equals("txonly")) {
                 Thread.sleep(2_000);
