@@ -1,7 +1,6 @@
 package io.vmm4j.examples.linux;
 
 import io.vmm4j.core.event.EventLoop;
-import io.vmm4j.core.irq.IntxLine;
 import io.vmm4j.core.x86.LinuxVm;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.PacketPort;
@@ -11,9 +10,11 @@ import io.vmm4j.vhost.kernel.VhostNetBackend;
 import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.driver.ConfigAccess;
 import io.vmm4j.virtio.driver.PciFirmware;
+import io.vmm4j.virtio.net.NetActivation;
 import io.vmm4j.virtio.net.NetBackend;
 import io.vmm4j.virtio.net.NetConfig;
 import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.QueuePositions;
 import io.vmm4j.virtio.net.VirtioNet;
 import io.vmm4j.virtio.pci.MsixTable;
 import io.vmm4j.virtio.pci.PciHost;
@@ -31,7 +32,8 @@ import java.util.List;
 /**
  * Our PCI host on the guest's CF8/CFC ports with one virtio-net device: the virtio-pci transport,
  * a data plane ({@link Plane}) over a port ({@link Port}), kicks as KVM ioeventfds and interrupts
- * as KVM irqfds (KvmDoorbells). Like firmware, it places the BARs in the PCI window and enables
+ * as KVM irqfds on the MSI-X vectors (KvmDoorbells), or, with MSI-X off (Linux's pci=nomsi), INTA
+ * on the IOAPIC pin the MP table gives the slot. Like firmware, it places the BARs in the PCI window and enables
  * decoding before the kernel starts, so Linux keeps them. What the guest's driver does is printed
  * as it happens ("vmm4j: virtio-net: ...").
  */
@@ -107,8 +109,8 @@ final class VirtioNetSlot implements AutoCloseable {
                 port = ports[0];
             }
             backend = setup.plane() == Plane.VHOST_NET ? own(new VhostNetBackend(tap)) : own(new EmulatedNetBackend(port));
-            VirtioNet net = new VirtioNet(new NetConfig(NetConfig.parseMac(MAC), 1500, 1, 256), backend, control, null);
-            transport = new VirtioPciTransport(net, vm.memory(), vm.mmio(), vm.kvmVm()::signalMsi, IntxLine.NONE, null,
+            VirtioNet net = new VirtioNet(new NetConfig(NetConfig.parseMac(MAC), 1500, 1, 256), new Sampled(backend), control, null);
+            transport = new VirtioPciTransport(net, vm.memory(), vm.mmio(), vm.kvmVm()::signalMsi, vm.pciIntx(SLOT), null,
                     VirtioPciTransport.NotifyMode.IOEVENTFD, 2 + 2);
             transport.addObserver(new Report(log));
             host.attach(SLOT, transport);
@@ -144,11 +146,80 @@ final class VirtioNetSlot implements AutoCloseable {
         return backend;
     }
 
+    private volatile String lastSample;
+    private volatile boolean running;
+
     /**
      * Who moved the frames, and the CPU time it took: the VMM's own net-io thread (emulated), or
      * the kernel's vhost-PID worker thread (vhost-net; Linux 6.1 names it after the owner's pid).
+     * The kernel thread ends with its vhost fd, at the device reset Linux does on its way down, so
+     * the report is taken then: the last one taken, or a fresh one while the plane still runs.
      */
     String dataPlaneReport() {
+        String last = lastSample;
+        return running || last == null ? sample() : last + ", measured when the data plane stopped";
+    }
+
+    /** Samples the data plane's thread just before it stops (a device reset, or close). */
+    private final class Sampled implements NetBackend {
+        private final NetBackend plane;
+
+        Sampled(NetBackend plane) {
+            this.plane = plane;
+        }
+
+        @Override
+        public String name() {
+            return plane.name();
+        }
+
+        @Override
+        public long supportedFeatures() {
+            return plane.supportedFeatures();
+        }
+
+        @Override
+        public int maxQueuePairs() {
+            return plane.maxQueuePairs();
+        }
+
+        @Override
+        public void start(NetActivation activation) {
+            plane.start(activation);
+            running = true;
+        }
+
+        @Override
+        public QueuePositions stop() {
+            if (running) {
+                lastSample = sample();
+                running = false;
+            }
+            return plane.stop();
+        }
+
+        @Override
+        public void setActivePairs(int pairs) {
+            plane.setActivePairs(pairs);
+        }
+
+        @Override
+        public void setLinkUp(boolean up) {
+            plane.setLinkUp(up);
+        }
+
+        @Override
+        public void setGuestOffloads(long guestOffloads) {
+            plane.setGuestOffloads(guestOffloads);
+        }
+
+        @Override
+        public void close() {
+            plane.close();
+        }
+    }
+
+    private String sample() {
         if (backend instanceof EmulatedNetBackend emulated) {
             var threads = ManagementFactory.getThreadMXBean();
             StringBuilder b = new StringBuilder("the VMM's own thread");

@@ -60,6 +60,20 @@ class LinuxBootLabTest {
         assertTrue(out.contains("vmm4j-guest: virtio0: device 0x0001 vendor 0x1af4 driver virtio_net"), "virtio_net bound" + context);
         assertTrue(out.contains("vmm4j-guest: interface eth0 address " + VirtioNetSlot.MAC), "eth0 with our MAC" + context);
         assertTrue(out.indexOf("vmm4j: the guest rebooted") > out.indexOf("vmm4j-guest: interface eth0"), context);
+        assertTrue(out.contains("virtio-pci 0000:00:01.0: PCI->APIC IRQ transform: INT A -> IRQ 17"),
+                "the MP table routes the slot's INTA to IOAPIC pin 17" + context);
+        assertTrue(!out.contains("can't find IRQ for PCI INT A"), context);
+    }
+
+    /** With MSI-X off (pci=nomsi) Linux's virtio_pci falls back to INTA, which the MP table routes: pings pass on it. */
+    @Test
+    void pingsOverIntxWhenLinuxTurnsMsiOff() throws Exception {
+        String out = bootInTheLab("--port", "tap", "--append", LinuxBoot.DEFAULT_APPEND + " pci=nomsi", "--workload", "ping,serve",
+                "--host-ping", "5");
+        String context = "\n--- lab console ---\n" + out;
+        assertTrue(out.contains("vmm4j: virtio-net: queue 0 size 256 msix vector none"), "no MSI-X vector: INTx" + context);
+        assertPingsBothWays(out);
+        assertTrue(out.matches("(?s).*queue interrupts [1-9][0-9]*/[1-9][0-9]*.*"), "interrupts went through the VMM's INTx line" + context);
     }
 
     /**
