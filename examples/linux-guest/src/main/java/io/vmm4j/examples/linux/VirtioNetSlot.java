@@ -27,7 +27,9 @@ import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Our PCI host on the guest's CF8/CFC ports with one virtio-net device: the virtio-pci transport,
@@ -50,7 +52,7 @@ final class VirtioNetSlot implements AutoCloseable {
     /** Where the device's frames go: an in-memory port with nothing on the other end, or a real tap. */
     enum Port { MEMORY, TAP }
 
-    /** Who moves the frames: the VMM's own I/O thread, or the kernel's vhost-PID worker (tap only). */
+    /** Who moves the frames: the VMM's own I/O thread, or the kernel's vhost worker (tap only). */
     enum Plane {
         EMULATED("emulated"), VHOST_NET("vhost-net");
 
@@ -151,7 +153,7 @@ final class VirtioNetSlot implements AutoCloseable {
 
     /**
      * Who moved the frames, and the CPU time it took: the VMM's own net-io thread (emulated), or
-     * the kernel's vhost-PID worker thread (vhost-net; Linux 6.1 names it after the owner's pid).
+     * the kernel's vhost worker thread (vhost-net; Linux 6.1 names it vhost-TID after the owner thread).
      * The kernel thread ends with its vhost fd, at the device reset Linux does on its way down, so
      * the report is taken then: the last one taken, or a fresh one while the plane still runs.
      */
@@ -229,25 +231,35 @@ final class VirtioNetSlot implements AutoCloseable {
             }
             return b.toString();
         }
-        String worker = "vhost-" + ProcessHandle.current().pid();
+        // Linux 6.1 names the worker "vhost-" + the id of the thread that sent VHOST_SET_OWNER (current->pid
+        // in drivers/vhost/vhost.c vhost_dev_set_owner), which is one of this process's threads
+        Set<String> ours = new HashSet<>();
+        try (var tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
+            tasks.forEach(t -> ours.add("vhost-" + t.getFileName()));
+        } catch (IOException e) {
+            return "no vhost worker found (/proc/self/task: " + e.getMessage() + ")";
+        }
+        StringBuilder found = new StringBuilder();
         try (var procs = Files.newDirectoryStream(Path.of("/proc"), "[0-9]*")) {
             for (var dir : procs) {
                 try {
-                    if (Files.readString(dir.resolve("comm")).strip().equals(worker)) {
+                    String comm = Files.readString(dir.resolve("comm")).strip();
+                    if (ours.contains(comm)) {
                         // /proc/PID/stat fields 14 and 15 (utime, stime) in clock ticks, after the ")" that ends comm (proc(5))
                         String stat = Files.readString(dir.resolve("stat"));
                         String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
                         long ticks = Long.parseLong(f[11]) + Long.parseLong(f[12]);
-                        return String.format("the kernel thread %s, pid %s (cpu %.2f s)", worker, dir.getFileName(), ticks / 100.0);
+                        found.append(found.isEmpty() ? "the kernel thread " : ", ")
+                                .append(String.format("%s, pid %s (cpu %.2f s)", comm, dir.getFileName(), ticks / 100.0));
                     }
                 } catch (IOException | RuntimeException e) {
                     // the process went away while we looked
                 }
             }
         } catch (IOException e) {
-            return "no kernel thread " + worker + " found (" + e.getMessage() + ")";
+            return "no vhost worker found (/proc: " + e.getMessage() + ")";
         }
-        return "no kernel thread " + worker + " found";
+        return found.isEmpty() ? "no kernel thread vhost-TID found for any thread of this process" : found.toString();
     }
 
     /** Prints each step of the guest driver's bring-up: status, features, queues and their MSI-X vectors. */

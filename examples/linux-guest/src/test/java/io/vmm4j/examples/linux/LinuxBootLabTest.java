@@ -179,7 +179,7 @@ class LinuxBootLabTest {
                         console.append(line).append('\n');
                     }
                     if (line.startsWith("lab:") || line.startsWith("vmm4j: run ended") || line.startsWith("vmm4j: exit status")
-                            || line.contains("vmm4j-result: ") || line.startsWith("vmm4j-host-result: ")) {
+                            || line.contains("vmm4j-result: ") || line.startsWith("vmm4j-host-result: ") || line.startsWith("vmm4j: data plane ")) {
                         System.out.println(line); // progress in the test log
                     }
                 });
