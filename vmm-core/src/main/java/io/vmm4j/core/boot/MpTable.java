@@ -14,10 +14,12 @@ import static io.vmm4j.core.boot.PackedLayouts.bytes;
 
 /**
  * An Intel MultiProcessor Specification 1.4 table, which is how Linux finds the CPUs, the
- * IOAPIC and the ISA interrupt wiring on a PC without ACPI (arch/x86/kernel/mpparse.c scans the
- * last KiB below 640 KiB for the floating pointer). It describes what KVM's in-kernel irqchip
- * emulates: one local APIC per vCPU at 0xFEE00000, one IOAPIC at 0xFEC00000 whose pin N is ISA
- * IRQ N (KVM's default GSI routing), the PIC in virtual-wire mode through LINT0 and NMI on LINT1.
+ * IOAPIC and the ISA and PCI interrupt wiring on a PC without ACPI (arch/x86/kernel/mpparse.c
+ * scans the last KiB below 640 KiB for the floating pointer). It describes what KVM's in-kernel
+ * irqchip emulates: one local APIC per vCPU at 0xFEE00000, one IOAPIC at 0xFEC00000 whose pin N is
+ * ISA IRQ N (KVM's default GSI routing), the PIC in virtual-wire mode through LINT0 and NMI on
+ * LINT1, and PCI bus 0 whose slot S raises INTA on IOAPIC pin {@link #pciIntxPin}(S), so Linux
+ * finds an IRQ for a device's INTx (arch/x86/pci/irq.c asks the MP table by bus, slot and pin).
  */
 public final class MpTable {
     /** MP spec §4.1: the floating pointer structure, 16 bytes. */
@@ -69,6 +71,14 @@ public final class MpTable {
     static final int IOAPIC_VERSION = 0x11;
     /** ISA IRQs 0-15 are wired to IOAPIC pins 0-15. */
     static final int ISA_IRQS = 16;
+    /** The bus ids: PCI first, because Linux matches an MP PCI bus id against the PCI bus number (io_apic.c). */
+    static final int PCI_BUS_ID = 0;
+    static final int ISA_BUS_ID = 1;
+    /** PCI slots per bus (device numbers 0-31); each gets its INTA routed. */
+    static final int PCI_SLOTS = 32;
+    /** KVM's IOAPIC has 24 pins (KVM_IOAPIC_NUM_PINS); those above the ISA IRQs take PCI INTx. */
+    static final int FIRST_PCI_PIN = 16;
+    static final int PCI_PINS = 8;
     /** Family 6 (the CPU signature field, §4.3.1; Linux only prints it) and features FPU | APIC (CPUID.1:EDX bits 0, 9). */
     static final int CPU_SIGNATURE = 0x600;
     static final int CPU_FEATURES = 0x201;
@@ -82,8 +92,19 @@ public final class MpTable {
 
     /** Bytes the floating pointer and configuration table take for {@code cpus} processors. */
     public static long size(int cpus) {
-        return FLOATING_POINTER_SIZE + CONFIG_HEADER.byteSize() + cpus * PROCESSOR.byteSize() + BUS.byteSize() + IOAPIC.byteSize()
-                + (ISA_IRQS + 2L) * INTERRUPT.byteSize();
+        return FLOATING_POINTER_SIZE + CONFIG_HEADER.byteSize() + cpus * PROCESSOR.byteSize() + 2 * BUS.byteSize() + IOAPIC.byteSize()
+                + (ISA_IRQS + PCI_SLOTS + 2L) * INTERRUPT.byteSize();
+    }
+
+    /**
+     * The IOAPIC pin (= KVM GSI, by KVM's default routing) that INTA of PCI bus 0 slot {@code slot}
+     * is wired to: pins 16-23 in turn, shared by slots 8 apart (level-triggered, so sharing works).
+     */
+    public static int pciIntxPin(int slot) {
+        if (slot < 0 || slot >= PCI_SLOTS) {
+            throw new IllegalArgumentException("PCI slots are 0 to " + (PCI_SLOTS - 1) + ", not " + slot);
+        }
+        return FIRST_PCI_PIN + slot % PCI_PINS;
     }
 
     /** The IOAPIC's id: the first APIC id after the vCPUs' (0 .. cpus-1). */
@@ -120,11 +141,10 @@ public final class MpTable {
             at += PROCESSOR.byteSize();
             entries++;
         }
-        set(m, BUS, at, "type", ENTRY_BUS);
-        set(m, BUS, at, "busid", 0);
-        chars(m, BUS, at, "bustype", "ISA   "); // §4.3.2 Table 4-8: bus type strings are blank-padded
-        at += BUS.byteSize();
-        entries++;
+        // §4.3.2 Table 4-8: bus type strings are blank-padded
+        at = bus(m, at, PCI_BUS_ID, "PCI   ");
+        at = bus(m, at, ISA_BUS_ID, "ISA   ");
+        entries += 2;
         set(m, IOAPIC, at, "type", ENTRY_IOAPIC);
         set(m, IOAPIC, at, "apicid", ioapic);
         set(m, IOAPIC, at, "apicver", IOAPIC_VERSION);
@@ -133,12 +153,18 @@ public final class MpTable {
         at += IOAPIC.byteSize();
         entries++;
         for (int irq = 0; irq < ISA_IRQS; irq++) {
-            at = interrupt(m, at, ENTRY_IO_INTERRUPT, INT_VECTORED, irq, ioapic, irq);
+            at = interrupt(m, at, ENTRY_IO_INTERRUPT, INT_VECTORED, ISA_BUS_ID, irq, ioapic, irq);
+            entries++;
+        }
+        // §4.3.4 (and the PCI appendix D.3): a PCI source IRQ is the device number in bits 6:2 and
+        // the pin (0 = INTA) in bits 1:0; "conforming" flags mean level-triggered, active low for PCI
+        for (int slot = 0; slot < PCI_SLOTS; slot++) {
+            at = interrupt(m, at, ENTRY_IO_INTERRUPT, INT_VECTORED, PCI_BUS_ID, slot << 2, ioapic, pciIntxPin(slot));
             entries++;
         }
         // §5.1 virtual wire mode: the PIC's INTR reaches the BSP's LINT0 as ExtINT; NMI goes to LINT1 of every CPU
-        at = interrupt(m, at, ENTRY_LOCAL_INTERRUPT, INT_EXTINT, 0, 0, 0);
-        at = interrupt(m, at, ENTRY_LOCAL_INTERRUPT, INT_NMI, 0, 0xFF, 1);
+        at = interrupt(m, at, ENTRY_LOCAL_INTERRUPT, INT_EXTINT, ISA_BUS_ID, 0, 0, 0);
+        at = interrupt(m, at, ENTRY_LOCAL_INTERRUPT, INT_NMI, ISA_BUS_ID, 0, 0xFF, 1);
         entries += 2;
 
         chars(m, CONFIG_HEADER, table, "signature", "PCMP");
@@ -158,11 +184,19 @@ public final class MpTable {
         set(m, FLOATING_POINTER, 0, "checksum", checksum(m.asSlice(0, FLOATING_POINTER_SIZE)));
     }
 
-    private static long interrupt(MemorySegment m, long at, int entryType, int irqType, int sourceIrq, int destination, int pin) {
+    private static long bus(MemorySegment m, long at, int id, String type) {
+        set(m, BUS, at, "type", ENTRY_BUS);
+        set(m, BUS, at, "busid", id);
+        chars(m, BUS, at, "bustype", type);
+        return at + BUS.byteSize();
+    }
+
+    private static long interrupt(MemorySegment m, long at, int entryType, int irqType, int sourceBus, int sourceIrq, int destination,
+                                  int pin) {
         set(m, INTERRUPT, at, "type", entryType);
         set(m, INTERRUPT, at, "irqtype", irqType);
         set(m, INTERRUPT, at, "irqflag", POLARITY_TRIGGER_CONFORMING);
-        set(m, INTERRUPT, at, "srcbus", 0);
+        set(m, INTERRUPT, at, "srcbus", sourceBus);
         set(m, INTERRUPT, at, "srcbusirq", sourceIrq);
         set(m, INTERRUPT, at, "dstapic", destination);
         set(m, INTERRUPT, at, "dstirq", pin);

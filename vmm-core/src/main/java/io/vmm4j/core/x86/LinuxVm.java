@@ -3,6 +3,7 @@ package io.vmm4j.core.x86;
 import io.vmm4j.core.boot.BootVcpuState;
 import io.vmm4j.core.boot.BzImage;
 import io.vmm4j.core.boot.LinuxLoader;
+import io.vmm4j.core.boot.MpTable;
 import io.vmm4j.core.bus.Bus;
 import io.vmm4j.core.irq.IntxLine;
 import io.vmm4j.core.kvm.CpuidTable;
@@ -200,6 +201,26 @@ public final class LinuxVm implements AutoCloseable {
 
     public Uart16550 uart() {
         return uart;
+    }
+
+    /**
+     * The INTA line of PCI bus 0 slot {@code slot}, as the MP table wires it: a level on IOAPIC pin
+     * {@link MpTable#pciIntxPin} through KVM_IRQ_LINE (1 while asserted; KVM's IOAPIC re-raises a
+     * level-triggered pin after EOI while it is still high).
+     */
+    public IntxLine pciIntx(int slot) {
+        int gsi = MpTable.pciIntxPin(slot);
+        return new IntxLine() {
+            @Override
+            public void assertLine() {
+                vm.irqLine(gsi, true);
+            }
+
+            @Override
+            public void deassertLine() {
+                vm.irqLine(gsi, false);
+            }
+        };
     }
 
     public List<KvmVcpu> vcpus() {

@@ -182,7 +182,7 @@ class LinuxLoaderTest {
         assertEquals(MpTable.size(2) - 16, length);
         assertEquals(0, sum(m.slice(table, length)), "configuration table checksum");
         assertEquals(0xFEE0_0000, m.readInt(table + 0x24), "local APIC address");
-        // two processors (APIC ids 0 and 1, the first the BSP), the ISA bus, the IOAPIC (id 2)
+        // two processors (APIC ids 0 and 1, the first the BSP), the PCI and ISA buses, the IOAPIC (id 2)
         long e = table + 44;
         assertEquals(0, m.readByte(e));
         assertEquals(0, m.readByte(e + 1));
@@ -191,6 +191,12 @@ class LinuxLoaderTest {
         assertEquals(1, m.readByte(e + 23), "enabled, not the BSP");
         e += 40;
         assertEquals(1, m.readByte(e), "bus entry");
+        assertEquals(0, m.readByte(e + 1), "PCI is bus 0, as Linux matches MP bus ids with PCI bus numbers");
+        assertEquals("PCI   ", string(m, e + 2, 6));
+        e += 8;
+        assertEquals(1, m.readByte(e), "bus entry");
+        assertEquals(1, m.readByte(e + 1));
+        assertEquals("ISA   ", string(m, e + 2, 6));
         e += 8;
         assertEquals(2, m.readByte(e), "IOAPIC entry");
         assertEquals(2, m.readByte(e + 1), "IOAPIC id after the CPUs");
@@ -198,10 +204,22 @@ class LinuxLoaderTest {
         e += 8;
         for (int irq = 0; irq < 16; irq++, e += 8) {
             assertEquals(3, m.readByte(e), "I/O interrupt entry for IRQ " + irq);
+            assertEquals(1, m.readByte(e + 4), "from the ISA bus");
             assertEquals(irq, m.readByte(e + 5), "source IRQ");
             assertEquals(2, m.readByte(e + 6), "to the IOAPIC");
             assertEquals(irq, m.readByte(e + 7), "pin = IRQ, as KVM routes GSIs");
         }
+        for (int slot = 0; slot < 32; slot++, e += 8) {
+            assertEquals(3, m.readByte(e), "I/O interrupt entry for PCI slot " + slot);
+            assertEquals(0, m.readByte(e + 1), "vectored");
+            assertEquals(0, m.readShort(e + 2), "conforming: level, active low on PCI");
+            assertEquals(0, m.readByte(e + 4), "from PCI bus 0");
+            assertEquals(slot << 2, m.readByte(e + 5) & 0xFF, "device in bits 6:2, INTA = 0 in bits 1:0");
+            assertEquals(2, m.readByte(e + 6), "to the IOAPIC");
+            assertEquals(MpTable.pciIntxPin(slot), m.readByte(e + 7));
+            assertTrue(MpTable.pciIntxPin(slot) >= 16 && MpTable.pciIntxPin(slot) < 24, "above the ISA IRQs, on KVM's 24-pin IOAPIC");
+        }
+        assertEquals(2 + 2 + 1 + 16 + 32 + 2, m.readShort(table + 0x22), "entry count: 2 CPUs, 2 buses, the IOAPIC, 16 ISA, 32 PCI, 2 local");
         assertEquals(4, m.readByte(e));
         assertEquals(3, m.readByte(e + 1), "ExtINT");
         assertEquals(0, m.readByte(e + 7), "LINT0");
@@ -231,6 +249,12 @@ class LinuxLoaderTest {
         m.read(0x100000, start, 0, 512);
         int off = ((file[0x1F1] & 0xFF) + 1) * 512;
         assertArrayEquals(Arrays.copyOfRange(file, off, off + 512), start);
+    }
+
+    private static String string(GuestMemory m, long at, int length) {
+        byte[] b = new byte[length];
+        m.read(at, b, 0, length);
+        return new String(b, StandardCharsets.US_ASCII);
     }
 
     private static int sum(MemorySegment s) {

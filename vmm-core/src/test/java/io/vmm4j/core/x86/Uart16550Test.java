@@ -119,6 +119,68 @@ class Uart16550Test {
         assertEquals(2, uart.receivedBytes());
     }
 
+    /**
+     * The console's keyboard path as Linux's 8250 driver sees it: bytes from an input stream
+     * (startInput, e.g. the VMM's stdin) raise the RX interrupt; the handler reads IIR, then RBR
+     * while LSR says data ready, until the line drops; later input raises it again. 46 bytes pass a
+     * 16-byte FIFO in order with no overrun, because input waits for the guest to read.
+     */
+    @Test
+    void typedInputReachesTheGuestThroughRxInterrupts() throws Exception {
+        String typed = "root\rls -l /sys/class/net && cat /proc/cmdline\r";
+        java.util.concurrent.atomic.AtomicBoolean line = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicInteger edges = new java.util.concurrent.atomic.AtomicInteger();
+        Uart16550 u = new Uart16550(new ByteArrayOutputStream(), new IntxLine() {
+            @Override
+            public void assertLine() {
+                line.set(true);
+                edges.incrementAndGet();
+            }
+
+            @Override
+            public void deassertLine() {
+                line.set(false);
+            }
+        });
+        u.write(IIR_FCR, 1, 0x07);              // FIFO on, both FIFOs cleared (serial8250_do_startup)
+        u.write(LCR, 1, 0x03);
+        u.write(MCR, 1, 0x0B);                  // DTR, RTS, OUT2: the PC's interrupt gate
+        u.write(IER_DLM, 1, Uart16550.IER_RDI | Uart16550.IER_RLSI);
+        Thread input = u.startInput(new java.io.ByteArrayInputStream(typed.getBytes(java.nio.charset.StandardCharsets.US_ASCII)),
+                "test-console-in");
+        StringBuilder got = new StringBuilder();
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        int interrupts = 0;
+        while (got.length() < typed.length() && System.nanoTime() < deadline) {
+            if (!line.get()) {
+                Thread.onSpinWait();
+                continue;
+            }
+            interrupts++;
+            // serial8250_handle_irq: IIR names the cause, then serial8250_rx_chars reads while LSR.DR
+            assertEquals(0x04, u.read(IIR_FCR, 1) & 0x0F, "received data available");
+            int lsr;
+            while (((lsr = (int) u.read(LSR, 1)) & Uart16550.LSR_DR) != 0) {
+                assertEquals(0, lsr & Uart16550.LSR_OE, "no overrun");
+                got.append((char) u.read(RBR_THR_DLL, 1));
+            }
+        }
+        input.join(2000);
+        assertEquals(typed, got.toString(), "every typed byte, in order");
+        assertTrue(!input.isAlive(), "the input thread ends at the end of its stream");
+        assertTrue(!line.get(), "nothing left: the line is low");
+        // the handler may drain bytes that arrive while it reads, so it can see fewer interrupts than edges
+        assertTrue(interrupts >= 1 && edges.get() >= interrupts, interrupts + " interrupts handled, " + edges.get() + " rising edges");
+        assertEquals(typed.length(), u.receivedBytes());
+        assertEquals(0, u.overruns());
+        assertEquals(0x01, u.read(IIR_FCR, 1) & 0x0F, "no interrupt pending");
+        int before = edges.get();
+        u.receive(new byte[] {'y'}, 0, 1);
+        assertTrue(line.get() && edges.get() == before + 1, "a later key press is a new rising edge");
+        assertEquals('y', u.read(RBR_THR_DLL, 1));
+        assertTrue(!line.get());
+    }
+
     @Test
     void divisorLatchHidesThrAndIer() {
         out(LCR, 0x83); // DLAB, 8N1

@@ -6,6 +6,8 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Consumer;
 
 /**
  * The guest's serial console: passes every byte on to {@code sink} and keeps the last lines, so
@@ -18,6 +20,10 @@ final class ConsoleRecorder extends OutputStream {
     private final List<String> seen = new ArrayList<>();
     private final StringBuilder line = new StringBuilder();
     private final List<String> watched;
+    private final List<Trigger> triggers = new CopyOnWriteArrayList<>();
+
+    private record Trigger(String text, Consumer<String> action) {
+    }
 
     /** @param watched substrings whose first line is remembered for {@link #firstLineWith} */
     ConsoleRecorder(OutputStream sink, int keep, List<String> watched) {
@@ -51,6 +57,20 @@ final class ConsoleRecorder extends OutputStream {
                 seen.add(l);
             }
         }
+        for (Trigger t : triggers) {
+            if (l.contains(t.text())) {
+                triggers.remove(t);
+                t.action().accept(l);
+            }
+        }
+    }
+
+    /**
+     * Runs {@code action} with the first complete console line that contains {@code text}, once.
+     * It runs on the thread that writes the console (a vCPU's), so it must hand real work off.
+     */
+    void onceOnLine(String text, Consumer<String> action) {
+        triggers.add(new Trigger(text, action));
     }
 
     @Override

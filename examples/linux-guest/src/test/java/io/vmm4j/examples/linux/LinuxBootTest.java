@@ -50,6 +50,73 @@ class LinuxBootTest {
         assertTrue(log.toString().startsWith("vmm4j: --kernel BZIMAGE is required"), log.toString());
     }
 
+    @Test
+    void networkAndWorkloadOptionsAreCheckedBeforeAnyVmExists() {
+        assertEquals(2, run("--kernel", "k", "--backend", "vhost-net"));
+        assertTrue(log.toString().startsWith("vmm4j: --backend vhost-net moves frames between the rings and a tap: add --port tap\n"),
+                log.toString());
+        log.reset();
+        assertEquals(2, run("--kernel", "k", "--backend", "dpdk"));
+        assertTrue(log.toString().startsWith("vmm4j: --backend must be emulated or vhost-net, not 'dpdk'\n"), log.toString());
+        log.reset();
+        assertEquals(2, run("--kernel", "k", "--port", "tap", "--host-ip", "10.0.2.2"));
+        assertTrue(log.toString().startsWith("vmm4j: --host-ip wants an IPv4 address with a prefix length, e.g. 10.0.2.2/24, not '10.0.2.2'"),
+                log.toString());
+        log.reset();
+        assertEquals(2, run("--kernel", "k", "--workload", "ping serve"));
+        assertTrue(log.toString().startsWith("vmm4j: --workload goes on the kernel command line as one word"), log.toString());
+        log.reset();
+        assertEquals(2, run("--kernel", "k", "--param", "Count=5"));
+        assertTrue(log.toString().startsWith("vmm4j: --param wants NAME=VALUE with a lower-case NAME"), log.toString());
+        log.reset();
+        assertEquals(2, run("--kernel", "k", "--host-ping", "5"));
+        assertTrue(log.toString().startsWith("vmm4j: --host-ping and --host-flood reach the guest through a tap: add --port tap"),
+                log.toString());
+        log.reset();
+        assertEquals(2, run("--kernel", "k", "--console-input", "a\nb"));
+        assertTrue(log.toString().startsWith("vmm4j: --console-input takes one line of printable text (Enter is added), not 'a?b'"),
+                log.toString());
+    }
+
+    @Test
+    void workloadsAndTheTapsAddressGoOnTheKernelCommandLine() {
+        LinuxBoot.Options o = LinuxBoot.parse(new String[] {"--kernel", "k", "--port", "tap", "--host-ip", "10.9.0.1/24",
+                "--workload", "ping,serve", "--param", "ip=10.9.0.7/24", "--param", "serve_count=3", "--host-ping", "3"});
+        assertEquals(LinuxBoot.DEFAULT_APPEND + " vmm4j.workload=ping,serve vmm4j.host=10.9.0.1 vmm4j.ip=10.9.0.7/24 vmm4j.serve_count=3",
+                o.commandLine());
+        assertEquals("10.9.0.7", o.guestAddress(), "the host pings the address the guest was given");
+        assertTrue(o.net(), "--port tap implies the NIC");
+        assertEquals(VirtioNetSlot.Port.TAP, o.netSetup().port());
+        LinuxBoot.Options plain = LinuxBoot.parse(new String[] {"--kernel", "k"});
+        assertEquals(LinuxBoot.DEFAULT_APPEND, plain.commandLine(), "no workload, nothing added");
+        assertEquals("10.0.2.15", plain.guestAddress());
+    }
+
+    @Test
+    void hostPingOutputIsReadFromIputilsAndBusybox() {
+        HostPing iputils = HostPing.parse("10.0.2.15", """
+                PING 10.0.2.15 (10.0.2.15) 56(84) bytes of data.
+                64 bytes from 10.0.2.15: icmp_seq=1 ttl=64 time=3.41 ms
+                64 bytes from 10.0.2.15: icmp_seq=2 ttl=64 time=1.07 ms
+
+                --- 10.0.2.15 ping statistics ---
+                3 packets transmitted, 2 received, 33.3333% packet loss, time 404ms
+                rtt min/avg/max/mdev = 1.070/2.240/3.410/1.170 ms
+                """, 1);
+        assertEquals(3, iputils.sent());
+        assertEquals(2, iputils.received());
+        assertEquals(java.util.List.of(3.41, 1.07), iputils.rttMs());
+        assertEquals("3 packets transmitted, 2 received, 33.3333% packet loss, time 404ms", iputils.summary());
+        assertEquals("{\"command\":\"ping\",\"target\":\"10.0.2.15\",\"sent\":3,\"received\":2,\"rtt_ms\":[3.410,1.070],\"exit\":1}",
+                iputils.json());
+        HostPing busybox = HostPing.parse("10.0.2.2", "64 bytes from 10.0.2.2: seq=0 ttl=64 time=0.512 ms\n"
+                + "1 packets transmitted, 1 packets received, 0% packet loss\n", 0);
+        assertEquals(1, busybox.received());
+        HostPing nothing = HostPing.parse("10.0.2.15", "ping: connect: Network is unreachable\n", 2);
+        assertEquals(0, nothing.sent());
+        assertEquals("no statistics in ping's output: ping: connect: Network is unreachable", nothing.summary());
+    }
+
     /**
      * A minimal bzImage whose 64-bit entry prints {@code text} on COM1 (rep outsb) and resets through
      * the i8042: hand-assembled, so the test needs nothing but KVM.

@@ -16,12 +16,31 @@ import java.util.concurrent.TimeUnit;
 /** Looks at this host and reports what vmm4j can use on it. */
 public final class HostProbe {
     private static final int CAP_NET_ADMIN = 12;
+    /** The row saying whether a stock Linux kernel boots on this host's /dev/kvm. */
+    public static final String STOCK_KERNEL_ROW = "stock Linux kernel on /dev/kvm";
+    /** How to boot one in the lab VM instead, with nested KVM (README, "Booting a stock Linux kernel"). */
+    public static final String LAB_NESTED_KVM_COMMAND = "scripts/lab/vmm4j-lab chroot --qemu-args \"-cpu qemu64,+svm,+npt\" --modules kvm_amd -- "
+            + "java --enable-native-access=ALL-UNNAMED -cp CLASSPATH io.vmm4j.examples.linux.LinuxBoot --kernel "
+            + "$(scripts/linux-guest/build-initramfs --print-kernel) --initrd $(scripts/linux-guest/build-initramfs) --net";
+
+    private final Path sysModule;
+
+    public HostProbe() {
+        this(Path.of("/sys/module"));
+    }
+
+    /** @param sysModule where the loaded kernel modules are listed (/sys/module; a test gives its own) */
+    public HostProbe(Path sysModule) {
+        this.sysModule = sysModule;
+    }
 
     public List<Capability> probe() {
         List<Capability> out = new ArrayList<>();
         out.add(jdk());
         out.add(tun());
-        out.add(kvm());
+        Capability kvm = kvm();
+        out.add(kvm);
+        out.add(stockKernel(kvm.available()));
         out.add(vhostNet());
         out.add(command("qemu-system-x86_64", List.of("--version"),
                 "the lab VM for kernel vhost-net, and QEMU as a real vhost-user frontend",
@@ -90,6 +109,33 @@ public final class HostProbe {
         }
         return new Capability("/dev/kvm", err.isEmpty(), detail, enables,
                 "enable virtualization (VT-x/AMD-V or nested KVM) and load kvm_intel/kvm_amd; the Java test frontend works without it");
+    }
+
+    /**
+     * Whether a stock (non-PVM) Linux kernel can boot on this host's KVM. PVM (the kvm_pvm module,
+     * a paravirtual KVM for hosts without hardware virtualization) runs only guest kernels built
+     * for PVM: a stock kernel hangs in early boot (QEMU -accel kvm stops after "Probing EDD"). The
+     * hardware flavours are kvm_intel (VMX) and kvm_amd (SVM).
+     */
+    public Capability stockKernel(boolean kvmUsable) {
+        String enables = "booting a stock Linux bzImage directly on vmm4j's KVM code (LinuxBoot, examples/linux-guest)";
+        String lab = "boot it in the lab VM, whose nested KVM (kvm_amd on a +svm,+npt CPU) runs stock kernels: " + LAB_NESTED_KVM_COMMAND
+                + " (README, section \"Booting a stock Linux kernel\")";
+        if (Files.isDirectory(sysModule.resolve("kvm_pvm"))) {
+            return new Capability(STOCK_KERNEL_ROW, false, "this KVM is PVM (module kvm_pvm loaded, " + sysModule.resolve("kvm_pvm")
+                    + "): it runs only PVM-built guest kernels, a stock kernel hangs in early boot; our own C guest runs", enables, lab);
+        }
+        if (!kvmUsable) {
+            return new Capability(STOCK_KERNEL_ROW, false, "no usable /dev/kvm", enables,
+                    "load kvm_intel or kvm_amd on a host with VT-x/AMD-V, or " + lab);
+        }
+        String flavour = Files.isDirectory(sysModule.resolve("kvm_intel")) ? "kvm_intel (VMX)"
+                : Files.isDirectory(sysModule.resolve("kvm_amd")) ? "kvm_amd (SVM)" : null;
+        if (flavour == null) {
+            return new Capability(STOCK_KERNEL_ROW, false, "/dev/kvm works but neither kvm_intel nor kvm_amd is loaded, so what "
+                    + "backs it is unknown; a stock kernel may not boot", enables, "try LinuxBoot here; if it hangs, " + lab);
+        }
+        return new Capability(STOCK_KERNEL_ROW, true, "hardware KVM: " + flavour + " loaded", enables, "");
     }
 
     private Capability vhostNet() {
