@@ -38,13 +38,9 @@ class LinuxConstantsTest {
                 .expect("SIGKILL", LibC.SIGKILL).expect("SIGTERM", LibC.SIGTERM).expect("WNOHANG", LibC.WNOHANG)
                 .expectLayout("iovec", LibC.IOVEC)
                 .expectLayout("cmsghdr", LibC.CMSGHDR)
-                .expect("sizeof(struct epoll_event)", LibC.EPOLL_EVENT.byteSize())
+                .expectLayout("epoll_event", LibC.EPOLL_EVENT)
                 .expect("__builtin_offsetof(struct epoll_event, data)", 4)
-                .expect("sizeof(struct msghdr)", LibC.MSGHDR.byteSize())
-                .expect("__builtin_offsetof(struct msghdr, msg_control)", LibC.MSGHDR.byteOffset(
-                        java.lang.foreign.MemoryLayout.PathElement.groupElement("msg_control")))
-                .expect("__builtin_offsetof(struct msghdr, msg_flags)", LibC.MSGHDR.byteOffset(
-                        java.lang.foreign.MemoryLayout.PathElement.groupElement("msg_flags")))
+                .expectLayout("msghdr", LibC.MSGHDR)
                 .expect("sizeof(struct cmsghdr)", LibC.CMSG_HEADER)
                 .expect("CMSG_SPACE(3 * sizeof(int))", UnixSocket.cmsgSpace(3))
                 .expect("sizeof(struct sockaddr_un)", LibC.SOCKADDR_UN_SIZE)
