@@ -9,9 +9,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.concurrent.ThreadLocalRandom;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -142,9 +140,7 @@ class MemoryPortTest {
     private static MemorySegment iovecs(Arena arena, MemorySegment[] buffers) {
         MemorySegment iov = arena.allocate(LibC.IOVEC, buffers.length);
         for (int i = 0; i < buffers.length; i++) {
-            MemorySegment one = iov.asSlice(i * LibC.IOVEC.byteSize(), LibC.IOVEC.byteSize());
-            one.set(ADDRESS, 0, buffers[i]);
-            one.set(JAVA_LONG, 8, buffers[i].byteSize());
+            LibC.setIovec(iov, i, buffers[i]);
         }
         return iov;
     }

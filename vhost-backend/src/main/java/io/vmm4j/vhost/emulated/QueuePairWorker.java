@@ -17,7 +17,6 @@ import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
@@ -483,8 +482,8 @@ public final class QueuePairWorker {
     private void scatterBounce(int count, long length) {
         long done = 0;
         for (int i = 0; i < count && done < length; i++) {
-            long base = iov.get(ValueLayout.JAVA_LONG, 16L * i);
-            long len = Math.min(iov.get(ValueLayout.JAVA_LONG, 16L * i + 8), length - done);
+            long base = LibC.iovecBase(iov, i);
+            long len = Math.min(LibC.iovecLength(iov, i), length - done);
             MemorySegment.copy(bounce, done, MemorySegment.ofAddress(base).reinterpret(len), 0, len);
             done += len;
         }
@@ -506,8 +505,8 @@ public final class QueuePairWorker {
         long skip = headerSize;
         long copied = 0;
         for (int i = 0; i < count && copied < limit; i++) {
-            long base = iov.get(ValueLayout.JAVA_LONG, 16L * i);
-            long len = iov.get(ValueLayout.JAVA_LONG, 16L * i + 8);
+            long base = LibC.iovecBase(iov, i);
+            long len = LibC.iovecLength(iov, i);
             if (skip >= len) {
                 skip -= len;
                 continue;
@@ -525,8 +524,7 @@ public final class QueuePairWorker {
     }
 
     private void setIov(int i, long address, long length) {
-        iov.set(ValueLayout.JAVA_LONG, 16L * i, address);
-        iov.set(ValueLayout.JAVA_LONG, 16L * i + 8, length);
+        LibC.setIovec(iov, i, address, length);
     }
 
     private void notifyUsed(SplitQueue queue, QueueSignals signals, NetQueueCounters counters) {

@@ -11,6 +11,7 @@ import io.vmm4j.vhost.VhostBackend;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -23,6 +24,21 @@ import java.util.List;
  */
 public final class VhostKernel implements VhostBackend {
     public static final String DEVICE = "/dev/vhost-net";
+
+    private static final VarHandle STATE_INDEX = VhostLayouts.handle(VhostLayouts.VRING_STATE, "index");
+    private static final VarHandle STATE_NUM = VhostLayouts.handle(VhostLayouts.VRING_STATE, "num");
+    private static final VarHandle FILE_INDEX = VhostLayouts.handle(VhostLayouts.VRING_FILE, "index");
+    private static final VarHandle FILE_FD = VhostLayouts.handle(VhostLayouts.VRING_FILE, "fd");
+    private static final VarHandle ADDR_INDEX = VhostLayouts.handle(VhostLayouts.VRING_ADDR, "index");
+    private static final VarHandle ADDR_FLAGS = VhostLayouts.handle(VhostLayouts.VRING_ADDR, "flags");
+    private static final VarHandle ADDR_DESC = VhostLayouts.handle(VhostLayouts.VRING_ADDR, "desc_user_addr");
+    private static final VarHandle ADDR_USED = VhostLayouts.handle(VhostLayouts.VRING_ADDR, "used_user_addr");
+    private static final VarHandle ADDR_AVAIL = VhostLayouts.handle(VhostLayouts.VRING_ADDR, "avail_user_addr");
+    private static final VarHandle ADDR_LOG = VhostLayouts.handle(VhostLayouts.VRING_ADDR, "log_guest_addr");
+    private static final VarHandle MEMORY_NREGIONS = VhostLayouts.handle(VhostLayouts.MEMORY, "nregions");
+    private static final VarHandle REGION_GUEST_PHYS_ADDR = VhostLayouts.handle(VhostLayouts.MEMORY_REGION, "guest_phys_addr");
+    private static final VarHandle REGION_MEMORY_SIZE = VhostLayouts.handle(VhostLayouts.MEMORY_REGION, "memory_size");
+    private static final VarHandle REGION_USERSPACE_ADDR = VhostLayouts.handle(VhostLayouts.MEMORY_REGION, "userspace_addr");
 
     private final int fd;
     private boolean closed;
@@ -102,14 +118,16 @@ public final class VhostKernel implements VhostBackend {
     public void setMemTable(GuestMemory memory) {
         List<MemoryRegion> regions = memory.regions();
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment table = a.allocate(VhostIoctls.SIZEOF_MEMORY + VhostIoctls.SIZEOF_MEMORY_REGION * regions.size(), 8);
-            table.set(ValueLayout.JAVA_INT, 0, regions.size());
+            long region = VhostLayouts.MEMORY_REGION.byteSize();
+            MemorySegment table = a.allocate(VhostLayouts.MEMORY.byteSize() + region * regions.size(),
+                    VhostLayouts.MEMORY_REGION.byteAlignment());
+            MEMORY_NREGIONS.set(table, 0L, regions.size());
             for (int i = 0; i < regions.size(); i++) {
                 MemoryRegion r = regions.get(i);
-                long base = VhostIoctls.SIZEOF_MEMORY + VhostIoctls.SIZEOF_MEMORY_REGION * i;
-                table.set(ValueLayout.JAVA_LONG, base, r.guestAddress());
-                table.set(ValueLayout.JAVA_LONG, base + 8, r.size());
-                table.set(ValueLayout.JAVA_LONG, base + 16, r.hostAddress());
+                long at = VhostLayouts.MEMORY.byteSize() + region * i; // the regions follow the header; flags_padding stays 0
+                REGION_GUEST_PHYS_ADDR.set(table, at, r.guestAddress());
+                REGION_MEMORY_SIZE.set(table, at, r.size());
+                REGION_USERSPACE_ADDR.set(table, at, r.hostAddress());
             }
             call(VhostIoctls.SET_MEM_TABLE, "VHOST_SET_MEM_TABLE(" + regions.size() + " regions)", table);
         }
@@ -117,9 +135,9 @@ public final class VhostKernel implements VhostBackend {
 
     private void vringState(long request, String name, int index, int num) {
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(VhostIoctls.SIZEOF_VRING_STATE, 4);
-            s.set(ValueLayout.JAVA_INT, 0, index);
-            s.set(ValueLayout.JAVA_INT, 4, num);
+            MemorySegment s = a.allocate(VhostLayouts.VRING_STATE);
+            STATE_INDEX.set(s, 0L, index);
+            STATE_NUM.set(s, 0L, num);
             call(request, name + "(vring " + index + ", " + num + ")", s);
         }
     }
@@ -132,13 +150,13 @@ public final class VhostKernel implements VhostBackend {
     @Override
     public void setVringAddr(int index, long descUserAddr, long usedUserAddr, long availUserAddr) {
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(VhostIoctls.SIZEOF_VRING_ADDR, 8);
-            s.set(ValueLayout.JAVA_INT, 0, index);
-            s.set(ValueLayout.JAVA_INT, 4, 0); // no dirty logging
-            s.set(ValueLayout.JAVA_LONG, 8, descUserAddr);
-            s.set(ValueLayout.JAVA_LONG, 16, usedUserAddr);
-            s.set(ValueLayout.JAVA_LONG, 24, availUserAddr);
-            s.set(ValueLayout.JAVA_LONG, 32, 0);
+            MemorySegment s = a.allocate(VhostLayouts.VRING_ADDR);
+            ADDR_INDEX.set(s, 0L, index);
+            ADDR_FLAGS.set(s, 0L, 0); // no VHOST_VRING_F_LOG: no dirty logging
+            ADDR_DESC.set(s, 0L, descUserAddr);
+            ADDR_USED.set(s, 0L, usedUserAddr);
+            ADDR_AVAIL.set(s, 0L, availUserAddr);
+            ADDR_LOG.set(s, 0L, 0L);
             call(VhostIoctls.SET_VRING_ADDR, "VHOST_SET_VRING_ADDR(vring " + index + ")", s);
         }
     }
@@ -151,18 +169,18 @@ public final class VhostKernel implements VhostBackend {
     @Override
     public int getVringBase(int index) {
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(VhostIoctls.SIZEOF_VRING_STATE, 4);
-            s.set(ValueLayout.JAVA_INT, 0, index);
+            MemorySegment s = a.allocate(VhostLayouts.VRING_STATE);
+            STATE_INDEX.set(s, 0L, index);
             call(VhostIoctls.GET_VRING_BASE, "VHOST_GET_VRING_BASE(vring " + index + ")", s);
-            return s.get(ValueLayout.JAVA_INT, 4) & 0xFFFF;
+            return (int) STATE_NUM.get(s, 0L) & 0xFFFF;
         }
     }
 
     private void vringFile(long request, String name, int index, int fileFd) {
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(VhostIoctls.SIZEOF_VRING_FILE, 4);
-            s.set(ValueLayout.JAVA_INT, 0, index);
-            s.set(ValueLayout.JAVA_INT, 4, fileFd);
+            MemorySegment s = a.allocate(VhostLayouts.VRING_FILE);
+            FILE_INDEX.set(s, 0L, index);
+            FILE_FD.set(s, 0L, fileFd);
             call(request, name + "(vring " + index + ", fd " + fileFd + ")", s);
         }
     }

@@ -48,8 +48,7 @@ final class Vring {
 
     private static MemorySegment iov(Arena arena) {
         MemorySegment iov = arena.allocate(LibC.IOVEC);
-        iov.set(ValueLayout.ADDRESS, 0, arena.allocate(ValueLayout.JAVA_LONG));
-        iov.set(ValueLayout.JAVA_LONG, 8, 8L);
+        LibC.setIovec(iov, 0, arena.allocate(ValueLayout.JAVA_LONG)); // an eventfd counter
         return iov;
     }
 

@@ -3,6 +3,7 @@ package io.vmm4j.vhost.emulated;
 import io.vmm4j.core.event.EventFd;
 import io.vmm4j.core.memory.GuestAllocator;
 import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.vhost.RecordingDeviceHost;
 import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.VirtioDeviceHost;
 import io.vmm4j.virtio.driver.DriverQueue;
@@ -51,16 +52,7 @@ final class RingGuest implements AutoCloseable {
     }
 
     NetActivation activation(long acked) {
-        VirtioDeviceHost host = new VirtioDeviceHost() {
-            @Override
-            public void configChanged() {
-            }
-
-            @Override
-            public void deviceError(String reason) {
-                deviceErrors.add(reason);
-            }
-        };
+        VirtioDeviceHost host = new RecordingDeviceHost(deviceErrors);
         return new NetActivation(memory, acked, 1500, List.of(new NetActivation.QueuePair(0, rxBinding, txBinding)), 1,
                 QueuePositions.zero(2), counters, host);
     }

@@ -22,6 +22,11 @@ class VhostConstantsTest {
                 .expect("VHOST_SET_VRING_ERR", VhostIoctls.SET_VRING_ERR).expect("VHOST_NET_SET_BACKEND", VhostIoctls.NET_SET_BACKEND)
                 .expect("VHOST_NET_F_VIRTIO_NET_HDR", VhostIoctls.VHOST_NET_F_VIRTIO_NET_HDR)
                 .expect("VHOST_F_LOG_ALL", VhostIoctls.VHOST_F_LOG_ALL)
+                .expectLayout("vhost_vring_state", VhostLayouts.VRING_STATE)
+                .expectLayout("vhost_vring_file", VhostLayouts.VRING_FILE)
+                .expectLayout("vhost_vring_addr", VhostLayouts.VRING_ADDR)
+                .expectLayout("vhost_memory_region", VhostLayouts.MEMORY_REGION)
+                .expectLayout("vhost_memory", VhostLayouts.MEMORY)
                 .verify();
     }
 }

@@ -14,7 +14,7 @@ import java.nio.file.Path;
  * The back-end daemon serving on a thread of the test JVM, over an in-memory port whose other end
  * ({@link #wire()}) the test reads and writes like a host network.
  */
-final class DaemonOnThread implements AutoCloseable {
+public final class DaemonOnThread implements AutoCloseable {
     private final Path dir;
     private final MemoryPort[] ports;
     private final ByteArrayOutputStream logBytes = new ByteArrayOutputStream();
@@ -26,14 +26,14 @@ final class DaemonOnThread implements AutoCloseable {
         this(new VhostUserNetDaemon.Options(pairs, false, messageTimeoutMillis));
     }
 
-    DaemonOnThread(VhostUserNetDaemon.Options options) throws IOException {
+    public DaemonOnThread(VhostUserNetDaemon.Options options) throws IOException {
         dir = Files.createTempDirectory("vu-test");
         ports = MemoryPort.pair(options.queuePairs(), TapDevice.VNET_HEADER_V1_SIZE);
         daemon = new VhostUserNetDaemon(dir.resolve("backend.sock"), ports[0], options, log);
         thread = Thread.ofPlatform().name("vhost-user-daemon").start(daemon::serve);
     }
 
-    Path socket() {
+    public Path socket() {
         return daemon.socketPath();
     }
 
@@ -42,7 +42,7 @@ final class DaemonOnThread implements AutoCloseable {
     }
 
     /** The far end of the daemon's port: what the daemon transmits arrives here, what is sent here the daemon receives. */
-    MemoryPort wire() {
+    public MemoryPort wire() {
         return ports[1];
     }
 
@@ -50,7 +50,7 @@ final class DaemonOnThread implements AutoCloseable {
         return thread.isAlive();
     }
 
-    synchronized String log() {
+    public synchronized String log() {
         return logBytes.toString(StandardCharsets.UTF_8);
     }
 

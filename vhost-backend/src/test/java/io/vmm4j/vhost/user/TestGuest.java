@@ -4,6 +4,7 @@ import io.vmm4j.core.event.EventFd;
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.memory.GuestAllocator;
 import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.vhost.RecordingDeviceHost;
 import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.VirtioDeviceHost;
 import io.vmm4j.virtio.driver.DriverQueue;
@@ -68,16 +69,7 @@ final class TestGuest implements AutoCloseable {
     }
 
     NetActivation activation(long acked, QueuePositions resume) {
-        VirtioDeviceHost host = new VirtioDeviceHost() {
-            @Override
-            public void configChanged() {
-            }
-
-            @Override
-            public void deviceError(String reason) {
-                deviceErrors.add(reason);
-            }
-        };
+        VirtioDeviceHost host = new RecordingDeviceHost(deviceErrors);
         return new NetActivation(memory, acked, 1500, List.of(new NetActivation.QueuePair(0, rxBinding, txBinding)), 1, resume,
                 vmmCounters, host);
     }

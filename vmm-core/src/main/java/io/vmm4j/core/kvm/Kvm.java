@@ -6,7 +6,7 @@ import io.vmm4j.core.linux.LinuxException;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
 
 /**
  * The KVM subsystem, {@code /dev/kvm}: the API version check, capability queries and VM creation
@@ -14,6 +14,8 @@ import java.lang.foreign.ValueLayout;
  */
 public final class Kvm implements AutoCloseable {
     public static final String DEVICE = "/dev/kvm";
+
+    private static final VarHandle CPUID2_NENT = KvmLayouts.handle(KvmLayouts.CPUID2, "nent");
 
     private final int fd;
     private final int vcpuMmapSize;
@@ -88,8 +90,9 @@ public final class Kvm implements AutoCloseable {
      */
     public MemorySegment supportedCpuid(Arena arena) {
         for (int entries = 128; ; entries *= 2) {
-            MemorySegment cpuid = arena.allocate(KvmIoctls.SIZEOF_CPUID2 + entries * KvmIoctls.SIZEOF_CPUID_ENTRY2, 8);
-            cpuid.set(ValueLayout.JAVA_INT, 0, entries);
+            MemorySegment cpuid = arena.allocate(KvmLayouts.CPUID2.byteSize() + entries * KvmLayouts.CPUID_ENTRY2.byteSize(),
+                    KvmLayouts.CPUID_ENTRY2.byteAlignment());
+            CPUID2_NENT.set(cpuid, 0L, entries);
             int r = LibC.ioctlRaw(fd, KvmIoctls.GET_SUPPORTED_CPUID, cpuid);
             if (r == -7 && entries < 4096) { // E2BIG: more leaves than room
                 continue;

@@ -3,8 +3,9 @@ package io.vmm4j.core.kvm;
 import io.vmm4j.core.linux.Ioctl;
 
 /**
- * /dev/kvm ioctl requests, capabilities, exit reasons, flags, struct sizes and the {@code kvm_run}
- * offsets vmm4j reads (include/uapi/linux/kvm.h, arch/x86/include/uapi/asm/kvm.h; x86-64).
+ * /dev/kvm ioctl requests, capabilities, exit reasons, flags and the struct sizes the requests
+ * encode (include/uapi/linux/kvm.h, arch/x86/include/uapi/asm/kvm.h; x86-64); the structs
+ * themselves are {@link KvmLayouts}.
  * {@code LinuxConstantsTest} checks every value against the system headers with gcc.
  */
 public final class KvmIoctls {
@@ -105,26 +106,6 @@ public final class KvmIoctls {
     public static final int INTERNAL_ERROR_EMULATION = 1;
     public static final int INTERNAL_ERROR_SIMUL_EX = 2;
     public static final int INTERNAL_ERROR_DELIVERY_EV = 3;
-
-    // kvm_run offsets (the exit union starts at 32 on x86)
-    public static final long RUN_IMMEDIATE_EXIT = 1;
-    public static final long RUN_EXIT_REASON = 8;
-    public static final long RUN_IO_DIRECTION = 32;
-    public static final long RUN_IO_SIZE = 33;
-    public static final long RUN_IO_PORT = 34;
-    public static final long RUN_IO_COUNT = 36;
-    public static final long RUN_IO_DATA_OFFSET = 40;
-    public static final long RUN_MMIO_PHYS_ADDR = 32;
-    public static final long RUN_MMIO_DATA = 40;
-    public static final long RUN_MMIO_LEN = 48;
-    public static final long RUN_MMIO_IS_WRITE = 52;
-    public static final long RUN_FAIL_ENTRY_REASON = 32;
-    public static final long RUN_INTERNAL_SUBERROR = 32;
-    public static final long RUN_INTERNAL_NDATA = 36;
-    public static final long RUN_INTERNAL_DATA = 40;
-    public static final long RUN_SYSTEM_EVENT_TYPE = 32;
-    public static final long RUN_EX_EXCEPTION = 32;
-    public static final long RUN_EX_ERROR_CODE = 36;
 
     // KVM_IOEVENTFD flags
     public static final int IOEVENTFD_FLAG_DATAMATCH = 1;

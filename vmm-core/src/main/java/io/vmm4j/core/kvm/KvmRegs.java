@@ -1,12 +1,19 @@
 package io.vmm4j.core.kvm;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
 
 /** {@code struct kvm_regs} (asm/kvm.h): the general-purpose registers, RIP and RFLAGS. Mutable, for KVM_GET/SET_REGS. */
 public final class KvmRegs {
-    private static final String[] NAMES = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
-        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"};
+    private static final String[] NAMES = KvmLayouts.REGISTER_NAMES;
+    private static final VarHandle[] FIELDS = new VarHandle[NAMES.length];
+
+    static {
+        for (int i = 0; i < NAMES.length; i++) {
+            FIELDS[i] = KvmLayouts.handle(KvmLayouts.REGS, NAMES[i]);
+        }
+    }
+
     public static final int RAX = 0;
     public static final int RBX = 1;
     public static final int RCX = 2;
@@ -24,14 +31,14 @@ public final class KvmRegs {
     static KvmRegs read(MemorySegment s) {
         KvmRegs r = new KvmRegs();
         for (int i = 0; i < r.values.length; i++) {
-            r.values[i] = s.get(ValueLayout.JAVA_LONG, 8L * i);
+            r.values[i] = (long) FIELDS[i].get(s, 0L);
         }
         return r;
     }
 
     void write(MemorySegment s) {
         for (int i = 0; i < values.length; i++) {
-            s.set(ValueLayout.JAVA_LONG, 8L * i, values[i]);
+            FIELDS[i].set(s, 0L, values[i]);
         }
     }
 

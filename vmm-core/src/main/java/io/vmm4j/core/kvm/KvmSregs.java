@@ -1,15 +1,31 @@
 package io.vmm4j.core.kvm;
 
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import java.lang.foreign.SequenceLayout;
+import java.lang.invoke.VarHandle;
 
 /**
  * {@code struct kvm_sregs} (asm/kvm.h): segment registers, descriptor tables, control registers,
  * EFER and the APIC base. Mutable, for KVM_GET/SET_SREGS; fields not touched are written back as read.
  */
 public final class KvmSregs {
-    /** {@code struct kvm_segment}: 24 bytes. */
+    /** {@code struct kvm_segment}. */
     public static final class Segment {
+        private static final VarHandle BASE = KvmLayouts.handle(KvmLayouts.SEGMENT, "base");
+        private static final VarHandle LIMIT = KvmLayouts.handle(KvmLayouts.SEGMENT, "limit");
+        private static final VarHandle SELECTOR = KvmLayouts.handle(KvmLayouts.SEGMENT, "selector");
+        private static final VarHandle TYPE = KvmLayouts.handle(KvmLayouts.SEGMENT, "type");
+        private static final VarHandle PRESENT = KvmLayouts.handle(KvmLayouts.SEGMENT, "present");
+        private static final VarHandle DPL = KvmLayouts.handle(KvmLayouts.SEGMENT, "dpl");
+        private static final VarHandle DB = KvmLayouts.handle(KvmLayouts.SEGMENT, "db");
+        private static final VarHandle S = KvmLayouts.handle(KvmLayouts.SEGMENT, "s");
+        private static final VarHandle L = KvmLayouts.handle(KvmLayouts.SEGMENT, "l");
+        private static final VarHandle G = KvmLayouts.handle(KvmLayouts.SEGMENT, "g");
+        private static final VarHandle AVL = KvmLayouts.handle(KvmLayouts.SEGMENT, "avl");
+        private static final VarHandle UNUSABLE = KvmLayouts.handle(KvmLayouts.SEGMENT, "unusable");
+        private static final VarHandle PADDING = KvmLayouts.handle(KvmLayouts.SEGMENT, "padding");
+
         public long base;
         public int limit;
         public int selector;
@@ -23,37 +39,42 @@ public final class KvmSregs {
         public boolean avl;
         public boolean unusable;
 
+        /** Reads the {@code kvm_segment} at offset {@code o} of {@code m}. */
         static Segment read(MemorySegment m, long o) {
             Segment x = new Segment();
-            x.base = m.get(ValueLayout.JAVA_LONG, o);
-            x.limit = m.get(ValueLayout.JAVA_INT, o + 8);
-            x.selector = m.get(ValueLayout.JAVA_SHORT, o + 12) & 0xFFFF;
-            x.type = m.get(ValueLayout.JAVA_BYTE, o + 14) & 0xFF;
-            x.present = m.get(ValueLayout.JAVA_BYTE, o + 15) != 0;
-            x.dpl = m.get(ValueLayout.JAVA_BYTE, o + 16) & 0xFF;
-            x.db = m.get(ValueLayout.JAVA_BYTE, o + 17) != 0;
-            x.s = m.get(ValueLayout.JAVA_BYTE, o + 18) != 0;
-            x.l = m.get(ValueLayout.JAVA_BYTE, o + 19) != 0;
-            x.g = m.get(ValueLayout.JAVA_BYTE, o + 20) != 0;
-            x.avl = m.get(ValueLayout.JAVA_BYTE, o + 21) != 0;
-            x.unusable = m.get(ValueLayout.JAVA_BYTE, o + 22) != 0;
+            x.base = (long) BASE.get(m, o);
+            x.limit = (int) LIMIT.get(m, o);
+            x.selector = (short) SELECTOR.get(m, o) & 0xFFFF;
+            x.type = (byte) TYPE.get(m, o) & 0xFF;
+            x.present = (byte) PRESENT.get(m, o) != 0;
+            x.dpl = (byte) DPL.get(m, o) & 0xFF;
+            x.db = (byte) DB.get(m, o) != 0;
+            x.s = (byte) S.get(m, o) != 0;
+            x.l = (byte) L.get(m, o) != 0;
+            x.g = (byte) G.get(m, o) != 0;
+            x.avl = (byte) AVL.get(m, o) != 0;
+            x.unusable = (byte) UNUSABLE.get(m, o) != 0;
             return x;
         }
 
         void write(MemorySegment m, long o) {
-            m.set(ValueLayout.JAVA_LONG, o, base);
-            m.set(ValueLayout.JAVA_INT, o + 8, limit);
-            m.set(ValueLayout.JAVA_SHORT, o + 12, (short) selector);
-            m.set(ValueLayout.JAVA_BYTE, o + 14, (byte) type);
-            m.set(ValueLayout.JAVA_BYTE, o + 15, (byte) (present ? 1 : 0));
-            m.set(ValueLayout.JAVA_BYTE, o + 16, (byte) dpl);
-            m.set(ValueLayout.JAVA_BYTE, o + 17, (byte) (db ? 1 : 0));
-            m.set(ValueLayout.JAVA_BYTE, o + 18, (byte) (s ? 1 : 0));
-            m.set(ValueLayout.JAVA_BYTE, o + 19, (byte) (l ? 1 : 0));
-            m.set(ValueLayout.JAVA_BYTE, o + 20, (byte) (g ? 1 : 0));
-            m.set(ValueLayout.JAVA_BYTE, o + 21, (byte) (avl ? 1 : 0));
-            m.set(ValueLayout.JAVA_BYTE, o + 22, (byte) (unusable ? 1 : 0));
-            m.set(ValueLayout.JAVA_BYTE, o + 23, (byte) 0);
+            BASE.set(m, o, base);
+            LIMIT.set(m, o, limit);
+            SELECTOR.set(m, o, (short) selector);
+            TYPE.set(m, o, (byte) type);
+            PRESENT.set(m, o, flag(present));
+            DPL.set(m, o, (byte) dpl);
+            DB.set(m, o, flag(db));
+            S.set(m, o, flag(s));
+            L.set(m, o, flag(l));
+            G.set(m, o, flag(g));
+            AVL.set(m, o, flag(avl));
+            UNUSABLE.set(m, o, flag(unusable));
+            PADDING.set(m, o, (byte) 0);
+        }
+
+        private static byte flag(boolean on) {
+            return (byte) (on ? 1 : 0);
         }
 
         @Override
@@ -63,25 +84,29 @@ public final class KvmSregs {
         }
     }
 
-    // offsets in struct kvm_sregs (checked against the header by LinuxConstantsTest)
-    public static final long OFFSET_CS = 0;
-    public static final long OFFSET_DS = 24;
-    public static final long OFFSET_ES = 48;
-    public static final long OFFSET_FS = 72;
-    public static final long OFFSET_GS = 96;
-    public static final long OFFSET_SS = 120;
-    public static final long OFFSET_TR = 144;
-    public static final long OFFSET_LDT = 168;
-    public static final long OFFSET_GDT = 192;
-    public static final long OFFSET_IDT = 208;
-    public static final long OFFSET_CR0 = 224;
-    public static final long OFFSET_CR2 = 232;
-    public static final long OFFSET_CR3 = 240;
-    public static final long OFFSET_CR4 = 248;
-    public static final long OFFSET_CR8 = 256;
-    public static final long OFFSET_EFER = 264;
-    public static final long OFFSET_APIC_BASE = 272;
-    public static final long OFFSET_INTERRUPT_BITMAP = 280;
+    private static final long CS = KvmLayouts.offset(KvmLayouts.SREGS, "cs");
+    private static final long DS = KvmLayouts.offset(KvmLayouts.SREGS, "ds");
+    private static final long ES = KvmLayouts.offset(KvmLayouts.SREGS, "es");
+    private static final long FS = KvmLayouts.offset(KvmLayouts.SREGS, "fs");
+    private static final long GS = KvmLayouts.offset(KvmLayouts.SREGS, "gs");
+    private static final long SS = KvmLayouts.offset(KvmLayouts.SREGS, "ss");
+    private static final long TR = KvmLayouts.offset(KvmLayouts.SREGS, "tr");
+    private static final long LDT = KvmLayouts.offset(KvmLayouts.SREGS, "ldt");
+    private static final VarHandle GDT_BASE = KvmLayouts.handle(KvmLayouts.SREGS, "gdt", "base");
+    private static final VarHandle GDT_LIMIT = KvmLayouts.handle(KvmLayouts.SREGS, "gdt", "limit");
+    private static final VarHandle IDT_BASE = KvmLayouts.handle(KvmLayouts.SREGS, "idt", "base");
+    private static final VarHandle IDT_LIMIT = KvmLayouts.handle(KvmLayouts.SREGS, "idt", "limit");
+    private static final VarHandle CR0 = KvmLayouts.handle(KvmLayouts.SREGS, "cr0");
+    private static final VarHandle CR2 = KvmLayouts.handle(KvmLayouts.SREGS, "cr2");
+    private static final VarHandle CR3 = KvmLayouts.handle(KvmLayouts.SREGS, "cr3");
+    private static final VarHandle CR4 = KvmLayouts.handle(KvmLayouts.SREGS, "cr4");
+    private static final VarHandle CR8 = KvmLayouts.handle(KvmLayouts.SREGS, "cr8");
+    private static final VarHandle EFER = KvmLayouts.handle(KvmLayouts.SREGS, "efer");
+    private static final VarHandle APIC_BASE = KvmLayouts.handle(KvmLayouts.SREGS, "apic_base");
+    private static final VarHandle INTERRUPT_BITMAP = KvmLayouts.SREGS.varHandle(
+            MemoryLayout.PathElement.groupElement("interrupt_bitmap"), MemoryLayout.PathElement.sequenceElement());
+    private static final int INTERRUPT_BITMAP_WORDS = (int) ((SequenceLayout) KvmLayouts.SREGS.select(
+            MemoryLayout.PathElement.groupElement("interrupt_bitmap"))).elementCount();
 
     public Segment cs;
     public Segment ds;
@@ -102,57 +127,57 @@ public final class KvmSregs {
     public long cr8;
     public long efer;
     public long apicBase;
-    private final long[] interruptBitmap = new long[4];
+    private final long[] interruptBitmap = new long[INTERRUPT_BITMAP_WORDS];
 
     static KvmSregs read(MemorySegment m) {
         KvmSregs r = new KvmSregs();
-        r.cs = Segment.read(m, OFFSET_CS);
-        r.ds = Segment.read(m, OFFSET_DS);
-        r.es = Segment.read(m, OFFSET_ES);
-        r.fs = Segment.read(m, OFFSET_FS);
-        r.gs = Segment.read(m, OFFSET_GS);
-        r.ss = Segment.read(m, OFFSET_SS);
-        r.tr = Segment.read(m, OFFSET_TR);
-        r.ldt = Segment.read(m, OFFSET_LDT);
-        r.gdtBase = m.get(ValueLayout.JAVA_LONG, OFFSET_GDT);
-        r.gdtLimit = m.get(ValueLayout.JAVA_SHORT, OFFSET_GDT + 8) & 0xFFFF;
-        r.idtBase = m.get(ValueLayout.JAVA_LONG, OFFSET_IDT);
-        r.idtLimit = m.get(ValueLayout.JAVA_SHORT, OFFSET_IDT + 8) & 0xFFFF;
-        r.cr0 = m.get(ValueLayout.JAVA_LONG, OFFSET_CR0);
-        r.cr2 = m.get(ValueLayout.JAVA_LONG, OFFSET_CR2);
-        r.cr3 = m.get(ValueLayout.JAVA_LONG, OFFSET_CR3);
-        r.cr4 = m.get(ValueLayout.JAVA_LONG, OFFSET_CR4);
-        r.cr8 = m.get(ValueLayout.JAVA_LONG, OFFSET_CR8);
-        r.efer = m.get(ValueLayout.JAVA_LONG, OFFSET_EFER);
-        r.apicBase = m.get(ValueLayout.JAVA_LONG, OFFSET_APIC_BASE);
-        for (int i = 0; i < 4; i++) {
-            r.interruptBitmap[i] = m.get(ValueLayout.JAVA_LONG, OFFSET_INTERRUPT_BITMAP + 8L * i);
+        r.cs = Segment.read(m, CS);
+        r.ds = Segment.read(m, DS);
+        r.es = Segment.read(m, ES);
+        r.fs = Segment.read(m, FS);
+        r.gs = Segment.read(m, GS);
+        r.ss = Segment.read(m, SS);
+        r.tr = Segment.read(m, TR);
+        r.ldt = Segment.read(m, LDT);
+        r.gdtBase = (long) GDT_BASE.get(m, 0L);
+        r.gdtLimit = (short) GDT_LIMIT.get(m, 0L) & 0xFFFF;
+        r.idtBase = (long) IDT_BASE.get(m, 0L);
+        r.idtLimit = (short) IDT_LIMIT.get(m, 0L) & 0xFFFF;
+        r.cr0 = (long) CR0.get(m, 0L);
+        r.cr2 = (long) CR2.get(m, 0L);
+        r.cr3 = (long) CR3.get(m, 0L);
+        r.cr4 = (long) CR4.get(m, 0L);
+        r.cr8 = (long) CR8.get(m, 0L);
+        r.efer = (long) EFER.get(m, 0L);
+        r.apicBase = (long) APIC_BASE.get(m, 0L);
+        for (int i = 0; i < INTERRUPT_BITMAP_WORDS; i++) {
+            r.interruptBitmap[i] = (long) INTERRUPT_BITMAP.get(m, 0L, (long) i);
         }
         return r;
     }
 
     void write(MemorySegment m) {
-        cs.write(m, OFFSET_CS);
-        ds.write(m, OFFSET_DS);
-        es.write(m, OFFSET_ES);
-        fs.write(m, OFFSET_FS);
-        gs.write(m, OFFSET_GS);
-        ss.write(m, OFFSET_SS);
-        tr.write(m, OFFSET_TR);
-        ldt.write(m, OFFSET_LDT);
-        m.set(ValueLayout.JAVA_LONG, OFFSET_GDT, gdtBase);
-        m.set(ValueLayout.JAVA_SHORT, OFFSET_GDT + 8, (short) gdtLimit);
-        m.set(ValueLayout.JAVA_LONG, OFFSET_IDT, idtBase);
-        m.set(ValueLayout.JAVA_SHORT, OFFSET_IDT + 8, (short) idtLimit);
-        m.set(ValueLayout.JAVA_LONG, OFFSET_CR0, cr0);
-        m.set(ValueLayout.JAVA_LONG, OFFSET_CR2, cr2);
-        m.set(ValueLayout.JAVA_LONG, OFFSET_CR3, cr3);
-        m.set(ValueLayout.JAVA_LONG, OFFSET_CR4, cr4);
-        m.set(ValueLayout.JAVA_LONG, OFFSET_CR8, cr8);
-        m.set(ValueLayout.JAVA_LONG, OFFSET_EFER, efer);
-        m.set(ValueLayout.JAVA_LONG, OFFSET_APIC_BASE, apicBase);
-        for (int i = 0; i < 4; i++) {
-            m.set(ValueLayout.JAVA_LONG, OFFSET_INTERRUPT_BITMAP + 8L * i, interruptBitmap[i]);
+        cs.write(m, CS);
+        ds.write(m, DS);
+        es.write(m, ES);
+        fs.write(m, FS);
+        gs.write(m, GS);
+        ss.write(m, SS);
+        tr.write(m, TR);
+        ldt.write(m, LDT);
+        GDT_BASE.set(m, 0L, gdtBase);
+        GDT_LIMIT.set(m, 0L, (short) gdtLimit);
+        IDT_BASE.set(m, 0L, idtBase);
+        IDT_LIMIT.set(m, 0L, (short) idtLimit);
+        CR0.set(m, 0L, cr0);
+        CR2.set(m, 0L, cr2);
+        CR3.set(m, 0L, cr3);
+        CR4.set(m, 0L, cr4);
+        CR8.set(m, 0L, cr8);
+        EFER.set(m, 0L, efer);
+        APIC_BASE.set(m, 0L, apicBase);
+        for (int i = 0; i < INTERRUPT_BITMAP_WORDS; i++) {
+            INTERRUPT_BITMAP.set(m, 0L, (long) i, interruptBitmap[i]);
         }
     }
 

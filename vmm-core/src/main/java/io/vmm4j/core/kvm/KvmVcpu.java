@@ -5,6 +5,7 @@ import io.vmm4j.core.linux.Errno;
 import io.vmm4j.core.linux.LibC;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
@@ -35,8 +36,33 @@ public final class KvmVcpu implements AutoCloseable {
         HALTED
     }
 
-    private static final VarHandle RUN_BYTE = ValueLayout.JAVA_BYTE.varHandle();
     private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    // struct kvm_run, read and written in place in the mapping
+    private static final VarHandle RUN_IMMEDIATE_EXIT = KvmLayouts.handle(KvmLayouts.RUN, "immediate_exit");
+    private static final VarHandle RUN_EXIT_REASON = KvmLayouts.handle(KvmLayouts.RUN, "exit_reason");
+    private static final VarHandle IO_DIRECTION = KvmLayouts.handle(KvmLayouts.RUN, "exit", "io", "direction");
+    private static final VarHandle IO_SIZE = KvmLayouts.handle(KvmLayouts.RUN, "exit", "io", "size");
+    private static final VarHandle IO_PORT = KvmLayouts.handle(KvmLayouts.RUN, "exit", "io", "port");
+    private static final VarHandle IO_COUNT = KvmLayouts.handle(KvmLayouts.RUN, "exit", "io", "count");
+    private static final VarHandle IO_DATA_OFFSET = KvmLayouts.handle(KvmLayouts.RUN, "exit", "io", "data_offset");
+    private static final VarHandle MMIO_PHYS_ADDR = KvmLayouts.handle(KvmLayouts.RUN, "exit", "mmio", "phys_addr");
+    private static final long MMIO_DATA = KvmLayouts.offset(KvmLayouts.RUN, "exit", "mmio", "data");
+    private static final VarHandle MMIO_LEN = KvmLayouts.handle(KvmLayouts.RUN, "exit", "mmio", "len");
+    private static final VarHandle MMIO_IS_WRITE = KvmLayouts.handle(KvmLayouts.RUN, "exit", "mmio", "is_write");
+    private static final VarHandle FAIL_ENTRY_REASON = KvmLayouts.handle(KvmLayouts.RUN, "exit", "fail_entry", "hardware_entry_failure_reason");
+    private static final VarHandle EX_EXCEPTION = KvmLayouts.handle(KvmLayouts.RUN, "exit", "ex", "exception");
+    private static final VarHandle EX_ERROR_CODE = KvmLayouts.handle(KvmLayouts.RUN, "exit", "ex", "error_code");
+    private static final VarHandle SYSTEM_EVENT_TYPE = KvmLayouts.handle(KvmLayouts.RUN, "exit", "system_event", "type");
+    private static final VarHandle INTERNAL_SUBERROR = KvmLayouts.handle(KvmLayouts.RUN, "exit", "internal", "suberror");
+    private static final VarHandle INTERNAL_NDATA = KvmLayouts.handle(KvmLayouts.RUN, "exit", "internal", "ndata");
+    private static final VarHandle INTERNAL_DATA = KvmLayouts.RUN.varHandle(MemoryLayout.PathElement.groupElement("exit"),
+            MemoryLayout.PathElement.groupElement("internal"), MemoryLayout.PathElement.groupElement("data"),
+            MemoryLayout.PathElement.sequenceElement());
+    private static final VarHandle MSRS_NMSRS = KvmLayouts.handle(KvmLayouts.MSRS, "nmsrs");
+    private static final VarHandle MSR_INDEX = KvmLayouts.handle(KvmLayouts.MSR_ENTRY, "index");
+    private static final VarHandle MSR_DATA = KvmLayouts.handle(KvmLayouts.MSR_ENTRY, "data");
+    private static final VarHandle FPU_FCW = KvmLayouts.handle(KvmLayouts.FPU, "fcw");
+    private static final VarHandle FPU_MXCSR = KvmLayouts.handle(KvmLayouts.FPU, "mxcsr");
     private static final int KICK_SIGNAL = KickSignal.number();
 
     private final KvmVm vm;
@@ -47,8 +73,8 @@ public final class KvmVcpu implements AutoCloseable {
     private final MemorySegment run;
     private final AtomicLongArray exits = new AtomicLongArray(ExitReason.COUNTED);
     private final Arena arena = Arena.ofShared();
-    private final MemorySegment regsBuffer = arena.allocate(KvmIoctls.SIZEOF_REGS, 8);
-    private final MemorySegment sregsBuffer = arena.allocate(KvmIoctls.SIZEOF_SREGS, 8);
+    private final MemorySegment regsBuffer = arena.allocate(KvmLayouts.REGS);
+    private final MemorySegment sregsBuffer = arena.allocate(KvmLayouts.SREGS);
     private volatile boolean stopRequested;
     private volatile long runningThread; // pthread_t while run() is active, else 0
     private volatile boolean closed;
@@ -132,23 +158,26 @@ public final class KvmVcpu implements AutoCloseable {
             }
             List<Msr> out = new ArrayList<>();
             for (int i = 0; i < indices.length; i++) {
-                long at = KvmLayouts.MSRS.byteSize() + i * KvmLayouts.MSR_ENTRY.byteSize();
-                out.add(new Msr(s.get(ValueLayout.JAVA_INT, at + KvmLayouts.offset(KvmLayouts.MSR_ENTRY, "index")),
-                        s.get(ValueLayout.JAVA_LONG, at + KvmLayouts.offset(KvmLayouts.MSR_ENTRY, "data"))));
+                long at = msrEntry(i);
+                out.add(new Msr((int) MSR_INDEX.get(s, at), (long) MSR_DATA.get(s, at)));
             }
             return out;
         }
     }
 
     private static MemorySegment msrBuffer(Arena a, List<Msr> msrs) {
-        MemorySegment s = a.allocate(KvmLayouts.MSRS.byteSize() + msrs.size() * KvmLayouts.MSR_ENTRY.byteSize(), 8);
-        s.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.MSRS, "nmsrs"), msrs.size());
+        MemorySegment s = a.allocate(msrEntry(msrs.size()), KvmLayouts.MSR_ENTRY.byteAlignment());
+        MSRS_NMSRS.set(s, 0L, msrs.size());
         for (int i = 0; i < msrs.size(); i++) {
-            long at = KvmLayouts.MSRS.byteSize() + i * KvmLayouts.MSR_ENTRY.byteSize();
-            s.set(ValueLayout.JAVA_INT, at + KvmLayouts.offset(KvmLayouts.MSR_ENTRY, "index"), msrs.get(i).index());
-            s.set(ValueLayout.JAVA_LONG, at + KvmLayouts.offset(KvmLayouts.MSR_ENTRY, "data"), msrs.get(i).value());
+            MSR_INDEX.set(s, msrEntry(i), msrs.get(i).index());
+            MSR_DATA.set(s, msrEntry(i), msrs.get(i).value());
         }
         return s;
+    }
+
+    /** Where entry {@code i} of a {@code struct kvm_msrs} starts: its entries follow the header. */
+    private static long msrEntry(int i) {
+        return KvmLayouts.MSRS.byteSize() + i * KvmLayouts.MSR_ENTRY.byteSize();
     }
 
     /**
@@ -158,8 +187,8 @@ public final class KvmVcpu implements AutoCloseable {
     public void setFpu(int fcw, int mxcsr) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocate(KvmLayouts.FPU);
-            s.set(ValueLayout.JAVA_SHORT, KvmLayouts.offset(KvmLayouts.FPU, "fcw"), (short) fcw);
-            s.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.FPU, "mxcsr"), mxcsr);
+            FPU_FCW.set(s, 0L, (short) fcw);
+            FPU_MXCSR.set(s, 0L, mxcsr);
             LibC.ioctl(fd, KvmIoctls.SET_FPU, s, "KVM_SET_FPU");
         }
     }
@@ -169,8 +198,8 @@ public final class KvmVcpu implements AutoCloseable {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocate(KvmLayouts.FPU);
             LibC.ioctl(fd, KvmIoctls.GET_FPU, s, "KVM_GET_FPU");
-            long fcw = s.get(ValueLayout.JAVA_SHORT, KvmLayouts.offset(KvmLayouts.FPU, "fcw")) & 0xFFFFL;
-            long mxcsr = s.get(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.FPU, "mxcsr")) & 0xFFFF_FFFFL;
+            long fcw = (short) FPU_FCW.get(s, 0L) & 0xFFFFL;
+            long mxcsr = (int) FPU_MXCSR.get(s, 0L) & 0xFFFF_FFFFL;
             return fcw | (mxcsr << 32);
         }
     }
@@ -246,12 +275,12 @@ public final class KvmVcpu implements AutoCloseable {
                 if (r < 0) {
                     if (r == -Errno.EINTR || r == -Errno.EAGAIN) {
                         exits.incrementAndGet(KvmIoctls.EXIT_INTR);
-                        RUN_BYTE.setVolatile(run, KvmIoctls.RUN_IMMEDIATE_EXIT, (byte) 0);
+                        RUN_IMMEDIATE_EXIT.setVolatile(run, 0L, (byte) 0);
                         continue; // a kick (requestStop) or another signal: the loop re-checks the flag
                     }
                     LibC.check(r, "ioctl", "fd=" + fd + ", KVM_RUN");
                 }
-                int reason = run.get(ValueLayout.JAVA_INT, KvmIoctls.RUN_EXIT_REASON);
+                int reason = (int) RUN_EXIT_REASON.get(run, 0L);
                 exits.incrementAndGet(Math.min(Math.max(reason, 0), ExitReason.COUNTED - 1));
                 switch (reason) {
                     case KvmIoctls.EXIT_IO -> serveIo();
@@ -283,7 +312,7 @@ public final class KvmVcpu implements AutoCloseable {
             if (closed) {
                 return;
             }
-            RUN_BYTE.setVolatile(run, KvmIoctls.RUN_IMMEDIATE_EXIT, (byte) 1);
+            RUN_IMMEDIATE_EXIT.setVolatile(run, 0L, (byte) 1);
             long thread = runningThread;
             if (thread != 0) {
                 try {
@@ -300,11 +329,11 @@ public final class KvmVcpu implements AutoCloseable {
     }
 
     private void serveIo() {
-        int direction = run.get(ValueLayout.JAVA_BYTE, KvmIoctls.RUN_IO_DIRECTION);
-        int size = run.get(ValueLayout.JAVA_BYTE, KvmIoctls.RUN_IO_SIZE);
-        int port = run.get(ValueLayout.JAVA_SHORT, KvmIoctls.RUN_IO_PORT) & 0xFFFF;
-        int count = run.get(ValueLayout.JAVA_INT, KvmIoctls.RUN_IO_COUNT);
-        long dataOffset = run.get(ValueLayout.JAVA_LONG, KvmIoctls.RUN_IO_DATA_OFFSET);
+        int direction = (byte) IO_DIRECTION.get(run, 0L);
+        int size = (byte) IO_SIZE.get(run, 0L);
+        int port = (short) IO_PORT.get(run, 0L) & 0xFFFF;
+        int count = (int) IO_COUNT.get(run, 0L);
+        long dataOffset = (long) IO_DATA_OFFSET.get(run, 0L);
         try {
             // string I/O (rep ins/outs) arrives as count elements back to back in the data page
             for (int i = 0; i < count; i++) {
@@ -322,18 +351,18 @@ public final class KvmVcpu implements AutoCloseable {
     }
 
     private void serveMmio() {
-        long address = run.get(ValueLayout.JAVA_LONG, KvmIoctls.RUN_MMIO_PHYS_ADDR);
-        int length = run.get(ValueLayout.JAVA_INT, KvmIoctls.RUN_MMIO_LEN);
-        boolean write = run.get(ValueLayout.JAVA_BYTE, KvmIoctls.RUN_MMIO_IS_WRITE) != 0;
+        long address = (long) MMIO_PHYS_ADDR.get(run, 0L);
+        int length = (int) MMIO_LEN.get(run, 0L);
+        boolean write = (byte) MMIO_IS_WRITE.get(run, 0L) != 0;
         if (length != 1 && length != 2 && length != 4 && length != 8) {
             throw failure(KvmIoctls.EXIT_MMIO, String.format("an MMIO %s of %d bytes at 0x%x: devices take 1, 2, 4 or 8 bytes "
                     + "(use plain integer loads and stores on device memory, not SSE)", write ? "write" : "read", length, address));
         }
         try {
             if (write) {
-                mmio.write(address, length, load(KvmIoctls.RUN_MMIO_DATA, length));
+                mmio.write(address, length, load(MMIO_DATA, length));
             } else {
-                store(KvmIoctls.RUN_MMIO_DATA, length, mmio.read(address, length));
+                store(MMIO_DATA, length, mmio.read(address, length));
             }
         } catch (RuntimeException e) {
             throw failure(KvmIoctls.EXIT_MMIO, String.format("MMIO %s of %d byte(s) at 0x%x failed in the device: %s",
@@ -380,22 +409,22 @@ public final class KvmVcpu implements AutoCloseable {
             case KvmIoctls.EXIT_SHUTDOWN -> "triple fault (KVM_EXIT_SHUTDOWN): the guest took an exception it could not deliver "
                     + "(no IDT, a bad page table or stack); the registers below are where it died";
             case KvmIoctls.EXIT_FAIL_ENTRY -> String.format("KVM_EXIT_FAIL_ENTRY, hardware entry failure reason 0x%x: the vCPU state "
-                    + "is invalid for VM entry (segments, control registers or EFER)", run.get(ValueLayout.JAVA_LONG, KvmIoctls.RUN_FAIL_ENTRY_REASON));
+                    + "is invalid for VM entry (segments, control registers or EFER)", (long) FAIL_ENTRY_REASON.get(run, 0L));
             case KvmIoctls.EXIT_INTERNAL_ERROR -> internalError();
             case KvmIoctls.EXIT_EXCEPTION -> String.format("KVM_EXIT_EXCEPTION: exception %d, error code 0x%x",
-                    run.get(ValueLayout.JAVA_INT, KvmIoctls.RUN_EX_EXCEPTION), run.get(ValueLayout.JAVA_INT, KvmIoctls.RUN_EX_ERROR_CODE));
-            case KvmIoctls.EXIT_SYSTEM_EVENT -> "KVM_EXIT_SYSTEM_EVENT type " + run.get(ValueLayout.JAVA_INT, KvmIoctls.RUN_SYSTEM_EVENT_TYPE)
+                    (int) EX_EXCEPTION.get(run, 0L), (int) EX_ERROR_CODE.get(run, 0L));
+            case KvmIoctls.EXIT_SYSTEM_EVENT -> "KVM_EXIT_SYSTEM_EVENT type " + (int) SYSTEM_EVENT_TYPE.get(run, 0L)
                     + " (the guest asked for a shutdown or reset)";
             default -> "unhandled exit KVM_EXIT_" + ExitReason.name(reason).toUpperCase(java.util.Locale.ROOT) + " (" + reason + ")";
         };
     }
 
     private String internalError() {
-        int sub = run.get(ValueLayout.JAVA_INT, KvmIoctls.RUN_INTERNAL_SUBERROR);
-        int n = Math.min(run.get(ValueLayout.JAVA_INT, KvmIoctls.RUN_INTERNAL_NDATA), 16);
+        int sub = (int) INTERNAL_SUBERROR.get(run, 0L);
+        int n = Math.min((int) INTERNAL_NDATA.get(run, 0L), 16);
         StringBuilder data = new StringBuilder();
         for (int i = 0; i < n; i++) {
-            data.append(i == 0 ? "" : " ").append(String.format("0x%x", run.get(ValueLayout.JAVA_LONG, KvmIoctls.RUN_INTERNAL_DATA + 8L * i)));
+            data.append(i == 0 ? "" : " ").append(String.format("0x%x", (long) INTERNAL_DATA.get(run, 0L, (long) i)));
         }
         String kind = switch (sub) {
             case KvmIoctls.INTERNAL_ERROR_EMULATION -> "KVM could not emulate an instruction (often an access to an address "

@@ -9,6 +9,7 @@ import io.vmm4j.core.memory.MemoryRegion;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeMap;
@@ -31,12 +32,53 @@ public final class KvmVm implements AutoCloseable {
     public static final int FIRST_MSI_GSI = 24;
 
     private static final ThreadLocal<MemorySegment> MSI_BUFFER =
-            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(KvmIoctls.SIZEOF_MSI, 8));
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(KvmLayouts.MSI));
     private static final ThreadLocal<MemorySegment> IRQ_LEVEL_BUFFER =
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(KvmLayouts.IRQ_LEVEL));
 
+    private static final VarHandle REGION_SLOT = KvmLayouts.handle(KvmLayouts.USERSPACE_MEMORY_REGION, "slot");
+    private static final VarHandle REGION_FLAGS = KvmLayouts.handle(KvmLayouts.USERSPACE_MEMORY_REGION, "flags");
+    private static final VarHandle REGION_GUEST_PHYS_ADDR = KvmLayouts.handle(KvmLayouts.USERSPACE_MEMORY_REGION, "guest_phys_addr");
+    private static final VarHandle REGION_MEMORY_SIZE = KvmLayouts.handle(KvmLayouts.USERSPACE_MEMORY_REGION, "memory_size");
+    private static final VarHandle REGION_USERSPACE_ADDR = KvmLayouts.handle(KvmLayouts.USERSPACE_MEMORY_REGION, "userspace_addr");
+    private static final VarHandle PIT_FLAGS = KvmLayouts.handle(KvmLayouts.PIT_CONFIG, "flags");
+    private static final VarHandle IRQ_LEVEL_IRQ = KvmLayouts.handle(KvmLayouts.IRQ_LEVEL, "irq");
+    private static final VarHandle IRQ_LEVEL_LEVEL = KvmLayouts.handle(KvmLayouts.IRQ_LEVEL, "level");
+    private static final VarHandle ROUTING_NR = KvmLayouts.handle(KvmLayouts.IRQ_ROUTING, "nr");
+    private static final VarHandle ROUTE_GSI = KvmLayouts.handle(KvmLayouts.IRQ_ROUTING_ENTRY, "gsi");
+    private static final VarHandle ROUTE_TYPE = KvmLayouts.handle(KvmLayouts.IRQ_ROUTING_ENTRY, "type");
+    private static final VarHandle ROUTE_IRQCHIP = KvmLayouts.handle(KvmLayouts.IRQ_ROUTING_ENTRY, "u", "irqchip", "irqchip");
+    private static final VarHandle ROUTE_IRQCHIP_PIN = KvmLayouts.handle(KvmLayouts.IRQ_ROUTING_ENTRY, "u", "irqchip", "pin");
+    private static final VarHandle ROUTE_MSI_ADDRESS_LO = KvmLayouts.handle(KvmLayouts.IRQ_ROUTING_ENTRY, "u", "msi", "address_lo");
+    private static final VarHandle ROUTE_MSI_ADDRESS_HI = KvmLayouts.handle(KvmLayouts.IRQ_ROUTING_ENTRY, "u", "msi", "address_hi");
+    private static final VarHandle ROUTE_MSI_DATA = KvmLayouts.handle(KvmLayouts.IRQ_ROUTING_ENTRY, "u", "msi", "data");
+    private static final VarHandle IRQFD_FD = KvmLayouts.handle(KvmLayouts.IRQFD, "fd");
+    private static final VarHandle IRQFD_GSI = KvmLayouts.handle(KvmLayouts.IRQFD, "gsi");
+    private static final VarHandle IRQFD_FLAGS = KvmLayouts.handle(KvmLayouts.IRQFD, "flags");
+    private static final VarHandle IOEVENTFD_ADDR = KvmLayouts.handle(KvmLayouts.IOEVENTFD, "addr");
+    private static final VarHandle IOEVENTFD_LEN = KvmLayouts.handle(KvmLayouts.IOEVENTFD, "len");
+    private static final VarHandle IOEVENTFD_FD = KvmLayouts.handle(KvmLayouts.IOEVENTFD, "fd");
+    private static final VarHandle IOEVENTFD_FLAGS = KvmLayouts.handle(KvmLayouts.IOEVENTFD, "flags");
+    private static final VarHandle MSI_ADDRESS_LO = KvmLayouts.handle(KvmLayouts.MSI, "address_lo");
+    private static final VarHandle MSI_ADDRESS_HI = KvmLayouts.handle(KvmLayouts.MSI, "address_hi");
+    private static final VarHandle MSI_DATA = KvmLayouts.handle(KvmLayouts.MSI, "data");
+
     private record Route(int type, int a, int b, int c) {
         // IRQCHIP: a = irqchip, b = pin; MSI: a = address_lo, b = address_hi, c = data
+
+        /** Fills the {@code kvm_irq_routing_entry} at offset {@code o} of {@code table} for {@code gsi}. */
+        void write(MemorySegment table, long o, int gsi) {
+            ROUTE_GSI.set(table, o, gsi);
+            ROUTE_TYPE.set(table, o, type);
+            if (type == KvmIoctls.IRQ_ROUTING_MSI) {
+                ROUTE_MSI_ADDRESS_LO.set(table, o, a);
+                ROUTE_MSI_ADDRESS_HI.set(table, o, b);
+                ROUTE_MSI_DATA.set(table, o, c);
+            } else {
+                ROUTE_IRQCHIP.set(table, o, a);
+                ROUTE_IRQCHIP_PIN.set(table, o, b);
+            }
+        }
     }
 
     private final int fd;
@@ -98,13 +140,12 @@ public final class KvmVm implements AutoCloseable {
                         IDENTITY_MAP_ADDRESS));
             }
             try (Arena arena = Arena.ofConfined()) {
-                // struct kvm_userspace_memory_region: slot, flags, guest_phys_addr, memory_size, userspace_addr
-                MemorySegment m = arena.allocate(KvmIoctls.SIZEOF_USERSPACE_MEMORY_REGION, 8);
-                m.set(ValueLayout.JAVA_INT, 0, slots);
-                m.set(ValueLayout.JAVA_INT, 4, 0);
-                m.set(ValueLayout.JAVA_LONG, 8, r.guestAddress());
-                m.set(ValueLayout.JAVA_LONG, 16, r.size());
-                m.set(ValueLayout.JAVA_LONG, 24, r.hostAddress());
+                MemorySegment m = arena.allocate(KvmLayouts.USERSPACE_MEMORY_REGION);
+                REGION_SLOT.set(m, 0L, slots);
+                REGION_FLAGS.set(m, 0L, 0);
+                REGION_GUEST_PHYS_ADDR.set(m, 0L, r.guestAddress());
+                REGION_MEMORY_SIZE.set(m, 0L, r.size());
+                REGION_USERSPACE_ADDR.set(m, 0L, r.hostAddress());
                 LibC.ioctl(fd, KvmIoctls.SET_USER_MEMORY_REGION, m, "KVM_SET_USER_MEMORY_REGION slot " + slots + " " + r);
             }
             slots++;
@@ -150,7 +191,7 @@ public final class KvmVm implements AutoCloseable {
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment config = arena.allocate(KvmLayouts.PIT_CONFIG);
-            config.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.PIT_CONFIG, "flags"), KvmIoctls.PIT_SPEAKER_DUMMY);
+            PIT_FLAGS.set(config, 0L, KvmIoctls.PIT_SPEAKER_DUMMY);
             LibC.ioctl(fd, KvmIoctls.CREATE_PIT2, config, "KVM_CREATE_PIT2");
         }
     }
@@ -163,8 +204,8 @@ public final class KvmVm implements AutoCloseable {
     public void irqLine(int irq, boolean level) {
         requireIrqchip("KVM_IRQ_LINE");
         MemorySegment s = IRQ_LEVEL_BUFFER.get();
-        s.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.IRQ_LEVEL, "irq"), irq);
-        s.set(ValueLayout.JAVA_INT, KvmLayouts.offset(KvmLayouts.IRQ_LEVEL, "level"), level ? 1 : 0);
+        IRQ_LEVEL_IRQ.set(s, 0L, irq);
+        IRQ_LEVEL_LEVEL.set(s, 0L, level ? 1 : 0);
         int r = LibC.ioctlRaw(fd, KvmIoctls.IRQ_LINE, s);
         if (r < 0) {
             LibC.check(r, "ioctl", "fd=" + fd + ", KVM_IRQ_LINE irq " + irq + " level " + (level ? 1 : 0));
@@ -207,18 +248,14 @@ public final class KvmVm implements AutoCloseable {
     private void commitRoutes() {
         int n = routes.values().stream().mapToInt(List::size).sum();
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment table = arena.allocate(KvmIoctls.SIZEOF_IRQ_ROUTING + n * KvmIoctls.SIZEOF_IRQ_ROUTING_ENTRY, 8);
-            table.set(ValueLayout.JAVA_INT, 0, n);
-            long o = KvmIoctls.SIZEOF_IRQ_ROUTING;
+            long entry = KvmLayouts.IRQ_ROUTING_ENTRY.byteSize();
+            MemorySegment table = arena.allocate(KvmLayouts.IRQ_ROUTING.byteSize() + n * entry, KvmLayouts.IRQ_ROUTING_ENTRY.byteAlignment());
+            ROUTING_NR.set(table, 0L, n);
+            long o = KvmLayouts.IRQ_ROUTING.byteSize(); // the entries follow the header
             for (var e : routes.entrySet()) {
                 for (Route r : e.getValue()) {
-                    // struct kvm_irq_routing_entry: gsi, type, flags, pad, then the union at 16
-                    table.set(ValueLayout.JAVA_INT, o, e.getKey());
-                    table.set(ValueLayout.JAVA_INT, o + 4, r.type());
-                    table.set(ValueLayout.JAVA_INT, o + 16, r.a());
-                    table.set(ValueLayout.JAVA_INT, o + 20, r.b());
-                    table.set(ValueLayout.JAVA_INT, o + 24, r.c());
-                    o += KvmIoctls.SIZEOF_IRQ_ROUTING_ENTRY;
+                    r.write(table, o, e.getKey());
+                    o += entry;
                 }
             }
             LibC.ioctl(fd, KvmIoctls.SET_GSI_ROUTING, table, "KVM_SET_GSI_ROUTING (" + n + " entries)");
@@ -278,11 +315,10 @@ public final class KvmVm implements AutoCloseable {
 
     private void irqfdIoctl(EventFd eventFd, int gsi, int flags) {
         try (Arena arena = Arena.ofConfined()) {
-            // struct kvm_irqfd: fd, gsi, flags, resamplefd, pad[16]
-            MemorySegment s = arena.allocate(KvmIoctls.SIZEOF_IRQFD, 8);
-            s.set(ValueLayout.JAVA_INT, 0, eventFd.fd());
-            s.set(ValueLayout.JAVA_INT, 4, gsi);
-            s.set(ValueLayout.JAVA_INT, 8, flags);
+            MemorySegment s = arena.allocate(KvmLayouts.IRQFD);
+            IRQFD_FD.set(s, 0L, eventFd.fd());
+            IRQFD_GSI.set(s, 0L, gsi);
+            IRQFD_FLAGS.set(s, 0L, flags);
             LibC.ioctl(fd, KvmIoctls.IRQFD, s, "KVM_IRQFD " + eventFd + " gsi " + gsi + (flags != 0 ? " DEASSIGN" : ""));
         }
     }
@@ -340,12 +376,11 @@ public final class KvmVm implements AutoCloseable {
 
     private void ioeventfdIoctl(long address, int length, boolean pio, EventFd eventFd, int flags) {
         try (Arena arena = Arena.ofConfined()) {
-            // struct kvm_ioeventfd: datamatch, addr, len, fd, flags, pad[36]
-            MemorySegment s = arena.allocate(KvmIoctls.SIZEOF_IOEVENTFD, 8);
-            s.set(ValueLayout.JAVA_LONG, 8, address);
-            s.set(ValueLayout.JAVA_INT, 16, length);
-            s.set(ValueLayout.JAVA_INT, 20, eventFd.fd());
-            s.set(ValueLayout.JAVA_INT, 24, flags | (pio ? KvmIoctls.IOEVENTFD_FLAG_PIO : 0));
+            MemorySegment s = arena.allocate(KvmLayouts.IOEVENTFD); // zeroed: no datamatch
+            IOEVENTFD_ADDR.set(s, 0L, address);
+            IOEVENTFD_LEN.set(s, 0L, length);
+            IOEVENTFD_FD.set(s, 0L, eventFd.fd());
+            IOEVENTFD_FLAGS.set(s, 0L, flags | (pio ? KvmIoctls.IOEVENTFD_FLAG_PIO : 0));
             LibC.ioctl(fd, KvmIoctls.IOEVENTFD, s, String.format("KVM_IOEVENTFD %s 0x%x/%d %s%s", pio ? "pio" : "mmio", address,
                     length, eventFd, (flags & KvmIoctls.IOEVENTFD_FLAG_DEASSIGN) != 0 ? " DEASSIGN" : ""));
         }
@@ -359,11 +394,10 @@ public final class KvmVm implements AutoCloseable {
         if (!irqchip) {
             throw new IllegalStateException("KVM_SIGNAL_MSI needs the in-kernel irqchip: call createIrqchip() first");
         }
-        // struct kvm_msi: address_lo, address_hi, data, flags, devid, pad[12]; a buffer per thread, no allocation per interrupt
-        MemorySegment s = MSI_BUFFER.get();
-        s.set(ValueLayout.JAVA_INT, 0, (int) address);
-        s.set(ValueLayout.JAVA_INT, 4, (int) (address >>> 32));
-        s.set(ValueLayout.JAVA_INT, 8, data);
+        MemorySegment s = MSI_BUFFER.get(); // a buffer per thread, no allocation per interrupt
+        MSI_ADDRESS_LO.set(s, 0L, (int) address);
+        MSI_ADDRESS_HI.set(s, 0L, (int) (address >>> 32));
+        MSI_DATA.set(s, 0L, data);
         int r = LibC.ioctlRaw(fd, KvmIoctls.SIGNAL_MSI, s);
         if (r < 0) {
             LibC.check(r, "ioctl", String.format("fd=%d, KVM_SIGNAL_MSI address=0x%x data=0x%x", fd, address, data));

@@ -95,9 +95,16 @@ public final class LibC {
     public static final long SIGACTION_SIZE = 152;
     public static final long SIGACTION_FLAGS_OFFSET = 136;
 
-    /** {@code struct iovec}: base pointer and length. */
+    /**
+     * {@code struct iovec} (sys/uio.h): base and length. iov_base, a pointer, is held as a 64-bit
+     * host address (x86-64), so the data path fills iovecs from guest-memory host addresses without
+     * a MemorySegment per buffer; {@link #setIovec} and friends access an array of them by name.
+     */
     public static final StructLayout IOVEC = MemoryLayout.structLayout(
-            ADDRESS.withName("iov_base"), JAVA_LONG.withName("iov_len"));
+            JAVA_LONG.withName("iov_base"), JAVA_LONG.withName("iov_len"));
+    /** Coordinates (array, 0L, index): a field of element index of an iovec array. */
+    private static final VarHandle IOV_BASE = IOVEC.arrayElementVarHandle(MemoryLayout.PathElement.groupElement("iov_base"));
+    private static final VarHandle IOV_LEN = IOVEC.arrayElementVarHandle(MemoryLayout.PathElement.groupElement("iov_len"));
     /** {@code struct epoll_event} is packed on x86-64: 4-byte events, then the 8-byte data at offset 4. */
     public static final StructLayout EPOLL_EVENT = MemoryLayout.structLayout(
             JAVA_INT.withName("events"), ValueLayout.JAVA_LONG_UNALIGNED.withName("data"));
@@ -107,7 +114,10 @@ public final class LibC {
             ADDRESS.withName("msg_iov"), JAVA_LONG.withName("msg_iovlen"),
             ADDRESS.withName("msg_control"), JAVA_LONG.withName("msg_controllen"),
             JAVA_INT.withName("msg_flags"), MemoryLayout.paddingLayout(4));
-    /** {@code sizeof(struct cmsghdr)}: cmsg_len (size_t), cmsg_level, cmsg_type. */
+    /** {@code struct cmsghdr} (sys/socket.h): cmsg_len (size_t), cmsg_level, cmsg_type; the data follows it. */
+    public static final StructLayout CMSGHDR = MemoryLayout.structLayout(
+            JAVA_LONG.withName("cmsg_len"), JAVA_INT.withName("cmsg_level"), JAVA_INT.withName("cmsg_type"));
+    /** {@code sizeof(struct cmsghdr)}: where CMSG_DATA starts in an aligned control message. */
     public static final long CMSG_HEADER = 16;
     /** {@code struct sockaddr_un}: family and a 108-byte path. */
     public static final long SOCKADDR_UN_SIZE = 110;
@@ -257,6 +267,30 @@ public final class LibC {
         } catch (Throwable t) {
             throw rethrow(t);
         }
+    }
+
+    /** Sets element {@code index} of the iovec array {@code iov} to {@code length} bytes at host address {@code base}. */
+    public static void setIovec(MemorySegment iov, long index, long base, long length) {
+        IOV_BASE.set(iov, 0L, index, base);
+        IOV_LEN.set(iov, 0L, index, length);
+    }
+
+    /** Sets element {@code index} of the iovec array {@code iov} to the whole of {@code buffer}, which must be native memory. */
+    public static void setIovec(MemorySegment iov, long index, MemorySegment buffer) {
+        if (!buffer.isNative()) {
+            throw new IllegalArgumentException("an iovec needs native memory, not a heap segment: " + buffer);
+        }
+        setIovec(iov, index, buffer.address(), buffer.byteSize());
+    }
+
+    /** iov_base of element {@code index} of the iovec array {@code iov}: a host address. */
+    public static long iovecBase(MemorySegment iov, long index) {
+        return (long) IOV_BASE.get(iov, 0L, index);
+    }
+
+    /** iov_len of element {@code index} of the iovec array {@code iov}. */
+    public static long iovecLength(MemorySegment iov, long index) {
+        return (long) IOV_LEN.get(iov, 0L, index);
     }
 
     /** writev(2) over {@code count} {@link #IOVEC}s; returns bytes or -errno. */

@@ -2,6 +2,7 @@ package io.vmm4j.core.linux;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.VarHandle;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
@@ -17,6 +18,9 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 public final class UnixSocket implements AutoCloseable {
     /** Linux caps SCM_RIGHTS at 253 fds per message (SCM_MAX_FD). */
     public static final int MAX_FDS = 253;
+    private static final VarHandle CMSG_LEN = LibC.CMSGHDR.varHandle(groupElement("cmsg_len"));
+    private static final VarHandle CMSG_LEVEL = LibC.CMSGHDR.varHandle(groupElement("cmsg_level"));
+    private static final VarHandle CMSG_TYPE = LibC.CMSGHDR.varHandle(groupElement("cmsg_type"));
 
     private final int fd;
     private volatile boolean closed;
@@ -94,17 +98,16 @@ public final class UnixSocket implements AutoCloseable {
             boolean fdsPending = fds.length > 0;
             do {
                 MemorySegment rest = data.asSlice(sent);
-                iov.set(ADDRESS, 0, rest);
-                iov.set(JAVA_LONG, 8, rest.byteSize());
+                LibC.setIovec(iov, 0, rest);
                 msg.fill((byte) 0);
                 msg.set(ADDRESS, LibC.MSGHDR.byteOffset(groupElement("msg_iov")), iov);
                 msg.set(JAVA_LONG, LibC.MSGHDR.byteOffset(groupElement("msg_iovlen")), 1L);
                 if (fdsPending) {
                     long space = cmsgSpace(fds.length);
                     MemorySegment control = arena.allocate(space, 8);
-                    control.set(JAVA_LONG, 0, LibC.CMSG_HEADER + 4L * fds.length);
-                    control.set(JAVA_INT, 8, LibC.SOL_SOCKET);
-                    control.set(JAVA_INT, 12, LibC.SCM_RIGHTS);
+                    CMSG_LEN.set(control, 0L, LibC.CMSG_HEADER + 4L * fds.length);
+                    CMSG_LEVEL.set(control, 0L, LibC.SOL_SOCKET);
+                    CMSG_TYPE.set(control, 0L, LibC.SCM_RIGHTS);
                     for (int i = 0; i < fds.length; i++) {
                         control.set(JAVA_INT, LibC.CMSG_HEADER + 4L * i, fds[i]);
                     }
@@ -148,8 +151,7 @@ public final class UnixSocket implements AutoCloseable {
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment iov = arena.allocate(LibC.IOVEC);
-            iov.set(ADDRESS, 0, buf);
-            iov.set(JAVA_LONG, 8, buf.byteSize());
+            LibC.setIovec(iov, 0, buf);
             MemorySegment msg = arena.allocate(LibC.MSGHDR);
             msg.set(ADDRESS, LibC.MSGHDR.byteOffset(groupElement("msg_iov")), iov);
             msg.set(JAVA_LONG, LibC.MSGHDR.byteOffset(groupElement("msg_iovlen")), 1L);
@@ -166,9 +168,9 @@ public final class UnixSocket implements AutoCloseable {
             long controlLen = msg.get(JAVA_LONG, LibC.MSGHDR.byteOffset(groupElement("msg_controllen")));
             int[] fds = new int[0];
             if (controlLen >= LibC.CMSG_HEADER) {
-                long cmsgLen = control.get(JAVA_LONG, 0);
-                int level = control.get(JAVA_INT, 8);
-                int type = control.get(JAVA_INT, 12);
+                long cmsgLen = (long) CMSG_LEN.get(control, 0L);
+                int level = (int) CMSG_LEVEL.get(control, 0L);
+                int type = (int) CMSG_TYPE.get(control, 0L);
                 if (level == LibC.SOL_SOCKET && type == LibC.SCM_RIGHTS && cmsgLen >= LibC.CMSG_HEADER) {
                     int count = (int) ((Math.min(cmsgLen, controlLen) - LibC.CMSG_HEADER) / 4);
                     fds = new int[count];

@@ -36,14 +36,11 @@ class LinuxConstantsTest {
                 .expect("MSG_NOSIGNAL", LibC.MSG_NOSIGNAL).expect("MSG_CTRUNC", LibC.MSG_CTRUNC)
                 .expect("MSG_TRUNC", LibC.MSG_TRUNC).expect("MSG_CMSG_CLOEXEC", LibC.MSG_CMSG_CLOEXEC)
                 .expect("SIGKILL", LibC.SIGKILL).expect("SIGTERM", LibC.SIGTERM).expect("WNOHANG", LibC.WNOHANG)
-                .expect("sizeof(struct iovec)", LibC.IOVEC.byteSize())
-                .expect("sizeof(struct epoll_event)", LibC.EPOLL_EVENT.byteSize())
+                .expectLayout("iovec", LibC.IOVEC)
+                .expectLayout("cmsghdr", LibC.CMSGHDR)
+                .expectLayout("epoll_event", LibC.EPOLL_EVENT)
                 .expect("__builtin_offsetof(struct epoll_event, data)", 4)
-                .expect("sizeof(struct msghdr)", LibC.MSGHDR.byteSize())
-                .expect("__builtin_offsetof(struct msghdr, msg_control)", LibC.MSGHDR.byteOffset(
-                        java.lang.foreign.MemoryLayout.PathElement.groupElement("msg_control")))
-                .expect("__builtin_offsetof(struct msghdr, msg_flags)", LibC.MSGHDR.byteOffset(
-                        java.lang.foreign.MemoryLayout.PathElement.groupElement("msg_flags")))
+                .expectLayout("msghdr", LibC.MSGHDR)
                 .expect("sizeof(struct cmsghdr)", LibC.CMSG_HEADER)
                 .expect("CMSG_SPACE(3 * sizeof(int))", UnixSocket.cmsgSpace(3))
                 .expect("sizeof(struct sockaddr_un)", LibC.SOCKADDR_UN_SIZE)
@@ -137,23 +134,15 @@ class LinuxConstantsTest {
                 .expect("sizeof(struct kvm_msr_entry)", KvmIoctls.SIZEOF_MSR_ENTRY)
                 .expect("sizeof(struct kvm_fpu)", KvmIoctls.SIZEOF_FPU)
                 .expect("sizeof(struct kvm_lapic_state)", KvmIoctls.SIZEOF_LAPIC_STATE);
-        layout(c, KvmLayouts.CPUID_ENTRY2, "kvm_cpuid_entry2", "function", "index", "flags", "eax", "ebx", "ecx", "edx", "padding");
-        layout(c, KvmLayouts.CPUID2, "kvm_cpuid2", "nent", "padding");
-        layout(c, KvmLayouts.MSR_ENTRY, "kvm_msr_entry", "index", "reserved", "data");
-        layout(c, KvmLayouts.MSRS, "kvm_msrs", "nmsrs", "pad");
-        layout(c, KvmLayouts.FPU, "kvm_fpu", "fpr", "fcw", "fsw", "ftwx", "pad1", "last_opcode", "last_ip", "last_dp", "xmm", "mxcsr", "pad2");
-        layout(c, KvmLayouts.LAPIC_STATE, "kvm_lapic_state", "regs");
-        layout(c, KvmLayouts.PIT_CONFIG, "kvm_pit_config", "flags", "pad");
-        layout(c, KvmLayouts.IRQ_LEVEL, "kvm_irq_level", "irq", "level");
-        c.verify();
-    }
-
-    /** Expects the C struct's size and each field's offset to equal the layout's. */
-    private static void layout(HeaderConstants c, java.lang.foreign.StructLayout layout, String struct, String... fields) {
-        c.expect("sizeof(struct " + struct + ")", layout.byteSize());
-        for (String f : fields) {
-            c.expect("offsetof(struct " + struct + ", " + f + ")", KvmLayouts.offset(layout, f));
-        }
+        c.expectLayout("kvm_cpuid_entry2", KvmLayouts.CPUID_ENTRY2)
+                .expectLayout("kvm_cpuid2", KvmLayouts.CPUID2)
+                .expectLayout("kvm_msr_entry", KvmLayouts.MSR_ENTRY)
+                .expectLayout("kvm_msrs", KvmLayouts.MSRS)
+                .expectLayout("kvm_fpu", KvmLayouts.FPU)
+                .expectLayout("kvm_lapic_state", KvmLayouts.LAPIC_STATE)
+                .expectLayout("kvm_pit_config", KvmLayouts.PIT_CONFIG)
+                .expectLayout("kvm_irq_level", KvmLayouts.IRQ_LEVEL)
+                .verify();
     }
 
     @Test
@@ -194,46 +183,25 @@ class LinuxConstantsTest {
     }
 
     @Test
-    void kvmStructOffsetsMatchHeaders() throws Exception {
+    void kvmStructLayoutsMatchHeaders() throws Exception {
         new HeaderConstants().include("stddef.h", "linux/kvm.h")
-                .expect("offsetof(struct kvm_run, immediate_exit)", KvmIoctls.RUN_IMMEDIATE_EXIT)
-                .expect("offsetof(struct kvm_run, exit_reason)", KvmIoctls.RUN_EXIT_REASON)
-                .expect("offsetof(struct kvm_run, io.direction)", KvmIoctls.RUN_IO_DIRECTION)
-                .expect("offsetof(struct kvm_run, io.size)", KvmIoctls.RUN_IO_SIZE)
-                .expect("offsetof(struct kvm_run, io.port)", KvmIoctls.RUN_IO_PORT)
-                .expect("offsetof(struct kvm_run, io.count)", KvmIoctls.RUN_IO_COUNT)
-                .expect("offsetof(struct kvm_run, io.data_offset)", KvmIoctls.RUN_IO_DATA_OFFSET)
-                .expect("offsetof(struct kvm_run, mmio.phys_addr)", KvmIoctls.RUN_MMIO_PHYS_ADDR)
-                .expect("offsetof(struct kvm_run, mmio.data)", KvmIoctls.RUN_MMIO_DATA)
-                .expect("offsetof(struct kvm_run, mmio.len)", KvmIoctls.RUN_MMIO_LEN)
-                .expect("offsetof(struct kvm_run, mmio.is_write)", KvmIoctls.RUN_MMIO_IS_WRITE)
-                .expect("offsetof(struct kvm_run, fail_entry.hardware_entry_failure_reason)", KvmIoctls.RUN_FAIL_ENTRY_REASON)
-                .expect("offsetof(struct kvm_run, internal.suberror)", KvmIoctls.RUN_INTERNAL_SUBERROR)
-                .expect("offsetof(struct kvm_run, internal.ndata)", KvmIoctls.RUN_INTERNAL_NDATA)
-                .expect("offsetof(struct kvm_run, internal.data)", KvmIoctls.RUN_INTERNAL_DATA)
-                .expect("offsetof(struct kvm_run, system_event.type)", KvmIoctls.RUN_SYSTEM_EVENT_TYPE)
-                .expect("offsetof(struct kvm_run, ex.exception)", KvmIoctls.RUN_EX_EXCEPTION)
-                .expect("offsetof(struct kvm_run, ex.error_code)", KvmIoctls.RUN_EX_ERROR_CODE)
-                .expect("offsetof(struct kvm_sregs, cs)", io.vmm4j.core.kvm.KvmSregs.OFFSET_CS).expect("offsetof(struct kvm_sregs, ds)", io.vmm4j.core.kvm.KvmSregs.OFFSET_DS)
-                .expect("offsetof(struct kvm_sregs, es)", io.vmm4j.core.kvm.KvmSregs.OFFSET_ES).expect("offsetof(struct kvm_sregs, fs)", io.vmm4j.core.kvm.KvmSregs.OFFSET_FS)
-                .expect("offsetof(struct kvm_sregs, gs)", io.vmm4j.core.kvm.KvmSregs.OFFSET_GS).expect("offsetof(struct kvm_sregs, ss)", io.vmm4j.core.kvm.KvmSregs.OFFSET_SS)
-                .expect("offsetof(struct kvm_sregs, tr)", io.vmm4j.core.kvm.KvmSregs.OFFSET_TR).expect("offsetof(struct kvm_sregs, ldt)", io.vmm4j.core.kvm.KvmSregs.OFFSET_LDT)
-                .expect("offsetof(struct kvm_sregs, gdt)", io.vmm4j.core.kvm.KvmSregs.OFFSET_GDT).expect("offsetof(struct kvm_sregs, idt)", io.vmm4j.core.kvm.KvmSregs.OFFSET_IDT)
-                .expect("offsetof(struct kvm_sregs, cr0)", io.vmm4j.core.kvm.KvmSregs.OFFSET_CR0).expect("offsetof(struct kvm_sregs, cr3)", io.vmm4j.core.kvm.KvmSregs.OFFSET_CR3)
-                .expect("offsetof(struct kvm_sregs, cr4)", io.vmm4j.core.kvm.KvmSregs.OFFSET_CR4).expect("offsetof(struct kvm_sregs, efer)", io.vmm4j.core.kvm.KvmSregs.OFFSET_EFER)
-                .expect("offsetof(struct kvm_sregs, apic_base)", io.vmm4j.core.kvm.KvmSregs.OFFSET_APIC_BASE)
-                .expect("offsetof(struct kvm_sregs, interrupt_bitmap)", io.vmm4j.core.kvm.KvmSregs.OFFSET_INTERRUPT_BITMAP)
-                .expect("offsetof(struct kvm_segment, selector)", 12).expect("offsetof(struct kvm_segment, type)", 14)
-                .expect("offsetof(struct kvm_segment, unusable)", 22)
+                .expectLayout("kvm_run", KvmLayouts.RUN, "exit") // the exit union is anonymous in C
+                .expectLayout("kvm_regs", KvmLayouts.REGS)
+                .expectLayout("kvm_segment", KvmLayouts.SEGMENT)
+                .expectLayout("kvm_dtable", KvmLayouts.DTABLE)
+                .expectLayout("kvm_sregs", KvmLayouts.SREGS)
+                .expectLayout("kvm_userspace_memory_region", KvmLayouts.USERSPACE_MEMORY_REGION)
+                .expectLayout("kvm_irq_routing", KvmLayouts.IRQ_ROUTING)
+                .expectLayout("kvm_irq_routing_irqchip", KvmLayouts.IRQ_ROUTING_IRQCHIP)
+                .expectLayout("kvm_irq_routing_msi", KvmLayouts.IRQ_ROUTING_MSI)
+                .expectLayout("kvm_irq_routing_entry", KvmLayouts.IRQ_ROUTING_ENTRY)
+                .expectLayout("kvm_irqfd", KvmLayouts.IRQFD)
+                .expectLayout("kvm_ioeventfd", KvmLayouts.IOEVENTFD)
+                .expectLayout("kvm_msi", KvmLayouts.MSI)
+                // KvmRegs' register numbers index the struct's 64-bit fields
                 .expect("offsetof(struct kvm_regs, rip)", 8L * io.vmm4j.core.kvm.KvmRegs.RIP)
                 .expect("offsetof(struct kvm_regs, rflags)", 8L * io.vmm4j.core.kvm.KvmRegs.RFLAGS)
                 .expect("offsetof(struct kvm_regs, rdi)", 8L * io.vmm4j.core.kvm.KvmRegs.RDI)
-                .expect("offsetof(struct kvm_irqfd, flags)", 8).expect("offsetof(struct kvm_ioeventfd, addr)", 8)
-                .expect("offsetof(struct kvm_ioeventfd, fd)", 20).expect("offsetof(struct kvm_ioeventfd, flags)", 24)
-                .expect("offsetof(struct kvm_irq_routing_entry, u.msi.data)", 24)
-                .expect("offsetof(struct kvm_irq_routing_entry, u.irqchip.pin)", 20)
-                .expect("offsetof(struct kvm_msi, data)", 8)
-                .expect("offsetof(struct kvm_userspace_memory_region, userspace_addr)", 24)
                 .verify();
     }
 

@@ -1,6 +1,9 @@
 package io.vmm4j.core.testing;
 
 import java.io.IOException;
+import java.lang.foreign.GroupLayout;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.StructLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -8,6 +11,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -30,6 +34,42 @@ public final class HeaderConstants {
     public HeaderConstants expect(String cExpression, long javaValue) {
         expected.put(cExpression, javaValue);
         return this;
+    }
+
+    /**
+     * Expects {@code sizeof(struct cStruct)} to be the layout's size, and the offset and size of every
+     * named member, nested groups included, to be the layout's. A group named in
+     * {@code anonymousGroups} stands for an anonymous struct or union in C: its members are reached
+     * without its name (only its own members are checked).
+     */
+    public HeaderConstants expectLayout(String cStruct, GroupLayout layout, String... anonymousGroups) {
+        if (!includes.contains("stddef.h")) {
+            includes.addFirst("stddef.h");
+        }
+        expect("sizeof(struct " + cStruct + ")", layout.byteSize());
+        expectMembers(cStruct, layout, "", 0, Set.of(anonymousGroups));
+        return this;
+    }
+
+    private void expectMembers(String cStruct, GroupLayout group, String prefix, long base, Set<String> anonymous) {
+        long offset = 0;
+        for (MemoryLayout m : group.memberLayouts()) {
+            long at = base + (group instanceof StructLayout ? offset : 0);
+            offset += m.byteSize();
+            if (m.name().isEmpty()) {
+                continue; // padding
+            }
+            String name = m.name().get();
+            boolean hidden = anonymous.contains(name);
+            String path = hidden ? prefix : prefix + name;
+            if (!hidden) {
+                expect("offsetof(struct " + cStruct + ", " + path + ")", at);
+                expect("sizeof(((struct " + cStruct + " *)0)->" + path + ")", m.byteSize());
+            }
+            if (m instanceof GroupLayout inner) {
+                expectMembers(cStruct, inner, hidden ? prefix : path + ".", at, anonymous);
+            }
+        }
     }
 
     /** Compiles and runs a probe, then asserts every expectation; needs gcc (skips, or fails under CI=true). */

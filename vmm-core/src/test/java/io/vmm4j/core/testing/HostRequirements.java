@@ -73,4 +73,19 @@ public final class HostRequirements {
     public static void requireFile(String path, String hint) {
         require(Files.exists(Path.of(path)), path + " (" + hint + ")");
     }
+
+    /** Root and /dev/net/tun: what making a tap needs; {@code why} says what the test makes. */
+    public static void requireTaps(String why) {
+        requireRoot(why);
+        requireFile("/dev/net/tun", "modprobe tun");
+    }
+
+    /**
+     * {@link #requireTaps} and iproute2's {@code ip}: what a test needs that makes taps and
+     * configures links, addresses or network namespaces around them.
+     */
+    public static void requireTapsAndNamespaces(String why) {
+        requireTaps(why);
+        requireCommand("ip", "iproute2");
+    }
 }

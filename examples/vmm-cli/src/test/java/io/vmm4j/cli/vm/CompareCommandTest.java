@@ -17,8 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class CompareCommandTest {
     @Test
     void compareMeasuresEachModeAgainstTheCeilingAndDrawsAChart() throws Exception {
-        HostRequirements.requireRoot("taps");
-        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
+        HostRequirements.requireTaps("taps");
         Path dir = Files.createTempDirectory("vmm4j-compare");
         Path json = dir.resolve("out.json");
         Path png = dir.resolve("out.png");

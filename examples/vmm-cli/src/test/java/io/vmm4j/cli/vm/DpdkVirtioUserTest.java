@@ -59,9 +59,7 @@ class DpdkVirtioUserTest {
 
     @BeforeAll
     void startDaemon() throws Exception {
-        HostRequirements.requireRoot("a tap in a network namespace, and hugepages for DPDK");
-        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
-        HostRequirements.requireCommand("ip", "iproute2");
+        HostRequirements.requireTapsAndNamespaces("a tap in a network namespace, and hugepages for DPDK");
         HostRequirements.requireCommand("socat", "socat");
         HostRequirements.requireCommand("dpdk-testpmd", "dpdk");
         dir = Files.createTempDirectory("vmm4j-dpdk");

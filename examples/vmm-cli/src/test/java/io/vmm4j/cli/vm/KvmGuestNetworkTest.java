@@ -21,9 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class KvmGuestNetworkTest {
     @BeforeEach
     void requirements() {
-        HostRequirements.requireRoot("network namespaces and taps");
-        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
-        HostRequirements.requireCommand("ip", "iproute2");
+        HostRequirements.requireTapsAndNamespaces("network namespaces and taps");
         HostRequirements.requireCommand("ping", "iputils-ping");
         HostRequirements.requireCommand("gcc", "gcc"); // the guest image is built with it
         HostRequirements.requireKvm();

@@ -30,9 +30,7 @@ class ObservabilityTest {
 
     @BeforeEach
     void requirements() {
-        HostRequirements.requireRoot("network namespaces and taps");
-        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
-        HostRequirements.requireCommand("ip", "iproute2");
+        HostRequirements.requireTapsAndNamespaces("network namespaces and taps");
         HostRequirements.requireCommand("socat", "socat");
     }
 

@@ -36,9 +36,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ToyVmDataPathTest {
     @BeforeEach
     void requirements() {
-        HostRequirements.requireRoot("taps");
-        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
-        HostRequirements.requireCommand("ip", "iproute2");
+        HostRequirements.requireTapsAndNamespaces("taps");
     }
 
     private static int subnet() {

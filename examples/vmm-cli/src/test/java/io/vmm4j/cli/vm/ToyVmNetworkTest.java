@@ -22,9 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ToyVmNetworkTest {
     @BeforeEach
     void requirements() {
-        HostRequirements.requireRoot("network namespaces and taps");
-        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
-        HostRequirements.requireCommand("ip", "iproute2");
+        HostRequirements.requireTapsAndNamespaces("network namespaces and taps");
         HostRequirements.requireCommand("ping", "iputils-ping");
     }
 

@@ -32,9 +32,7 @@ class ToyVmVhostUserTest {
 
     @BeforeEach
     void requirements() throws IOException {
-        HostRequirements.requireRoot("network namespaces and taps");
-        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
-        HostRequirements.requireCommand("ip", "iproute2");
+        HostRequirements.requireTapsAndNamespaces("network namespaces and taps");
         HostRequirements.requireCommand("ping", "iputils-ping");
         dir = Files.createTempDirectory("vu-e2e");
     }
