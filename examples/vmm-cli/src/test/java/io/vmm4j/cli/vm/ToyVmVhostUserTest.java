@@ -140,8 +140,7 @@ class ToyVmVhostUserTest {
         try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
              VmmProcess daemon = startDaemon(ns, socket, tap, stats)) {
             // the VMM in this JVM: only the daemon's tap needs the namespace with the host side 10.0.2.2
-            VmOptions o = new VmOptions("vhost-user", "auto", null, null, "10.0.2.15", "10.0.2.2/24", null, 1, 0, 56, 20, 0, 0,
-                    "52:54:00:12:34:56", 1500, 128, GuestDefaults.features(), socket.toString());
+            VmOptions o = VmOptions.builder().dataPlane(DataPlane.VHOST_USER).count(0).intervalMs(20).socket(socket.toString()).build();
             try (ToyVm vm = new ToyVm(o, new PrintStream(OutputStream.nullOutputStream()), new SimpleMeterRegistry())) {
                 vm.run();
                 assertEquals(3, vm.guest().ping(3, "10.0.2.2", 1000), "link up: pings pass through the daemon");
