@@ -74,17 +74,12 @@ public final class RunCommand implements Callable<Integer> {
                     + "--bridge, an existing --tap or vhost-user). Default: ${DEFAULT-VALUE}.")
     String guestIp;
 
-    @Option(names = "--host-ip", defaultValue = VmOptions.DEFAULT_HOST_IP,
-            description = "The host side's ADDRESS/PREFIX (prefix 1..30; without one, /24). Default: ${DEFAULT-VALUE}.")
-    String hostIp;
+    @CommandLine.Mixin
+    LinkOptions link;
 
     @Option(names = "--ping",
             description = "Whom the guest pings: a unicast address on its link (the guest has no router). Default: the host address.")
     String ping;
-
-    @Option(names = "--queues", defaultValue = "" + VmOptions.DEFAULT_PAIRS,
-            description = "virtio-net queue pairs (and tap queues). Default: ${DEFAULT-VALUE}.")
-    int queues;
 
     @Option(names = "--count", defaultValue = "" + VmOptions.DEFAULT_COUNT,
             description = "Pings to send; 0 for none. Default: ${DEFAULT-VALUE}.")
@@ -206,7 +201,7 @@ public final class RunCommand implements Callable<Integer> {
         }
         validate();
         return VmOptions.builder().dataPlane(DataPlane.of(backend)).port(OptionValue.of(VmOptions.Port.class, port)).tap(tap)
-                .bridge(bridge).guestIp(guestIp).hostIp(hostIp).pingTarget(ping).pairs(queues).count(count)
+                .bridge(bridge).guestIp(guestIp).hostIp(link.hostIp()).pingTarget(ping).pairs(link.queues()).count(count)
                 .pingSize(pingSize).intervalMs(intervalMs).udpPort(udpPort).serveSeconds(serveSeconds).mac(mac).mtu(mtu)
                 .memoryMiB(memoryMiB).wantedFeatures(wantedFeatures()).socket(socket).queueSize(queueSize)
                 .vcpu(OptionValue.of(VmOptions.Vcpu.class, vcpu)).build();
@@ -220,7 +215,7 @@ public final class RunCommand implements Callable<Integer> {
         check("--vcpu", VmRules.oneOf(vcpu, VmRules.VCPUS));
         check("--backend", VmRules.oneOf(backend, VmRules.BACKENDS));
         check("--port", VmRules.oneOf(port, VmRules.PORTS));
-        check("--queues", VmRules.range(queues, 1, VmRules.MAX_QUEUE_PAIRS, "queue pairs"));
+        check("--queues", VmRules.range(link.queues(), 1, VmRules.MAX_QUEUE_PAIRS, "queue pairs"));
         check("--queue-size", VmRules.queueSize(queueSize));
         check("--count", VmRules.atLeast(count, 0));
         check("--serve", VmRules.atLeast(serveSeconds, 0));
@@ -236,7 +231,7 @@ public final class RunCommand implements Callable<Integer> {
         if (bridge != null) {
             check("--bridge", VmRules.interfaceName(bridge));
         }
-        check("--host-ip", VmRules.hostIp(hostIp));
+        check("--host-ip", VmRules.hostIp(link.hostIp()));
         check("--guest-ip", VmRules.unicastIpv4(guestIp));
         if (ping != null) {
             check("--ping", VmRules.unicastIpv4(ping));
@@ -255,7 +250,8 @@ public final class RunCommand implements Callable<Integer> {
      * back-end, someone else addresses the link and only the plain conflicts are checked.
      */
     private void checkAddressPlan() {
-        int host = NetRules.parseIpv4(hostIp.contains("/") ? hostIp.substring(0, hostIp.indexOf('/')) : hostIp).orElseThrow();
+        String hostIp = link.hostIp();
+        int host = NetRules.parseIpv4(link.hostAddress()).orElseThrow();
         NetRules.Subnet subnet = NetRules.subnetOf(hostIp, VmOptions.DEFAULT_HOST_PREFIX);
         String hostSide = label("--host-ip") + " " + hostIp + (hostIp.contains("/") ? "" : " (/" + VmOptions.DEFAULT_HOST_PREFIX + ")");
         int guest = NetRules.parseIpv4(guestIp).orElseThrow();

@@ -84,6 +84,21 @@ class ToyVmVhostUserTest {
         return daemon;
     }
 
+    /** A --host-ip without a prefix is a /24 for the daemon as for ./vmm run: the tap it creates covers the guest's subnet. */
+    @Test
+    void aHostAddressWithoutPrefixGoesOnTheDaemonsNewTapAsASlash24() throws Exception {
+        String tap = ToyVmNetworkTest.unique("vt");
+        Path socket = dir.resolve("vu.sock");
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess daemon = VmmProcess.start(in(ns), "vhost-user-backend", "--socket", socket.toString(), "--tap", tap,
+                     "--host-ip", "10.0.2.2")) {
+            daemon.awaitOutput("vhost-user-backend: listening on " + socket, 30);
+            String addresses = ns.exec("ip", "-4", "-o", "addr", "show", "dev", tap).stdout();
+            assertTrue(addresses.contains("inet 10.0.2.2/24 "), "the tap's address: " + addresses + "\n" + daemon.describe());
+            assertTrue(daemon.stdout().contains("tap " + tap + " created, host side 10.0.2.2/24"), daemon.describe());
+        }
+    }
+
     @Test
     void fiveOfFiveRepliesWithTheRingsServedByTheDaemonAndNoVmmThreadOnThem() throws Exception {
         String tap = ToyVmNetworkTest.unique("vt");
