@@ -6,6 +6,7 @@ import io.vmm4j.cli.compare.Chart;
 import io.vmm4j.cli.compare.Comparison;
 import io.vmm4j.cli.compare.Progress;
 import io.vmm4j.cli.compare.Report;
+import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.doctor.HostProbe;
 import io.vmm4j.vhost.kernel.VhostKernel;
 import picocli.CommandLine.Command;
@@ -63,7 +64,7 @@ public final class CompareCommand implements Callable<Integer> {
         }
         List<String> chosen = modes != null ? modes : available();
         for (String m : chosen) {
-            if (!List.of("emulated-sync", "emulated", "vhost-net", "vhost-user").contains(m)) {
+            if (!VmRules.BACKENDS.contains(m)) {
                 throw new IllegalArgumentException("unknown mode '" + m + "': use emulated-sync, emulated, vhost-net or vhost-user");
             }
         }

@@ -8,10 +8,13 @@ import io.vmm4j.cli.config.NetRules;
 import io.vmm4j.cli.config.VmConfig;
 import io.vmm4j.cli.config.VmConfigLoader;
 import io.vmm4j.cli.config.VmRules;
+import io.vmm4j.cli.vm.DataPlane;
+import io.vmm4j.cli.vm.OptionValue;
 import io.vmm4j.cli.vm.RunSummary;
 import io.vmm4j.cli.vm.ToyVm;
 import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.NetQueueCounters;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -56,7 +59,8 @@ public final class RunCommand implements Callable<Integer> {
                     + "vhost-user (a back-end process on --socket serves the rings). Default: ${DEFAULT-VALUE}.")
     String backend;
 
-    @Option(names = "--port", defaultValue = "auto", description = "auto, tap or memory. Default: ${DEFAULT-VALUE} (tap with CAP_NET_ADMIN, else memory).")
+    @Option(names = "--port", defaultValue = "auto",
+            description = "auto, tap or memory. Default: ${DEFAULT-VALUE} (tap with CAP_NET_ADMIN, else memory).")
     String port;
 
     @Option(names = "--tap", description = "Tap name; an existing tap is used as is, a new one gets --host-ip. Default: the kernel picks vmm4jN.")
@@ -65,47 +69,49 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--bridge", description = "Attach the tap to this existing Linux bridge instead of giving it an address.")
     String bridge;
 
-    @Option(names = "--guest-ip", defaultValue = "10.0.2.15",
+    @Option(names = "--guest-ip", defaultValue = VmOptions.DEFAULT_GUEST_IP,
             description = "The guest's IPv4 address: unicast, and in --host-ip's subnet when this VMM addresses the link (not with "
                     + "--bridge, an existing --tap or vhost-user). Default: ${DEFAULT-VALUE}.")
     String guestIp;
 
-    @Option(names = "--host-ip", defaultValue = "10.0.2.2/24",
-            description = "The host side's ADDRESS/PREFIX (prefix 1..30; without one, /24). Default: ${DEFAULT-VALUE}.")
-    String hostIp;
+    @CommandLine.Mixin
+    LinkOptions link;
 
     @Option(names = "--ping",
             description = "Whom the guest pings: a unicast address on its link (the guest has no router). Default: the host address.")
     String ping;
 
-    @Option(names = "--queues", defaultValue = "1", description = "virtio-net queue pairs (and tap queues). Default: ${DEFAULT-VALUE}.")
-    int queues;
-
-    @Option(names = "--count", defaultValue = "3", description = "Pings to send; 0 for none. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--count", defaultValue = "" + VmOptions.DEFAULT_COUNT,
+            description = "Pings to send; 0 for none. Default: ${DEFAULT-VALUE}.")
     int count;
 
-    @Option(names = "--ping-size", defaultValue = "56", description = "ICMP payload bytes per ping (up to MTU - 28). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--ping-size", defaultValue = "" + VmOptions.DEFAULT_PING_SIZE,
+            description = "ICMP payload bytes per ping (up to MTU - 28). Default: ${DEFAULT-VALUE}.")
     int pingSize;
 
-    @Option(names = "--interval", defaultValue = "200", description = "Milliseconds between pings. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--interval", defaultValue = "" + VmOptions.DEFAULT_INTERVAL_MS,
+            description = "Milliseconds between pings. Default: ${DEFAULT-VALUE}.")
     int intervalMs;
 
-    @Option(names = "--udp-port", defaultValue = "0", description = "Also send --count UDP datagrams per queue pair to this host port and count echoes.")
+    @Option(names = "--udp-port", defaultValue = "0",
+            description = "Also send --count UDP datagrams per queue pair to this host port and count echoes.")
     int udpPort;
 
-    @Option(names = "--serve", defaultValue = "0", description = "Stay up this many seconds after the pings, answering the host. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--serve", defaultValue = "0",
+            description = "Stay up this many seconds after the pings, answering the host. Default: ${DEFAULT-VALUE}.")
     int serveSeconds;
 
-    @Option(names = "--mac", defaultValue = "52:54:00:12:34:56", description = "The NIC's MAC address. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--mac", defaultValue = VmOptions.DEFAULT_MAC, description = "The NIC's MAC address. Default: ${DEFAULT-VALUE}.")
     String mac;
 
-    @Option(names = "--mtu", defaultValue = "1500", description = "The NIC's MTU. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--mtu", defaultValue = "" + VmOptions.DEFAULT_MTU, description = "The NIC's MTU. Default: ${DEFAULT-VALUE}.")
     int mtu;
 
-    @Option(names = "--memory", defaultValue = "128", description = "Guest RAM in MiB. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--memory", defaultValue = "" + VmOptions.DEFAULT_MEMORY_MIB,
+            description = "Guest RAM in MiB. Default: ${DEFAULT-VALUE}.")
     int memoryMiB;
 
-    @Option(names = "--queue-size", defaultValue = "256",
+    @Option(names = "--queue-size", defaultValue = "" + VmOptions.DEFAULT_QUEUE_SIZE,
             description = "Size of each virtio-net data queue: a power of two from 64 to 1024. Default: ${DEFAULT-VALUE}.")
     int queueSize;
 
@@ -160,9 +166,10 @@ public final class RunCommand implements Callable<Integer> {
         if (json) {
             System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(summary));
         } else {
-            for (RunSummary.Queue q : summary.queues()) {
+            for (RunSummary.Queue queue : summary.queues()) {
+                NetQueueCounters.Snapshot q = queue.counters();
                 log.printf("queue %s%d: packets %d, bytes %d, kicks %d, interrupts %d (suppressed %d), no-buffer drops %d%n",
-                        q.direction(), q.pair(), q.packets(), q.bytes(), q.kicks(), q.interrupts(), q.interruptsSuppressed(),
+                        q.direction(), queue.pair(), q.packets(), q.bytes(), q.kicks(), q.interrupts(), q.interruptsSuppressed(),
                         q.dropsNoBuffer());
             }
             if (summary.kvm() != null) {
@@ -193,8 +200,11 @@ public final class RunCommand implements Callable<Integer> {
             }
         }
         validate();
-        return new VmOptions(backend, port, tap, bridge, guestIp, hostIp, ping, queues, count, pingSize, intervalMs, udpPort,
-                serveSeconds, mac, mtu, memoryMiB, wantedFeatures(), socket, queueSize, vcpu);
+        return VmOptions.builder().dataPlane(DataPlane.of(backend)).port(OptionValue.of(VmOptions.Port.class, port)).tap(tap)
+                .bridge(bridge).guestIp(guestIp).hostIp(link.hostIp()).pingTarget(ping).pairs(link.queues()).count(count)
+                .pingSize(pingSize).intervalMs(intervalMs).udpPort(udpPort).serveSeconds(serveSeconds).mac(mac).mtu(mtu)
+                .memoryMiB(memoryMiB).wantedFeatures(wantedFeatures()).socket(socket).queueSize(queueSize)
+                .vcpu(OptionValue.of(VmOptions.Vcpu.class, vcpu)).build();
     }
 
     Management.Settings managementSettings() {
@@ -202,10 +212,10 @@ public final class RunCommand implements Callable<Integer> {
     }
 
     private void validate() {
-        check("--vcpu", VmRules.oneOf(vcpu, java.util.List.of(VmOptions.VCPU_JAVA, VmOptions.VCPU_KVM)));
+        check("--vcpu", VmRules.oneOf(vcpu, VmRules.VCPUS));
         check("--backend", VmRules.oneOf(backend, VmRules.BACKENDS));
         check("--port", VmRules.oneOf(port, VmRules.PORTS));
-        check("--queues", VmRules.range(queues, 1, VmRules.MAX_QUEUE_PAIRS, "queue pairs"));
+        check("--queues", VmRules.range(link.queues(), 1, VmRules.MAX_QUEUE_PAIRS, "queue pairs"));
         check("--queue-size", VmRules.queueSize(queueSize));
         check("--count", VmRules.atLeast(count, 0));
         check("--serve", VmRules.atLeast(serveSeconds, 0));
@@ -221,7 +231,7 @@ public final class RunCommand implements Callable<Integer> {
         if (bridge != null) {
             check("--bridge", VmRules.interfaceName(bridge));
         }
-        check("--host-ip", VmRules.hostIp(hostIp));
+        check("--host-ip", VmRules.hostIp(link.hostIp()));
         check("--guest-ip", VmRules.unicastIpv4(guestIp));
         if (ping != null) {
             check("--ping", VmRules.unicastIpv4(ping));
@@ -240,7 +250,8 @@ public final class RunCommand implements Callable<Integer> {
      * back-end, someone else addresses the link and only the plain conflicts are checked.
      */
     private void checkAddressPlan() {
-        int host = NetRules.parseIpv4(hostIp.contains("/") ? hostIp.substring(0, hostIp.indexOf('/')) : hostIp).orElseThrow();
+        String hostIp = link.hostIp();
+        int host = NetRules.parseIpv4(link.hostAddress()).orElseThrow();
         NetRules.Subnet subnet = NetRules.subnetOf(hostIp, VmOptions.DEFAULT_HOST_PREFIX);
         String hostSide = label("--host-ip") + " " + hostIp + (hostIp.contains("/") ? "" : " (/" + VmOptions.DEFAULT_HOST_PREFIX + ")");
         int guest = NetRules.parseIpv4(guestIp).orElseThrow();
@@ -290,10 +301,10 @@ public final class RunCommand implements Callable<Integer> {
 
     /** Whether this VMM puts the host side's address on the guest's link: the in-memory host, or a new tap not on a bridge. */
     private boolean assignsHostAddress() {
-        if (backend.equals("vhost-user")) {
+        if (!DataPlane.of(backend).vmmOwnsPort()) {
             return false; // the back-end daemon owns the port
         }
-        if (port.equals("memory")) {
+        if (OptionValue.of(VmOptions.Port.class, port) == VmOptions.Port.MEMORY) {
             return true; // the host inside the VMM answers at --host-ip
         }
         // as ToyVm decides: a tap on a bridge, or one that exists already, gets no address from us

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.vm.InVmmHost;
-import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.core.linux.SocketPathException;
 import io.vmm4j.core.linux.UnixListener;
 import io.vmm4j.tap.MemoryPort;
@@ -13,6 +12,7 @@ import io.vmm4j.tap.PacketPort;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.user.VhostUserNetDaemon;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -58,12 +58,8 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
     @Option(names = "--port", description = "memory: an in-memory port whose peer is an IPv4 host inside this process (no root needed).")
     String port;
 
-    @Option(names = "--queues", defaultValue = "1", description = "Queue pairs served (and tap queues). Default: ${DEFAULT-VALUE}.")
-    int queues;
-
-    @Option(names = "--host-ip", defaultValue = "10.0.2.2/24",
-            description = "Address/prefix of a tap this command creates, or of the in-memory host. Default: ${DEFAULT-VALUE}.")
-    String hostIp;
+    @Mixin
+    LinkOptions link;
 
     @Option(names = "--stats-json", description = "Write the counters (per queue, per front-end, of the in-memory host) and acked "
             + "features to this file at start, after each front-end and on exit.")
@@ -84,6 +80,7 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
         if (port != null && !port.equals("memory")) {
             throw new IllegalArgumentException("--port takes only 'memory', not '" + port + "'; for a tap use --tap NAME");
         }
+        int queues = link.queues();
         if (queues < 1 || queues > 16) {
             throw new IllegalArgumentException("--queues must be 1..16, was " + queues);
         }
@@ -112,8 +109,8 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                 TapDevice device = TapDevice.open(tap, queues, TapDevice.VNET_HEADER_V1_SIZE);
                 resources.add(device);
                 if (createdTap) {
-                    device.addAddress(hostIp);
-                    log.printf("vhost-user-backend: tap %s created, host side %s%n", device.name(), hostIp);
+                    device.addAddress(link.hostCidr());
+                    log.printf("vhost-user-backend: tap %s created, host side %s%n", device.name(), link.hostCidr());
                 }
                 device.setUp();
                 packets = device;
@@ -121,9 +118,9 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                 MemoryPort[] pair = MemoryPort.pair(queues, TapDevice.VNET_HEADER_V1_SIZE);
                 resources.add(pair[0]);
                 resources.add(pair[1]);
-                host = new InVmmHost(pair[1], hostAddress(), line -> log.println("vhost-user-backend: " + line));
+                host = new InVmmHost(pair[1], link.hostAddress(), line -> log.println("vhost-user-backend: " + line));
                 resources.add(host);
-                log.printf("vhost-user-backend: in-memory port, host at %s inside this process%n", hostAddress());
+                log.printf("vhost-user-backend: in-memory port, host at %s inside this process%n", link.hostAddress());
                 packets = pair[0];
             }
             daemon = new VhostUserNetDaemon(listener, packets, new VhostUserNetDaemon.Options(queues, createdTap,
@@ -156,17 +153,10 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
         return 0;
     }
 
-    private String hostAddress() {
-        return hostIp.contains("/") ? hostIp.substring(0, hostIp.indexOf('/')) : hostIp;
-    }
-
     private void checkHostIp() {
-        String problem = VmRules.hostIp(hostIp);
+        String problem = VmRules.hostIp(link.hostIp());
         if (problem != null) {
             throw new IllegalArgumentException("--host-ip " + problem);
-        }
-        if (!hostIp.contains("/")) {
-            hostIp = hostIp + "/" + VmOptions.DEFAULT_HOST_PREFIX; // as ./vmm run does: a bare address would be a /32 on the tap
         }
     }
 

@@ -1,5 +1,6 @@
 package io.vmm4j.cli;
 
+import io.vmm4j.cli.vm.DataPlane;
 import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetFeatures;
@@ -48,10 +49,10 @@ class RunCommandTest {
                 """);
         RunCommand run = parse("--config", file.toString(), "--count", "3", "--queue-size", "128", "--metrics", "9100");
         VmOptions o = run.resolve();
-        assertEquals("emulated-sync", o.backend(), "from the file");
+        assertEquals(DataPlane.EMULATED_SYNC, o.dataPlane(), "from the file");
         assertEquals(64, o.memoryMiB(), "from the file");
         assertEquals(2, o.pairs(), "from the file");
-        assertEquals("memory", o.port(), "from the file");
+        assertEquals(VmOptions.Port.MEMORY, o.port(), "from the file");
         assertEquals("52:54:00:aa:bb:cc", o.mac(), "from the file");
         assertEquals(50, o.intervalMs(), "from the file");
         assertEquals(3, o.count(), "the flag wins, even when it equals the default");
@@ -67,9 +68,16 @@ class RunCommandTest {
     @Test
     void withoutAFileTheDefaultsHold() {
         VmOptions o = parse().resolve();
-        assertEquals("emulated", o.backend());
+        assertEquals(DataPlane.EMULATED, o.dataPlane());
         assertEquals(VmOptions.DEFAULT_QUEUE_SIZE, o.queueSize());
         assertEquals(3, o.count());
+    }
+
+    @Test
+    void theBuildersDefaultsAreTheFlagsDefaults() {
+        assertEquals(VmOptions.builder().build(), parse().resolve(), "a VM built in code runs as ./vmm run with no flags");
+        assertEquals(VmOptions.builder().vcpu(VmOptions.Vcpu.KVM).dataPlane(DataPlane.VHOST_USER).socket("/tmp/vu.sock").pairs(2).build(),
+                parse("--vcpu", "kvm", "--backend", "vhost-user", "--socket", "/tmp/vu.sock", "--queues", "2").resolve());
     }
 
     @Test

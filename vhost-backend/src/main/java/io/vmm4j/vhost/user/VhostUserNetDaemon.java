@@ -77,30 +77,16 @@ public final class VhostUserNetDaemon implements AutoCloseable {
         }
     }
 
-    /** Counters of one queue, as numbers. */
-    public record QueueStats(int queue, String direction, long packets, long bytes, long kicks, long interrupts,
-                             long interruptsSuppressed, long dropsNoBuffer, long portErrors) {
-        static QueueStats of(NetQueueCounters c) {
-            return new QueueStats(c.queue, c.direction, c.packets, c.bytes, c.kicks, c.interrupts, c.interruptsSuppressed,
-                    c.dropsNoBuffer, c.portErrors);
-        }
-
-        QueueStats plus(NetQueueCounters c) {
-            return new QueueStats(queue, direction, packets + c.packets, bytes + c.bytes, kicks + c.kicks, interrupts + c.interrupts,
-                    interruptsSuppressed + c.interruptsSuppressed, dropsNoBuffer + c.dropsNoBuffer, portErrors + c.portErrors);
-        }
-
-        /** One line, in the form {@code ./vmm run} prints its queues. */
-        public String describe() {
-            return String.format("queue %s%d: packets %d, bytes %d, kicks %d, interrupts %d (suppressed %d), no-buffer drops %d, "
-                    + "port errors %d", direction, queue / 2, packets, bytes, kicks, interrupts, interruptsSuppressed, dropsNoBuffer,
-                    portErrors);
-        }
+    /** One line about a queue's counters, in the form {@code ./vmm run} prints its queues, with the port errors. */
+    private static String describe(NetQueueCounters.Snapshot q) {
+        return String.format("queue %s%d: packets %d, bytes %d, kicks %d, interrupts %d (suppressed %d), no-buffer drops %d, "
+                + "port errors %d", q.direction(), q.pair(), q.packets(), q.bytes(), q.kicks(), q.interrupts(), q.interruptsSuppressed(),
+                q.dropsNoBuffer(), q.portErrors());
     }
 
     /** One front-end connection: how long, what it acked, how it ended, and its queues. */
     public record SessionStats(int frontend, double seconds, long ackedFeatures, List<String> ackedFeatureNames, String end,
-                               List<QueueStats> queues) {
+                               List<NetQueueCounters.Snapshot> queues) {
     }
 
     /**
@@ -110,7 +96,7 @@ public final class VhostUserNetDaemon implements AutoCloseable {
      */
     public record Stats(String socket, String port, int queuePairs, List<String> offeredFeatures, List<String> protocolFeatures,
                         int frontends, long silentFrontends, long lastAckedFeatures, List<String> lastAckedFeatureNames,
-                        List<QueueStats> queues, List<SessionStats> sessions) {
+                        List<NetQueueCounters.Snapshot> queues, List<SessionStats> sessions) {
     }
 
     private final Path socketPath;
@@ -124,7 +110,7 @@ public final class VhostUserNetDaemon implements AutoCloseable {
     private final List<SessionStats> finished = new CopyOnWriteArrayList<>();
     private final List<Consumer<SessionStats>> sessionListeners = new CopyOnWriteArrayList<>();
     private final CountDownLatch served = new CountDownLatch(1);
-    private final QueueStats[] totals;
+    private final NetQueueCounters.Snapshot[] totals;
     private volatile VhostUserSession current;
     /** A connection accepted and waiting for its first message (no session yet). */
     private volatile VhostUserChannel pending;
@@ -177,9 +163,9 @@ public final class VhostUserNetDaemon implements AutoCloseable {
         this.offeredProtocolFeatures = VhostUserProtocol.bit(PROTOCOL_F_MQ) | VhostUserProtocol.bit(PROTOCOL_F_REPLY_ACK)
                 | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU);
         this.loops = new EventLoop[options.queuePairs()];
-        this.totals = new QueueStats[2 * options.queuePairs()];
+        this.totals = new NetQueueCounters.Snapshot[2 * options.queuePairs()];
         for (int q = 0; q < totals.length; q++) {
-            totals[q] = QueueStats.of(new NetQueueCounters(q, q % 2 == 0 ? "rx" : "tx"));
+            totals[q] = NetQueueCounters.Snapshot.zero(q);
         }
         this.listener = listener;
     }
@@ -316,18 +302,19 @@ public final class VhostUserNetDaemon implements AutoCloseable {
     }
 
     private void ended(VhostUserSession session) {
-        List<QueueStats> queues = new ArrayList<>();
+        List<NetQueueCounters.Snapshot> queues = new ArrayList<>();
         synchronized (totals) {
             for (NetQueueCounters c : session.counters()) {
-                queues.add(QueueStats.of(c));
-                totals[c.queue] = totals[c.queue].plus(c);
+                NetQueueCounters.Snapshot q = c.snapshot();
+                queues.add(q);
+                totals[q.queue()] = totals[q.queue()].plus(q);
             }
         }
         SessionStats stats = new SessionStats(session.number(), Math.round(session.seconds() * 1000) / 1000.0, session.ackedFeatures(),
                 featureNames(session.ackedFeatures()), session.endReason(), List.copyOf(queues));
         log("front-end %d disconnected after %.1f s: %s", session.number(), session.seconds(), session.endReason());
-        for (QueueStats q : queues) {
-            log.println(q.describe());
+        for (NetQueueCounters.Snapshot q : queues) {
+            log.println(describe(q));
         }
         finished.add(stats); // after the lines are printed, before the listeners (whose stats() must include it)
         for (Consumer<SessionStats> l : sessionListeners) {
@@ -362,11 +349,11 @@ public final class VhostUserNetDaemon implements AutoCloseable {
 
     /** The counters so far: finished front-ends plus the one connected now. */
     public Stats stats() {
-        List<QueueStats> queues = new ArrayList<>();
+        List<NetQueueCounters.Snapshot> queues = new ArrayList<>();
         VhostUserSession live = current;
         synchronized (totals) {
-            for (QueueStats t : totals) {
-                queues.add(live == null ? t : t.plus(live.counters().get(t.queue())));
+            for (NetQueueCounters.Snapshot t : totals) {
+                queues.add(live == null ? t : t.plus(live.counters().get(t.queue()).snapshot()));
             }
         }
         return new Stats(socketPath.toString(), port.name(), options.queuePairs(), featureNames(offeredFeatures),

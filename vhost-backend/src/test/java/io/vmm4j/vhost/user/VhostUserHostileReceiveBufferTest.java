@@ -4,6 +4,7 @@ import io.vmm4j.core.memory.MemoryRegion;
 import io.vmm4j.vhost.emulated.ThreadCpu;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.queue.SplitRing;
 import org.junit.jupiter.api.Test;
 
@@ -103,7 +104,7 @@ class VhostUserHostileReceiveBufferTest {
         try (DaemonOnThread d = new DaemonOnThread(1, 2_000); TestGuest guest = new TestGuest(true)) {
             // legal with MRG_RXBUF (at least the 12-byte header, virtio 1.2 §5.1.6.3.1), but 64 of them would be needed
             String log = hostileSession(d, guest, () -> postOne(guest, 16, true), 0);
-            VhostUserNetDaemon.QueueStats rx = d.daemon().stats().sessions().getFirst().queues().getFirst();
+            NetQueueCounters.Snapshot rx = d.daemon().stats().sessions().getFirst().queues().getFirst();
             assertEquals(0, rx.packets(), log);
             assertEquals(1, rx.dropsNoBuffer(), "the frame that waited for buffers is counted when GET_VRING_BASE stops the ring: " + log);
             assertTrue(log.contains("queue rx0: packets 0") && log.contains("no-buffer drops 1"), log);

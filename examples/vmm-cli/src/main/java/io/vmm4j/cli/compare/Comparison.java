@@ -1,6 +1,6 @@
 package io.vmm4j.cli.compare;
 
-import io.vmm4j.cli.vm.GuestDefaults;
+import io.vmm4j.cli.vm.DataPlane;
 import io.vmm4j.cli.vm.ToyVm;
 import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.cli.vm.Workload;
@@ -94,11 +94,11 @@ public final class Comparison {
     }
 
     private VmOptions options(String mode, String socket) {
-        boolean vhostUser = mode.equals("vhost-user");
-        return new VmOptions(mode, vhostUser ? "auto" : "tap",
-                vhostUser ? null : "vcmp" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF)), null,
-                guestAddress(), hostAddress() + "/24", null, 1, 0, 56, 100, 0, 0, "52:54:00:12:34:56", 1500, 256,
-                GuestDefaults.features(), socket);
+        DataPlane plane = DataPlane.of(mode);
+        boolean vhostUser = plane == DataPlane.VHOST_USER;
+        return VmOptions.builder().dataPlane(plane).port(vhostUser ? VmOptions.Port.AUTO : VmOptions.Port.TAP)
+                .tap(vhostUser ? null : "vcmp" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF)))
+                .guestIp(guestAddress()).hostIp(hostAddress() + "/24").count(0).intervalMs(100).memoryMiB(256).socket(socket).build();
     }
 
     /** The vhost-user back-end daemon as its own process, on a tap of its own. */
@@ -134,7 +134,7 @@ public final class Comparison {
     private List<Report.Row> measureMode(String mode) throws Exception {
         List<Report.Row> rows = new ArrayList<>();
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
-        try (Daemon daemon = mode.equals("vhost-user") ? Daemon.start(hostAddress() + "/24", plan.log()) : null;
+        try (Daemon daemon = DataPlane.of(mode) == DataPlane.VHOST_USER ? Daemon.start(hostAddress() + "/24", plan.log()) : null;
              ToyVm vm = new ToyVm(options(mode, daemon == null ? null : daemon.socket().toString()), quiet);
              Workload guest = vm.workload()) {
             String tap = daemon != null ? daemon.tap() : vm.port().name();
@@ -171,11 +171,9 @@ public final class Comparison {
     private Report.KvmRow measureKvm(String mode) {
         plan.progress().step(mode + ": KVM guest pings");
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
-        try (Daemon daemon = mode.equals("vhost-user") ? Daemon.start(hostAddress() + "/24", plan.log()) : null) {
-            VmOptions o = options(mode, daemon == null ? null : daemon.socket().toString());
-            VmOptions kvm = new VmOptions(o.backend(), o.port(), o.tap(), o.bridge(), o.guestIp(), o.hostIp(), o.pingTarget(), 1,
-                    KVM_PINGS, 56, KVM_PING_INTERVAL_MS, 0, 0, o.mac(), o.mtu(), o.memoryMiB(), o.wantedFeatures(), o.socket(),
-                    VmOptions.DEFAULT_QUEUE_SIZE, VmOptions.VCPU_KVM);
+        try (Daemon daemon = DataPlane.of(mode) == DataPlane.VHOST_USER ? Daemon.start(hostAddress() + "/24", plan.log()) : null) {
+            VmOptions kvm = options(mode, daemon == null ? null : daemon.socket().toString()).toBuilder().count(KVM_PINGS)
+                    .intervalMs(KVM_PING_INTERVAL_MS).vcpu(VmOptions.Vcpu.KVM).build();
             long pid = ProcessHandle.current().pid();
             long daemonPid = daemon != null ? daemon.process().pid() : -1;
             try (ToyVm vm = new ToyVm(kvm, quiet)) {

@@ -1,6 +1,8 @@
 package io.vmm4j.cli.config;
 
 import io.vmm4j.cli.metrics.MetricsAddress;
+import io.vmm4j.cli.vm.DataPlane;
+import io.vmm4j.cli.vm.OptionValue;
 import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.virtio.net.NetFeatures;
 
@@ -13,8 +15,9 @@ import java.util.TreeSet;
  * puts the JSON path or the flag in front.
  */
 public final class VmRules {
-    public static final List<String> BACKENDS = List.of("emulated", "emulated-sync", "vhost-net", "vhost-user");
-    public static final List<String> PORTS = List.of("auto", "tap", "memory");
+    public static final List<String> BACKENDS = OptionValue.labels(DataPlane.class);
+    public static final List<String> PORTS = OptionValue.labels(VmOptions.Port.class);
+    public static final List<String> VCPUS = OptionValue.labels(VmOptions.Vcpu.class);
     public static final int MIN_MEMORY_MIB = 16;
     public static final int MAX_MEMORY_MIB = 4096;
     public static final int MAX_QUEUE_PAIRS = 16;

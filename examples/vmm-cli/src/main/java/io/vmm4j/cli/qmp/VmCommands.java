@@ -303,18 +303,20 @@ public final class VmCommands {
         r.put("port-name", vm.port().name());
         r.put("active-queue-pairs", net.activePairs());
         ArrayNode queues = r.putArray("queues");
-        for (NetQueueCounters c : net.counters()) {
+        for (NetQueueCounters counters : net.counters()) {
+            NetQueueCounters.Snapshot c = counters.snapshot();
             ObjectNode q = queues.addObject();
-            q.put("queue", c.direction + c.pair());
+            q.put("queue", c.direction() + c.pair());
             q.put("pair", c.pair());
-            q.put("direction", c.direction);
-            q.put("packets", c.packets);
-            q.put("bytes", c.bytes);
-            q.put("kicks", c.kicks);
-            q.put("interrupts", c.interrupts);
-            q.put("interrupts-suppressed", c.interruptsSuppressed);
-            q.put("drops-no-buffer", c.dropsNoBuffer);
-            q.put("port-errors", c.portErrors);
+            q.put("direction", c.direction());
+            q.put("packets", c.packets());
+            q.put("bytes", c.bytes());
+            q.put("kicks", c.kicks());
+            q.put("interrupts", c.interrupts());
+            q.put("interrupts-suppressed", c.interruptsSuppressed());
+            q.put("drops-no-buffer", c.dropsNoBuffer());
+            q.put("port-errors", c.portErrors());
+            q.put("drops-link-down", c.dropsLinkDown());
         }
         PacketCapture.Status s = capture.status();
         ObjectNode pcap = r.putObject("pcap");

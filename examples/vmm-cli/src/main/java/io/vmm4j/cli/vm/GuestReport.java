@@ -1,6 +1,7 @@
 package io.vmm4j.cli.vm;
 
 import java.util.List;
+import java.util.Map;
 
 /**
  * What a guest reports after its run, whoever ran it.
@@ -9,7 +10,11 @@ import java.util.List;
  * @param rttMs         round-trip times of the ping replies, in order
  * @param rng           hex of the virtio-rng bytes the guest read, or "not found"
  * @param error         why the guest stopped early, or null
+ * @param link          the link as the guest's driver saw it, or null for a guest that does not say
+ * @param vmExits       exits of the vCPU to the VMM by KVM exit reason, or null for a guest without KVM
+ * @param kvm           what the KVM guest's run cost in exits, or null for a guest without KVM
  */
 record GuestReport(long acked, int pairs, int pingsSent, List<Double> rttMs, int udpSent, int udpReceived, int maxRxBuffers,
-                   long echoRequestsAnswered, String rng, String error) {
+                   long echoRequestsAnswered, String rng, String error, RunSummary.GuestLink link, Map<String, Long> vmExits,
+                   RunSummary.Kvm kvm) {
 }

@@ -10,11 +10,8 @@ import io.vmm4j.virtio.driver.GuestLocalApic;
 import io.vmm4j.virtio.driver.PciFirmware;
 import io.vmm4j.virtio.driver.VirtioNetDriver;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
-import io.vmm4j.virtio.driver.net.GuestNetStack;
 import io.vmm4j.virtio.driver.net.Ipv4Address;
-import io.vmm4j.virtio.driver.net.MacAddress;
 import io.vmm4j.virtio.driver.net.PingReply;
-import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.VirtioNet;
 
 import java.io.PrintStream;
@@ -22,21 +19,18 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 
 /**
  * The toy VMM's guest, written in Java and run on a vCPU thread: firmware-style PCI enumeration,
- * then the virtio drivers and a tiny IPv4 stack. It reaches the devices only through PIO/MMIO
- * accesses on the buses and through guest memory, like code in a real guest.
+ * the virtio-rng driver, then its {@link GuestNic} (the virtio-net driver and a tiny IPv4 stack),
+ * which pings the host and then serves. It reaches the devices only through PIO/MMIO accesses on
+ * the buses and through guest memory, like code in a real guest. {@link #traffic()} runs the
+ * measurement workloads on the same NIC.
  */
-final class JavaGuest implements Runnable, GuestRunner {
+final class JavaGuest implements GuestRunner {
     static final long PCI_WINDOW = 0xC000_0000L;
     static final long PCI_WINDOW_SIZE = 0x1000_0000L;
-    private static final int UDP_SOURCE_PORT_BASE = 40000;
-    static final int UDP_STREAM_PORT = 39999;
-    /** virtio-net's first MSI-X vector: the configuration interrupt (link changes). */
-    private static final int NET_FIRST_VECTOR = 0x30;
 
     private final VmOptions options;
     private final Bus pio;
@@ -44,25 +38,22 @@ final class JavaGuest implements Runnable, GuestRunner {
     private final GuestMemory memory;
     private final GuestLocalApic apic;
     private final PrintStream log;
+    private final GuestNic nic;
+    private final GuestTraffic traffic;
     private GuestAllocator allocator;
+    private ConfigAccess cfg;
+    private PciFirmware.Device nicDevice;
     private volatile boolean stop;
     private volatile CompletableFuture<Void> rebootRequest;
     private Runnable platformReset = () -> { };
-    private long configInterruptsSeen;
-    volatile boolean linkUp;
-    final List<String> linkChanges = new CopyOnWriteArrayList<>();
-    volatile int reboots;
+    private volatile int reboots;
     private long echoRequestsBeforeReboot;
 
-    final List<Double> rttMs = new ArrayList<>();
-    int pingsSent;
-    int udpSent;
-    int udpReceived;
-    long acked;
-    int pairs;
-    String rng = "not found";
-    volatile String error;
-    volatile VirtioNetDriver net;
+    private final List<Double> rttMs = new ArrayList<>();
+    private int pingsSent;
+    private int udpSent;
+    private String rng = "not found";
+    private volatile String error;
 
     JavaGuest(VmOptions options, Bus pio, Bus mmio, GuestMemory memory, GuestLocalApic apic, PrintStream log) {
         this.options = options;
@@ -71,6 +62,8 @@ final class JavaGuest implements Runnable, GuestRunner {
         this.memory = memory;
         this.apic = apic;
         this.log = log;
+        this.nic = new GuestNic(options, mmio, memory, apic, log);
+        this.traffic = new GuestTraffic(nic, options.hostAddress(), () -> stop);
         // the first MiB stays free, as on a PC
         this.allocator = new GuestAllocator(0x10_0000, memory.size() - 0x10_0000);
     }
@@ -89,16 +82,24 @@ final class JavaGuest implements Runnable, GuestRunner {
      * Asks the guest to reboot (system_reset): at its next wake-up the vCPU resets the platform,
      * then runs firmware and drivers again. The future completes once the devices are reset.
      */
-    CompletableFuture<Void> requestReboot() {
+    @Override
+    public CompletableFuture<Void> requestReboot() {
         CompletableFuture<Void> done = new CompletableFuture<>();
         rebootRequest = done;
         return done;
     }
 
+    GuestNic nic() {
+        return nic;
+    }
+
+    GuestTraffic traffic() {
+        return traffic;
+    }
+
     /**
      * Between two waits of the vCPU loops: carries out a pending reboot, and reads the link state
-     * again after a configuration interrupt, as Linux's virtio_net does from its config work.
-     * Returns the driver to use from now on (a new one after a reboot).
+     * again after a configuration interrupt. Returns the driver to use from now on (a new one after a reboot).
      */
     private VirtioNetDriver tend(VirtioNetDriver driver) throws InterruptedException {
         CompletableFuture<Void> reboot = rebootRequest;
@@ -111,31 +112,24 @@ final class JavaGuest implements Runnable, GuestRunner {
             reboots++;
             echoRequestsBeforeReboot = echoRequestsAnswered();
             bringUp();
-            return net;
+            return nic.driver();
         }
-        long config = apic.count(NET_FIRST_VECTOR);
-        if (config != configInterruptsSeen) {
-            configInterruptsSeen = config;
-            boolean up = driver.linkUp();
-            if (up != linkUp) {
-                linkUp = up;
-                linkChanges.add(up ? "up" : "down");
-                log.printf("guest: link is %s (configuration interrupt, STATUS read from the device)%n", up ? "up" : "down");
-            }
-        }
+        nic.watchLink();
         return driver;
     }
 
     @Override
     public GuestReport report() {
-        return new GuestReport(acked, pairs, pingsSent, List.copyOf(rttMs), udpSent, udpReceived, maxRxBuffers, echoRequestsAnswered(),
-                rng, error);
+        return new GuestReport(nic.acked(), nic.pairs(), pingsSent, List.copyOf(rttMs), udpSent, nic.udpReceived(), nic.maxRxBuffers(),
+                echoRequestsAnswered(), rng, error, new RunSummary.GuestLink(nic.linkUp(), nic.linkChanges(), reboots), null, null);
     }
 
     @Override
     public void run() {
         try {
-            boot();
+            bringUp();
+            ping(options.count(), options.target(), options.pingSize());
+            serve(options.serveSeconds());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (RuntimeException e) {
@@ -144,235 +138,42 @@ final class JavaGuest implements Runnable, GuestRunner {
         }
     }
 
-    private GuestNetStack stack;
-    private VirtioNetDriver.FrameHandler rx;
-    int maxRxBuffers;
-
-    private void boot() throws InterruptedException {
-        bringUp();
-        ping(options.count(), options.target(), options.pingSize());
-        serve(options.serveSeconds());
-    }
-
     /** Firmware, then the drivers: the reuse device once, then virtio-net and the IPv4 stack. */
     void bringUp() throws InterruptedException {
-        ConfigAccess cfg = ConfigAccess.ports(pio);
-        List<PciFirmware.Device> devices = PciFirmware.enumerateAndAssign(cfg, PCI_WINDOW, PCI_WINDOW_SIZE);
-        PciFirmware.Device nic = null;
+        ConfigAccess access = ConfigAccess.ports(pio);
+        List<PciFirmware.Device> devices = PciFirmware.enumerateAndAssign(access, PCI_WINDOW, PCI_WINDOW_SIZE);
+        PciFirmware.Device found = null;
         PciFirmware.Device entropy = null;
         for (PciFirmware.Device d : devices) {
             log.printf("firmware: 00:%02x.0 %04x:%04x class %06x BAR0 %s BAR2 %s%n", d.slot(), d.vendorId(), d.deviceId(),
                     d.classCode(), bar(d, 0), bar(d, 2));
             if (d.vendorId() == 0x1AF4 && d.deviceId() == 0x1040 + VirtioNet.DEVICE_TYPE) {
-                nic = d;
+                found = d;
             } else if (d.vendorId() == 0x1AF4 && d.deviceId() == 0x1044) {
                 entropy = d;
             }
         }
         if (entropy != null) {
-            readEntropy(cfg, entropy);
+            readEntropy(access, entropy);
         }
-        if (nic == null) {
+        if (found == null) {
             throw new IllegalStateException("no virtio-net device on the PCI bus");
         }
-        this.cfg = cfg;
-        this.nic = nic;
-        netUp();
-    }
-
-    private ConfigAccess cfg;
-    private PciFirmware.Device nic;
-
-    /** The virtio-net driver and the IPv4 stack on top (again after a reset: fresh rings from index 0). */
-    private void netUp() {
-        VirtioPciDriver pci = new VirtioPciDriver(cfg, mmio, memory, allocator, nic);
-        VirtioNetDriver driver = new VirtioNetDriver(pci, memory, allocator, apic);
-        acked = driver.bringUp(new VirtioNetDriver.Options(options.wantedFeatures(), options.pairs(), 2048, 256, NET_FIRST_VECTOR));
-        pairs = driver.pairs();
-        net = driver;
-        configInterruptsSeen = apic.count(NET_FIRST_VECTOR);
-        linkUp = driver.linkUp();
-        MacAddress mac = MacAddress.of(driver.mac());
-        int ip = Ipv4Address.parseValue(options.guestIp());
-        log.printf("guest: virtio-net up: mac %s, ip %s, mtu %d, link %s, %d queue pair(s)%n", mac, options.guestIp(),
-                driver.mtu(), linkUp ? "up" : "down", pairs);
-        stack = new GuestNetStack(mac, ip, driver.mtu(), (frame, off, len) -> {
-            if (!driver.transmit(pairFor(frame, off, len), frame, off, len) && txRingFull++ == 0) {
-                log.println("guest: transmit ring full, frame dropped (counted from now on, not logged)");
-            }
-        });
-        stack.setUdpListener((srcIp, srcPort, dstPort, payload) -> udpReceived++);
-        rx = (pair, frame, length, buffers) -> {
-            maxRxBuffers = Math.max(maxRxBuffers, buffers);
-            stack.receive(frame, 0, length);
-        };
-    }
-
-    /** What a numbered UDP stream saw: how many echoes came back once, and how many more than once. */
-    record StreamResult(int sent, int echoedOnce, int duplicates, int missing) {
-    }
-
-    /**
-     * Sends datagrams numbered 0..count-1 to the host's {@code port}, one every {@code intervalMicros},
-     * and counts the echoes: each number must come back exactly once. {@code onSent} sees each
-     * number after it left (tests switch data planes mid-stream from it).
-     */
-    StreamResult udpStream(int count, int port, long intervalMicros, java.util.function.IntConsumer onSent)
-            throws InterruptedException {
-        VirtioNetDriver driver = net;
-        int host = Ipv4Address.parseValue(options.hostAddress());
-        int[] seen = new int[count];
-        stack.setUdpListener((srcIp, srcPort, dstPort, payload) -> {
-            if (dstPort == UDP_STREAM_PORT && payload.length >= 4) {
-                int seq = ((payload[0] & 0xFF) << 24) | ((payload[1] & 0xFF) << 16) | ((payload[2] & 0xFF) << 8) | (payload[3] & 0xFF);
-                if (seq >= 0 && seq < count) {
-                    seen[seq]++;
-                }
-            }
-        });
-        byte[] payload = new byte[64];
-        long interval = TimeUnit.MICROSECONDS.toNanos(intervalMicros);
-        long next = System.nanoTime();
-        int sent = 0;
-        long deadline = Long.MAX_VALUE;
-        while (!stop && System.nanoTime() < deadline) {
-            long seenInterrupts = driver.interruptsSeen();
-            driver.pollReceive(rx);
-            long now = System.nanoTime();
-            if (sent < count && now >= next && !driver.canTransmit(0)) {
-                // the transmit ring is full: a driver stops its queue and waits for completions instead of dropping
-                driver.awaitInterrupt(seenInterrupts, TimeUnit.MILLISECONDS.toNanos(1));
-                continue;
-            }
-            if (sent < count && now >= next) {
-                payload[0] = (byte) (sent >>> 24);
-                payload[1] = (byte) (sent >>> 16);
-                payload[2] = (byte) (sent >>> 8);
-                payload[3] = (byte) sent;
-                stack.sendUdp(host, UDP_STREAM_PORT, port, payload);
-                onSent.accept(sent);
-                sent++;
-                next = now + interval;
-                if (sent == count) {
-                    deadline = now + TimeUnit.SECONDS.toNanos(10);
-                }
-            }
-            if (sent == count && java.util.Arrays.stream(seen).allMatch(n -> n > 0)) {
-                break;
-            }
-            long wait = sent < count ? Math.max(0, next - System.nanoTime()) : TimeUnit.MILLISECONDS.toNanos(5);
-            driver.awaitInterrupt(seenInterrupts, Math.min(wait, TimeUnit.MILLISECONDS.toNanos(5)));
-        }
-        driver.pollReceive(rx);
-        stack.setUdpListener((srcIp, srcPort, dstPort, p) -> udpReceived++);
-        int once = 0;
-        int dups = 0;
-        int missing = 0;
-        for (int n : seen) {
-            once += n >= 1 ? 1 : 0;
-            dups += Math.max(0, n - 1);
-            missing += n == 0 ? 1 : 0;
-        }
-        return new StreamResult(sent, once, dups, missing);
-    }
-
-    /** Port the comparison workloads use on both sides. */
-    static final int BENCH_PORT = 9;
-
-    /**
-     * Transmit workload: sends UDP datagrams of {@code payload} bytes to the host's discard port as
-     * fast as the transmit ring allows, for {@code nanos}; returns how many left the guest.
-     */
-    long floodUdp(long nanos, int payload) throws InterruptedException {
-        VirtioNetDriver driver = net;
-        int host = Ipv4Address.parseValue(options.hostAddress());
-        byte[] data = new byte[payload];
-        long before = driver.framesOut();
-        // the first datagram resolves the host's MAC; everything the guest sends is counted, ARP included
-        stack.sendUdp(host, BENCH_PORT, BENCH_PORT, data);
-        long sent;
-        long deadline = System.nanoTime() + nanos;
-        while (!stop && System.nanoTime() < deadline) {
-            long seen = driver.interruptsSeen();
-            long out = driver.framesOut();
-            stack.sendUdp(host, BENCH_PORT, BENCH_PORT, data);
-            if (driver.framesOut() == out) {
-                // the transmit ring is full: reap and wait for the device to use some
-                driver.pollReceive(rx);
-                driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(1));
-            }
-        }
-        sent = driver.framesOut() - before;
-        return sent;
-    }
-
-    private volatile long benchReceived;
-    long txRingFull;
-
-    /**
-     * Receive workload: counts UDP datagrams to the bench port until {@code done}; returns the count.
-     * {@code counting} runs once the count is zero and the listener is in place.
-     */
-    long countUdp(java.util.function.BooleanSupplier done, Runnable counting) throws InterruptedException {
-        VirtioNetDriver driver = net;
-        benchReceived = 0;
-        stack.setUdpListener((srcIp, srcPort, dstPort, payload) -> {
-            if (dstPort == BENCH_PORT) {
-                benchReceived++;
-            }
-        });
-        counting.run();
-        while (!stop && !done.getAsBoolean()) {
-            long seen = driver.interruptsSeen();
-            if (driver.pollReceive(rx) == 0) {
-                driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(1));
-            }
-        }
-        driver.pollReceive(rx);
-        stack.setUdpListener((srcIp, srcPort, dstPort, p) -> udpReceived++);
-        return benchReceived;
-    }
-
-    /** Datagrams counted so far by a running {@link #countUdp} (read from another thread for pacing). */
-    long benchReceivedSoFar() {
-        return benchReceived;
-    }
-
-    /** Latency workload: {@code count} pings one after another; returns each round trip in nanoseconds (lost ones omitted). */
-    long[] pingRoundTrips(int count, int payload) throws InterruptedException {
-        VirtioNetDriver driver = net;
-        int host = Ipv4Address.parseValue(options.hostAddress());
-        long[] rtts = new long[count];
-        int got = 0;
-        for (int seq = 1; seq <= count && !stop; seq++) {
-            stack.sendPing(host, 0x4C41, seq, payload);
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
-            PingReply reply = null;
-            while (reply == null && System.nanoTime() < deadline) {
-                long seen = driver.interruptsSeen();
-                driver.pollReceive(rx);
-                reply = stack.pollPingReply();
-                if (reply == null) {
-                    driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(1));
-                }
-            }
-            if (reply != null) {
-                rtts[got++] = reply.rttNanos();
-            }
-        }
-        return java.util.Arrays.copyOf(rtts, got);
+        cfg = access;
+        nicDevice = found;
+        nic.bringUp(cfg, nicDevice, allocator);
     }
 
     /** Resets the NIC (device_status 0) and brings it up again on fresh rings, as a driver reload does. */
-    void reloadNetDriver() throws InterruptedException {
-        net.pci().reset();
-        netUp();
+    void reloadNetDriver() {
+        nic.reload(cfg, nicDevice, allocator);
     }
 
     /** Pings {@code targetText} {@code count} times (and sends the UDP flows); returns replies received. */
     int ping(int count, String targetText, int payloadSize) throws InterruptedException {
-        VirtioNetDriver driver = net;
+        VirtioNetDriver driver = nic.driver();
         int target = Ipv4Address.parseValue(targetText);
+        int host = Ipv4Address.parseValue(options.hostAddress());
         int before = rttMs.size();
         int sentBefore = pingsSent;
         long interval = TimeUnit.MILLISECONDS.toNanos(options.intervalMs());
@@ -380,22 +181,22 @@ final class JavaGuest implements Runnable, GuestRunner {
         long deadline = start + count * interval + TimeUnit.SECONDS.toNanos(5);
         long nextPing = start;
         int udpPerFlow = options.udpPort() > 0 ? count : 0;
-        int udpTarget = udpReceived + udpPerFlow * pairs;
-        int udpSentTarget = udpSent + udpPerFlow * pairs;
+        int udpTarget = nic.udpReceived() + udpPerFlow * nic.pairs();
+        int udpSentTarget = udpSent + udpPerFlow * nic.pairs();
         int sent = 0;
-        while (!stop && (rttMs.size() - before < count || udpReceived < udpTarget) && System.nanoTime() < deadline) {
+        while (!stop && (rttMs.size() - before < count || nic.udpReceived() < udpTarget) && System.nanoTime() < deadline) {
             driver = tend(driver);
             long seen = driver.interruptsSeen();
-            driver.pollReceive(rx);
+            nic.poll();
             drainReplies(target);
             long now = System.nanoTime();
             if (sent < count && now >= nextPing) {
-                stack.sendPing(target, 0x4D4D, ++pingsSent, payloadSize);
+                nic.stack().sendPing(target, 0x4D4D, ++pingsSent, payloadSize);
                 sent++;
                 // each request gets its 5 s to be answered, however slowly the sending went (a JVM under TCG)
                 deadline = Math.max(deadline, now + TimeUnit.SECONDS.toNanos(5));
-                for (int p = 0; p < pairs && udpSent < udpSentTarget; p++) {
-                    stack.sendUdp(Ipv4Address.parseValue(options.hostAddress()), UDP_SOURCE_PORT_BASE + p, options.udpPort(),
+                for (int p = 0; p < nic.pairs() && udpSent < udpSentTarget; p++) {
+                    nic.stack().sendUdp(host, GuestNic.UDP_SOURCE_PORT_BASE + p, options.udpPort(),
                             ("vmm4j flow " + p + " seq " + pingsSent).getBytes());
                     udpSent++;
                 }
@@ -417,14 +218,14 @@ final class JavaGuest implements Runnable, GuestRunner {
         if (seconds <= 0) {
             return;
         }
-        VirtioNetDriver driver = net;
+        VirtioNetDriver driver = nic.driver();
         long serveUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
         log.printf("guest: serving at %s for %d s (ping it from the host)%n", options.guestIp(), seconds);
         int target = Ipv4Address.parseValue(options.target());
         while (!stop && System.nanoTime() < serveUntil) {
             driver = tend(driver);
             long seen = driver.interruptsSeen();
-            driver.pollReceive(rx);
+            nic.poll();
             drainReplies(target);
             driver.awaitInterrupt(seen, TimeUnit.MILLISECONDS.toNanos(50));
         }
@@ -433,20 +234,16 @@ final class JavaGuest implements Runnable, GuestRunner {
 
     /** VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, then steer flows over the pairs left; returns the ack. */
     int setActivePairs(int n) {
-        int ack = net.setQueuePairs(n);
-        if (ack == 0) {
-            pairs = n;
-        }
-        return ack;
+        return nic.setActivePairs(n);
     }
 
-    long echoRequestsAnswered() {
-        return echoRequestsBeforeReboot + (stack == null ? 0 : stack.echoRequestsAnswered());
+    private long echoRequestsAnswered() {
+        return echoRequestsBeforeReboot + nic.echoRequestsAnswered();
     }
 
     private void drainReplies(int target) {
         PingReply reply;
-        while ((reply = stack.pollPingReply()) != null) {
+        while ((reply = nic.stack().pollPingReply()) != null) {
             if (reply.sourceIp() == target) {
                 double ms = reply.rttNanos() / 1e6;
                 rttMs.add(ms);
@@ -466,24 +263,9 @@ final class JavaGuest implements Runnable, GuestRunner {
         return String.format(", rtt min/avg/max = %.3f/%.3f/%.3f ms", min, avg, max);
     }
 
-    /** Spreads flows over the queue pairs the way a NIC's transmit steering would: UDP by source port, the rest on pair 0. */
-    private int pairFor(byte[] frame, int off, int len) {
-        if (pairs == 1 || len < 14 + 20 + 4) {
-            return 0;
-        }
-        boolean ipv4 = (frame[off + 12] & 0xFF) == 0x08 && frame[off + 13] == 0;
-        boolean udp = ipv4 && frame[off + 14 + 9] == 17;
-        if (!udp) {
-            return 0;
-        }
-        int ihl = (frame[off + 14] & 0x0F) * 4;
-        int srcPort = ((frame[off + 14 + ihl] & 0xFF) << 8) | (frame[off + 14 + ihl + 1] & 0xFF);
-        return Math.floorMod(srcPort - UDP_SOURCE_PORT_BASE, pairs);
-    }
-
     /** The reuse device: negotiate, one queue, one buffer of entropy. */
-    private void readEntropy(ConfigAccess cfg, PciFirmware.Device d) throws InterruptedException {
-        VirtioPciDriver pci = new VirtioPciDriver(cfg, mmio, memory, allocator, d);
+    private void readEntropy(ConfigAccess access, PciFirmware.Device d) throws InterruptedException {
+        VirtioPciDriver pci = new VirtioPciDriver(access, mmio, memory, allocator, d);
         pci.negotiate(VirtioFeatures.bit(VirtioFeatures.VERSION_1));
         pci.enableMsix(2, 0x28);
         pci.setConfigVector(0);

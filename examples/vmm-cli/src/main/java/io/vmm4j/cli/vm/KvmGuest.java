@@ -26,13 +26,6 @@ import java.util.function.LongSupplier;
  * space, over the whole run and inside the quiet phases, against the packets the device moved.
  */
 final class KvmGuest implements GuestRunner {
-    /** Exits and device work inside the quiet phases. */
-    record QuietPhase(long packets, long kicks, VmExitCounts exits, double seconds) {
-        double exitsPerPacket() {
-            return packets == 0 ? 0 : (double) exits.total() / packets;
-        }
-    }
-
     private final VmOptions options;
     private final KvmVcpu vcpu;
     private final GuestMemory memory;
@@ -59,14 +52,15 @@ final class KvmGuest implements GuestRunner {
      * @param packets frames the NIC moved so far, both directions (device counters)
      * @param kicks   kicks the NIC's queues served so far (device counters)
      */
-    KvmGuest(VmOptions options, KvmMachine machine, GuestMemory memory, Bus pio, PrintStream log, LongSupplier packets, LongSupplier kicks) {
+    KvmGuest(VmOptions options, KvmMachine machine, PrintStream log, LongSupplier packets, LongSupplier kicks) {
         this.options = options;
         this.vcpu = machine.vcpu();
-        this.memory = memory;
+        this.memory = machine.memory();
         this.log = log;
         this.packets = packets;
         this.kicks = kicks;
         this.console = new SerialConsole(log);
+        Bus pio = machine.pio();
         pio.register(GuestAbi.PORT_SERIAL, SerialConsole.PORTS, console);
         pio.register(GuestAbi.PORT_DONE, 4, new WriteOnlyPort(this::done));
         pio.register(GuestAbi.PORT_PHASE, 4, new WriteOnlyPort(this::phase));
@@ -183,31 +177,25 @@ final class KvmGuest implements GuestRunner {
     @Override
     public GuestReport report() {
         GuestAbi.Results r = results;
+        VmExitCounts exits = vcpu.exitCounts();
         if (r == null) {
-            return new GuestReport(0, 0, 0, List.of(), 0, 0, 0, 0, "not read", error);
+            return new GuestReport(0, 0, 0, List.of(), 0, 0, 0, 0, "not read", error, null, exits.asMap(), kvmReport(exits, null));
         }
         List<Double> rtt = new ArrayList<>();
         for (long ns : r.rttNs()) {
             rtt.add(ns / 1e6);
         }
         String rng = r.rng().length == 0 ? "not read" : HexFormat.of().formatHex(r.rng());
-        return new GuestReport(r.features(), 1, r.pingsSent(), List.copyOf(rtt), 0, 0, 1, r.echoRequestsAnswered(), rng, error);
+        return new GuestReport(r.features(), 1, r.pingsSent(), List.copyOf(rtt), 0, 0, 1, r.echoRequestsAnswered(), rng, error, null,
+                exits.asMap(), kvmReport(exits, r));
     }
 
-    /** Exits to user space over the whole run, by reason. */
-    VmExitCounts exits() {
-        return vcpu.exitCounts();
-    }
-
-    QuietPhase quietPhase() {
-        return new QuietPhase(quietPackets, quietKicks, quietExits, quietNanos / 1e9);
-    }
-
-    GuestAbi.Results results() {
-        return results;
-    }
-
-    long tscKhz() {
-        return tscKhz;
+    /** The exits over the whole run and in the quiet phases, and what the guest counted itself (when its results were read). */
+    private RunSummary.Kvm kvmReport(VmExitCounts total, GuestAbi.Results r) {
+        RunSummary.QuietPhase q = new RunSummary.QuietPhase(quietPackets, quietKicks, quietExits.total(), quietExits.asMap(),
+                quietPackets == 0 ? 0 : (double) quietExits.total() / quietPackets, quietNanos / 1e9);
+        RunSummary.GuestCounters counters = r == null ? null : new RunSummary.GuestCounters(r.kicks(), r.rxInterrupts(), r.txInterrupts(),
+                r.configInterrupts(), r.timerInterrupts());
+        return new RunSummary.Kvm(total.total(), q, counters, tscKhz);
     }
 }

@@ -1,14 +1,21 @@
 package io.vmm4j.cli.vm;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonUnwrapped;
+import io.vmm4j.virtio.DeviceStatus;
+import io.vmm4j.virtio.net.NetFeatures;
+import io.vmm4j.virtio.net.NetQueueCounters;
+import io.vmm4j.virtio.pci.VirtioPciTransport;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
 /**
  * The one JSON object {@code ./vmm run --json} prints, and what the human summary is made from.
- * {@code queues} are the VMM's own data-plane counters: with vhost-user the rings are served by the
- * back-end process, which counts them itself, and these stay zero. {@code guestLink} is the link state
+ * {@code queues} are the VMM's own data-plane counters, the same {@link NetQueueCounters.Snapshot} the
+ * vhost-user back-end daemon reports: with vhost-user the rings are served by the back-end process,
+ * which counts them itself, and these stay zero. {@code guestLink} is the link state
  * the guest last read and its changes. {@code vmExits} (exits of the vCPU to the VMM, by KVM exit
  * reason) and {@code kvm} are there only with {@code --vcpu kvm}.
  */
@@ -33,8 +40,27 @@ public record RunSummary(String backend, String port, String portName, String gu
     public record GuestLink(boolean up, List<String> changes, int reboots) {
     }
 
-    public record Queue(int pair, String direction, long packets, long bytes, long kicks, long interrupts, long interruptsSuppressed,
-                        long dropsNoBuffer, long portErrors) {
+    /** A data queue's counters (one JSON object: its pair, then the counters' own fields). */
+    public record Queue(int pair, @JsonUnwrapped NetQueueCounters.Snapshot counters) {
+    }
+
+    /**
+     * What a run did: the options it had, the NIC's port and transport, the data queues' counters
+     * and what the guest reported. The error is the guest's, else the device's last ring error,
+     * else why the vhost-user back-end went away ({@code backendGone}, or null).
+     */
+    static RunSummary of(VmOptions options, NetPort port, VirtioPciTransport nic, List<NetQueueCounters.Snapshot> counters,
+                         GuestReport g, String backendGone) {
+        List<Queue> queues = new ArrayList<>();
+        for (NetQueueCounters.Snapshot c : counters) {
+            queues.add(new Queue(c.pair(), c));
+        }
+        Ping ping = new Ping(options.target(), g.pingsSent(), g.rttMs().size(), g.rttMs());
+        Udp udp = options.udpPort() > 0 ? new Udp(options.udpPort(), g.udpSent(), g.udpReceived()) : null;
+        String error = g.error() != null ? g.error() : nic.lastError() != null ? nic.lastError() : backendGone;
+        return new RunSummary(options.dataPlane().label(), port.kind(), port.name(), options.guestIp(), options.hostIp(),
+                NetFeatures.names(g.acked()), g.pairs(), ping, udp, g.maxRxBuffers(), g.echoRequestsAnswered(), List.copyOf(queues),
+                g.rng(), DeviceStatus.describe(nic.status()), error, g.link(), options.vcpu().label(), g.vmExits(), g.kvm());
     }
 
     /**

@@ -1,17 +1,18 @@
 package io.vmm4j.cli.vm;
 
 /**
- * What the toy VMM is asked to do.
+ * What the toy VMM is asked to do. Build it with {@link #builder()}: every value not set keeps the
+ * default {@code ./vmm run} has for its flag.
  *
- * @param backend     emulated, emulated-sync, vhost-net or vhost-user
+ * @param dataPlane   who moves the frames ({@code --backend})
  * @param port        auto (a tap if CAP_NET_ADMIN, else in-memory), tap or memory
- * @param tap         tap name; empty lets the kernel pick (vmm4j%d)
+ * @param tap         tap name; null or empty lets the kernel pick (vmm4j%d)
  * @param bridge      a Linux bridge to attach the tap to, or null
  * @param guestIp     the guest's IPv4 address
  * @param hostIp      the host side's address with prefix length, e.g. 10.0.2.2/24; given without a prefix it gets
  *                    {@value #DEFAULT_HOST_PREFIX}, the prefix of the default address, so that the tap's address
  *                    always covers the guest's subnet
- * @param pingTarget  whom the guest pings (default: the host address)
+ * @param pingTarget  whom the guest pings (null: the host address)
  * @param pairs       virtio-net queue pairs (and tap queues)
  * @param count       pings to send (0: none)
  * @param pingSize    ICMP payload bytes per ping
@@ -24,17 +25,42 @@ package io.vmm4j.cli.vm;
  * @param wantedFeatures virtio-net features the Java guest driver asks for
  * @param socket      vhost-user socket path, or null
  * @param queueSize   the maximum size of each virtio-net data queue (a power of two)
- * @param vcpu        who runs the guest: {@code java} (the Java frontend on a thread) or {@code kvm} (the C guest on a KVM vCPU)
+ * @param vcpu        who runs the guest: the Java frontend on a thread, or the C guest on a KVM vCPU
  */
-public record VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
-                        int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu, int memoryMiB,
-                        long wantedFeatures, String socket, int queueSize, String vcpu) {
+public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
+                        int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
+                        int memoryMiB, long wantedFeatures, String socket, int queueSize, Vcpu vcpu) {
+    // the defaults of ./vmm run's flags (picocli takes them from here)
+    public static final String DEFAULT_GUEST_IP = "10.0.2.15";
+    public static final String DEFAULT_HOST_IP = "10.0.2.2/24";
+    public static final int DEFAULT_PAIRS = 1;
+    public static final int DEFAULT_COUNT = 3;
+    public static final int DEFAULT_PING_SIZE = 56;
+    public static final int DEFAULT_INTERVAL_MS = 200;
+    public static final String DEFAULT_MAC = "52:54:00:12:34:56";
+    public static final int DEFAULT_MTU = 1500;
+    public static final int DEFAULT_MEMORY_MIB = 128;
     /** The data queue size when nobody asks for another. */
     public static final int DEFAULT_QUEUE_SIZE = 256;
-    public static final String VCPU_JAVA = "java";
-    public static final String VCPU_KVM = "kvm";
     /** The prefix length of a host address given without one (the default is 10.0.2.2/24). */
     public static final int DEFAULT_HOST_PREFIX = 24;
+
+    /** The NIC's port {@code --port} asks for. */
+    public enum Port implements OptionValue {
+        /** A tap with CAP_NET_ADMIN, else the in-memory port. */
+        AUTO,
+        TAP,
+        /** An in-memory port whose peer is a small IPv4 host inside the VMM. */
+        MEMORY
+    }
+
+    /** Who runs the guest ({@code --vcpu}). */
+    public enum Vcpu implements OptionValue {
+        /** The Java frontend on a thread. */
+        JAVA,
+        /** The C guest on a KVM vCPU. */
+        KVM
+    }
 
     public VmOptions {
         // an address without a prefix would go on the tap as a /32, a subnet without the guest in it
@@ -43,32 +69,18 @@ public record VmOptions(String backend, String port, String tap, String bridge, 
         }
     }
 
-    /** Options with the default queue size and the Java frontend. */
-    public VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
-                     int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
-                     int memoryMiB, long wantedFeatures, String socket) {
-        this(backend, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort, serveSeconds, mac,
-                mtu, memoryMiB, wantedFeatures, socket, DEFAULT_QUEUE_SIZE, VCPU_JAVA);
+    /** Options with every default of {@code ./vmm run}; set what differs. */
+    public static Builder builder() {
+        return new Builder();
     }
 
-    /** Options with a queue size and the Java frontend. */
-    public VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
-                     int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
-                     int memoryMiB, long wantedFeatures, String socket, int queueSize) {
-        this(backend, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort, serveSeconds, mac,
-                mtu, memoryMiB, wantedFeatures, socket, queueSize, VCPU_JAVA);
-    }
-
-    /** Options with the default queue size and a chosen vCPU. */
-    public VmOptions(String backend, String port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
-                     int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
-                     int memoryMiB, long wantedFeatures, String socket, String vcpu) {
-        this(backend, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort, serveSeconds, mac,
-                mtu, memoryMiB, wantedFeatures, socket, DEFAULT_QUEUE_SIZE, vcpu);
+    /** A builder starting from these options. */
+    public Builder toBuilder() {
+        return new Builder(this);
     }
 
     public boolean kvm() {
-        return VCPU_KVM.equals(vcpu);
+        return vcpu == Vcpu.KVM;
     }
 
     public String hostAddress() {
@@ -82,5 +94,160 @@ public record VmOptions(String backend, String port, String tap, String bridge, 
 
     public String target() {
         return pingTarget == null || pingTarget.isBlank() ? hostAddress() : pingTarget;
+    }
+
+    /** Sets the values that differ from the defaults; each setter is named after its component. */
+    public static final class Builder {
+        private DataPlane dataPlane = DataPlane.EMULATED;
+        private Port port = Port.AUTO;
+        private String tap;
+        private String bridge;
+        private String guestIp = DEFAULT_GUEST_IP;
+        private String hostIp = DEFAULT_HOST_IP;
+        private String pingTarget;
+        private int pairs = DEFAULT_PAIRS;
+        private int count = DEFAULT_COUNT;
+        private int pingSize = DEFAULT_PING_SIZE;
+        private int intervalMs = DEFAULT_INTERVAL_MS;
+        private int udpPort;
+        private int serveSeconds;
+        private String mac = DEFAULT_MAC;
+        private int mtu = DEFAULT_MTU;
+        private int memoryMiB = DEFAULT_MEMORY_MIB;
+        private long wantedFeatures = GuestDefaults.features();
+        private String socket;
+        private int queueSize = DEFAULT_QUEUE_SIZE;
+        private Vcpu vcpu = Vcpu.JAVA;
+
+        private Builder() {
+        }
+
+        private Builder(VmOptions o) {
+            dataPlane = o.dataPlane;
+            port = o.port;
+            tap = o.tap;
+            bridge = o.bridge;
+            guestIp = o.guestIp;
+            hostIp = o.hostIp;
+            pingTarget = o.pingTarget;
+            pairs = o.pairs;
+            count = o.count;
+            pingSize = o.pingSize;
+            intervalMs = o.intervalMs;
+            udpPort = o.udpPort;
+            serveSeconds = o.serveSeconds;
+            mac = o.mac;
+            mtu = o.mtu;
+            memoryMiB = o.memoryMiB;
+            wantedFeatures = o.wantedFeatures;
+            socket = o.socket;
+            queueSize = o.queueSize;
+            vcpu = o.vcpu;
+        }
+
+        public Builder dataPlane(DataPlane value) {
+            dataPlane = value;
+            return this;
+        }
+
+        public Builder port(Port value) {
+            port = value;
+            return this;
+        }
+
+        public Builder tap(String value) {
+            tap = value;
+            return this;
+        }
+
+        public Builder bridge(String value) {
+            bridge = value;
+            return this;
+        }
+
+        public Builder guestIp(String value) {
+            guestIp = value;
+            return this;
+        }
+
+        public Builder hostIp(String value) {
+            hostIp = value;
+            return this;
+        }
+
+        public Builder pingTarget(String value) {
+            pingTarget = value;
+            return this;
+        }
+
+        public Builder pairs(int value) {
+            pairs = value;
+            return this;
+        }
+
+        public Builder count(int value) {
+            count = value;
+            return this;
+        }
+
+        public Builder pingSize(int value) {
+            pingSize = value;
+            return this;
+        }
+
+        public Builder intervalMs(int value) {
+            intervalMs = value;
+            return this;
+        }
+
+        public Builder udpPort(int value) {
+            udpPort = value;
+            return this;
+        }
+
+        public Builder serveSeconds(int value) {
+            serveSeconds = value;
+            return this;
+        }
+
+        public Builder mac(String value) {
+            mac = value;
+            return this;
+        }
+
+        public Builder mtu(int value) {
+            mtu = value;
+            return this;
+        }
+
+        public Builder memoryMiB(int value) {
+            memoryMiB = value;
+            return this;
+        }
+
+        public Builder wantedFeatures(long value) {
+            wantedFeatures = value;
+            return this;
+        }
+
+        public Builder socket(String value) {
+            socket = value;
+            return this;
+        }
+
+        public Builder queueSize(int value) {
+            queueSize = value;
+            return this;
+        }
+
+        public Builder vcpu(Vcpu value) {
+            vcpu = value;
+            return this;
+        }
+
+        public VmOptions build() {
+            return new VmOptions(dataPlane, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort,
+                    serveSeconds, mac, mtu, memoryMiB, wantedFeatures, socket, queueSize, vcpu);
+        }
     }
 }

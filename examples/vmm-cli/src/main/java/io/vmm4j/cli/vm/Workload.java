@@ -15,10 +15,10 @@ import java.util.concurrent.TimeUnit;
  */
 public final class Workload implements AutoCloseable {
     /** The UDP port both sides of the comparison workloads use. */
-    public static final int BENCH_PORT = JavaGuest.BENCH_PORT;
+    public static final int BENCH_PORT = GuestTraffic.BENCH_PORT;
 
     private final JavaGuest guest;
-    private final ExecutorService vcpu = Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().name("vcpu0").unstarted(r));
+    private final ExecutorService vcpu = Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().name(VcpuThread.NAME).unstarted(r));
 
     Workload(JavaGuest guest) {
         this.guest = guest;
@@ -41,12 +41,12 @@ public final class Workload implements AutoCloseable {
 
     /** Round trips of {@code count} sequential pings to the host, in nanoseconds. */
     public long[] pingRoundTrips(int count, int payload) {
-        return call(() -> guest.pingRoundTrips(count, payload));
+        return call(() -> guest.traffic().pingRoundTrips(count, payload));
     }
 
     /** UDP datagrams of {@code payload} bytes to the host's bench port, as fast as the ring allows, for {@code nanos}. */
     public long floodUdp(long nanos, int payload) {
-        return call(() -> guest.floodUdp(nanos, payload));
+        return call(() -> guest.traffic().floodUdp(nanos, payload));
     }
 
     /** The guest counting datagrams to its bench port, until {@link Counting#stop()}. */
@@ -56,7 +56,7 @@ public final class Workload implements AutoCloseable {
 
         private Counting() {
             CountDownLatch counting = new CountDownLatch(1);
-            count = vcpu.submit(() -> guest.countUdp(() -> done, counting::countDown));
+            count = vcpu.submit(() -> guest.traffic().countUdp(() -> done, counting::countDown));
             // a sender pacing its window on soFar() must not see the last run's total, nor send before the guest counts
             try {
                 if (!counting.await(30, TimeUnit.SECONDS)) {
@@ -70,7 +70,7 @@ public final class Workload implements AutoCloseable {
 
         /** Counted so far (safe from another thread). */
         public long soFar() {
-            return guest.benchReceivedSoFar();
+            return guest.traffic().benchReceivedSoFar();
         }
 
         /** Stops counting and returns the total. */

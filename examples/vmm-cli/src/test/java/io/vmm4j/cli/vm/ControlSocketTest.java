@@ -62,6 +62,7 @@ class ControlSocketTest {
              VmmProcess vmm = VmmProcess.start(List.of("ip", "netns", "exec", ns.name()), "run", "--count", "0", "--serve", "60",
                      "--json", "--qmp", socket.toString())) {
             vmm.awaitOutput("guest: serving at 10.0.2.15", 30);
+            long droppedLinkDown;
             assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(socket)), "only the owner may connect");
 
             try (SocatQmpClient c = SocatQmpClient.connect(socket)) {
@@ -124,6 +125,11 @@ class ControlSocketTest {
                 virtio = nic(ok(c.execute("{\"execute\": \"x-vmm4j-query-virtio\"}"), c));
                 assertFalse(virtio.get("net").get("link-up").asBoolean());
                 assertEquals(configInterrupts + 1, virtio.get("msix").get("config-interrupts").asLong(), "one config interrupt");
+                // what the host sends to a guest whose link is down is dropped, and counted as such
+                ns.exec("ping", "-c", "2", "-i", "0.2", "-W", "1", "10.0.2.15");
+                JsonNode rxDown = ok(c.execute("{\"execute\": \"x-vmm4j-query-backend\"}"), c).get("queues").get(0);
+                droppedLinkDown = rxDown.get("drops-link-down").asLong();
+                assertTrue(droppedLinkDown >= 1, "rx0 counts the frames dropped with the link down: " + rxDown);
 
                 ok(c.execute("{\"execute\": \"set_link\", \"arguments\": {\"name\": \"net0\", \"up\": true}}"), c);
                 assertTrue(c.awaitEvent("X_VMM4J_NIC_LINK_CHANGED").get("data").get("up").asBoolean());
@@ -171,6 +177,10 @@ class ControlSocketTest {
             assertTrue(summary.get("guestLink").get("up").asBoolean());
             assertEquals(1, summary.get("guestLink").get("reboots").asInt());
             assertTrue(summary.get("echoRequestsAnswered").asLong() >= 3, vmm.describe());
+            JsonNode rx0 = summary.get("queues").get(0);
+            assertEquals(0, rx0.get("pair").asInt(), rx0.toString());
+            assertEquals("rx", rx0.get("direction").asText(), rx0.toString());
+            assertTrue(rx0.get("dropsLinkDown").asLong() >= droppedLinkDown, "the summary has the link-down drops QMP showed: " + rx0);
             assertFalse(Files.exists(socket), "the socket is removed at exit");
         }
     }

@@ -26,8 +26,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ManagementInProcessTest {
     @Test
     void rxFilterChangesFromTheGuestBecomeEventsAndQueries(@TempDir Path dir) throws Exception {
-        VmOptions options = new VmOptions("emulated", "memory", null, null, "10.0.2.15", "10.0.2.2/24", null, 1, 0, 56, 50, 0, 0,
-                "52:54:00:12:34:56", 1500, 128, GuestDefaults.features(), null);
+        VmOptions options = VmOptions.builder().port(VmOptions.Port.MEMORY).count(0).intervalMs(50).build();
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         Path socket = dir.resolve("vm.qmp");
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
@@ -38,19 +37,19 @@ class ManagementInProcessTest {
                 c.next();
                 c.execute("{\"execute\": \"qmp_capabilities\"}");
 
-                assertEquals(0, vm.guest().net.setRxMode(VirtioNet.RX_PROMISC, true), "the device acks");
+                assertEquals(0, vm.guest().nic().driver().setRxMode(VirtioNet.RX_PROMISC, true), "the device acks");
                 JsonNode event = c.awaitEvent("NIC_RX_FILTER_CHANGED");
                 assertEquals("net0", event.get("data").get("name").asText());
                 assertEquals("/machine/peripheral/net0/virtio-backend", event.get("data").get("path").asText());
 
-                assertEquals(0, vm.guest().net.setRxMode(VirtioNet.RX_ALLMULTI, true));
+                assertEquals(0, vm.guest().nic().driver().setRxMode(VirtioNet.RX_ALLMULTI, true));
                 assertNull(c.nextLine(300), "no second event until a client queries the filter");
 
                 JsonNode filter = c.execute("{\"execute\": \"query-rx-filter\"}").get("return").get(0);
                 assertTrue(filter.get("promiscuous").asBoolean(), filter.toString());
                 assertEquals("all", filter.get("multicast").asText(), filter.toString());
 
-                assertEquals(0, vm.guest().net.setRxMode(VirtioNet.RX_PROMISC, false));
+                assertEquals(0, vm.guest().nic().driver().setRxMode(VirtioNet.RX_PROMISC, false));
                 assertEquals("NIC_RX_FILTER_CHANGED", c.awaitEvent("NIC_RX_FILTER_CHANGED").get("event").asText(), "re-armed by the query");
                 assertEquals("shutdown", c.execute("{\"execute\": \"query-status\"}").get("return").get("status").asText());
 

@@ -44,9 +44,9 @@ class ToyVmDataPathTest {
     }
 
     private static VmOptions options(int subnet, int pairs, int count, int mtu, int pingSize, int udpPort, long features) {
-        return new VmOptions("emulated", "tap", ToyVmNetworkTest.unique("vt"), null, "10.201." + subnet + ".15",
-                "10.201." + subnet + ".1/24", null, pairs, count, pingSize, 50, udpPort, 0, "52:54:00:12:34:56", mtu, 128,
-                features, null);
+        return VmOptions.builder().port(VmOptions.Port.TAP).tap(ToyVmNetworkTest.unique("vt")).guestIp("10.201." + subnet + ".15")
+                .hostIp("10.201." + subnet + ".1/24").pairs(pairs).count(count).pingSize(pingSize).intervalMs(50).udpPort(udpPort).mtu(mtu)
+                .wantedFeatures(features).build();
     }
 
     private static final PrintStream QUIET = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
@@ -118,11 +118,11 @@ class ToyVmDataPathTest {
             TapDevice tap = (TapDevice) vm.port();
             int all = TunIoctls.TUN_F_CSUM | TunIoctls.TUN_F_TSO4 | TunIoctls.TUN_F_TSO6;
             assertOffloads(tap.name(), all, "after DRIVER_OK");
-            assertEquals(0, vm.guest().net.setGuestOffloads(bit(NetFeatures.GUEST_CSUM)));
+            assertEquals(0, vm.guest().nic().driver().setGuestOffloads(bit(NetFeatures.GUEST_CSUM)));
             assertOffloads(tap.name(), TunIoctls.TUN_F_CSUM, "CTRL_GUEST_OFFLOADS to GUEST_CSUM");
-            assertEquals(0, vm.guest().net.setGuestOffloads(0));
+            assertEquals(0, vm.guest().nic().driver().setGuestOffloads(0));
             assertOffloads(tap.name(), 0, "CTRL_GUEST_OFFLOADS to none");
-            assertEquals(1, vm.guest().net.setGuestOffloads(bit(NetFeatures.GUEST_UFO)), "not negotiated: refused");
+            assertEquals(1, vm.guest().nic().driver().setGuestOffloads(bit(NetFeatures.GUEST_UFO)), "not negotiated: refused");
             assertOffloads(tap.name(), 0, "after a refused change");
         }
     }

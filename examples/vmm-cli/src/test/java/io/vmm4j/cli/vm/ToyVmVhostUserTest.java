@@ -32,7 +32,9 @@ class ToyVmVhostUserTest {
 
     @BeforeEach
     void requirements() throws IOException {
-        HostRequirements.requireTapsAndNamespaces("network namespaces and taps");
+        HostRequirements.requireRoot("network namespaces and taps");
+        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
+        HostRequirements.requireCommand("ip", "iproute2");
         HostRequirements.requireCommand("ping", "iputils-ping");
         dir = Files.createTempDirectory("vu-e2e");
     }
@@ -79,6 +81,21 @@ class ToyVmVhostUserTest {
                 "--stats-json", stats.toString());
         daemon.awaitOutput("vhost-user-backend: listening on " + socket, 30);
         return daemon;
+    }
+
+    /** A --host-ip without a prefix is a /24 for the daemon as for ./vmm run: the tap it creates covers the guest's subnet. */
+    @Test
+    void aHostAddressWithoutPrefixGoesOnTheDaemonsNewTapAsASlash24() throws Exception {
+        String tap = ToyVmNetworkTest.unique("vt");
+        Path socket = dir.resolve("vu.sock");
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess daemon = VmmProcess.start(in(ns), "vhost-user-backend", "--socket", socket.toString(), "--tap", tap,
+                     "--host-ip", "10.0.2.2")) {
+            daemon.awaitOutput("vhost-user-backend: listening on " + socket, 30);
+            String addresses = ns.exec("ip", "-4", "-o", "addr", "show", "dev", tap).stdout();
+            assertTrue(addresses.contains("inet 10.0.2.2/24 "), "the tap's address: " + addresses + "\n" + daemon.describe());
+            assertTrue(daemon.stdout().contains("tap " + tap + " created, host side 10.0.2.2/24"), daemon.describe());
+        }
     }
 
     @Test
@@ -137,8 +154,7 @@ class ToyVmVhostUserTest {
         try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
              VmmProcess daemon = startDaemon(ns, socket, tap, stats)) {
             // the VMM in this JVM: only the daemon's tap needs the namespace with the host side 10.0.2.2
-            VmOptions o = new VmOptions("vhost-user", "auto", null, null, "10.0.2.15", "10.0.2.2/24", null, 1, 0, 56, 20, 0, 0,
-                    "52:54:00:12:34:56", 1500, 128, GuestDefaults.features(), socket.toString());
+            VmOptions o = VmOptions.builder().dataPlane(DataPlane.VHOST_USER).count(0).intervalMs(20).socket(socket.toString()).build();
             try (ToyVm vm = new ToyVm(o, new PrintStream(OutputStream.nullOutputStream()))) {
                 vm.run();
                 assertEquals(3, vm.guest().ping(3, "10.0.2.2", 1000), "link up: pings pass through the daemon");

@@ -79,8 +79,8 @@ public final class VhostNetLabCases {
     }
 
     private static VmOptions options(String backend, int count, int intervalMs, int udpPort) {
-        return new VmOptions(backend, "tap", "", null, "10.0.2.15", "10.0.2.2/24", null, 1, count, 56, intervalMs, udpPort, 0,
-                "52:54:00:12:34:56", 1500, 128, GuestDefaults.features(), null);
+        return VmOptions.builder().dataPlane(DataPlane.of(backend)).port(VmOptions.Port.TAP).tap("").count(count).intervalMs(intervalMs)
+                .udpPort(udpPort).build();
     }
 
     /** The command a user types, in this JVM: {@code ./vmm run --backend vhost-net --count 5 --json}. */
@@ -146,7 +146,7 @@ public final class VhostNetLabCases {
             long rcvbufErrorsBefore = udpCounter("RcvbufErrors");
             List<String> path = new ArrayList<>();
             path.add(vm.net().backend().name());
-            JavaGuest.StreamResult r = vm.guest().udpStream(count, port, 1000, seq -> {
+            GuestTraffic.StreamResult r = vm.guest().traffic().udpStream(count, port, 1000, seq -> {
                 if (seq == count / 3) {
                     vm.net().switchBackend(new VhostNetBackend(tap)).close();
                     path.add(vm.net().backend().name());
@@ -158,7 +158,7 @@ public final class VhostNetLabCases {
             facts.put("path", path);
             facts.put("tapRxPackets", tapPackets(tap.name())[0] - tapRxBefore);
             facts.put("hostUdpRcvbufErrors", udpCounter("RcvbufErrors") - rcvbufErrorsBefore);
-            facts.put("guestTxRingFull", vm.guest().txRingFull);
+            facts.put("guestTxRingFull", vm.guest().nic().txRingFull());
             facts.put("switches", vm.net().switchLog());
             facts.put("sent", r.sent());
             facts.put("echoedOnce", r.echoedOnce());
@@ -192,7 +192,7 @@ public final class VhostNetLabCases {
             });
             Thread.sleep(300);
             vm.guest().reloadNetDriver();
-            int rxUsedAfterReload = vm.guest().net.rxUsedIndex(0);
+            int rxUsedAfterReload = vm.guest().nic().driver().rxUsedIndex(0);
             int replies = vm.guest().ping(5, "10.0.2.2", 56);
             flood.close();
             flooder.join(2000);

@@ -146,6 +146,12 @@ class VhostUserCommandLineTest {
             JsonNode atStart = new ObjectMapper().readTree(stats.toFile());
             assertEquals(0, atStart.get("silentFrontends").asInt(), atStart.toString());
             assertEquals(0, atStart.get("inMemoryHost").get("udpUnanswerable").asInt(), atStart.toString());
+            for (JsonNode q : atStart.get("queues")) {
+                for (String counter : List.of("packets", "bytes", "kicks", "interrupts", "interruptsSuppressed", "dropsNoBuffer", "portErrors",
+                        "dropsLinkDown")) {
+                    assertEquals(0, q.get(counter).asLong(), counter + " of " + q);
+                }
+            }
             try (SocketChannel silent = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
                 d.awaitOutput("front-end 1: sent no message within 300 ms of connecting", 10);
             }
