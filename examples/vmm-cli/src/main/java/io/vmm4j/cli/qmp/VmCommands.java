@@ -300,7 +300,7 @@ public final class VmCommands {
         ObjectNode r = JSON.objectNode();
         r.put("name", net.backend().name());
         r.put("port", vm.portKind());
-        r.put("port-name", vm.port().name());
+        r.put("port-name", vm.portName()); // with vhost-user there is no port in the VMM: the socket
         r.put("active-queue-pairs", net.activePairs());
         ArrayNode queues = r.putArray("queues");
         for (NetQueueCounters counters : net.counters()) {

@@ -80,6 +80,11 @@ public final class ToyVm implements AutoCloseable {
         return port.port();
     }
 
+    /** The port's name (a tap's netdev name), or with vhost-user the back-end's socket. */
+    public String portName() {
+        return port.name();
+    }
+
     /** What kind of port the NIC has: "tap", "in-memory port" or "vhost-user back-end". */
     public String portKind() {
         return port.kind();

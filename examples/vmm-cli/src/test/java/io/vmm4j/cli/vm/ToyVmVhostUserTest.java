@@ -181,7 +181,13 @@ class ToyVmVhostUserTest {
                      "--count", "0", "--serve", "8", "--json", "--qmp", dir.resolve("vm.qmp").toString())) {
             vmm.awaitOutput("guest: serving at 10.0.2.15", 60);
             QmpTestClient qmp = QmpTestClient.connect(dir.resolve("vm.qmp"));
+            qmp.next(); // the greeting
             qmp.execute("{\"execute\": \"qmp_capabilities\"}");
+            JsonNode reply = qmp.execute("{\"execute\": \"x-vmm4j-query-backend\"}");
+            JsonNode backend = reply.path("return");
+            assertTrue(backend.isObject(), "x-vmm4j-query-backend answers with vhost-user: " + reply);
+            assertEquals("vhost-user", backend.get("name").asText(), backend.toString());
+            assertEquals(socket.toString(), backend.get("port-name").asText(), "no port in the VMM: the back-end's socket " + backend);
             Path pingLog = dir.resolve("ping.txt");
             Process ping = new ProcessBuilder("ip", "netns", "exec", ns.name(), "ping", "-i", "0.2", "-W", "1", "10.0.2.15")
                     .redirectErrorStream(true).redirectOutput(pingLog.toFile()).start();
