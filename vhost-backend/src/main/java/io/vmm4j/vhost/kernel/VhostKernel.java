@@ -7,6 +7,7 @@ import io.vmm4j.core.linux.LinuxException;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.core.memory.MemoryRegion;
 import io.vmm4j.vhost.VhostBackend;
+import io.vmm4j.vhost.VringAddress;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -130,14 +131,14 @@ public final class VhostKernel implements VhostBackend {
     }
 
     @Override
-    public void setVringAddr(int index, long descUserAddr, long usedUserAddr, long availUserAddr) {
+    public void setVringAddr(int index, VringAddress address) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocate(VhostIoctls.SIZEOF_VRING_ADDR, 8);
             s.set(ValueLayout.JAVA_INT, 0, index);
             s.set(ValueLayout.JAVA_INT, 4, 0); // no dirty logging
-            s.set(ValueLayout.JAVA_LONG, 8, descUserAddr);
-            s.set(ValueLayout.JAVA_LONG, 16, usedUserAddr);
-            s.set(ValueLayout.JAVA_LONG, 24, availUserAddr);
+            s.set(ValueLayout.JAVA_LONG, 8, address.descriptorTable());
+            s.set(ValueLayout.JAVA_LONG, 16, address.usedRing());
+            s.set(ValueLayout.JAVA_LONG, 24, address.availRing());
             s.set(ValueLayout.JAVA_LONG, 32, 0);
             call(VhostIoctls.SET_VRING_ADDR, "VHOST_SET_VRING_ADDR(vring " + index + ")", s);
         }
