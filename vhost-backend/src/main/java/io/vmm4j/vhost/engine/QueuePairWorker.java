@@ -42,7 +42,7 @@ public final class QueuePairWorker {
     private static final int MAX_GSO_FRAME = 65535 + 14 + 4;
     private static final int MAX_IOV = 1024;
     /** What a ring error says when an access to guest memory faulted rather than the guest breaking a ring rule. */
-    private static final String GUEST_MEMORY_FAULT = "an access to guest memory faulted";
+    private static final String MEMORY_FAULT_TEXT = "an access to guest memory faulted";
 
     private final int pair;
     private final EventLoop loop;
@@ -250,7 +250,7 @@ public final class QueuePairWorker {
             fail(2 * pair + 1, RingError.Cause.GUEST_MEMORY_FAULT, e.getMessage());
         } catch (InternalError e) {
             // HotSpot's report of a faulting guest-memory access (its backing file shrank): the pair stops, the thread lives
-            fail(2 * pair + 1, RingError.Cause.GUEST_MEMORY_FAULT, GUEST_MEMORY_FAULT + " (" + e.getMessage() + ")");
+            fail(2 * pair + 1, RingError.Cause.GUEST_MEMORY_FAULT, MEMORY_FAULT_TEXT + " (" + e.getMessage() + ")");
         } finally {
             txLock.unlock();
         }
@@ -348,7 +348,7 @@ public final class QueuePairWorker {
             fail(2 * pair, RingError.Cause.GUEST_MEMORY_FAULT, e.getMessage());
         } catch (InternalError e) {
             // HotSpot's report of a faulting guest-memory access (its backing file shrank): the pair stops, the thread lives
-            fail(2 * pair, RingError.Cause.GUEST_MEMORY_FAULT, GUEST_MEMORY_FAULT + " (" + e.getMessage() + ")");
+            fail(2 * pair, RingError.Cause.GUEST_MEMORY_FAULT, MEMORY_FAULT_TEXT + " (" + e.getMessage() + ")");
         } finally {
             rxLock.unlock();
         }
@@ -574,7 +574,7 @@ public final class QueuePairWorker {
     /** The kernel could not copy to or from a guest buffer (EFAULT): that part of guest memory is gone. */
     private static final class GuestMemoryFault extends RuntimeException {
         GuestMemoryFault(String where) {
-            super(GUEST_MEMORY_FAULT + " (" + where + ")", null, false, false);
+            super(MEMORY_FAULT_TEXT + " (" + where + ")", null, false, false);
         }
     }
 }
