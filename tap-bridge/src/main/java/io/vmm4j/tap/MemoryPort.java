@@ -16,18 +16,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * A frame must fit the socket's send buffer (af_unix.c: at most sk_sndbuf - 32 bytes;
  * net.core.wmem_default is 208 KiB), ample for a 64 KiB GSO frame.
  */
-public final class MemoryPort implements PacketPort {
+public final class MemoryPort extends QueueFdPort {
     private static final AtomicInteger PAIRS = new AtomicInteger();
 
-    private final String name;
-    private final int[] fds;
-    private final int vnetHeaderSize;
-    private volatile boolean closed;
-
     private MemoryPort(String name, int[] fds, int vnetHeaderSize) {
-        this.name = name;
-        this.fds = fds;
-        this.vnetHeaderSize = vnetHeaderSize;
+        super("memory port", name, fds, vnetHeaderSize);
     }
 
     /**
@@ -65,32 +58,6 @@ public final class MemoryPort implements PacketPort {
                 new MemoryPort("memory" + n + "b", b, vnetHeaderSize)};
     }
 
-    @Override
-    public String name() {
-        return name;
-    }
-
-    @Override
-    public int queueCount() {
-        return fds.length;
-    }
-
-    @Override
-    public int fd(int queue) {
-        if (queue < 0 || queue >= fds.length) {
-            throw new IndexOutOfBoundsException("memory port " + name + " has queues 0 to " + (fds.length - 1) + ", not " + queue);
-        }
-        if (closed) {
-            throw new IllegalStateException("memory port " + name + " is closed; its fds are gone");
-        }
-        return fds[queue];
-    }
-
-    @Override
-    public int vnetHeaderSize() {
-        return vnetHeaderSize;
-    }
-
     /** Closes this end; the peer then reads end-of-file (0) and its writes fail with EPIPE. Idempotent. */
     @Override
     public synchronized void close() {
@@ -105,7 +72,6 @@ public final class MemoryPort implements PacketPort {
 
     @Override
     public String toString() {
-        return "memory port " + name + " (" + fds.length + (fds.length == 1 ? " queue" : " queues") + ", "
-                + vnetHeaderSize + "-byte vnet header)";
+        return describe("");
     }
 }

@@ -32,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  *
  * <p>Control methods are synchronized; {@link #fd(int)} is for the data plane and does not lock.
  */
-public final class TapDevice implements PacketPort {
+public final class TapDevice extends QueueFdPort {
     /** tun.c: MAX_TAP_QUEUES, 256 (the netdev is allocated with that many tx and rx queues). */
     public static final int MAX_QUEUES = 256;
     /** sizeof(struct virtio_net_hdr); tun.c TUNSETVNETHDRSZ rejects anything smaller with EINVAL. */
@@ -47,20 +47,14 @@ public final class TapDevice implements PacketPort {
     // asm-generic/errno-base.h; tun.c returns it when a tap already has MAX_TAP_QUEUES queues
     private static final int E2BIG = 7;
 
-    private final String name;
-    private final int[] fds;
     private final boolean[] attached;
-    private final int vnetHeaderSize;
     private String namespace;
     private int offloads;
-    private volatile boolean closed;
 
     private TapDevice(String name, int[] fds, int vnetHeaderSize) {
-        this.name = name;
-        this.fds = fds;
+        super("tap", name, fds, vnetHeaderSize);
         this.attached = new boolean[fds.length];
         Arrays.fill(attached, true);
-        this.vnetHeaderSize = vnetHeaderSize;
     }
 
     /**
@@ -162,30 +156,6 @@ public final class TapDevice implements PacketPort {
             default -> "creating tap " + name + " failed";
         };
         return new TapException(what + " (TUNSETIFF: " + Errno.name(errno) + ", " + Errno.describe(errno) + ")", errno, cause);
-    }
-
-    @Override
-    public String name() {
-        return name;
-    }
-
-    @Override
-    public int queueCount() {
-        return fds.length;
-    }
-
-    @Override
-    public int fd(int queue) {
-        checkQueue(queue);
-        if (closed) {
-            throw new IllegalStateException("tap " + name + " is closed; its fds are gone");
-        }
-        return fds[queue];
-    }
-
-    @Override
-    public int vnetHeaderSize() {
-        return vnetHeaderSize;
     }
 
     /** The vnet header size the kernel uses for this tap (TUNGETVNETHDRSZ), to check what {@link #open} set. */
@@ -330,8 +300,7 @@ public final class TapDevice implements PacketPort {
 
     @Override
     public String toString() {
-        return "tap " + name + " (" + fds.length + (fds.length == 1 ? " queue" : " queues") + ", " + vnetHeaderSize
-                + "-byte vnet header" + (namespace == null ? "" : ", in netns " + namespace) + ")";
+        return describe(namespace == null ? "" : ", in netns " + namespace);
     }
 
     /** "TUN_F_CSUM|TUN_F_TSO4", or "none", for messages. */
@@ -352,17 +321,5 @@ public final class TapDevice implements PacketPort {
             text.append(text.isEmpty() ? "" : "|").append("0x").append(Integer.toHexString(rest));
         }
         return text.toString();
-    }
-
-    private void checkQueue(int queue) {
-        if (queue < 0 || queue >= fds.length) {
-            throw new IndexOutOfBoundsException("tap " + name + " has queues 0 to " + (fds.length - 1) + ", not " + queue);
-        }
-    }
-
-    private void checkOpen() {
-        if (closed) {
-            throw new IllegalStateException("tap " + name + " is closed");
-        }
     }
 }

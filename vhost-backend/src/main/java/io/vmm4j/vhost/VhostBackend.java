@@ -2,6 +2,7 @@ package io.vmm4j.vhost;
 
 import io.vmm4j.core.event.EventFd;
 import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.virtio.QueueBinding;
 
 /**
  * The vhost protocol as a frontend speaks it, whether to the kernel (ioctls on /dev/vhost-net) or
@@ -31,7 +32,7 @@ public interface VhostBackend extends AutoCloseable {
      * VHOST_SET_VRING_ADDR with host virtual addresses of the three areas (descriptors inside are
      * guest-physical and go through the memory table).
      */
-    void setVringAddr(int index, long descUserAddr, long usedUserAddr, long availUserAddr);
+    void setVringAddr(int index, VringAddress address);
 
     /** VHOST_SET_VRING_BASE: where the backend starts consuming the avail ring. */
     void setVringBase(int index, int base);
@@ -47,6 +48,23 @@ public interface VhostBackend extends AutoCloseable {
 
     /** VHOST_SET_VRING_ERR: the eventfd the backend signals on a ring error (null: none). */
     void setVringErr(int index, EventFd err);
+
+    /**
+     * Hands the transport's queue to the backend as vring {@code index}, starting at avail index
+     * {@code base}: NUM, BASE, ADDR (host addresses), ERR (when {@code err} is not null), CALL and
+     * KICK last, because a vhost-user back-end starts a ring at its kick fd ("Ring states") and so
+     * must know everything else first; the kernel takes any order (its worker waits for the tap).
+     */
+    default void setUpVring(int index, QueueBinding queue, GuestMemory memory, int base, EventFd err) {
+        setVringNum(index, queue.size());
+        setVringBase(index, base);
+        setVringAddr(index, VringAddress.of(memory, queue));
+        if (err != null) {
+            setVringErr(index, err);
+        }
+        setVringCall(index, queue.call());
+        setVringKick(index, queue.kick());
+    }
 
     @Override
     void close();

@@ -10,9 +10,9 @@ import io.vmm4j.virtio.queue.SplitQueue;
  * One enabled queue as the driver configured it, plus its doorbells: {@code kick} is the
  * ioeventfd a notify write signals, {@code call} the irqfd whose signal becomes the queue's
  * interrupt. Data planes in another thread, process or the kernel use the fds and addresses
- * directly; in-process devices call {@link #listen} and {@link #interrupt}.
+ * directly; in-process devices use it as their {@link QueueDoorbell}.
  */
-public final class QueueBinding {
+public final class QueueBinding implements QueueDoorbell {
     private final int index;
     private final int size;
     private final long descTable;
@@ -27,7 +27,7 @@ public final class QueueBinding {
     private volatile Runnable syncHandler;
     private EventLoop.Registration registration;
 
-    /** For transports. */
+    /** For transports; {@code interrupt} is what {@link #signalUsed} runs in synchronous mode (the queue's interrupt, at once). */
     public QueueBinding(int index, int size, long descTable, long availRing, long usedRing, boolean eventIdx, GuestMemory memory,
                  EventFd kick, EventFd call, boolean synchronous, Runnable interrupt) {
         this.index = index;
@@ -90,18 +90,13 @@ public final class QueueBinding {
         return new SplitQueue(memory, size, descTable, availRing, usedRing, eventIdx);
     }
 
-    /** A running {@link #listen} subscription; closing it stops dispatching kicks to its handler. */
-    public interface Subscription extends AutoCloseable {
-        @Override
-        void close();
-    }
-
     /**
      * Runs {@code handler} for every kick: on {@code loop}'s thread when the transport uses
      * ioeventfds, or right on the notifying thread in synchronous mode. Stops when the returned
      * subscription is closed (a backend switch) or at reset.
      */
-    public synchronized Subscription listen(EventLoop loop, Runnable handler) {
+    @Override
+    public synchronized Subscription onKick(EventLoop loop, Runnable handler) {
         if (synchronous) {
             syncHandler = handler;
             return () -> {
@@ -131,17 +126,13 @@ public final class QueueBinding {
      * Tells the driver about used buffers the way this queue is wired: through the call eventfd
      * (irqfd) with ioeventfds, or directly on the notifying thread in synchronous mode.
      */
+    @Override
     public void signalUsed() {
         if (synchronous) {
             interrupt.run();
         } else {
             call.signal();
         }
-    }
-
-    /** Interrupts the driver for this queue now, on the calling thread (same effect as signalling {@link #call()}). */
-    public void interrupt() {
-        interrupt.run();
     }
 
     /** For transports: called on a notify write in synchronous mode; returns whether a handler ran. */

@@ -5,8 +5,8 @@ import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.memory.GuestAllocator;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.tap.TapDevice;
-import io.vmm4j.vhost.emulated.QueuePairWorker;
-import io.vmm4j.vhost.emulated.QueueSignals;
+import io.vmm4j.vhost.engine.QueuePairWorker;
+import io.vmm4j.virtio.QueueDoorbell;
 import io.vmm4j.virtio.driver.DriverQueue;
 import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.net.VirtioNetHeader;
@@ -72,7 +72,7 @@ public class EmulatedTxBenchmark {
         driver = new DriverQueue(memory, allocator, QUEUE_SIZE, true);
         SplitQueue rxDevice = new SplitQueue(memory, QUEUE_SIZE, rx.descTable(), rx.availRing(), rx.usedRing(), true);
         SplitQueue txDevice = new SplitQueue(memory, QUEUE_SIZE, driver.descTable(), driver.availRing(), driver.usedRing(), true);
-        QueueSignals none = new QueueSignals() {
+        QueueDoorbell none = new QueueDoorbell() {
             @Override
             public Subscription onKick(EventLoop l, Runnable handler) {
                 return () -> { };
@@ -83,8 +83,8 @@ public class EmulatedTxBenchmark {
             }
         };
         worker = new QueuePairWorker(0, loop, tap, new QueuePairWorker.Queues(memory, rxDevice, txDevice, none, none,
-                new NetQueueCounters(0, "rx"), new NetQueueCounters(1, "tx"), true, false, 1500, reason -> {
-                    throw new IllegalStateException(reason);
+                new NetQueueCounters(0, "rx"), new NetQueueCounters(1, "tx"), true, false, 1500, error -> {
+                    throw new IllegalStateException(error.message());
                 }));
         worker.start();
         headers = new long[FRAMES_PER_OP];

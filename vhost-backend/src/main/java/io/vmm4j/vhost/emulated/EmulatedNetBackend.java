@@ -3,6 +3,8 @@ package io.vmm4j.vhost.emulated;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.vhost.TapOffloads;
+import io.vmm4j.vhost.engine.FrameObserver;
+import io.vmm4j.vhost.engine.QueuePairWorker;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetActivation;
 import io.vmm4j.virtio.net.NetBackend;
@@ -16,7 +18,8 @@ import java.util.List;
 
 /**
  * The in-process data plane — the "before" of vhost: the VMM's own I/O threads (one per queue
- * pair) walk the rings and move frames to and from a {@link PacketPort}.
+ * pair) run the queue engine ({@link QueuePairWorker}), which walks the rings and moves frames to
+ * and from a {@link PacketPort}.
  */
 public final class EmulatedNetBackend implements NetBackend {
     private static final Logger LOG = LoggerFactory.getLogger(EmulatedNetBackend.class);
@@ -90,21 +93,16 @@ public final class EmulatedNetBackend implements NetBackend {
         if (activation == null) {
             return null;
         }
-        int queues = 2 * activation.pairs().size();
-        int[] avail = new int[queues];
-        int[] used = new int[queues];
+        QueuePositions.Builder at = QueuePositions.builder(2 * activation.pairs().size());
         for (int p = 0; p < workers.size(); p++) {
             QueuePairWorker w = workers.get(p);
             w.stop();
-            avail[2 * p] = w.rxNextAvail();
-            used[2 * p] = w.rxNextUsed();
-            avail[2 * p + 1] = w.txNextAvail();
-            used[2 * p + 1] = w.txNextUsed();
+            at.set(2 * p, w.rxNextAvail(), w.rxNextUsed()).set(2 * p + 1, w.txNextAvail(), w.txNextUsed());
             w.release();
         }
         workers.clear();
         activation = null;
-        return new QueuePositions(avail, used);
+        return at.build();
     }
 
     /**

@@ -7,6 +7,7 @@ import io.vmm4j.core.linux.LinuxException;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.core.memory.MemoryRegion;
 import io.vmm4j.vhost.VhostBackend;
+import io.vmm4j.vhost.VringAddress;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -148,14 +149,14 @@ public final class VhostKernel implements VhostBackend {
     }
 
     @Override
-    public void setVringAddr(int index, long descUserAddr, long usedUserAddr, long availUserAddr) {
+    public void setVringAddr(int index, VringAddress address) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocate(VhostLayouts.VRING_ADDR);
             ADDR_INDEX.set(s, 0L, index);
             ADDR_FLAGS.set(s, 0L, 0); // no VHOST_VRING_F_LOG: no dirty logging
-            ADDR_DESC.set(s, 0L, descUserAddr);
-            ADDR_USED.set(s, 0L, usedUserAddr);
-            ADDR_AVAIL.set(s, 0L, availUserAddr);
+            ADDR_DESC.set(s, 0L, address.descriptorTable());
+            ADDR_USED.set(s, 0L, address.usedRing());
+            ADDR_AVAIL.set(s, 0L, address.availRing());
             ADDR_LOG.set(s, 0L, 0L);
             call(VhostIoctls.SET_VRING_ADDR, "VHOST_SET_VRING_ADDR(vring " + index + ")", s);
         }

@@ -1,13 +1,11 @@
 package io.vmm4j.vhost.kernel;
 
-import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.LinkDownPlane;
 import io.vmm4j.vhost.TapOffloads;
-import io.vmm4j.virtio.QueueBinding;
+import io.vmm4j.vhost.VhostDataPlane;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetActivation;
-import io.vmm4j.virtio.net.NetBackend;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.QueuePositions;
 import io.vmm4j.virtio.queue.SplitRing;
@@ -23,7 +21,7 @@ import java.util.List;
  * kick and call eventfds of the transport) and attaches the tap; from then on the kernel thread
  * {@code vhost-PID} moves the frames and no VMM thread touches a data ring.
  */
-public final class VhostNetBackend implements NetBackend {
+public final class VhostNetBackend extends VhostDataPlane {
     private static final Logger LOG = LoggerFactory.getLogger(VhostNetBackend.class);
 
     /**
@@ -39,14 +37,11 @@ public final class VhostNetBackend implements NetBackend {
     private final TapDevice tap;
     private final long kernelFeatures;
     private final List<VhostKernel> instances = new ArrayList<>();
-    private final LinkDownPlane linkDown;
-    private NetActivation activation;
-    private boolean linkUp = true;
 
     /** Probes /dev/vhost-net (failing with a clear message when it is missing). */
     public VhostNetBackend(TapDevice tap) {
+        super(new LinkDownPlane(pairs -> tap, false));
         this.tap = tap;
-        this.linkDown = new LinkDownPlane(pairs -> tap, false);
         try (VhostKernel probe = VhostKernel.open()) {
             this.kernelFeatures = probe.getFeatures();
         }
@@ -74,26 +69,28 @@ public final class VhostNetBackend implements NetBackend {
     }
 
     @Override
-    public synchronized void start(NetActivation a) {
-        if (activation != null || linkDown.serving()) {
-            throw new IllegalStateException("vhost-net is already running");
-        }
-        if (!linkUp) {
-            linkDown.takeOver(a, a.resume()); // the kernel gets the rings when the link comes up
-            return;
-        }
+    protected String ringHolder() {
+        return "the kernel";
+    }
+
+    @Override
+    protected void startRings(NetActivation a) {
         // only the ring/transport bits go to the kernel; never VHOST_NET_F_VIRTIO_NET_HDR with a vnet-header tap
         long kernelAcked = a.ackedFeatures() & KERNEL_BITS & kernelFeatures;
         tap.setOffloads(TapOffloads.fromGuestFeatures(a.ackedFeatures()));
         try {
             for (NetActivation.QueuePair pair : a.pairs()) {
+                if (pair.rx().synchronous() || pair.tx().synchronous()) {
+                    throw new IllegalStateException("vhost-net needs the transport's ioeventfd notify mode: the kernel waits on the "
+                            + "kick eventfd");
+                }
                 VhostKernel v = VhostKernel.open();
                 instances.add(v);
                 v.setOwner();
                 v.setFeatures(kernelAcked);
                 v.setMemTable(a.memory());
-                program(v, 0, pair.rx(), a.memory(), a.resume().nextAvail(2 * pair.index()));
-                program(v, 1, pair.tx(), a.memory(), a.resume().nextAvail(2 * pair.index() + 1));
+                v.setUpVring(0, pair.rx(), a.memory(), a.resume().nextAvail(2 * pair.index()), null);
+                v.setUpVring(1, pair.tx(), a.memory(), a.resume().nextAvail(2 * pair.index() + 1), null);
                 v.setBackend(0, tap.fd(pair.index()));
                 v.setBackend(1, tap.fd(pair.index()));
                 // a kick the previous data plane drained while stopping would otherwise be lost: with
@@ -106,83 +103,30 @@ public final class VhostNetBackend implements NetBackend {
             instances.clear();
             throw e;
         }
-        activation = a;
-        setActivePairs(a.activePairs());
+        enablePairs(a, a.activePairs());
         LOG.debug("vhost-net: {} queue pair(s) handed to the kernel, features 0x{}", instances.size(), Long.toHexString(kernelAcked));
-    }
-
-    private static void program(VhostKernel v, int vring, QueueBinding b, GuestMemory memory, int base) {
-        if (b.synchronous()) {
-            throw new IllegalStateException("vhost-net needs the transport's ioeventfd notify mode: the kernel waits on the kick eventfd");
-        }
-        v.setVringNum(vring, b.size());
-        v.setVringBase(vring, base);
-        v.setVringAddr(vring,
-                memory.hostAddress(b.descTable(), SplitRing.descriptorTableBytes(b.size())),
-                memory.hostAddress(b.usedRing(), SplitRing.usedRingBytes(b.size())),
-                memory.hostAddress(b.availRing(), SplitRing.availRingBytes(b.size())));
-        v.setVringKick(vring, b.kick());
-        v.setVringCall(vring, b.call());
     }
 
     /** Detaches the tap first (the rings are busy while it is attached), then asks where each ring stopped. */
     @Override
-    public synchronized QueuePositions stop() {
-        if (linkDown.serving()) {
-            return linkDown.stop();
-        }
-        if (activation == null) {
-            return null;
-        }
-        int queues = 2 * activation.pairs().size();
-        int[] avail = new int[queues];
-        int[] used = new int[queues];
+    protected QueuePositions stopRings(NetActivation a) {
+        QueuePositions.Builder at = QueuePositions.builder(2 * a.pairs().size());
         for (int p = 0; p < instances.size(); p++) {
             VhostKernel v = instances.get(p);
-            NetActivation.QueuePair pair = activation.pairs().get(p);
+            NetActivation.QueuePair pair = a.pairs().get(p);
             v.setBackend(0, -1);
             v.setBackend(1, -1);
-            avail[2 * p] = v.getVringBase(0);
-            avail[2 * p + 1] = v.getVringBase(1);
-            used[2 * p] = usedIdx(activation.memory(), pair.rx());
-            used[2 * p + 1] = usedIdx(activation.memory(), pair.tx());
+            at.set(2 * p, v.getVringBase(0), SplitRing.usedIdx(a.memory(), pair.rx().usedRing()));
+            at.set(2 * p + 1, v.getVringBase(1), SplitRing.usedIdx(a.memory(), pair.tx().usedRing()));
             v.close();
         }
         instances.clear();
-        activation = null;
-        return new QueuePositions(avail, used);
+        return at.build();
     }
 
-    private static int usedIdx(GuestMemory memory, QueueBinding b) {
-        return Short.toUnsignedInt(memory.loadAcquireShort(b.usedRing() + SplitRing.RING_IDX));
-    }
-
-    /**
-     * Link down (set_link off): the kernel worker is detached and an emulated plane with no carrier
-     * consumes the rings, dropping frames both ways (counted), as QEMU stops vhost while the link is
-     * down; link up hands the rings back to the kernel where that plane stopped.
-     */
+    /** A multi-queue tap's queues beyond the active pairs are detached (TUNSETQUEUE), whoever serves the rings. */
     @Override
-    public synchronized void setLinkUp(boolean up) {
-        if (up == linkUp) {
-            return;
-        }
-        linkUp = up;
-        if (!up && activation != null) {
-            NetActivation a = activation;
-            QueuePositions at = stop();
-            linkDown.takeOver(a, at);
-            LOG.info("vhost-net: link down, the kernel rings stopped at {}; frames are dropped both ways until the link is up", at);
-        } else if (up && linkDown.serving()) {
-            NetActivation resumed = linkDown.handBack();
-            start(resumed);
-            LOG.info("vhost-net: link up, the kernel serves the rings again from {}", resumed.resume());
-        }
-    }
-
-    @Override
-    public synchronized void setActivePairs(int pairs) {
-        linkDown.setActivePairs(pairs);
+    protected void enablePairs(NetActivation a, int pairs) {
         for (int p = 0; p < tap.queueCount() && tap.queueCount() > 1; p++) {
             if (tap.isQueueEnabled(p) != p < pairs) {
                 tap.setQueueEnabled(p, p < pairs);

@@ -3,6 +3,8 @@ package io.vmm4j.vhost.user;
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.linux.LinuxException;
 import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.vhost.VringAddress;
+import io.vmm4j.virtio.queue.SplitRing;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -201,6 +203,21 @@ final class MappedMemoryTable implements AutoCloseable {
         }
         throw new VhostUserException(String.format("%s at user address 0x%x (+%d bytes) is not inside one memory region %s",
                 what, userAddress, length, regions));
+    }
+
+    /** The guest-physical addresses of a split ring's three areas (virtio 1.2 §2.7). */
+    record RingAreas(long descTable, long availRing, long usedRing) {
+    }
+
+    /**
+     * Translates the user addresses of vring {@code index}'s areas, at {@code size} entries, to
+     * guest-physical ones; refuses the first area not inside one region, naming it.
+     */
+    RingAreas toGuestAreas(VringAddress user, int size, int index) {
+        return new RingAreas(
+                toGuestAddress(user.descriptorTable(), SplitRing.descriptorTableBytes(size), "vring " + index + " descriptor table"),
+                toGuestAddress(user.availRing(), SplitRing.availRingBytes(size), "vring " + index + " available ring"),
+                toGuestAddress(user.usedRing(), SplitRing.usedRingBytes(size), "vring " + index + " used ring"));
     }
 
     @Override

@@ -9,6 +9,7 @@ import io.vmm4j.core.linux.UnixSocket;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.core.memory.MemoryRegion;
 import io.vmm4j.vhost.VhostBackend;
+import io.vmm4j.vhost.VringAddress;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -175,9 +176,9 @@ public final class VhostUserFrontend implements VhostBackend {
     }
 
     @Override
-    public void setVringAddr(int index, long descUserAddr, long usedUserAddr, long availUserAddr) {
+    public void setVringAddr(int index, VringAddress address) {
         exchange(VhostUserRequest.SET_VRING_ADDR, VhostUserMessage.vringAddress(
-                new VhostUserMessage.VringAddress(index, 0, descUserAddr, usedUserAddr, availUserAddr, 0)), false);
+                new VhostUserMessage.VringAddressDescription(index, 0, address, 0)), false);
     }
 
     @Override

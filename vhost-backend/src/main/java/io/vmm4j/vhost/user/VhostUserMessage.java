@@ -1,5 +1,7 @@
 package io.vmm4j.vhost.user;
 
+import io.vmm4j.vhost.VringAddress;
+
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -32,8 +34,8 @@ public record VhostUserMessage(int request, int flags, byte[] payload, int[] fds
     public record VringState(int index, long num) {
     }
 
-    /** A vring address description: user addresses of the three ring areas, and the log address (unused here). */
-    public record VringAddress(int index, int flags, long descUserAddr, long usedUserAddr, long availUserAddr, long logGuestAddr) {
+    /** A vring address description: the vring, its flags, the user addresses of its three areas, and the log address (unused here). */
+    public record VringAddressDescription(int index, int flags, VringAddress address, long logGuestAddr) {
     }
 
     /** One entry of the memory regions description. */
@@ -92,9 +94,10 @@ public record VhostUserMessage(int request, int flags, byte[] payload, int[] fds
         return ByteBuffer.allocate(VRING_STATE_SIZE).order(ORDER).putInt(index).putInt((int) num).array();
     }
 
-    public static byte[] vringAddress(VringAddress a) {
+    public static byte[] vringAddress(VringAddressDescription a) {
         return ByteBuffer.allocate(VRING_ADDRESS_SIZE).order(ORDER).putInt(a.index()).putInt(a.flags())
-                .putLong(a.descUserAddr()).putLong(a.usedUserAddr()).putLong(a.availUserAddr()).putLong(a.logGuestAddr()).array();
+                .putLong(a.address().descriptorTable()).putLong(a.address().usedRing()).putLong(a.address().availRing())
+                .putLong(a.logGuestAddr()).array();
     }
 
     /** A memory regions description with exactly {@code regions.size()} entries (as QEMU sends it). */
@@ -126,9 +129,10 @@ public record VhostUserMessage(int request, int flags, byte[] payload, int[] fds
         return new VringState(b.getInt(), Integer.toUnsignedLong(b.getInt()));
     }
 
-    public VringAddress vringAddress() {
+    public VringAddressDescription vringAddress() {
         ByteBuffer b = exactly(VRING_ADDRESS_SIZE, "a vring address");
-        return new VringAddress(b.getInt(), b.getInt(), b.getLong(), b.getLong(), b.getLong(), b.getLong());
+        // "Vring address description": index, flags, then descriptor, used and available ring addresses, then the log
+        return new VringAddressDescription(b.getInt(), b.getInt(), new VringAddress(b.getLong(), b.getLong(), b.getLong()), b.getLong());
     }
 
     /**

@@ -3,14 +3,13 @@ package io.vmm4j.vhost.user;
 import io.vmm4j.core.event.EventFd;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.linux.LibC;
-import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.LinkDownPlane;
+import io.vmm4j.vhost.VhostDataPlane;
 import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetActivation;
-import io.vmm4j.virtio.net.NetBackend;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.QueuePositions;
 import io.vmm4j.virtio.queue.SplitRing;
@@ -38,7 +37,7 @@ import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_REPLY_ACK;
  * features, GET_QUEUE_NUM), because the device's offer to the guest depends on them. If the back-end
  * hangs up later, the listeners hear it once (the VMM sets the link down) and the VMM goes on.
  */
-public final class VhostUserNetBackend implements NetBackend {
+public final class VhostUserNetBackend extends VhostDataPlane {
     private static final Logger LOG = LoggerFactory.getLogger(VhostUserNetBackend.class);
 
     /** Device features the VMM's control plane implements, whatever the back-end says: config space and the control queue. */
@@ -61,11 +60,8 @@ public final class VhostUserNetBackend implements NetBackend {
     private final List<Consumer<String>> hangupListeners = new CopyOnWriteArrayList<>();
     private final List<EventFd> errFds = new ArrayList<>();
     private final List<EventLoop.Registration> errWatches = new ArrayList<>();
-    private final LinkDownPlane linkDown = new LinkDownPlane(VhostUserNetBackend::portWithNothingBehindIt, true);
     private volatile String hangup;
     private boolean owner;
-    private boolean linkUp = true;
-    private NetActivation active;
 
     /**
      * Connects to the back-end at {@code socket} and learns what it offers.
@@ -74,6 +70,7 @@ public final class VhostUserNetBackend implements NetBackend {
      * @throws VhostUserException naming the socket if nobody listens there or the back-end misbehaves
      */
     public VhostUserNetBackend(Path socket, EventLoop watchLoop) {
+        super(new LinkDownPlane(VhostUserNetBackend::portWithNothingBehindIt, true));
         this.watchLoop = watchLoop;
         this.frontend = VhostUserFrontend.connect(socket, VhostUserFrontend.DEFAULT_REPLY_TIMEOUT_MILLIS);
         try {
@@ -157,14 +154,17 @@ public final class VhostUserNetBackend implements NetBackend {
     }
 
     @Override
-    public synchronized void start(NetActivation a) {
-        if (active != null || linkDown.serving()) {
-            throw new IllegalStateException("the vhost-user back-end at " + socket() + " is already serving the device");
-        }
-        if (!linkUp) {
-            linkDown.takeOver(a, a.resume()); // the back-end gets the rings when the link comes up
-            return;
-        }
+    protected String ringHolder() {
+        return "the back-end at " + socket();
+    }
+
+    @Override
+    protected String cannotResume() {
+        return frontend.connected() ? null : "the back-end at " + socket() + " is gone";
+    }
+
+    @Override
+    protected void startRings(NetActivation a) {
         if (a.pairs().size() > maxQueuePairs) {
             throw new VhostUserException(a.pairs().size() + " queue pairs asked, but the vhost-user back-end at " + socket()
                     + " serves at most " + maxQueuePairs);
@@ -188,8 +188,7 @@ public final class VhostUserNetBackend implements NetBackend {
         if (a.hasFeature(NetFeatures.MTU) && VhostUserProtocol.has(protocolFeatures, PROTOCOL_F_NET_MTU)) {
             frontend.setMtu(a.mtu());
         }
-        GuestMemory memory = a.memory();
-        frontend.setMemTable(memory);
+        frontend.setMemTable(a.memory());
         try {
             for (NetActivation.QueuePair p : a.pairs()) {
                 startRing(a, 2 * p.index(), p.rx(), "receiveq" + (p.index() + 1));
@@ -197,28 +196,16 @@ public final class VhostUserNetBackend implements NetBackend {
             }
             if (protocolFeaturesOn()) {
                 // "Ring states": with protocol features rings start disabled
-                for (NetActivation.QueuePair p : a.pairs()) {
-                    frontend.setVringEnable(2 * p.index(), p.index() < a.activePairs());
-                    frontend.setVringEnable(2 * p.index() + 1, p.index() < a.activePairs());
-                }
+                setVringsEnabled(a, a.activePairs());
             }
         } catch (RuntimeException e) {
             releaseErrFds();
             throw e;
         }
-        active = a;
         LOG.debug("vhost-user back-end at {} serves {} queue pair(s)", socket(), a.pairs().size());
     }
 
     private void startRing(NetActivation a, int index, QueueBinding q, String name) {
-        GuestMemory memory = a.memory();
-        int size = q.size();
-        frontend.setVringNum(index, size);
-        frontend.setVringBase(index, a.resume().nextAvail(index));
-        // SET_VRING_ADDR takes this process's addresses of the rings; the back-end translates them through userspace_addr
-        frontend.setVringAddr(index, memory.hostAddress(q.descTable(), SplitRing.descriptorTableBytes(size)),
-                memory.hostAddress(q.usedRing(), SplitRing.usedRingBytes(size)),
-                memory.hostAddress(q.availRing(), SplitRing.availRingBytes(size)));
         EventFd err = EventFd.create();
         errFds.add(err);
         errWatches.add(watchLoop.register(err.fd(), LibC.EPOLLIN, ready -> {
@@ -226,9 +213,8 @@ public final class VhostUserNetBackend implements NetBackend {
             a.host().deviceError("the vhost-user back-end at " + socket() + " reported an error on " + name
                     + " (its log says which)");
         }));
-        frontend.setVringErr(index, err);
-        frontend.setVringCall(index, q.call());
-        frontend.setVringKick(index, q.kick()); // "Ring states": a ring starts at its kick fd
+        // SET_VRING_ADDR takes this process's addresses of the rings; the back-end translates them through userspace_addr
+        frontend.setUpVring(index, q, a.memory(), a.resume().nextAvail(index), err);
     }
 
     /**
@@ -236,35 +222,26 @@ public final class VhostUserNetBackend implements NetBackend {
      * what the back-end last published in the used ring. With the back-end gone, both are the used idx.
      */
     @Override
-    public synchronized QueuePositions stop() {
-        if (linkDown.serving()) {
-            return linkDown.stop();
-        }
-        NetActivation a = active;
-        if (a == null) {
-            return null;
-        }
-        active = null;
-        int queues = 2 * a.pairs().size();
-        int[] avail = new int[queues];
-        int[] used = new int[queues];
+    protected QueuePositions stopRings(NetActivation a) {
+        QueuePositions.Builder at = QueuePositions.builder(2 * a.pairs().size());
         for (NetActivation.QueuePair p : a.pairs()) {
             for (QueueBinding q : List.of(p.rx(), p.tx())) {
                 int index = q == p.rx() ? 2 * p.index() : 2 * p.index() + 1;
-                used[index] = Short.toUnsignedInt(a.memory().loadAcquireShort(q.usedRing() + SplitRing.RING_IDX));
-                avail[index] = used[index];
+                int used = SplitRing.usedIdx(a.memory(), q.usedRing());
+                int avail = used;
                 if (frontend.connected()) {
                     try {
-                        avail[index] = frontend.getVringBase(index);
-                        used[index] = Short.toUnsignedInt(a.memory().loadAcquireShort(q.usedRing() + SplitRing.RING_IDX));
+                        avail = frontend.getVringBase(index);
+                        used = SplitRing.usedIdx(a.memory(), q.usedRing()); // what the back-end published before it stopped
                     } catch (VhostUserException e) {
                         LOG.warn("stopping ring {}: {}; taking the used index as its position", index, e.getMessage());
                     }
                 }
+                at.set(index, avail, used);
             }
         }
         releaseErrFds();
-        return new QueuePositions(avail, used);
+        return at.build();
     }
 
     private void releaseErrFds() {
@@ -274,36 +251,6 @@ public final class VhostUserNetBackend implements NetBackend {
         errFds.clear();
     }
 
-    /** The driver changed the active pairs (VIRTIO_NET_CTRL_MQ): rings beyond them are disabled (SET_VRING_ENABLE 0). */
-    /**
-     * Link down (set_link off, or the back-end hung up): the back-end's rings are stopped
-     * (GET_VRING_BASE) and an emulated plane with no carrier consumes them, dropping what the guest
-     * sends (counted), as QEMU stops vhost while the link is down; link up gives the rings back to
-     * the back-end (the whole ring setup again) where that plane stopped.
-     */
-    @Override
-    public synchronized void setLinkUp(boolean up) {
-        if (up == linkUp) {
-            return;
-        }
-        linkUp = up;
-        if (!up && active != null) {
-            NetActivation a = active;
-            QueuePositions at = stop();
-            linkDown.takeOver(a, at);
-            LOG.info("vhost-user: link down, the back-end's rings stopped at {}; frames are dropped until the link is up", at);
-        } else if (up && linkDown.serving()) {
-            if (!frontend.connected()) {
-                LOG.warn("vhost-user: link up asked, but the back-end at {} is gone; the rings stay with the link-down plane", socket());
-                linkUp = false;
-                return;
-            }
-            NetActivation resumed = linkDown.handBack();
-            start(resumed);
-            LOG.info("vhost-user: link up, the back-end serves the rings again from {}", resumed.resume());
-        }
-    }
-
     /** While the link is down the rings drain into an in-memory port whose peer is closed: nothing arrives, nothing is sent. */
     private static MemoryPort portWithNothingBehindIt(int pairs) {
         MemoryPort[] ends = MemoryPort.pair(pairs, TapDevice.VNET_HEADER_V1_SIZE);
@@ -311,19 +258,23 @@ public final class VhostUserNetBackend implements NetBackend {
         return ends[0];
     }
 
+    /** The driver changed the active pairs (VIRTIO_NET_CTRL_MQ): rings beyond them are disabled (SET_VRING_ENABLE 0). */
     @Override
-    public synchronized void setActivePairs(int pairs) {
-        linkDown.setActivePairs(pairs);
-        if (active == null || !protocolFeaturesOn() || !frontend.connected()) {
+    protected void enablePairs(NetActivation a, int pairs) {
+        if (a == null || !protocolFeaturesOn() || !frontend.connected()) {
             return;
         }
         try {
-            for (NetActivation.QueuePair p : active.pairs()) {
-                frontend.setVringEnable(2 * p.index(), p.index() < pairs);
-                frontend.setVringEnable(2 * p.index() + 1, p.index() < pairs);
-            }
+            setVringsEnabled(a, pairs);
         } catch (VhostUserException e) {
             LOG.error("enabling {} queue pair(s) on the vhost-user back-end failed: {}", pairs, e.getMessage());
+        }
+    }
+
+    private void setVringsEnabled(NetActivation a, int pairs) {
+        for (NetActivation.QueuePair p : a.pairs()) {
+            frontend.setVringEnable(2 * p.index(), p.index() < pairs);
+            frontend.setVringEnable(2 * p.index() + 1, p.index() < pairs);
         }
     }
 

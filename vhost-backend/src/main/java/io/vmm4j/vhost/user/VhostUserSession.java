@@ -1,34 +1,27 @@
 package io.vmm4j.vhost.user;
 
 import io.vmm4j.core.linux.LibC;
-import io.vmm4j.tap.PacketPort;
-import io.vmm4j.tap.TapDevice;
-import io.vmm4j.vhost.TapOffloads;
-import io.vmm4j.vhost.emulated.QueuePairWorker;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
-import io.vmm4j.virtio.queue.SplitQueue;
-import io.vmm4j.virtio.queue.SplitRing;
-import io.vmm4j.virtio.queue.VirtqueueException;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 import static io.vmm4j.vhost.user.VhostUserProtocol.F_PROTOCOL_FEATURES;
 import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_NET_MTU;
 import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_REPLY_ACK;
-import static io.vmm4j.vhost.user.VhostUserProtocol.VRING_F_LOG;
 import static io.vmm4j.vhost.user.VhostUserProtocol.VRING_INDEX_MASK;
 import static io.vmm4j.vhost.user.VhostUserProtocol.VRING_NOFD;
 
 /**
- * One front-end connection to the back-end daemon: reads messages, checks each completely before it
- * changes anything, and drives the virtio-net data plane ({@link QueuePairWorker}s, the same engine
- * as the VMM's emulated backend) over the memory and eventfds the front-end passed.
+ * One front-end connection to the back-end daemon: reads messages, checks each one's payload and
+ * fds completely before it changes anything, negotiates features, and hands the ring messages to
+ * {@link Vrings}, which drive the session's {@link QueuePairs} (the queue engine the VMM's emulated
+ * backend runs too) over the memory and eventfds the front-end passed; {@link SessionPort} is what
+ * the session does to the daemon's port.
  *
  * <p>Bad input never crashes the daemon and never makes it touch memory outside the mapped regions:
  * a message that breaks the framing closes the connection; any other bad message is refused with
@@ -38,19 +31,13 @@ import static io.vmm4j.vhost.user.VhostUserProtocol.VRING_NOFD;
 final class VhostUserSession implements AutoCloseable {
     private final VhostUserNetDaemon daemon;
     private final VhostUserChannel channel;
-    private final PacketPort port;
     private final int number;
     private final long startNanos = System.nanoTime();
-    private final Vring[] rings;
-    private final QueuePairWorker[] workers;
-    private final boolean[] portQueueDetached;
-    private final NetQueueCounters[] counters;
-    private long ackedFeatures;
-    private boolean featuresSet;
+    private final SessionPort port;
+    private final QueuePairs pairs;
+    private final Vrings rings;
     private long protocolFeatures;
     private boolean replyAck;
-    private volatile MappedMemoryTable memory; // read by a faulting engine on its loop thread
-    private int mtu = 1500;
     private boolean fdsAdopted;
     private volatile String endReason = "still connected";
     /** Why the session must end although the front-end is still connected (its memory faulted; the daemon stops). */
@@ -59,19 +46,14 @@ final class VhostUserSession implements AutoCloseable {
     VhostUserSession(VhostUserNetDaemon daemon, VhostUserChannel channel, int number) {
         this.daemon = daemon;
         this.channel = channel;
-        this.port = daemon.port();
         this.number = number;
-        int pairs = daemon.queuePairs();
-        this.rings = new Vring[2 * pairs];
-        for (int i = 0; i < rings.length; i++) {
-            rings[i] = new Vring(i);
+        Vring[] vrings = new Vring[2 * daemon.queuePairs()];
+        for (int i = 0; i < vrings.length; i++) {
+            vrings[i] = new Vring(i);
         }
-        this.workers = new QueuePairWorker[pairs];
-        this.portQueueDetached = new boolean[pairs];
-        this.counters = new NetQueueCounters[2 * pairs];
-        for (int q = 0; q < counters.length; q++) {
-            counters[q] = new NetQueueCounters(q, q % 2 == 0 ? "rx" : "tx");
-        }
+        this.port = new SessionPort(daemon.port(), daemon.managesTapMtu(), daemon.queuePairs());
+        this.pairs = new QueuePairs(daemon, number, vrings, port, this::memoryFaulted);
+        this.rings = new Vrings(daemon, number, vrings, pairs);
     }
 
     int number() {
@@ -79,11 +61,11 @@ final class VhostUserSession implements AutoCloseable {
     }
 
     long ackedFeatures() {
-        return ackedFeatures;
+        return pairs.ackedFeatures();
     }
 
     List<NetQueueCounters> counters() {
-        return List.of(counters);
+        return pairs.counters();
     }
 
     String endReason() {
@@ -132,7 +114,7 @@ final class VhostUserSession implements AutoCloseable {
      * sees end of stream and tears the session down.
      */
     private void memoryFaulted(String fault) {
-        MappedMemoryTable table = memory;
+        MappedMemoryTable table = pairs.memory();
         String shrunk = table == null ? null : table.shrunkRegion();
         String reason = shrunk != null
                 ? "the front-end shrank its memory file under the back-end's mapping (" + shrunk + "), so an access faulted: "
@@ -221,36 +203,28 @@ final class VhostUserSession implements AutoCloseable {
                 noPayload(m);
                 noFds(m);
                 // "RESET_OWNER" is deprecated: back-ends should ignore it or disable all rings
-                for (int p = 0; p < workers.length; p++) {
-                    stopPair(p);
-                }
+                pairs.stopAll();
             }
             case SET_MEM_TABLE -> setMemTable(m);
             case SET_VRING_NUM -> {
                 VhostUserMessage.VringState s = m.vringState();
                 noFds(m);
-                setVringNum(s);
+                rings.setNum(s);
             }
             case SET_VRING_ADDR -> {
-                VhostUserMessage.VringAddress a = m.vringAddress();
+                VhostUserMessage.VringAddressDescription a = m.vringAddress();
                 noFds(m);
-                setVringAddr(a);
+                rings.setAddr(a);
             }
             case SET_VRING_BASE -> {
                 VhostUserMessage.VringState s = m.vringState();
                 noFds(m);
-                Vring r = ring(s.index(), request);
-                requireStopped(r, request);
-                if (s.num() > 0xFFFF) {
-                    throw new VhostUserException("SET_VRING_BASE for vring " + r.index + " is " + s.num()
-                            + "; a ring index is 16 bits (virtio 1.2 §2.7.6)");
-                }
-                r.base = (int) s.num();
+                rings.setBase(s);
             }
             case GET_VRING_BASE -> {
                 VhostUserMessage.VringState s = m.vringState();
                 noFds(m);
-                return getVringBase(s);
+                return rings.getBase(s);
             }
             case SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ERR -> setVringFd(request, m);
             case GET_PROTOCOL_FEATURES -> {
@@ -273,17 +247,12 @@ final class VhostUserSession implements AutoCloseable {
             case GET_QUEUE_NUM -> {
                 noPayload(m);
                 noFds(m);
-                return VhostUserMessage.u64(rings.length);
+                return VhostUserMessage.u64(rings.count());
             }
             case SET_VRING_ENABLE -> {
                 VhostUserMessage.VringState s = m.vringState();
                 noFds(m);
-                Vring r = ring(s.index(), request);
-                if (s.num() > 1) {
-                    throw new VhostUserException("SET_VRING_ENABLE for vring " + r.index + " is " + s.num() + "; it takes 0 or 1");
-                }
-                r.enabled = s.num() == 1;
-                applyEnable(r.index / 2);
+                rings.setEnable(s);
             }
             case NET_SET_MTU -> {
                 long value = m.u64();
@@ -309,37 +278,6 @@ final class VhostUserSession implements AutoCloseable {
         }
     }
 
-    private Vring ring(int index, VhostUserRequest request) {
-        if (index < 0 || index >= rings.length) {
-            throw new VhostUserException(request + " names vring " + Integer.toUnsignedString(index) + ", out of range: this back-end has "
-                    + rings.length + " vrings (0.." + (rings.length - 1) + ")");
-        }
-        return rings[index];
-    }
-
-    private boolean running(Vring r) {
-        return r.started && workers[r.index / 2] != null;
-    }
-
-    private void requireStopped(Vring r, VhostUserRequest request) {
-        if (running(r)) {
-            throw new VhostUserException(request + " for vring " + r.index + " while it runs; GET_VRING_BASE stops it first");
-        }
-    }
-
-    private boolean anyRunning() {
-        for (QueuePairWorker w : workers) {
-            if (w != null) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private boolean protocolNegotiated() {
-        return VirtioFeatures.has(ackedFeatures, F_PROTOCOL_FEATURES);
-    }
-
     // ---- features and memory ----
 
     private void setFeatures(long features) {
@@ -352,19 +290,16 @@ final class VhostUserSession implements AutoCloseable {
             throw new VhostUserException(String.format("SET_FEATURES 0x%x has neither VERSION_1 nor MRG_RXBUF: this back-end only "
                     + "speaks the 12-byte virtio_net_hdr (virtio 1.2 §5.1.6)", features));
         }
-        if (anyRunning() && features != ackedFeatures) {
+        if (pairs.anyRunning() && features != pairs.ackedFeatures()) {
             throw new VhostUserException(String.format("SET_FEATURES 0x%x changes the features (0x%x) while rings run; "
-                    + "GET_VRING_BASE stops them first", features, ackedFeatures));
+                    + "GET_VRING_BASE stops them first", features, pairs.ackedFeatures()));
         }
-        ackedFeatures = features;
-        featuresSet = true;
-        if (port.supportsOffloads()) {
-            port.setOffloads(TapOffloads.fromGuestFeatures(features));
-        }
+        pairs.setFeatures(features);
+        port.featuresAcked(features);
         daemon.ackedFeatures(features);
         daemon.log("front-end %d: features acked 0x%x %s%s", number, features,
                 NetFeatures.names(features & ~VhostUserProtocol.bit(F_PROTOCOL_FEATURES)),
-                protocolNegotiated() ? " + PROTOCOL_FEATURES" : "");
+                pairs.protocolNegotiated() ? " + PROTOCOL_FEATURES" : "");
     }
 
     private void setMemTable(VhostUserMessage m) {
@@ -373,26 +308,11 @@ final class VhostUserSession implements AutoCloseable {
             throw new VhostUserException("SET_MEM_TABLE announces " + regions.size() + " region(s) but carries " + m.fds().length
                     + " fd(s); it takes one fd per region");
         }
-        if (memory != null && anyRunning() && memory.sameLayout(regions)) {
+        if (pairs.servesLayout(regions)) {
             return; // QEMU repeats the table for every queue pair: nothing changes
         }
         fdsAdopted = true; // map() owns them from here, and closes them if it fails
-        MappedMemoryTable next = MappedMemoryTable.map(regions, m.fds());
-        List<Integer> restart = new ArrayList<>();
-        for (int p = 0; p < workers.length; p++) {
-            if (workers[p] != null) {
-                stopPair(p);
-                restart.add(p);
-            }
-        }
-        if (memory != null) {
-            memory.close();
-        }
-        memory = next;
-        daemon.log("front-end %d: memory table %s", number, next);
-        for (int p : restart) {
-            tryStartPair(p);
-        }
+        pairs.replaceMemory(MappedMemoryTable.map(regions, m.fds()));
     }
 
     private void setMtu(long value) {
@@ -403,67 +323,19 @@ final class VhostUserSession implements AutoCloseable {
         if (value < 68 || value > 65535) {
             throw new VhostUserException("NET_SET_MTU " + value + " is outside 68..65535");
         }
-        if (daemon.managesTapMtu() && port instanceof TapDevice tap && value != mtu) {
-            tap.setMtu((int) value);
-        }
-        mtu = (int) value;
-        daemon.log("front-end %d: MTU %d", number, mtu);
+        port.mtuChanged(pairs.mtu(), (int) value);
+        pairs.setMtu((int) value);
+        daemon.log("front-end %d: MTU %d", number, value);
     }
 
-    // ---- rings ----
-
-    private void setVringNum(VhostUserMessage.VringState s) {
-        Vring r = ring(s.index(), VhostUserRequest.SET_VRING_NUM);
-        requireStopped(r, VhostUserRequest.SET_VRING_NUM);
-        if (s.num() > SplitRing.MAX_QUEUE_SIZE || !SplitRing.isValidQueueSize((int) s.num())) {
-            throw new VhostUserException("SET_VRING_NUM for vring " + r.index + " is " + s.num()
-                    + ", not a power of two in 1.." + SplitRing.MAX_QUEUE_SIZE + " (virtio 1.2 §2.7)");
-        }
-        r.size = (int) s.num();
-    }
-
-    private void setVringAddr(VhostUserMessage.VringAddress a) {
-        Vring r = ring(a.index(), VhostUserRequest.SET_VRING_ADDR);
-        requireStopped(r, VhostUserRequest.SET_VRING_ADDR);
-        if ((a.flags() & VRING_F_LOG) != 0) {
-            throw new VhostUserException("SET_VRING_ADDR for vring " + r.index + " asks for used-ring logging (VHOST_VRING_F_LOG), "
-                    + "but this back-end offers no LOG_ALL");
-        }
-        if (a.flags() != 0) {
-            throw new VhostUserException("SET_VRING_ADDR for vring " + r.index + " has unknown flags 0x" + Integer.toHexString(a.flags()));
-        }
-        if (memory == null) {
-            throw new VhostUserException("SET_VRING_ADDR for vring " + r.index + " before SET_MEM_TABLE: its addresses cannot be translated");
-        }
-        // translate now so a bad address is refused here, not at the kick; the sizes are checked again at start
-        int size = Math.max(r.size, 1);
-        memory.toGuestAddress(a.descUserAddr(), SplitRing.descriptorTableBytes(size), "vring " + r.index + " descriptor table");
-        memory.toGuestAddress(a.availUserAddr(), SplitRing.availRingBytes(size), "vring " + r.index + " available ring");
-        memory.toGuestAddress(a.usedUserAddr(), SplitRing.usedRingBytes(size), "vring " + r.index + " used ring");
-        r.address = a;
-    }
-
-    private byte[] getVringBase(VhostUserMessage.VringState s) {
-        Vring r = ring(s.index(), VhostUserRequest.GET_VRING_BASE);
-        int pair = r.index / 2;
-        if (workers[pair] != null) {
-            // "Ring states": GET_VRING_BASE stops the ring; the engine serves both rings of a pair, so both stop
-            stopPair(pair);
-            daemon.log("front-end %d: queue pair %d stopped by GET_VRING_BASE(%d): rx at avail %d, tx at avail %d", number, pair,
-                    r.index, rings[2 * pair].base, rings[2 * pair + 1].base);
-        }
-        r.started = false;
-        LibC.closeQuietly(r.kickFd);
-        r.kickFd = -1;
-        return VhostUserMessage.vringState(r.index, r.base);
-    }
+    // ---- rings: the message's fds checked here, its values and the ring's state in Vrings ----
 
     private void setVringFd(VhostUserRequest request, VhostUserMessage m) {
         long value = m.u64();
         if ((value & ~(VRING_INDEX_MASK | VRING_NOFD)) != 0) {
             throw new VhostUserException(String.format("%s value 0x%x has bits beyond the vring index (0-7) and NOFD (8)", request, value));
         }
-        Vring r = ring((int) (value & VRING_INDEX_MASK), request);
+        Vring r = rings.ring((int) (value & VRING_INDEX_MASK), request);
         boolean nofd = (value & VRING_NOFD) != 0;
         int expected = nofd ? 0 : 1;
         if (m.fds().length != expected) {
@@ -478,42 +350,11 @@ final class VhostUserSession implements AutoCloseable {
         if (fd >= 0) {
             checkEventFd(request, r, fd);
         }
-        int pair = r.index / 2;
         fdsAdopted = true;
         switch (request) {
-            case SET_VRING_KICK -> {
-                if (workers[pair] != null) {
-                    stopPair(pair); // the engine listens on the old fd: restart it on the new one
-                }
-                LibC.closeQuietly(r.kickFd);
-                r.kickFd = fd;
-                r.started = true; // "Ring states": the ring starts with its kick fd
-                try {
-                    tryStartPair(pair);
-                } catch (RuntimeException e) {
-                    r.started = false;
-                    throw e;
-                }
-            }
-            case SET_VRING_CALL -> {
-                int old = r.callFd;
-                swapOnWorker(pair, () -> r.callFd = fd);
-                LibC.closeQuietly(old);
-            }
-            default -> {
-                int old = r.errFd;
-                swapOnWorker(pair, () -> r.errFd = fd);
-                LibC.closeQuietly(old);
-            }
-        }
-    }
-
-    /** Runs {@code swap} where the pair's engine cannot be signalling at the same time (its loop), so the old fd can be closed after. */
-    private void swapOnWorker(int pair, Runnable swap) {
-        if (workers[pair] != null) {
-            Vring.unblockingSignals(() -> daemon.loop(pair).executeAndWait(swap), rings[2 * pair], rings[2 * pair + 1]);
-        } else {
-            swap.run();
+            case SET_VRING_KICK -> rings.setKick(r, fd);
+            case SET_VRING_CALL -> rings.setCall(r, fd);
+            default -> rings.setErr(r, fd);
         }
     }
 
@@ -530,125 +371,10 @@ final class VhostUserSession implements AutoCloseable {
         // its flags stay as they are: O_NONBLOCK belongs to the open file description the front-end shares (Vring never blocks)
     }
 
-    // ---- queue pairs: the engine serves a receive and a transmit ring together ----
-
-    private boolean effectivelyEnabled(Vring r) {
-        // "Ring states": without protocol features a ring is enabled as soon as it starts
-        return !protocolNegotiated() || r.enabled;
-    }
-
-    private boolean pairEnabled(int pair) {
-        return effectivelyEnabled(rings[2 * pair]) && effectivelyEnabled(rings[2 * pair + 1]);
-    }
-
-    private void applyEnable(int pair) {
-        QueuePairWorker w = workers[pair];
-        if (w == null) {
-            return;
-        }
-        boolean on = pairEnabled(pair);
-        w.setEnabled(on);
-        portQueueDetached[pair] = !on && port.queueCount() > 1;
-    }
-
-    /** Starts the pair's engine once both of its rings have started. */
-    private void tryStartPair(int pair) {
-        Vring rx = rings[2 * pair];
-        Vring tx = rings[2 * pair + 1];
-        if (!rx.started || !tx.started || workers[pair] != null) {
-            return;
-        }
-        if (memory == null) {
-            throw new VhostUserException("queue pair " + pair + " cannot start: no SET_MEM_TABLE yet");
-        }
-        if (!featuresSet) {
-            throw new VhostUserException("queue pair " + pair + " cannot start: no SET_FEATURES yet (the header layout depends on them)");
-        }
-        SplitQueue rxQueue = open(rx);
-        SplitQueue txQueue = open(tx);
-        boolean gso = VirtioFeatures.has(ackedFeatures, NetFeatures.GUEST_TSO4) || VirtioFeatures.has(ackedFeatures, NetFeatures.GUEST_TSO6)
-                || VirtioFeatures.has(ackedFeatures, NetFeatures.GUEST_UFO);
-        QueuePairWorker w = new QueuePairWorker(pair, daemon.loop(pair), port, new QueuePairWorker.Queues(memory.memory(), rxQueue,
-                txQueue, rx.signals(), tx.signals(), counters[2 * pair], counters[2 * pair + 1],
-                VirtioFeatures.has(ackedFeatures, NetFeatures.MRG_RXBUF), gso, mtu, reason -> ringFailed(pair, reason)));
-        boolean on = pairEnabled(pair);
-        if (!on) {
-            w.setEnabled(false);
-            portQueueDetached[pair] = port.queueCount() > 1;
-        }
-        w.start();
-        workers[pair] = w;
-        daemon.log("front-end %d: queue pair %d started (rx size %d at %d, tx size %d at %d)%s", number, pair, rx.size, rx.base,
-                tx.size, tx.base, on ? "" : ", disabled until SET_VRING_ENABLE");
-    }
-
-    private SplitQueue open(Vring r) {
-        if (r.size == 0) {
-            throw new VhostUserException("vring " + r.index + " cannot start: no SET_VRING_NUM");
-        }
-        if (r.address == null) {
-            throw new VhostUserException("vring " + r.index + " cannot start: no SET_VRING_ADDR");
-        }
-        VhostUserMessage.VringAddress a = r.address;
-        long desc = memory.toGuestAddress(a.descUserAddr(), SplitRing.descriptorTableBytes(r.size), "vring " + r.index + " descriptor table");
-        long avail = memory.toGuestAddress(a.availUserAddr(), SplitRing.availRingBytes(r.size), "vring " + r.index + " available ring");
-        long used = memory.toGuestAddress(a.usedUserAddr(), SplitRing.usedRingBytes(r.size), "vring " + r.index + " used ring");
-        try {
-            SplitQueue q = new SplitQueue(memory.memory(), r.size, desc, avail, used,
-                    VirtioFeatures.has(ackedFeatures, VirtioFeatures.EVENT_IDX));
-            // the used index is whatever was last published there (zero for a fresh ring)
-            int usedIdx = Short.toUnsignedInt(memory.memory().loadAcquireShort(used + SplitRing.RING_IDX));
-            q.setPosition(r.base, usedIdx);
-            return q;
-        } catch (VirtqueueException | IllegalArgumentException e) {
-            throw new VhostUserException("vring " + r.index + " cannot start: " + e.getMessage());
-        }
-    }
-
-    /** Stops the pair's engine and keeps where each ring stood as its base. */
-    private void stopPair(int pair) {
-        QueuePairWorker w = workers[pair];
-        if (w == null) {
-            return;
-        }
-        Vring.unblockingSignals(w::stop, rings[2 * pair], rings[2 * pair + 1]);
-        rings[2 * pair].base = w.rxNextAvail();
-        rings[2 * pair + 1].base = w.txNextAvail();
-        w.release();
-        workers[pair] = null;
-        if (portQueueDetached[pair]) {
-            port.setQueueEnabled(pair, true); // leave the port as a fresh engine expects it
-            portQueueDetached[pair] = false;
-        }
-    }
-
-    /** Called on the pair's loop when the guest broke a ring, or its memory faulted: the engine has stopped itself. */
-    private void ringFailed(int pair, String reason) {
-        if (reason.contains(QueuePairWorker.GUEST_MEMORY_FAULT)) {
-            memoryFaulted("queue pair " + pair + ": " + reason);
-            return;
-        }
-        daemon.log("front-end %d: queue pair %d stopped on a ring error: %s", number, pair, reason);
-        Vring r = reason.startsWith("receiveq") ? rings[2 * pair] : rings[2 * pair + 1];
-        r.signalError();
-    }
-
     @Override
     public void close() {
-        for (int p = 0; p < workers.length; p++) {
-            try {
-                stopPair(p);
-            } catch (RuntimeException e) {
-                daemon.log("front-end %d: stopping queue pair %d failed: %s", number, p, e.getMessage());
-            }
-        }
-        for (Vring r : rings) {
-            r.closeFds();
-        }
-        if (memory != null) {
-            memory.close();
-            memory = null;
-        }
+        pairs.close();
+        rings.closeFds();
         channel.close();
     }
 }

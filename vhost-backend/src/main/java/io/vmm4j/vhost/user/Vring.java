@@ -2,7 +2,8 @@ package io.vmm4j.vhost.user;
 
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.linux.LibC;
-import io.vmm4j.vhost.emulated.QueueSignals;
+import io.vmm4j.vhost.VringAddress;
+import io.vmm4j.virtio.QueueDoorbell;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -14,13 +15,20 @@ import java.lang.foreign.ValueLayout;
  * its state ("Ring states": stopped until a kick fd arrives, stopped again by GET_VRING_BASE; enabled
  * or not). The fields are written by the session thread; the call and err fds are also read by the
  * ring's worker thread, so they change only on that thread while the ring runs.
+ *
+ * <p>It is the ring's {@link QueueDoorbell} for the queue engine: kicks from the kick fd, used-buffer
+ * signals to the call fd. Both fds are the front-end's: their open file descriptions (and so
+ * O_NONBLOCK) are shared with it, and are never changed here. The kick fd is watched edge-triggered
+ * and its counter reset by a read that cannot block (preadv2 RWF_NOWAIT); the call fd is written
+ * only when poll says a write cannot block.
  */
-final class Vring {
+final class Vring implements QueueDoorbell {
     /** How often a wait for a ring's loop checks whether the loop is stuck on a full call counter. */
     static final int UNBLOCK_CHECK_MILLIS = 100;
     final int index;
     int size;
-    VhostUserMessage.VringAddress address;
+    /** The front-end's user addresses of the ring's areas (SET_VRING_ADDR), or null before one. */
+    VringAddress address;
     int base;
     boolean started;
     boolean enabled;
@@ -57,33 +65,24 @@ final class Vring {
         return (index % 2 == 0 ? "rx" : "tx") + index / 2;
     }
 
-    /**
-     * The ring's doorbells for the queue engine: kicks from the kick fd, used-buffer signals to the call fd.
-     *
-     * <p>Both fds are the front-end's: their open file descriptions (and so O_NONBLOCK) are shared with it,
-     * and are never changed here. The kick fd is watched edge-triggered and its counter reset by a read that
-     * cannot block (preadv2 RWF_NOWAIT); the call fd is written only when poll says a write cannot block.
-     */
-    QueueSignals signals() {
-        return new QueueSignals() {
-            @Override
-            public Subscription onKick(EventLoop loop, Runnable handler) {
-                int fd = kickFd;
-                // eventfd(2): every write wakes the fd's waiters, so edge-triggered epoll sees each kick, and a
-                // counter the read below could not reset (another reader got there first, or a kernel before 5.12
-                // without RWF_NOWAIT for eventfds) cannot make the loop spin
-                EventLoop.Registration r = loop.register(fd, LibC.EPOLLIN | LibC.EPOLLET, ready -> {
-                    LibC.preadv2Raw(fd, kickIov, 1, LibC.RWF_NOWAIT); // resets the counter; EAGAIN: already reset
-                    handler.run();
-                });
-                return r::close;
-            }
+    /** Runs {@code handler} for every kick on the kick fd the ring has now. */
+    @Override
+    public Subscription onKick(EventLoop loop, Runnable handler) {
+        int fd = kickFd;
+        // eventfd(2): every write wakes the fd's waiters, so edge-triggered epoll sees each kick, and a
+        // counter the read below could not reset (another reader got there first, or a kernel before 5.12
+        // without RWF_NOWAIT for eventfds) cannot make the loop spin
+        EventLoop.Registration r = loop.register(fd, LibC.EPOLLIN | LibC.EPOLLET, ready -> {
+            LibC.preadv2Raw(fd, kickIov, 1, LibC.RWF_NOWAIT); // resets the counter; EAGAIN: already reset
+            handler.run();
+        });
+        return r::close;
+    }
 
-            @Override
-            public void signalUsed() {
-                signal(callFd);
-            }
-        };
+    /** Signals the call fd (on the ring's loop thread). */
+    @Override
+    public void signalUsed() {
+        signal(callFd);
     }
 
     /** Tells the front-end that this ring hit an error (SET_VRING_ERR's fd, if any). */

@@ -1,7 +1,8 @@
 package io.vmm4j.vhost.user;
 
+import io.vmm4j.vhost.VringAddress;
 import io.vmm4j.core.memory.MemoryRegion;
-import io.vmm4j.vhost.emulated.ThreadCpu;
+import io.vmm4j.vhost.engine.ThreadCpu;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
@@ -52,10 +53,11 @@ class VhostUserHostileReceiveBufferTest {
         int size = TestGuest.QUEUE_SIZE;
         assertEquals(0, f.ack(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(index, size)));
         assertEquals(0, f.ack(VhostUserRequest.SET_VRING_BASE, VhostUserMessage.vringState(index, 0)));
-        assertEquals(0, f.ack(VhostUserRequest.SET_VRING_ADDR, VhostUserMessage.vringAddress(new VhostUserMessage.VringAddress(index, 0,
-                guest.memory.hostAddress(desc, SplitRing.descriptorTableBytes(size)),
+        VringAddress address = new VringAddress(guest.memory.hostAddress(desc, SplitRing.descriptorTableBytes(size)),
                 guest.memory.hostAddress(used, SplitRing.usedRingBytes(size)),
-                guest.memory.hostAddress(avail, SplitRing.availRingBytes(size)), 0))));
+                guest.memory.hostAddress(avail, SplitRing.availRingBytes(size)));
+        assertEquals(0, f.ack(VhostUserRequest.SET_VRING_ADDR,
+                VhostUserMessage.vringAddress(new VhostUserMessage.VringAddressDescription(index, 0, address, 0))));
         assertEquals(0, f.ack(VhostUserRequest.SET_VRING_CALL, VhostUserMessage.u64(index), call));
         assertEquals(0, f.ack(VhostUserRequest.SET_VRING_KICK, VhostUserMessage.u64(index), kick));
     }
@@ -108,7 +110,7 @@ class VhostUserHostileReceiveBufferTest {
             assertEquals(0, rx.packets(), log);
             assertEquals(1, rx.dropsNoBuffer(), "the frame that waited for buffers is counted when GET_VRING_BASE stops the ring: " + log);
             assertTrue(log.contains("queue rx0: packets 0") && log.contains("no-buffer drops 1"), log);
-            assertEquals(0, Short.toUnsignedInt(guest.memory.loadAcquireShort(guest.rx.usedRing() + SplitRing.RING_IDX)),
+            assertEquals(0, SplitRing.usedIdx(guest.memory, guest.rx.usedRing()),
                     "the buffer was not used");
         }
     }

@@ -1,5 +1,6 @@
 package io.vmm4j.vhost.user;
 
+import io.vmm4j.vhost.VringAddress;
 import io.vmm4j.core.testing.HeaderConstants;
 import org.junit.jupiter.api.Test;
 
@@ -31,7 +32,7 @@ class VhostUserLayoutTest {
         assertEquals(VhostUserProtocol.VERSION | VhostUserProtocol.FLAG_NEED_REPLY, wire[4]);
         assertEquals(40, wire[8]);
         assertEquals(List.of(r), m.memoryTable());
-        VhostUserMessage.VringAddress a = new VhostUserMessage.VringAddress(3, 0, 1, 2, 3, 4);
+        VhostUserMessage.VringAddressDescription a = new VhostUserMessage.VringAddressDescription(3, 0, new VringAddress(1, 2, 3), 4);
         assertEquals(a, new VhostUserMessage(9, 1, VhostUserMessage.vringAddress(a), null).vringAddress());
         assertArrayEquals(new byte[] {7, 0, 0, 0, 0, 1, 0, 0}, VhostUserMessage.vringState(7, 256));
         assertThrows(VhostUserFramingException.class, () -> new VhostUserMessage(8, 1, new byte[12], null).vringState());

@@ -1,5 +1,6 @@
 package io.vmm4j.vhost.user;
 
+import io.vmm4j.vhost.VringAddress;
 import io.vmm4j.core.event.EventFd;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.linux.LibC;
@@ -141,7 +142,8 @@ class VhostUserMalformedMessageTest {
         }));
         cases.add(new Case("size field smaller than the payload", "SET_VRING_ADDR has a 8-byte payload, but its payload is a vring address of 40 bytes", f -> {
             f.negotiate();
-            byte[] addr = VhostUserMessage.vringAddress(new VhostUserMessage.VringAddress(0, 0, USER, USER + 0x2000, USER + 0x1000, 0));
+            byte[] addr = VhostUserMessage.vringAddress(
+                    new VhostUserMessage.VringAddressDescription(0, 0, new VringAddress(USER, USER + 0x2000, USER + 0x1000), 0));
             f.channel.sendRaw(concat(header(VhostUserRequest.SET_VRING_ADDR.code(), needReply, 8), addr));
             f.expectClosed();
         }));
@@ -247,7 +249,7 @@ class VhostUserMalformedMessageTest {
                     long desc = USER + 0x10000L * (ring + 1);
                     assertEquals(0, f.ack(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(ring, 256)));
                     assertEquals(0, f.ack(VhostUserRequest.SET_VRING_ADDR, VhostUserMessage.vringAddress(
-                            new VhostUserMessage.VringAddress(ring, 0, desc, desc + 0x2000, desc + 0x1000, 0))));
+                            new VhostUserMessage.VringAddressDescription(ring, 0, new VringAddress(desc, desc + 0x2000, desc + 0x1000), 0))));
                 }
                 LibC.ftruncate(fd, 0x1000); // the rings now lie beyond the end of the file
                 assertEquals(0, f.ack(VhostUserRequest.SET_VRING_KICK, VhostUserMessage.u64(0), rxKick.fd()), "one ring alone waits");
@@ -300,13 +302,15 @@ class VhostUserMalformedMessageTest {
         cases.add(new Case("ring address before any memory table", "before SET_MEM_TABLE", f -> {
             f.negotiate();
             f.expectRefused(VhostUserRequest.SET_VRING_ADDR,
-                    VhostUserMessage.vringAddress(new VhostUserMessage.VringAddress(0, 0, USER, USER + 0x2000, USER + 0x1000, 0)));
+                    VhostUserMessage.vringAddress(
+                            new VhostUserMessage.VringAddressDescription(0, 0, new VringAddress(USER, USER + 0x2000, USER + 0x1000), 0)));
         }));
         cases.add(new Case("ring address outside every region", "at user address 0x12340000 (+16 bytes) is not inside one memory region", f -> {
             f.negotiate();
             goodTable(f);
             f.expectRefused(VhostUserRequest.SET_VRING_ADDR,
-                    VhostUserMessage.vringAddress(new VhostUserMessage.VringAddress(0, 0, 0x1234_0000L, USER + 0x2000, USER + 0x1000, 0)));
+                    VhostUserMessage.vringAddress(new VhostUserMessage.VringAddressDescription(0, 0,
+                            new VringAddress(0x1234_0000L, USER + 0x2000, USER + 0x1000), 0)));
         }));
         cases.add(new Case("ring running off the end of its region", "at user address 0x7f00000ffff0 (+4096 bytes) is not inside one memory region", f -> {
             f.negotiate();
@@ -314,13 +318,14 @@ class VhostUserMalformedMessageTest {
             assertEquals(0, f.ack(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(0, 256)));
             // the 4 KiB descriptor table would start 16 bytes before the region's end
             f.expectRefused(VhostUserRequest.SET_VRING_ADDR,
-                    VhostUserMessage.vringAddress(new VhostUserMessage.VringAddress(0, 0, USER + MIB - 16, USER + 0x2000, USER + 0x1000, 0)));
+                    VhostUserMessage.vringAddress(new VhostUserMessage.VringAddressDescription(0, 0,
+                            new VringAddress(USER + MIB - 16, USER + 0x2000, USER + 0x1000), 0)));
         }));
         cases.add(new Case("ring address asking for dirty logging", "VHOST_VRING_F_LOG", f -> {
             f.negotiate();
             goodTable(f);
-            f.expectRefused(VhostUserRequest.SET_VRING_ADDR, VhostUserMessage.vringAddress(new VhostUserMessage.VringAddress(0,
-                    VhostUserProtocol.VRING_F_LOG, USER, USER + 0x2000, USER + 0x1000, 0)));
+            f.expectRefused(VhostUserRequest.SET_VRING_ADDR, VhostUserMessage.vringAddress(new VhostUserMessage.VringAddressDescription(0,
+                    VhostUserProtocol.VRING_F_LOG, new VringAddress(USER, USER + 0x2000, USER + 0x1000), 0)));
         }));
         cases.add(new Case("vring index out of range", "SET_VRING_KICK names vring 5, out of range", f -> {
             f.negotiate();

@@ -17,6 +17,32 @@ public record QueuePositions(int[] nextAvail, int[] nextUsed) {
         return new QueuePositions(new int[queues], new int[queues]);
     }
 
+    /** Positions filled in queue by queue, as a backend's stop() asks each ring where it stopped. */
+    public static Builder builder(int queues) {
+        return new Builder(queues);
+    }
+
+    /** Collects where each of a number of queues stood; unset queues stand at 0. */
+    public static final class Builder {
+        private final int[] nextAvail;
+        private final int[] nextUsed;
+
+        private Builder(int queues) {
+            nextAvail = new int[queues];
+            nextUsed = new int[queues];
+        }
+
+        public Builder set(int queue, int nextAvail, int nextUsed) {
+            this.nextAvail[queue] = nextAvail;
+            this.nextUsed[queue] = nextUsed;
+            return this;
+        }
+
+        public QueuePositions build() {
+            return new QueuePositions(nextAvail, nextUsed);
+        }
+    }
+
     public int nextAvail(int queue) {
         return nextAvail[queue];
     }

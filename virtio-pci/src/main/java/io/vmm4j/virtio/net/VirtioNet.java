@@ -6,6 +6,7 @@ import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.VirtioDevice;
 import io.vmm4j.virtio.VirtioDeviceHost;
 import io.vmm4j.virtio.VirtioFeatures;
+import io.vmm4j.virtio.queue.ChainHandler;
 import io.vmm4j.virtio.queue.DescriptorChain;
 import io.vmm4j.virtio.queue.SplitQueue;
 import io.vmm4j.virtio.queue.VirtqueueException;
@@ -246,7 +247,8 @@ public final class VirtioNet implements VirtioDevice {
                 NetFeatures.names(context.ackedFeatures()), backend.name());
         backend.start(net);
         if (control != null) {
-            control.listen(controlLoop, () -> serveControl(a));
+            ControlCommands commands = new ControlCommands(a);
+            control.onKick(controlLoop, () -> serveControl(a, commands));
         }
     }
 
@@ -298,40 +300,46 @@ public final class VirtioNet implements VirtioDevice {
 
     // ---- control queue (§5.1.6.5), in the VMM whatever the data plane ----
 
-    private void serveControl(Active a) {
+    private void serveControl(Active a, ControlCommands commands) {
         if (active != a) {
             return;
         }
-        SplitQueue queue = a.control();
         try {
-            do {
-                queue.disableNotifications();
-                boolean served = false;
-                while (queue.pop(a.chain())) {
-                    served = true;
-                    DescriptorChain chain = a.chain();
-                    int ack = CTRL_ERR;
-                    if (chain.readableBytes() >= 2 && chain.writableBytes() >= 1 && chain.readableBytes() <= MAX_CONTROL_COMMAND) {
-                        int length = (int) chain.readableBytes();
-                        chain.copyFromReadable(a.context().memory(), 0, command, 0, length);
-                        ack = execute(a, command[0] & 0xFF, command[1] & 0xFF, length - 2);
-                    } else {
-                        LOG.warn("virtio-net: malformed control command ({} readable, {} writable bytes)",
-                                chain.readableBytes(), chain.writableBytes());
-                    }
-                    chain.copyToWritable(a.context().memory(), 0, new byte[] {(byte) ack}, 0, 1);
-                    queue.push(chain.head(), 1);
-                }
-                if (served) {
-                    queue.publish();
-                    if (queue.needsNotification()) {
-                        a.controlBinding().signalUsed();
-                    }
-                }
-            } while (queue.enableNotifications());
+            a.control().serve(a.chain(), commands);
         } catch (VirtqueueException e) {
             active = null;
             host.deviceError("control queue: " + e.getMessage());
+        }
+    }
+
+    /** The control queue's side of the service loop: each chain is one command, acked in its writable byte. */
+    private final class ControlCommands implements ChainHandler {
+        private final Active a;
+
+        ControlCommands(Active a) {
+            this.a = a;
+        }
+
+        @Override
+        public int handle(DescriptorChain chain) {
+            int ack = CTRL_ERR;
+            if (chain.readableBytes() >= 2 && chain.writableBytes() >= 1 && chain.readableBytes() <= MAX_CONTROL_COMMAND) {
+                int length = (int) chain.readableBytes();
+                chain.copyFromReadable(a.context().memory(), 0, command, 0, length);
+                ack = execute(a, command[0] & 0xFF, command[1] & 0xFF, length - 2);
+            } else {
+                LOG.warn("virtio-net: malformed control command ({} readable, {} writable bytes)",
+                        chain.readableBytes(), chain.writableBytes());
+            }
+            chain.copyToWritable(a.context().memory(), 0, new byte[] {(byte) ack}, 0, 1);
+            return 1;
+        }
+
+        @Override
+        public void published(boolean notifyDriver) {
+            if (notifyDriver) {
+                a.controlBinding().signalUsed();
+            }
         }
     }
 

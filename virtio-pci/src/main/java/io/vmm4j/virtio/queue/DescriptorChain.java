@@ -90,22 +90,7 @@ public final class DescriptorChain {
      * the readable bytes run out.
      */
     public int copyFromReadable(GuestMemory memory, long offset, byte[] dst, int dstOffset, int length) {
-        Objects.checkFromIndexSize(dstOffset, length, dst.length);
-        checkOffset(offset);
-        int copied = 0;
-        long skip = offset;
-        for (int i = 0; i < readableCount && copied < length; i++) {
-            int segmentLength = lengths[i];
-            if (skip >= segmentLength) {
-                skip -= segmentLength;
-                continue;
-            }
-            int n = (int) Math.min(segmentLength - skip, length - copied);
-            memory.read(addresses[i] + skip, dst, dstOffset + copied, n);
-            copied += n;
-            skip = 0;
-        }
-        return copied;
+        return copy(memory, false, 0, readableCount, offset, dst, dstOffset, length);
     }
 
     /**
@@ -114,18 +99,28 @@ public final class DescriptorChain {
      * when the writable bytes run out. Readable segments are never written (§2.7.5.1).
      */
     public int copyToWritable(GuestMemory memory, long offset, byte[] src, int srcOffset, int length) {
-        Objects.checkFromIndexSize(srcOffset, length, src.length);
+        return copy(memory, true, readableCount, segmentCount, offset, src, srcOffset, length);
+    }
+
+    /** Copies between {@code buffer} and segments {@code [first, end)} taken as one run of bytes, {@code offset} bytes in. */
+    private int copy(GuestMemory memory, boolean toGuest, int first, int end, long offset, byte[] buffer, int bufferOffset,
+                     int length) {
+        Objects.checkFromIndexSize(bufferOffset, length, buffer.length);
         checkOffset(offset);
         int copied = 0;
         long skip = offset;
-        for (int i = readableCount; i < segmentCount && copied < length; i++) {
+        for (int i = first; i < end && copied < length; i++) {
             int segmentLength = lengths[i];
             if (skip >= segmentLength) {
                 skip -= segmentLength;
                 continue;
             }
             int n = (int) Math.min(segmentLength - skip, length - copied);
-            memory.write(addresses[i] + skip, src, srcOffset + copied, n);
+            if (toGuest) {
+                memory.write(addresses[i] + skip, buffer, bufferOffset + copied, n);
+            } else {
+                memory.read(addresses[i] + skip, buffer, bufferOffset + copied, n);
+            }
             copied += n;
             skip = 0;
         }

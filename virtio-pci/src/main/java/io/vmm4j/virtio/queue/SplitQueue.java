@@ -36,7 +36,7 @@ import static io.vmm4j.virtio.queue.SplitRing.DESC_F_WRITE;
  * <p><b>Notifications.</b> The device loop that sleeps between kicks is: {@link #disableNotifications()},
  * {@link #pop} until it returns false, {@link #enableNotifications()}, and go round again if that
  * returns true; after {@link #publish()}, {@link #needsNotification()} says whether to interrupt the
- * guest. With VIRTIO_F_EVENT_IDX and notifications enabled, {@code pop} also keeps avail_event at the
+ * guest. {@link #serve} is that loop for a device that returns each chain on its own. With VIRTIO_F_EVENT_IDX and notifications enabled, {@code pop} also keeps avail_event at the
  * next avail index, as QEMU's {@code virtqueue_pop} does (Linux vhost writes it only on enable), so
  * a device that never disables notifications gets a kick for exactly the next new entry; and when
  * such a {@code pop} finds nothing it fences and looks once more, so a false return is a safe point
@@ -237,6 +237,44 @@ public final class SplitQueue {
     }
 
     /**
+     * The service loop of a device that sleeps between kicks and returns each chain on its own
+     * (virtio 1.2 §2.7.10): notifications off; each available chain to {@code handler} and pushed
+     * used with the length it returns; one publish per batch, after which the handler hears whether
+     * the driver wants a used buffer notification; notifications on with a last look at avail idx,
+     * and round again if the driver added chains meanwhile. A pass the handler ends
+     * ({@link ChainHandler#DEFER}, or {@link ChainHandler#serving()} false) leaves notifications off.
+     * Allocates nothing.
+     *
+     * @param chain   the holder every pop refills
+     * @throws VirtqueueException if the guest broke a ring rule or the handler refused a chain; what
+     *                            the handler returned before in this batch is pushed but not published
+     */
+    public void serve(DescriptorChain chain, ChainHandler handler) {
+        do {
+            disableNotifications();
+            int handled = 0;
+            boolean deferred = false;
+            while (handler.serving() && pop(chain)) {
+                int written = handler.handle(chain);
+                if (written == ChainHandler.DEFER) {
+                    rewind(1);
+                    deferred = true;
+                    break;
+                }
+                push(chain.head(), written);
+                handled++;
+            }
+            if (handled > 0) {
+                publish();
+                handler.published(needsNotification());
+            }
+            if (deferred) {
+                return;
+            }
+        } while (handler.serving() && enableNotifications());
+    }
+
+    /**
      * Gives back the last {@code chains} popped chains unused, so the next pops return them again
      * (vhost's discard): for a receive path that took more buffers than a frame needed, or fewer than
      * it needs, or a transmit path whose port was full. They stay looked at: avail_event keeps
@@ -388,36 +426,52 @@ public final class SplitQueue {
                     nextAvail, head, size));
         }
         chain.reset(head);
-        int limit = Math.min(maxChainSegments, chain.capacity());
-        int index = head;
-        for (int walked = 1; ; walked++) {
-            long entry = descTable + (long) DESCRIPTOR_SIZE * index;
+        readTable(head, -1, descTable, size, head, chain, Math.min(maxChainSegments, chain.capacity()));
+    }
+
+    /**
+     * Walks a descriptor table from entry {@code first} and appends each buffer to {@code chain}: the
+     * ring's own table ({@code tableDescriptor} -1, {@code entries} the queue size), or the indirect
+     * table ring descriptor {@code tableDescriptor} names. Each descriptor is read once.
+     */
+    private void readTable(int head, int tableDescriptor, long table, long entries, int first, DescriptorChain chain, int limit) {
+        boolean indirect = tableDescriptor >= 0;
+        int index = first;
+        for (long walked = 1; ; walked++) {
+            long entry = table + (long) DESCRIPTOR_SIZE * index;
             long address = memory.readLong(entry + DESCRIPTOR_ADDR);
             int length = memory.readInt(entry + DESCRIPTOR_LEN);
             int flags = Short.toUnsignedInt(memory.readShort(entry + DESCRIPTOR_FLAGS));
             int next = Short.toUnsignedInt(memory.readShort(entry + DESCRIPTOR_NEXT));
             if ((flags & DESC_F_INDIRECT) != 0) {
+                if (indirect) {
+                    // virtio 1.2 §2.7.5.3.1: only one table per descriptor, no table inside a table
+                    throw broken(String.format("%s: flags 0x%x set INDIRECT inside an indirect table (virtio 1.2 §2.7.5.3.1)",
+                            where(head, tableDescriptor, index), flags));
+                }
                 if ((flags & DESC_F_NEXT) != 0) {
                     // virtio 1.2 §2.7.5.3.1: INDIRECT and NEXT never together; the table ends the chain
-                    throw broken(String.format("descriptor %d of chain %d: flags 0x%x set INDIRECT together with NEXT"
-                            + " (virtio 1.2 §2.7.5.3.1)", index, head, flags));
+                    throw broken(String.format("%s: flags 0x%x set INDIRECT together with NEXT (virtio 1.2 §2.7.5.3.1)",
+                            where(head, tableDescriptor, index), flags));
                 }
                 // virtio 1.2 §2.7.5.3.2: the WRITE flag of a descriptor naming a table is ignored
                 readIndirectTable(head, index, address, length, chain, limit);
                 return;
             }
-            appendSegment(chain, limit, head, -1, index, address, length, (flags & DESC_F_WRITE) != 0);
+            appendSegment(chain, limit, head, tableDescriptor, index, address, length, (flags & DESC_F_WRITE) != 0);
             if ((flags & DESC_F_NEXT) == 0) {
                 return;
             }
-            if (next >= size) {
-                throw broken(String.format("descriptor %d of chain %d: next index %d is outside the queue of size %d",
-                        index, head, next, size));
+            if (next >= entries) {
+                throw broken(String.format("%s: next index %d is outside %s", where(head, tableDescriptor, index), next,
+                        indirect ? "the table of " + entries + " entries" : "the queue of size " + size));
             }
-            if (walked == size) {
-                // virtio 1.2 §2.7.5.3.1: no chain longer than the queue; a longer one loops
-                throw broken(String.format("descriptor %d of chain %d: next index %d continues the chain past %d descriptors,"
-                        + " longer than the queue of size %d: a loop (virtio 1.2 §2.7.5.3.1)", index, head, next, walked, size));
+            if (walked == entries) {
+                // virtio 1.2 §2.7.5.3.1: no chain longer than the queue (or than its table); a longer one loops
+                throw broken(String.format("%s: next index %d continues %s", where(head, tableDescriptor, index), next, indirect
+                        ? "past all " + entries + " entries of the table: a loop"
+                        : "the chain past " + walked + " descriptors, longer than the queue of size " + size
+                                + ": a loop (virtio 1.2 §2.7.5.3.1)"));
             }
             index = next;
         }
@@ -434,33 +488,7 @@ public final class SplitQueue {
             throw broken(String.format("descriptor %d of chain %d: indirect table [0x%x, +%d) is not inside one guest memory region",
                     tableDescriptor, head, table, tableBytes));
         }
-        long entries = tableBytes / DESCRIPTOR_SIZE;
-        int index = 0;
-        for (long walked = 1; ; walked++) {
-            long entry = table + (long) DESCRIPTOR_SIZE * index;
-            long address = memory.readLong(entry + DESCRIPTOR_ADDR);
-            int length = memory.readInt(entry + DESCRIPTOR_LEN);
-            int flags = Short.toUnsignedInt(memory.readShort(entry + DESCRIPTOR_FLAGS));
-            int next = Short.toUnsignedInt(memory.readShort(entry + DESCRIPTOR_NEXT));
-            if ((flags & DESC_F_INDIRECT) != 0) {
-                // virtio 1.2 §2.7.5.3.1: only one table per descriptor, no table inside a table
-                throw broken(String.format("entry %d of the indirect table in descriptor %d of chain %d: flags 0x%x set INDIRECT"
-                        + " inside an indirect table (virtio 1.2 §2.7.5.3.1)", index, tableDescriptor, head, flags));
-            }
-            appendSegment(chain, limit, head, tableDescriptor, index, address, length, (flags & DESC_F_WRITE) != 0);
-            if ((flags & DESC_F_NEXT) == 0) {
-                return;
-            }
-            if (next >= entries) {
-                throw broken(String.format("entry %d of the indirect table in descriptor %d of chain %d: next index %d is outside"
-                        + " the table of %d entries", index, tableDescriptor, head, next, entries));
-            }
-            if (walked == entries) {
-                throw broken(String.format("entry %d of the indirect table in descriptor %d of chain %d: next index %d continues"
-                        + " past all %d entries of the table: a loop", index, tableDescriptor, head, next, entries));
-            }
-            index = next;
-        }
+        readTable(head, tableDescriptor, table, tableBytes / DESCRIPTOR_SIZE, 0, chain, limit);
     }
 
     /**

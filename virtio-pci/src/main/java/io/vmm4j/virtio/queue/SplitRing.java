@@ -1,5 +1,7 @@
 package io.vmm4j.virtio.queue;
 
+import io.vmm4j.core.memory.GuestMemory;
+
 /**
  * The split virtqueue's in-memory format (virtio 1.2 §2.7), shared by the device side
  * ({@link SplitQueue}) and the guest side (the virtio-driver module's {@code DriverQueue}): sizes and
@@ -82,6 +84,14 @@ public final class SplitRing {
     /** Offset of avail_event from the start of the used ring (§2.7.8, after the elements). */
     public static long availEventOffset(int size) {
         return RING_ENTRIES + (long) USED_ELEMENT_SIZE * size;
+    }
+
+    /**
+     * The used ring's idx as the device last published it (an acquire load, §2.7.13): where a device
+     * that takes over the ring goes on filling it, or where one that stopped left it.
+     */
+    public static int usedIdx(GuestMemory memory, long usedRing) {
+        return Short.toUnsignedInt(memory.loadAcquireShort(usedRing + RING_IDX));
     }
 
     /**

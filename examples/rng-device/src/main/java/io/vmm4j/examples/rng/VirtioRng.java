@@ -6,6 +6,7 @@ import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.VirtioDevice;
 import io.vmm4j.virtio.VirtioDeviceHost;
 import io.vmm4j.virtio.VirtioFeatures;
+import io.vmm4j.virtio.queue.ChainHandler;
 import io.vmm4j.virtio.queue.DescriptorChain;
 import io.vmm4j.virtio.queue.SplitQueue;
 import io.vmm4j.virtio.queue.VirtqueueException;
@@ -98,45 +99,42 @@ public final class VirtioRng implements VirtioDevice {
         }
         Active a = new Active(context, binding, binding.openSplitQueue(), new DescriptorChain(binding.size()));
         active = a;
-        binding.listen(loop, () -> serve(a));
+        ChainHandler requests = new ChainHandler() {
+            @Override
+            public int handle(DescriptorChain chain) {
+                return fill(a.context(), chain);
+            }
+
+            @Override
+            public void published(boolean notifyDriver) {
+                if (notifyDriver) {
+                    a.binding().signalUsed();
+                }
+            }
+        };
+        binding.onKick(loop, () -> serve(a, requests));
     }
 
-    /** Fills every available buffer; re-enables notifications and re-checks before going idle (§2.7.10). */
-    private void serve(Active a) {
+    /** Fills every available buffer; the queue's service loop re-enables notifications and re-checks before going idle (§2.7.10). */
+    private void serve(Active a, ChainHandler requests) {
         if (active != a) {
             return;
         }
-        SplitQueue queue = a.queue();
         try {
-            do {
-                queue.disableNotifications();
-                int served = 0;
-                while (queue.pop(a.chain())) {
-                    int written = fill(a);
-                    queue.push(a.chain().head(), written);
-                    served++;
-                }
-                if (served > 0) {
-                    queue.publish();
-                    if (queue.needsNotification()) {
-                        a.binding().signalUsed();
-                    }
-                }
-            } while (queue.enableNotifications());
+            a.queue().serve(a.chain(), requests);
         } catch (VirtqueueException e) {
             active = null; // a broken ring is not touched again until the driver resets
             host.deviceError("request queue: " + e.getMessage());
         }
     }
 
-    private int fill(Active a) {
-        DescriptorChain chain = a.chain();
+    private int fill(ActivationContext context, DescriptorChain chain) {
         long want = Math.min(chain.writableBytes(), MAX_BYTES_PER_REQUEST);
         int done = 0;
         while (done < want) {
             int n = (int) Math.min(scratch.length, want - done);
             source.nextBytes(scratch);
-            chain.copyToWritable(a.context().memory(), done, scratch, 0, n);
+            chain.copyToWritable(context.memory(), done, scratch, 0, n);
             done += n;
         }
         requestsServed++;

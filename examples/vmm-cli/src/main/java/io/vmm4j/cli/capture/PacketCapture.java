@@ -2,7 +2,7 @@ package io.vmm4j.cli.capture;
 
 import io.vmm4j.tap.PcapWriter;
 import io.vmm4j.vhost.emulated.EmulatedNetBackend;
-import io.vmm4j.vhost.emulated.FrameObserver;
+import io.vmm4j.vhost.engine.FrameObserver;
 import io.vmm4j.virtio.net.NetBackend;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;

@@ -1,4 +1,4 @@
-package io.vmm4j.vhost.emulated;
+package io.vmm4j.vhost.engine;
 
 import io.vmm4j.core.event.EventFd;
 import io.vmm4j.core.memory.GuestAllocator;
@@ -11,6 +11,7 @@ import io.vmm4j.virtio.net.NetActivation;
 import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.net.QueuePositions;
 import io.vmm4j.virtio.net.VirtioNetHeader;
+import io.vmm4j.virtio.queue.SplitRing;
 
 import java.io.ByteArrayOutputStream;
 import java.util.List;
@@ -151,7 +152,7 @@ final class RingGuest implements AutoCloseable {
 
     /** The used idx the device published on the receive ring. */
     int rxUsedIdx() {
-        return Short.toUnsignedInt(memory.loadAcquireShort(rx.usedRing() + io.vmm4j.virtio.queue.SplitRing.RING_IDX));
+        return SplitRing.usedIdx(memory, rx.usedRing());
     }
 
     @Override

@@ -1,14 +1,17 @@
-package io.vmm4j.vhost.emulated;
+package io.vmm4j.vhost.engine;
 
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.linux.Errno;
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.tap.PacketPort;
+import io.vmm4j.virtio.QueueDoorbell;
+import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetActivation;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.net.VirtioNetHeader;
+import io.vmm4j.virtio.queue.ChainHandler;
 import io.vmm4j.virtio.queue.DescriptorChain;
 import io.vmm4j.virtio.queue.SplitQueue;
 import io.vmm4j.virtio.queue.VirtqueueException;
@@ -20,10 +23,13 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 
 /**
- * One queue pair of the in-process data plane: the VMM's own thread moves frames between the
- * guest's rings and the packet port. TX chains go out with one writev straight from guest memory
+ * The queue engine: one virtio-net queue pair served by a thread of this process, moving frames
+ * between the guest's rings and the packet port. The VMM's emulated data plane runs one per pair
+ * on its I/O threads; the vhost-user back-end daemon runs the same engine over the memory and
+ * eventfds a front-end passed. TX chains go out with one writev straight from guest memory
  * (the guest's virtio_net_hdr_v1 is the tap's vnet header); RX frames come in with one readv
  * straight into guest buffers, spread over several when MRG_RXBUF is on. Nothing is allocated
  * per packet. Kicks arrive from the transport (ioeventfd on this loop, or the vCPU thread in
@@ -35,15 +41,15 @@ public final class QueuePairWorker {
     private static final int MAX_GSO_FRAME = 65535 + 14 + 4;
     private static final int MAX_IOV = 1024;
     /** What a ring error says when an access to guest memory faulted rather than the guest breaking a ring rule. */
-    public static final String GUEST_MEMORY_FAULT = "an access to guest memory faulted";
+    private static final String MEMORY_FAULT_TEXT = "an access to guest memory faulted";
 
     private final int pair;
     private final EventLoop loop;
     private final PacketPort port;
     private final int fd;
     private final GuestMemory memory;
-    private final QueueSignals rxSignals;
-    private final QueueSignals txSignals;
+    private final QueueDoorbell rxDoorbell;
+    private final QueueDoorbell txDoorbell;
     private final SplitQueue rx;
     private final SplitQueue tx;
     private final NetQueueCounters rxCounters;
@@ -59,7 +65,8 @@ public final class QueuePairWorker {
     private final byte[] numBuffers = new byte[2];
     private final ReentrantLock rxLock = new ReentrantLock();
     private final ReentrantLock txLock = new ReentrantLock();
-    private final java.util.function.Consumer<String> onRingError;
+    private final Consumer<RingError> onRingError;
+    private final ChainHandler transmit = new TransmitChains();
     /** A frame read from the port into the bounce buffer that waits for more receive buffers (its length, 0: none). */
     private long pendingLength;
     private boolean dropLogged;
@@ -67,16 +74,21 @@ public final class QueuePairWorker {
     private volatile boolean running;
     private volatile boolean enabled = true;
     private volatile boolean linkUp = true;
-    private QueueSignals.Subscription rxKicks;
-    private QueueSignals.Subscription txKicks;
+    private QueueDoorbell.Subscription rxKicks;
+    private QueueDoorbell.Subscription txKicks;
     private EventLoop.Registration portReady;
     private volatile FrameObserver frameObserver;
     private MemorySegment captureBuffer;
 
-    /** The engine's view of one pair: rings, doorbells, counters and what was negotiated. */
-    public record Queues(GuestMemory memory, SplitQueue rx, SplitQueue tx, QueueSignals rxSignals, QueueSignals txSignals,
+    /**
+     * The engine's view of one pair: rings, doorbells, counters and what was negotiated.
+     *
+     * @param guestGso    whether the guest takes GSO frames (see {@link #receivesGso})
+     * @param onRingError told (on the pair's loop) when the engine stopped itself on a ring error
+     */
+    public record Queues(GuestMemory memory, SplitQueue rx, SplitQueue tx, QueueDoorbell rxDoorbell, QueueDoorbell txDoorbell,
                   NetQueueCounters rxCounters, NetQueueCounters txCounters, boolean mergeable, boolean guestGso, int mtu,
-                  java.util.function.Consumer<String> onRingError) {
+                  Consumer<RingError> onRingError) {
         /** The pair as the VMM's transport hands it over at DRIVER_OK (or a backend switch). */
         public static Queues from(NetActivation a, int pair) {
             NetActivation.QueuePair q = a.pairs().get(pair);
@@ -84,10 +96,15 @@ public final class QueuePairWorker {
             SplitQueue tx = q.tx().openSplitQueue();
             rx.setPosition(a.resume().nextAvail(2 * pair), a.resume().nextUsed(2 * pair));
             tx.setPosition(a.resume().nextAvail(2 * pair + 1), a.resume().nextUsed(2 * pair + 1));
-            boolean gso = a.hasFeature(NetFeatures.GUEST_TSO4) || a.hasFeature(NetFeatures.GUEST_TSO6)
-                    || a.hasFeature(NetFeatures.GUEST_UFO);
-            return new Queues(a.memory(), rx, tx, QueueSignals.of(q.rx()), QueueSignals.of(q.tx()), a.counters(2 * pair),
-                    a.counters(2 * pair + 1), a.hasFeature(NetFeatures.MRG_RXBUF), gso, a.mtu(), a.host()::deviceError);
+            return new Queues(a.memory(), rx, tx, q.rx(), q.tx(), a.counters(2 * pair), a.counters(2 * pair + 1),
+                    a.hasFeature(NetFeatures.MRG_RXBUF), receivesGso(a.ackedFeatures()), a.mtu(),
+                    error -> a.host().deviceError(error.message()));
+        }
+
+        /** Whether a guest with these acked features takes GSO frames, up to 64 KiB (§5.1.6.4). */
+        public static boolean receivesGso(long ackedFeatures) {
+            return VirtioFeatures.has(ackedFeatures, NetFeatures.GUEST_TSO4) || VirtioFeatures.has(ackedFeatures, NetFeatures.GUEST_TSO6)
+                    || VirtioFeatures.has(ackedFeatures, NetFeatures.GUEST_UFO);
         }
     }
 
@@ -97,8 +114,8 @@ public final class QueuePairWorker {
         this.port = port;
         this.fd = port.fd(pair);
         this.memory = queues.memory();
-        this.rxSignals = queues.rxSignals();
-        this.txSignals = queues.txSignals();
+        this.rxDoorbell = queues.rxDoorbell();
+        this.txDoorbell = queues.txDoorbell();
         this.rx = queues.rx();
         this.tx = queues.tx();
         this.rxCounters = queues.rxCounters();
@@ -113,11 +130,11 @@ public final class QueuePairWorker {
 
     public void start() {
         running = true;
-        rxKicks = rxSignals.onKick(loop, () -> {
+        rxKicks = rxDoorbell.onKick(loop, () -> {
             rxCounters.kicks++;
             processRx();
         });
-        txKicks = txSignals.onKick(loop, () -> {
+        txKicks = txDoorbell.onKick(loop, () -> {
             txCounters.kicks++;
             processTx();
         });
@@ -225,60 +242,60 @@ public final class QueuePairWorker {
                 return;
             }
             txBlocked = false;
-            do {
-                tx.disableNotifications();
-                int sent = 0;
-                while (running && tx.pop(txChain)) {
-                    int count = 0;
-                    long total = 0;
-                    for (int i = 0; i < txChain.readableCount() && count < MAX_IOV; i++, count++) {
-                        setIov(count, memory.hostAddress(txChain.address(i), txChain.length(i)), txChain.length(i));
-                        total += txChain.length(i);
-                    }
-                    if (total < headerSize) {
-                        txCounters.portErrors++; // §5.1.6.2: every frame starts with a header; drop and return the buffer
-                    } else if (!linkUp) {
-                        txCounters.dropsLinkDown++; // no carrier: the frame is consumed, never sent
-                    } else {
-                        long n = LibC.writevRaw(fd, iov, count);
-                        if (n == -Errno.EAGAIN) {
-                            tx.rewind(1); // the port is full: resend this chain when it drains (EPOLLOUT)
-                            txBlocked = true;
-                            break;
-                        }
-                        if (n == -Errno.EFAULT) {
-                            // the kernel could not read a buffer: that part of guest memory is gone (its file shrank)
-                            throw new VirtqueueException(GUEST_MEMORY_FAULT + " (writev to the port: EFAULT)");
-                        }
-                        if (n < 0) {
-                            txCounters.portErrors++;
-                        } else {
-                            txCounters.packets++;
-                            txCounters.bytes += total - headerSize;
-                            FrameObserver observer = frameObserver;
-                            if (observer != null) {
-                                observe(observer, FrameObserver.Direction.TX, count, total);
-                            }
-                        }
-                    }
-                    tx.push(txChain.head(), 0);
-                    sent++;
-                }
-                if (sent > 0) {
-                    tx.publish();
-                    notifyUsed(tx, txSignals, txCounters);
-                }
-                if (txBlocked) {
-                    return;
-                }
-            } while (running && tx.enableNotifications());
+            tx.serve(txChain, transmit);
         } catch (VirtqueueException e) {
-            fail("transmitq" + (pair + 1), e);
+            fail(2 * pair + 1, RingError.Cause.RING_BROKEN, e.getMessage());
+        } catch (GuestMemoryFault e) {
+            fail(2 * pair + 1, RingError.Cause.GUEST_MEMORY_FAULT, e.getMessage());
         } catch (InternalError e) {
             // HotSpot's report of a faulting guest-memory access (its backing file shrank): the pair stops, the thread lives
-            fail("transmitq" + (pair + 1), new VirtqueueException(GUEST_MEMORY_FAULT + " (" + e.getMessage() + ")"));
+            fail(2 * pair + 1, RingError.Cause.GUEST_MEMORY_FAULT, MEMORY_FAULT_TEXT + " (" + e.getMessage() + ")");
         } finally {
             txLock.unlock();
+        }
+    }
+
+    /** The transmit ring's side of the service loop: each chain is one frame, written to the port from guest memory. */
+    private final class TransmitChains implements ChainHandler {
+        @Override
+        public boolean serving() {
+            return running;
+        }
+
+        @Override
+        public int handle(DescriptorChain chain) {
+            int count = 0;
+            long total = 0;
+            for (int i = 0; i < chain.readableCount() && count < MAX_IOV; i++, count++) {
+                setIov(count, memory.hostAddress(chain.address(i), chain.length(i)), chain.length(i));
+                total += chain.length(i);
+            }
+            if (total < headerSize) {
+                txCounters.portErrors++; // §5.1.6.2: every frame starts with a header; drop and return the buffer
+            } else if (!linkUp) {
+                txCounters.dropsLinkDown++; // no carrier: the frame is consumed, never sent
+            } else {
+                long n = LibC.writevRaw(fd, iov, count);
+                if (n == -Errno.EAGAIN) {
+                    txBlocked = true; // the port is full: resend this chain when it drains (EPOLLOUT)
+                    return DEFER;
+                }
+                if (n == -Errno.EFAULT) {
+                    // the kernel could not read a buffer: that part of guest memory is gone (its file shrank)
+                    throw new GuestMemoryFault("writev to the port: EFAULT");
+                }
+                if (n < 0) {
+                    txCounters.portErrors++;
+                } else {
+                    moved(txCounters, FrameObserver.Direction.TX, count, total);
+                }
+            }
+            return 0;
+        }
+
+        @Override
+        public void published(boolean notifyDriver) {
+            notifyUsed(notifyDriver, txDoorbell, txCounters);
         }
     }
 
@@ -298,6 +315,7 @@ public final class QueuePairWorker {
                 pendingLength = 0;
                 return;
             }
+            // not SplitQueue.serve: one frame may take several chains, and a frame short of buffers waits with kicks on
             rx.disableNotifications();
             boolean delivered = false;
             while (running) { // stop() ends a long run of frames here rather than waiting for the port to drain
@@ -310,8 +328,7 @@ public final class QueuePairWorker {
                     // out of buffers: ask the driver to kick when it posts more, then look once more; buffers
                     // looked at and given back do not count as more (§2.7.10), so a frame they cannot hold sleeps
                     if (delivered) {
-                        rx.publish();
-                        notifyUsed(rx, rxSignals, rxCounters);
+                        publishReceived();
                         delivered = false;
                     }
                     if (rx.enableNotifications()) {
@@ -322,17 +339,23 @@ public final class QueuePairWorker {
                 break;
             }
             if (delivered) {
-                rx.publish();
-                notifyUsed(rx, rxSignals, rxCounters);
+                publishReceived();
             }
         } catch (VirtqueueException e) {
-            fail("receiveq" + (pair + 1), e);
+            fail(2 * pair, RingError.Cause.RING_BROKEN, e.getMessage());
+        } catch (GuestMemoryFault e) {
+            fail(2 * pair, RingError.Cause.GUEST_MEMORY_FAULT, e.getMessage());
         } catch (InternalError e) {
             // HotSpot's report of a faulting guest-memory access (its backing file shrank): the pair stops, the thread lives
-            fail("receiveq" + (pair + 1), new VirtqueueException(GUEST_MEMORY_FAULT + " (" + e.getMessage() + ")"));
+            fail(2 * pair, RingError.Cause.GUEST_MEMORY_FAULT, MEMORY_FAULT_TEXT + " (" + e.getMessage() + ")");
         } finally {
             rxLock.unlock();
         }
+    }
+
+    private void publishReceived() {
+        rx.publish();
+        notifyUsed(rx.needsNotification(), rxDoorbell, rxCounters);
     }
 
     private DescriptorChain rxChain(int i) {
@@ -383,7 +406,7 @@ public final class QueuePairWorker {
             n = LibC.readvRaw(fd, iov, count);
             if (n == -Errno.EFAULT) {
                 // the kernel could not write a buffer: that part of guest memory is gone (its file shrank)
-                throw new VirtqueueException(GUEST_MEMORY_FAULT + " (readv from the port: EFAULT)");
+                throw new GuestMemoryFault("readv from the port: EFAULT");
             }
             if (n < 0) {
                 rx.rewind(chains);
@@ -432,12 +455,7 @@ public final class QueuePairWorker {
         numBuffers[0] = (byte) used;
         numBuffers[1] = (byte) (used >> 8);
         rxChains.getFirst().copyToWritable(memory, VirtioNetHeader.NUM_BUFFERS, numBuffers, 0, 2);
-        rxCounters.packets++;
-        rxCounters.bytes += n - headerSize;
-        FrameObserver observer = frameObserver;
-        if (observer != null) {
-            observe(observer, FrameObserver.Direction.RX, count, n);
-        }
+        moved(rxCounters, FrameObserver.Direction.RX, count, n);
         return 1;
     }
 
@@ -489,6 +507,16 @@ public final class QueuePairWorker {
         }
     }
 
+    /** Counts a frame that moved through the first {@code count} iovecs ({@code total} bytes, header included) and shows it to the observer, if any. */
+    private void moved(NetQueueCounters counters, FrameObserver.Direction direction, int count, long total) {
+        counters.packets++;
+        counters.bytes += total - headerSize;
+        FrameObserver observer = frameObserver;
+        if (observer != null) {
+            observe(observer, direction, count, total);
+        }
+    }
+
     /**
      * Copies the frame the first {@code count} iovecs hold ({@code total} bytes, virtio-net header
      * first) out of guest memory, header stripped, and shows it to {@code observer}.
@@ -527,17 +555,24 @@ public final class QueuePairWorker {
         LibC.setIovec(iov, i, address, length);
     }
 
-    private void notifyUsed(SplitQueue queue, QueueSignals signals, NetQueueCounters counters) {
-        if (queue.needsNotification()) {
-            signals.signalUsed();
+    private static void notifyUsed(boolean needed, QueueDoorbell doorbell, NetQueueCounters counters) {
+        if (needed) {
+            doorbell.signalUsed();
             counters.interrupts++;
         } else {
             counters.interruptsSuppressed++;
         }
     }
 
-    private void fail(String queue, VirtqueueException e) {
+    private void fail(int queue, RingError.Cause cause, String detail) {
         running = false;
-        onRingError.accept(queue + ": " + e.getMessage());
+        onRingError.accept(new RingError(queue, cause, detail));
+    }
+
+    /** The kernel could not copy to or from a guest buffer (EFAULT): that part of guest memory is gone. */
+    private static final class GuestMemoryFault extends RuntimeException {
+        GuestMemoryFault(String where) {
+            super(MEMORY_FAULT_TEXT + " (" + where + ")", null, false, false);
+        }
     }
 }

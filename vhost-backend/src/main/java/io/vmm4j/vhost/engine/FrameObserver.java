@@ -1,4 +1,4 @@
-package io.vmm4j.vhost.emulated;
+package io.vmm4j.vhost.engine;
 
 import java.lang.foreign.MemorySegment;
 

@@ -1,4 +1,4 @@
-package io.vmm4j.vhost.emulated;
+package io.vmm4j.vhost.engine;
 
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.tap.MemoryPort;
