@@ -28,6 +28,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * <p>Every buffer is {@link #BUFFER} bytes and recycled when the device returns it. Frames carry a
  * zeroed virtio_net_hdr_v1 in front (12 bytes, VERSION_1). Not thread-safe: one test thread drives it.
  */
+@SuppressWarnings("exports") // a test fixture: the guest-side DriverQueue comes from the test class path
 public final class DriverQueuePairs implements AutoCloseable {
     public static final int QUEUE_SIZE = 256;
     /** Room for a 1500-byte MTU frame and its header (with MRG_RXBUF one buffer holds it, no bounce). */

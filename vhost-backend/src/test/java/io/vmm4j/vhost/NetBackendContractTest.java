@@ -92,7 +92,7 @@ class NetBackendContractTest {
         }
 
         @Override
-        void close() throws Exception;
+        void close();
     }
 
     /** The kinds of data plane; each makes its plane, or skips where this host has none. */
@@ -142,7 +142,7 @@ class NetBackendContractTest {
                     }
 
                     @Override
-                    public void close() throws Exception {
+                    public void close() {
                         daemon.close();
                         watch.close();
                     }

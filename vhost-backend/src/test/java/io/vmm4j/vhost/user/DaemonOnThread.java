@@ -67,12 +67,19 @@ public final class DaemonOnThread implements AutoCloseable {
     }
 
     @Override
-    public void close() throws Exception {
-        daemon.close(5_000);
-        thread.join(5_000);
-        ports[0].close();
-        ports[1].close();
-        Files.deleteIfExists(dir.resolve("backend.sock"));
-        Files.deleteIfExists(dir);
+    public void close() {
+        try {
+            daemon.close(5_000);
+            thread.join(5_000);
+            ports[0].close();
+            ports[1].close();
+            Files.deleteIfExists(dir.resolve("backend.sock"));
+            Files.deleteIfExists(dir);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while the daemon stopped", e);
+        } catch (Exception e) {
+            throw new IllegalStateException("stopping the daemon failed: " + e.getMessage(), e);
+        }
     }
 }

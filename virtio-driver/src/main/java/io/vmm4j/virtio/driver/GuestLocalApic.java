@@ -14,6 +14,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * KVM wires it to {@code KvmVm::signalMsi}.
  */
 public final class GuestLocalApic {
+    /** No vector raised yet. */
+    public GuestLocalApic() {
+    }
+
+
     /** Intel SDM vol. 3 §11.11.1: the MSI address of the local APIC with ID 0 (the boot CPU), physical destination mode. */
     public static final long MSI_ADDRESS = 0xFEE0_0000L;
 

@@ -5,6 +5,11 @@ import java.lang.invoke.VarHandle;
 
 /** {@code struct kvm_regs} (asm/kvm.h): the general-purpose registers, RIP and RFLAGS. Mutable, for KVM_GET/SET_REGS. */
 public final class KvmRegs {
+    /** All registers zero. */
+    public KvmRegs() {
+    }
+
+
     private static final String[] NAMES = KvmLayouts.REGISTER_NAMES;
     private static final VarHandle[] FIELDS = new VarHandle[NAMES.length];
 

@@ -10,8 +10,17 @@ import java.lang.invoke.VarHandle;
  * EFER and the APIC base. Mutable, for KVM_GET/SET_SREGS; fields not touched are written back as read.
  */
 public final class KvmSregs {
+    /** All registers and segments zero. */
+    public KvmSregs() {
+    }
+
     /** {@code struct kvm_segment}. */
     public static final class Segment {
+        /** A null segment. */
+        public Segment() {
+        }
+
+
         private static final VarHandle BASE = KvmLayouts.handle(KvmLayouts.SEGMENT, "base");
         private static final VarHandle LIMIT = KvmLayouts.handle(KvmLayouts.SEGMENT, "limit");
         private static final VarHandle SELECTOR = KvmLayouts.handle(KvmLayouts.SEGMENT, "selector");

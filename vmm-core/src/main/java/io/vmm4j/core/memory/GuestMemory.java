@@ -223,6 +223,10 @@ public final class GuestMemory implements AutoCloseable {
 
     /** Collects regions, then maps them all at {@link #build()}. */
     public static final class Builder {
+        private Builder() { // GuestMemory.builder()
+        }
+
+
         private record Spec(long guestAddress, long size, int fd, long fdOffset, String name) {
         }
 

@@ -12,6 +12,10 @@ import java.lang.foreign.ValueLayout;
  * parent's bytes, writes its own, signals the eventfd and replies. Exit 0 on success.
  */
 public final class FdPassingChild {
+    private FdPassingChild() { // a main class
+    }
+
+
     public static void main(String[] args) {
         try (UnixSocket socket = UnixSocket.adopt(3); Arena arena = Arena.ofConfined()) {
             MemorySegment header = arena.allocate(24);

@@ -29,7 +29,7 @@ public final class QmpArguments {
     /** Checks {@code arguments} (null: none given) against {@code command}'s parameters. */
     public static QmpArguments check(QmpCommand command, ObjectNode arguments) {
         ObjectNode args = arguments == null ? JsonNodeFactory.instance.objectNode() : arguments;
-        Iterator<Map.Entry<String, JsonNode>> it = args.fields();
+        Iterator<Map.Entry<String, JsonNode>> it = args.properties().iterator();
         while (it.hasNext()) {
             Map.Entry<String, JsonNode> e = it.next();
             QmpCommand.Parameter p = find(command, e.getKey());

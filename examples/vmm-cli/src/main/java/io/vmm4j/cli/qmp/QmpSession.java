@@ -153,7 +153,7 @@ final class QmpSession extends SimpleChannelInboundHandler<QmpFrameDecoder.Input
     private JsonNode dispatch(ObjectNode request) {
         String name = null;
         ObjectNode arguments = null;
-        Iterator<Map.Entry<String, JsonNode>> it = request.fields();
+        Iterator<Map.Entry<String, JsonNode>> it = request.properties().iterator();
         while (it.hasNext()) {
             Map.Entry<String, JsonNode> member = it.next();
             switch (member.getKey()) {

@@ -12,6 +12,10 @@ import java.util.List;
 public abstract class QmpConversation implements AutoCloseable {
     private final List<JsonNode> events = new ArrayList<>();
 
+    /** Ends the session. */
+    @Override
+    public abstract void close() throws java.io.IOException;
+
     /** Sends one JSON command line. */
     public abstract void send(String json) throws Exception;
 

@@ -127,6 +127,7 @@ class ToyVmDataPathTest {
         }
     }
 
+    @SuppressWarnings("try") // a resource closed early on purpose, to end the thread that serves it
     @Test
     void twoPairsCarryTwoFlowsAndOnePairDetachesTheSpareTapQueue() throws Exception {
         int s = subnet();

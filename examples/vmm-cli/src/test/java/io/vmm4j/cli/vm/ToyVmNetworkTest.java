@@ -80,6 +80,7 @@ class ToyVmNetworkTest {
         }
     }
 
+    @SuppressWarnings("try") // a resource closed early on purpose, to end the thread that serves it
     @Test
     void twoVmsOnOneBridgePingEachOther() throws Exception {
         try (NetNamespace ns = NetNamespace.create(unique("vtns"));

@@ -152,7 +152,7 @@ class VhostUserCommandLineTest {
                     assertEquals(0, q.get(counter).asLong(), counter + " of " + q);
                 }
             }
-            try (SocketChannel silent = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+            try (SocketChannel _ = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
                 d.awaitOutput("front-end 1: sent no message within 300 ms of connecting", 10);
             }
             stop(d);

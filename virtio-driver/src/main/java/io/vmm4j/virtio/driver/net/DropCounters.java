@@ -6,6 +6,11 @@ import java.util.Map;
 
 /** Counts of dropped frames by {@link DropReason}. Not thread-safe, like the stack that owns it. */
 public final class DropCounters {
+    /** All counters zero. */
+    public DropCounters() {
+    }
+
+
     private static final DropReason[] REASONS = DropReason.values();
 
     private final long[] counts = new long[REASONS.length];
