@@ -52,11 +52,6 @@ public final class LinuxLoader {
     private static final long CR4_PAE = 1L << 5;
     private static final long EFER_LME = 1L << 8;
     private static final long EFER_LMA = 1L << 10;
-    private static final long PTE_PRESENT = 1;
-    private static final long PTE_WRITABLE = 1 << 1;
-    private static final long PTE_WRITE_THROUGH = 1 << 3;
-    private static final long PTE_CACHE_DISABLE = 1 << 4;
-    private static final long PTE_LARGE = 1 << 7;
 
     /** Where everything went, for {@link #enter} and for logs. */
     public record Loaded(BzImage kernel, long entry, long bootParams, long commandLine, int commandLineLength,
@@ -151,26 +146,13 @@ public final class LinuxLoader {
         memory.writeLong(GDT + BOOT_CS, 0x00AF_9B00_0000_FFFFL); // 64-bit code: P, DPL 0, S, execute/read accessed, L, G
         memory.writeLong(GDT + BOOT_DS, 0x00CF_9300_0000_FFFFL); // flat data: P, DPL 0, S, read/write accessed, D/B, G
         long tssLimit = 0x67;
-        memory.writeLong(GDT + BOOT_TSS, (tssLimit & 0xFFFF) | ((TSS & 0xFF_FFFFL) << 16) | (0x8BL << 40)
-                | ((tssLimit >> 16 & 0xF) << 48) | ((TSS >>> 24 & 0xFF) << 56));
+        memory.writeLong(GDT + BOOT_TSS, LongMode.tssDescriptorLow(TSS, tssLimit));
         memory.writeLong(GDT + BOOT_TSS + 8, TSS >>> 32);
         memory.fill(TSS, 0x68, (byte) 0);
         memory.writeShort(TSS + 0x66, (short) 0x68); // I/O map base past the limit: no I/O bitmap
 
         memory.fill(PML4, PAGE_DIRECTORIES + 4 * GuestMemory.PAGE_SIZE - PML4, (byte) 0);
-        memory.writeLong(PML4, PDPT | PTE_PRESENT | PTE_WRITABLE);
-        for (int g = 0; g < IDENTITY_MAPPED >>> 30; g++) {
-            long pd = PAGE_DIRECTORIES + g * GuestMemory.PAGE_SIZE;
-            memory.writeLong(PDPT + 8L * g, pd | PTE_PRESENT | PTE_WRITABLE);
-            for (int e = 0; e < 512; e++) {
-                long physical = ((long) g << 30) | ((long) e << 21);
-                long flags = PTE_PRESENT | PTE_WRITABLE | PTE_LARGE;
-                if (physical >= DEVICE_WINDOW) {
-                    flags |= PTE_CACHE_DISABLE | PTE_WRITE_THROUGH;
-                }
-                memory.writeLong(pd + 8L * e, physical | flags);
-            }
-        }
+        LongMode.writeIdentityMap(memory, PML4, PDPT, PAGE_DIRECTORIES, IDENTITY_MAPPED, DEVICE_WINDOW);
     }
 
     /**

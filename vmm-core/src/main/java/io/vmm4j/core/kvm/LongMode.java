@@ -117,22 +117,32 @@ public final class LongMode {
         memory.writeLong(GDT + CODE_SELECTOR, 0x00AF_9A00_0000_FFFFL);
         memory.writeLong(GDT + DATA_SELECTOR, 0x00CF_9200_0000_FFFFL);
         long tssLimit = 0x67;
-        long tssLow = (tssLimit & 0xFFFF) | ((TSS & 0xFF_FFFFL) << 16) | (0x8BL << 40) | ((tssLimit >> 16 & 0xF) << 48)
-                | ((TSS >>> 24 & 0xFF) << 56);
-        memory.writeLong(GDT + TSS_SELECTOR, tssLow);
+        memory.writeLong(GDT + TSS_SELECTOR, tssDescriptorLow(TSS, tssLimit));
         memory.writeLong(GDT + TSS_SELECTOR + 8, TSS >>> 32);
         // the TSS stays zero: no stack switches, no I/O bitmap (its base beyond the limit)
         memory.writeShort(TSS + 0x66, (short) 0x68);
 
-        memory.writeLong(PML4, PDPT | PTE_PRESENT | PTE_WRITABLE);
-        int gigabytes = (int) (MAPPED >>> 30);
-        for (int g = 0; g < gigabytes; g++) {
-            long pd = PAGE_DIRECTORIES + g * GuestMemory.PAGE_SIZE;
-            memory.writeLong(PDPT + 8L * g, pd | PTE_PRESENT | PTE_WRITABLE);
+        writeIdentityMap(memory, PML4, PDPT, PAGE_DIRECTORIES, MAPPED, DEVICE_HOLE);
+    }
+
+    /** The low 8 bytes of a 64-bit TSS descriptor for {@code tss} and {@code limit}: access 0x8B, present, DPL 0, busy TSS (as TR holds it). */
+    public static long tssDescriptorLow(long tss, long limit) {
+        return (limit & 0xFFFF) | ((tss & 0xFF_FFFFL) << 16) | (0x8BL << 40) | ((limit >> 16 & 0xF) << 48) | ((tss >>> 24 & 0xFF) << 56);
+    }
+
+    /**
+     * Identity page tables of 2 MiB pages for {@code [0, bytes)}: a PML4 entry to one PDPT, one page
+     * directory per GiB; pages from {@code uncachedFrom} on (the device hole) are uncached.
+     */
+    public static void writeIdentityMap(GuestMemory memory, long pml4, long pdpt, long pageDirectories, long bytes, long uncachedFrom) {
+        memory.writeLong(pml4, pdpt | PTE_PRESENT | PTE_WRITABLE);
+        for (int g = 0; g < (int) (bytes >>> 30); g++) {
+            long pd = pageDirectories + g * GuestMemory.PAGE_SIZE;
+            memory.writeLong(pdpt + 8L * g, pd | PTE_PRESENT | PTE_WRITABLE);
             for (int e = 0; e < 512; e++) {
                 long physical = ((long) g << 30) | ((long) e << 21);
                 long flags = PTE_PRESENT | PTE_WRITABLE | PTE_LARGE;
-                if (physical >= DEVICE_HOLE) {
+                if (physical >= uncachedFrom) {
                     flags |= PTE_CACHE_DISABLE | PTE_WRITE_THROUGH;
                 }
                 memory.writeLong(pd + 8L * e, physical | flags);
