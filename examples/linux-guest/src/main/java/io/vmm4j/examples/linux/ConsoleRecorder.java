@@ -1,7 +1,9 @@
 package io.vmm4j.examples.linux;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -10,8 +12,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
 
 /**
- * The guest's serial console: passes every byte on to {@code sink} and keeps the last lines, so
- * the harness can say whether a line appeared (the banner, a panic) and show the tail on failure.
+ * The guest's serial console: passes it on to {@code sink} a whole line at a time (one write, so the
+ * VMM's own lines on another stream never land inside a guest line) and keeps the last lines, so the
+ * harness can say whether a line appeared (the banner, a panic) and show the tail on failure.
  */
 final class ConsoleRecorder extends OutputStream {
     private final OutputStream sink;
@@ -19,6 +22,7 @@ final class ConsoleRecorder extends OutputStream {
     private final ArrayDeque<String> lines = new ArrayDeque<>();
     private final List<String> seen = new ArrayList<>();
     private final StringBuilder line = new StringBuilder();
+    private final ByteArrayOutputStream pending = new ByteArrayOutputStream();
     private final List<String> watched;
     private final List<Trigger> triggers = new CopyOnWriteArrayList<>();
 
@@ -34,15 +38,23 @@ final class ConsoleRecorder extends OutputStream {
 
     @Override
     public synchronized void write(int b) throws IOException {
-        sink.write(b);
+        pending.write(b);
         if (b == '\n') {
+            passOn();
             endLine();
         } else if (b != '\r') {
             line.append((char) (b & 0xFF));
             if (line.length() > 4096) {
+                passOn();
                 endLine();
             }
         }
+    }
+
+    private void passOn() throws IOException {
+        pending.writeTo(sink);
+        pending.reset();
+        sink.flush();
     }
 
     private void endLine() {
@@ -74,8 +86,12 @@ final class ConsoleRecorder extends OutputStream {
     }
 
     @Override
-    public synchronized void flush() throws IOException {
-        sink.flush();
+    public synchronized void flush() {
+        try {
+            passOn(); // a prompt without its newline yet
+        } catch (IOException e) {
+            throw new UncheckedIOException("the console's sink failed", e);
+        }
     }
 
     /** The first console line containing {@code text} (one of the watched substrings), or null. */

@@ -141,6 +141,7 @@ public final class LinuxBoot {
         try (vm; net) {
             log.println("vmm4j: booting with \"" + o.commandLine() + "\", " + o.cpus() + " vCPU(s), " + o.memoryMiB() + " MiB");
             LinuxVm.Outcome out = vm.run(o.timeout());
+            recorder.flush(); // a last console line without its newline
             awaitHostWork(hostWork);
             VmExitCounts exits = out.totalExits();
             log.println(String.format("vmm4j: run ended: %s after %.1f s; exits %s; console %d bytes; unclaimed pio %d, mmio %d",
