@@ -56,7 +56,7 @@ public final class ToyVm implements AutoCloseable {
                 hangup.attach(devices.net());
             }
             log.printf("vmm4j: %d MiB guest RAM, PCI host (CF8/CFC, ECAM at 0x%x), virtio-net on %s %s, data plane %s%s%s%n",
-                    options.memoryMiB(), PciDevices.ECAM_BASE, port.kind(), port.name(), backend.name(),
+                    options.memoryMiB(), machine.ecamBase(), port.kind(), port.name(), backend.name(),
                     mode == VirtioPciTransport.NotifyMode.SYNCHRONOUS ? " (notify handled on the vCPU thread)"
                             : options.dataPlane().vmmOwnsPort() ? " (ioeventfd + I/O thread)"
                             : " (ioeventfd + irqfd, rings served by the back-end process)",
