@@ -58,13 +58,19 @@ final class LinuxGuest implements GuestRunner {
         }
     }
 
-    /** Why the run failed, or null for a clean reboot (or a stop that was asked for). */
     private String error(LinuxVm.Outcome out) {
-        String panic = machine.console().panic();
-        return switch (out.ending()) {
+        return error(out.ending(), out.failure(), machine.console().panic(), stopRequested);
+    }
+
+    /**
+     * Why a run that ended so failed, or null for a clean reboot or a stop that was asked for (QMP
+     * quit, Ctrl-C). A panic with panic=-1 also ends in an i8042 reset: the console's panic line tells them apart.
+     */
+    static String error(LinuxVm.Ending ending, Throwable failure, String panic, boolean stopRequested) {
+        return switch (ending) {
             case REBOOTED -> panic == null ? null : "the guest panicked: " + panic;
             case STOPPED -> stopRequested ? null : "the guest was stopped";
-            case FAILED -> "a vCPU failed: " + (out.failure() == null ? "no reason given" : out.failure().getMessage());
+            case FAILED -> "a vCPU failed: " + (failure == null ? "no reason given" : failure.getMessage());
             case TIMED_OUT -> "the guest did not reboot within " + NO_LIMIT.toDays() + " days";
         };
     }

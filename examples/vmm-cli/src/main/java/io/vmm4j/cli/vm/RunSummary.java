@@ -96,6 +96,7 @@ public record RunSummary(String backend, String port, String portName, String gu
      * @param results      the JSON of each {@code vmm4j-result: {...}} line the guest printed, in order (scripts/linux-guest/init)
      * @param lastConsoleLines the console's last lines, when the run did not end in a clean reboot
      */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
     public record Linux(String kernel, String commandLine, int cpus, String ending, String panic, double seconds,
                         List<Object> results, List<String> lastConsoleLines) {
     }

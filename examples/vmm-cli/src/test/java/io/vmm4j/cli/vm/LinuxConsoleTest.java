@@ -1,5 +1,6 @@
 package io.vmm4j.cli.vm;
 
+import io.vmm4j.core.x86.LinuxVm;
 import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayOutputStream;
@@ -11,7 +12,10 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
-/** A Linux guest's console: passed through to the log byte for byte, its result lines parsed, its panic and last lines kept. */
+/**
+ * A Linux guest's console: passed through to the log byte for byte, its result lines parsed, its
+ * panic and last lines kept; how a run's ending becomes the VMM's error (and so its exit status).
+ */
 class LinuxConsoleTest {
     @Test
     void passesTheConsoleThroughAndKeepsWhatTheSummaryNeeds() throws Exception {
@@ -38,6 +42,17 @@ class LinuxConsoleTest {
         console.write("reboot: Restarting system\n".getBytes(StandardCharsets.UTF_8));
         assertNull(console.panic());
         assertEquals(List.of(), console.results());
+    }
+
+    @Test
+    void onlyACleanRebootOrAStopAskedForIsASuccessfulRun() {
+        assertNull(LinuxGuest.error(LinuxVm.Ending.REBOOTED, null, null, false), "reboot in the guest: status 0");
+        assertEquals("the guest panicked: Kernel panic - not syncing: VFS", LinuxGuest.error(LinuxVm.Ending.REBOOTED, null,
+                "Kernel panic - not syncing: VFS", false), "panic=-1 resets through the i8042 too; the console tells them apart");
+        assertEquals("a vCPU failed: triple fault", LinuxGuest.error(LinuxVm.Ending.FAILED, new IllegalStateException("triple fault"),
+                null, false));
+        assertNull(LinuxGuest.error(LinuxVm.Ending.STOPPED, null, null, true), "QMP quit or Ctrl-C");
+        assertEquals("the guest was stopped", LinuxGuest.error(LinuxVm.Ending.STOPPED, null, null, false));
     }
 
     @Test

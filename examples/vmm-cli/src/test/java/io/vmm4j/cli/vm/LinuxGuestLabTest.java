@@ -35,6 +35,21 @@ class LinuxGuestLabTest {
     @Test
     void linuxPingsTheHostOverATapWithTheEmulatedDataPlaneAndRebootsCleanly() throws Exception {
         Run run = runInTheLab("--backend", "emulated");
+        assertLinuxPingedAndRebooted(run);
+        assertTrue(run.summary().path("queues").path(0).path("packets").asLong() > 0,
+                "the VMM's own data plane moved the frames: " + run.summary());
+    }
+
+    /** The same boot over vhost-net: the kernel's vhost worker moves the frames between the rings and the tap. */
+    @Test
+    void linuxPingsTheHostOverATapWithVhostNetAndRebootsCleanly() throws Exception {
+        Run run = runInTheLab("--backend", "vhost-net");
+        assertLinuxPingedAndRebooted(run);
+        assertEquals("vhost-net", run.summary().path("backend").asText(), run.summary().toString());
+    }
+
+    /** Linux's driver reached DRIVER_OK with the features acked, /init pinged the host 5/5, the guest rebooted, the VMM exited 0. */
+    private static void assertLinuxPingedAndRebooted(Run run) {
         String out = run.console();
         String context = "\n--- lab console ---\n" + out;
         assertTrue(out.contains("virtio-net on tap "), "the NIC is on a tap" + context);
@@ -56,7 +71,6 @@ class LinuxGuestLabTest {
         assertEquals("ping", result.path("workload").asText(), summary.toString());
         assertEquals(5, result.path("received").asInt(), summary.toString());
         assertTrue(summary.path("features").toString().contains("\"VERSION_1\""), "the features Linux acked: " + summary);
-        assertTrue(summary.path("queues").path(0).path("packets").asLong() > 0, "the VMM's data plane moved the frames: " + summary);
         assertTrue(summary.path("error").isMissingNode(), summary.toString());
         assertEquals(0, run.exit(), "a clean reboot ends the VMM with status 0" + context);
     }
@@ -94,7 +108,7 @@ class LinuxGuestLabTest {
                     synchronized (console) {
                         console.append(line).append('\n');
                     }
-                    if (line.startsWith("lab:") || line.startsWith("vmm4j: run ended") || line.contains("vmm4j-result: ")) {
+                    if (line.startsWith("lab:") || line.startsWith("vmm4j:") || line.startsWith("virtio-net:") || line.contains("vmm4j-result: ")) {
                         System.out.println(line); // progress in the test log
                     }
                 });
@@ -114,7 +128,9 @@ class LinuxGuestLabTest {
         assertTrue(!text.contains("Kernel panic"), "no panic" + context);
         Path summary = out.resolve("summary.json");
         assertTrue(Files.size(summary) > 0, "the VMM printed its JSON summary (exit " + p.exitValue() + ")" + context);
-        return new Run(text, new ObjectMapper().readTree(summary.toFile()), p.exitValue());
+        JsonNode json = new ObjectMapper().readTree(summary.toFile());
+        System.out.println("summary: " + json); // the run's --json, in the test log
+        return new Run(text, json, p.exitValue());
     }
 
     /** The first line containing {@code prefix}, from it on (kernel messages can precede it on a console line). */
