@@ -9,6 +9,7 @@ import io.vmm4j.cli.config.VmConfig;
 import io.vmm4j.cli.config.VmConfigLoader;
 import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.vm.DataPlane;
+import io.vmm4j.cli.vm.LinuxGuestImage;
 import io.vmm4j.cli.vm.OptionValue;
 import io.vmm4j.cli.vm.RunSummary;
 import io.vmm4j.cli.vm.ToyVm;
@@ -45,7 +46,8 @@ import java.util.concurrent.Callable;
                 "  ./vmm run --pcap /tmp/vm.pcap         every frame into a pcap for tshark",
                 "  ./vmm run --vcpu kvm --count 5 --json  the C guest on KVM; vmExits and exits per packet in the JSON",
                 "  ./vmm run --vcpu kvm --kernel /boot/vmlinuz --initrd guest.cpio.gz --append \"console=ttyS0 reboot=k vmm4j.workload=ping\"",
-                "                                        boot Linux directly; the run ends when the guest reboots"})
+                "                                        boot Linux directly; the run ends when the guest reboots",
+                "  ./vmm run --vcpu kvm --guest linux    the lab's Debian kernel and the project's initramfs: ping, then reboot"})
 public final class RunCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -66,6 +68,11 @@ public final class RunCommand implements Callable<Integer> {
             description = "With --kernel: the kernel command line. Default: \"" + VmOptions.DEFAULT_APPEND + "\"; vmm4j.ip and vmm4j.host "
                     + "(from --guest-ip and --host-ip) are added unless given.")
     String append;
+
+    @Option(names = "--guest", paramLabel = "linux",
+            description = "linux: boot the lab's cached Debian kernel with the project's initramfs (scripts/linux-guest/build-initramfs "
+                    + "builds both on first use), as --kernel and --initrd; with --vcpu kvm. Without --append its /init pings the host.")
+    String guest;
 
     @Option(names = "--cpus", defaultValue = "1", description = "With --kernel: vCPUs of the Linux guest, 1 to 254. Default: ${DEFAULT-VALUE}.")
     int cpus;
@@ -226,6 +233,9 @@ public final class RunCommand implements Callable<Integer> {
                 }
             }
         }
+        if (guest != null) {
+            pickLinuxGuest();
+        }
         validate();
         return VmOptions.builder().dataPlane(DataPlane.of(backend)).port(OptionValue.of(VmOptions.Port.class, port)).tap(tap)
                 .bridge(bridge).guestIp(guestIp).hostIp(link.hostIp()).pingTarget(ping).pairs(link.queues()).count(count)
@@ -337,6 +347,25 @@ public final class RunCommand implements Callable<Integer> {
         }
         // as ToyVm decides: a tap on a bridge, or one that exists already, gets no address from us
         return bridge == null && !(tap != null && !tap.isEmpty() && Files.exists(Path.of("/sys/class/net", tap)));
+    }
+
+    /** {@code --guest linux}: the kernel and initramfs the project builds, and a command line whose /init pings the host. */
+    private void pickLinuxGuest() {
+        if (!guest.equals("linux")) {
+            check("--guest", quoted(guest) + " is not a guest this VMM knows: linux (or leave --guest out for our own guests)");
+        }
+        if (kernel != null || initrd != null) {
+            check("--guest", "linux picks the kernel and the initramfs itself: drop --kernel and --initrd, or --guest");
+        }
+        if (OptionValue.of(VmOptions.Vcpu.class, vcpu) != VmOptions.Vcpu.KVM) {
+            check("--guest", "linux boots on KVM only: add --vcpu kvm");
+        }
+        LinuxGuestImage.Image image = LinuxGuestImage.locate();
+        kernel = image.kernel();
+        initrd = image.initrd();
+        if (append == null) {
+            append = VmOptions.DEFAULT_APPEND + " vmm4j.workload=ping";
+        }
     }
 
     /**

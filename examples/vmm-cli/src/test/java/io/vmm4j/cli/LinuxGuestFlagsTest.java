@@ -2,6 +2,7 @@ package io.vmm4j.cli;
 
 import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.core.boot.TestKernels;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -55,7 +56,11 @@ class LinuxGuestFlagsTest {
                 Arguments.of(List.of("--vcpu", "kvm", "--kernel", k), "--kernel: " + k + ": not a bzImage: no HdrS magic at 0x202"),
                 Arguments.of(List.of("--initrd", k), "--initrd: goes with --kernel BZIMAGE"),
                 Arguments.of(List.of("--append", "console=ttyS0"), "--append: goes with --kernel BZIMAGE"),
-                Arguments.of(List.of("--cpus", "2"), "--cpus: goes with --kernel BZIMAGE"));
+                Arguments.of(List.of("--cpus", "2"), "--cpus: goes with --kernel BZIMAGE"),
+                Arguments.of(List.of("--vcpu", "kvm", "--guest", "windows"), "--guest: 'windows' is not a guest this VMM knows: linux"),
+                Arguments.of(List.of("--guest", "linux"), "--guest: linux boots on KVM only: add --vcpu kvm"),
+                Arguments.of(List.of("--vcpu", "kvm", "--guest", "linux", "--kernel", k), "--guest: linux picks the kernel and the initramfs "
+                        + "itself: drop --kernel and --initrd"));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -108,6 +113,26 @@ class LinuxGuestFlagsTest {
                 .cpus(2).memoryMiB(256).build(), o);
         assertTrue(o.linux());
         assertTrue(!VmOptions.builder().build().linux(), "no --kernel: one of our guests");
+    }
+
+    /** --guest linux: the lab's cached kernel and the initramfs scripts/linux-guest builds (skipped where they are not cached yet). */
+    @Test
+    void guestLinuxPicksTheLabsKernelAndTheProjectsInitramfs() throws IOException {
+        Path kernel = TestKernels.labKernel();
+        Path guests = kernel.getParent().getParent().getParent().resolve("guests").resolve(kernel.getParent().getFileName());
+        boolean built;
+        try (var files = Files.list(guests)) {
+            built = files.anyMatch(f -> f.getFileName().toString().endsWith(".cpio.gz"));
+        } catch (IOException e) {
+            built = false;
+        }
+        Assumptions.assumeTrue(built, "the guest initramfs is not cached yet under " + guests + " (scripts/linux-guest/build-initramfs)");
+        RunCommand run = new RunCommand();
+        new CommandLine(run).parseArgs("--vcpu", "kvm", "--guest", "linux");
+        VmOptions o = run.resolve();
+        assertEquals(kernel, o.kernel());
+        assertEquals(guests, o.initrd().getParent());
+        assertEquals(VmOptions.DEFAULT_APPEND + " vmm4j.workload=ping", o.append(), "without --append /init pings the host");
     }
 
     /** A synthetic bzImage whose setup header passes every check (vmm-core's TestKernels); nothing boots it here. */
