@@ -376,7 +376,7 @@ public final class RunCommand implements Callable<Integer> {
         CommandLine.ParseResult given = spec.commandLine().getParseResult();
         if (kernel == null) {
             for (String flag : new String[] {"--initrd", "--append", "--cpus"}) {
-                if (given.hasMatchedOption(flag)) {
+                if (given.hasMatchedOption(flag) || fromFile.containsKey(flag)) {
                     check(flag, "goes with --kernel BZIMAGE (a Linux guest); our own guests take no " + flag);
                 }
             }
@@ -404,7 +404,7 @@ public final class RunCommand implements Callable<Integer> {
             check("--append", "the kernel command line is one line of printable text");
         }
         for (String flag : new String[] {"--count", "--ping", "--ping-size", "--interval", "--udp-port", "--serve", "--guest-features"}) {
-            if (given.hasMatchedOption(flag)) {
+            if (given.hasMatchedOption(flag) || fromFile.containsKey(flag)) {
                 check(flag, "configures our own guests' pings; a Linux guest runs the workloads its command line names (--append "
                         + "\"... vmm4j.workload=ping\" with scripts/linux-guest's initramfs)");
             }

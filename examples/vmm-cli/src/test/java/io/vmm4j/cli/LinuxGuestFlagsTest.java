@@ -115,6 +115,35 @@ class LinuxGuestFlagsTest {
         assertTrue(!VmOptions.builder().build().linux(), "no --kernel: one of our guests");
     }
 
+    @Test
+    void theConfigFileCarriesALinuxGuestAndFlagsOverrideIt() throws IOException {
+        Path kernel = fakeBzImage();
+        Path initrd = notAKernel();
+        Path file = Files.writeString(dir.resolve("linux.json"), "{\"vcpu\": \"kvm\", \"memoryMiB\": 256, \"linux\": {\"kernel\": \"" + kernel
+                + "\", \"initrd\": \"" + initrd + "\", \"append\": \"console=ttyS0 vmm4j.workload=ping\", \"cpus\": 2}}");
+        RunCommand run = new RunCommand();
+        new CommandLine(run).parseArgs("--config", file.toString(), "--cpus", "3");
+        assertEquals(VmOptions.builder().vcpu(VmOptions.Vcpu.KVM).memoryMiB(256).kernel(kernel).initrd(initrd)
+                .append("console=ttyS0 vmm4j.workload=ping").cpus(3).build(), run.resolve(), "the file's Linux guest, --cpus from the flag");
+    }
+
+    @Test
+    void aLinuxFieldOrAPingFieldFromTheFileIsRefusedWithItsPath() throws IOException {
+        Path bad = Files.writeString(dir.resolve("bad.json"), "{\"vcpu\": \"qemu\", \"linux\": {\"cpus\": 0}}");
+        RunCommand run = new RunCommand();
+        new CommandLine(run).parseArgs("--config", bad.toString());
+        String message = org.junit.jupiter.api.Assertions.assertThrows(RuntimeException.class, run::resolve).getMessage();
+        assertTrue(message.contains("$.vcpu: 'qemu' is not allowed") && message.contains("$.linux.cpus: 0 is out of range; allowed: 1 to 254"),
+                message);
+
+        Path pings = Files.writeString(dir.resolve("pings.json"), "{\"guest\": {\"ping\": {\"count\": 5}}}");
+        RunCommand withKernel = new RunCommand();
+        new CommandLine(withKernel).parseArgs("--config", pings.toString(), "--vcpu", "kvm", "--kernel", fakeBzImage().toString());
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, withKernel::resolve);
+        assertTrue(e.getMessage().startsWith("--count ($.guest.ping.count in " + pings + "): configures our own guests' pings"),
+                e.getMessage());
+    }
+
     /** --guest linux: the lab's cached kernel and the initramfs scripts/linux-guest builds (skipped where they are not cached yet). */
     @Test
     void guestLinuxPicksTheLabsKernelAndTheProjectsInitramfs() throws IOException {
