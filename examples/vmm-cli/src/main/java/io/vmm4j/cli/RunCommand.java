@@ -53,7 +53,8 @@ public final class RunCommand implements Callable<Integer> {
     CommandLine.Model.CommandSpec spec;
 
     @Option(names = "--vcpu", defaultValue = "java",
-            description = "Who runs the guest: java (the Java frontend on a thread) or kvm (the C guest on a KVM vCPU; needs /dev/kvm). Default: ${DEFAULT-VALUE}.")
+            description = "Who runs the guest: java (the Java frontend on a thread) or kvm (the C guest on a KVM vCPU, or with --kernel a "
+                    + "Linux kernel; needs /dev/kvm). Default: ${DEFAULT-VALUE}.")
     String vcpu;
 
     @Option(names = "--kernel", paramLabel = "BZIMAGE",
