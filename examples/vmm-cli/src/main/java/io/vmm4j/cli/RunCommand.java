@@ -9,10 +9,13 @@ import io.vmm4j.cli.config.VmConfig;
 import io.vmm4j.cli.config.VmConfigLoader;
 import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.vm.DataPlane;
+import io.vmm4j.cli.vm.LinuxGuestImage;
 import io.vmm4j.cli.vm.OptionValue;
 import io.vmm4j.cli.vm.RunSummary;
 import io.vmm4j.cli.vm.ToyVm;
 import io.vmm4j.cli.vm.VmOptions;
+import io.vmm4j.core.boot.BzImage;
+import io.vmm4j.core.boot.KernelImageException;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
 import picocli.CommandLine;
@@ -41,14 +44,39 @@ import java.util.concurrent.Callable;
                 "  ./vmm run --count 0 --serve 60 --qmp /tmp/vm.qmp --metrics 9464",
                 "                                        QMP socket, metrics on 127.0.0.1:9464",
                 "  ./vmm run --pcap /tmp/vm.pcap         every frame into a pcap for tshark",
-                "  ./vmm run --vcpu kvm --count 5 --json  the C guest on KVM; vmExits and exits per packet in the JSON"})
+                "  ./vmm run --vcpu kvm --count 5 --json  the C guest on KVM; vmExits and exits per packet in the JSON",
+                "  ./vmm run --vcpu kvm --kernel /boot/vmlinuz --initrd guest.cpio.gz --append \"console=ttyS0 reboot=k vmm4j.workload=ping\"",
+                "                                        boot Linux directly; the run ends when the guest reboots",
+                "  ./vmm run --vcpu kvm --guest linux    the lab's Debian kernel and the project's initramfs: ping, then reboot"})
 public final class RunCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
     @Option(names = "--vcpu", defaultValue = "java",
-            description = "Who runs the guest: java (the Java frontend on a thread) or kvm (the C guest on a KVM vCPU; needs /dev/kvm). Default: ${DEFAULT-VALUE}.")
+            description = "Who runs the guest: java (the Java frontend on a thread) or kvm (the C guest on a KVM vCPU, or with --kernel a "
+                    + "Linux kernel; needs /dev/kvm). Default: ${DEFAULT-VALUE}.")
     String vcpu;
+
+    @Option(names = "--kernel", paramLabel = "BZIMAGE",
+            description = "Boot this Linux bzImage directly on KVM (with --vcpu kvm) instead of the C guest: its own virtio_net "
+                    + "driver on our device; the run ends when the guest reboots.")
+    Path kernel;
+
+    @Option(names = "--initrd", paramLabel = "FILE", description = "With --kernel: the initramfs to load (e.g. scripts/linux-guest/build-initramfs's).")
+    Path initrd;
+
+    @Option(names = "--append", paramLabel = "CMDLINE",
+            description = "With --kernel: the kernel command line. Default: \"" + VmOptions.DEFAULT_APPEND + "\"; vmm4j.ip and vmm4j.host "
+                    + "(from --guest-ip and --host-ip) are added unless given.")
+    String append;
+
+    @Option(names = "--guest", paramLabel = "linux",
+            description = "linux: boot the lab's cached Debian kernel with the project's initramfs (scripts/linux-guest/build-initramfs "
+                    + "builds both on first use), as --kernel and --initrd; with --vcpu kvm. Without --append its /init pings the host.")
+    String guest;
+
+    @Option(names = "--cpus", defaultValue = "1", description = "With --kernel: vCPUs of the Linux guest, 1 to 254. Default: ${DEFAULT-VALUE}.")
+    int cpus;
 
     @Option(names = "--config", paramLabel = "FILE",
             description = "Read the VM from this JSON file (see the README); flags given on the command line override its values.")
@@ -172,6 +200,12 @@ public final class RunCommand implements Callable<Integer> {
                         q.direction(), queue.pair(), q.packets(), q.bytes(), q.kicks(), q.interrupts(), q.interruptsSuppressed(),
                         q.dropsNoBuffer());
             }
+            if (summary.linux() != null) {
+                RunSummary.Linux l = summary.linux();
+                log.printf("linux guest: %s after %.1f s%s; %d result line%s; features acked %s%n", l.ending(), l.seconds(),
+                        l.panic() == null ? "" : " (" + l.panic() + ")", l.results().size(), l.results().size() == 1 ? "" : "s",
+                        summary.features());
+            }
             if (summary.kvm() != null) {
                 RunSummary.QuietPhase quiet = summary.kvm().quietPhase();
                 log.printf("vCPU exits to the VMM: %d %s; in steady traffic: %d exits for %d packets (%.3f per packet), %d kicks served%n",
@@ -179,7 +213,8 @@ public final class RunCommand implements Callable<Integer> {
                         quiet.kicks());
             }
         }
-        boolean pingsOk = summary.ping().received() == count;
+        // a Linux guest's pings are its own /init's business: its run succeeded when it rebooted without a panic
+        boolean pingsOk = summary.ping() == null || summary.ping().received() == count;
         boolean udpOk = summary.udp() == null || summary.udp().received() == summary.udp().sent();
         return summary.error() == null && pingsOk && udpOk ? 0 : 1;
     }
@@ -199,12 +234,15 @@ public final class RunCommand implements Callable<Integer> {
                 }
             }
         }
+        if (guest != null) {
+            pickLinuxGuest();
+        }
         validate();
         return VmOptions.builder().dataPlane(DataPlane.of(backend)).port(OptionValue.of(VmOptions.Port.class, port)).tap(tap)
                 .bridge(bridge).guestIp(guestIp).hostIp(link.hostIp()).pingTarget(ping).pairs(link.queues()).count(count)
                 .pingSize(pingSize).intervalMs(intervalMs).udpPort(udpPort).serveSeconds(serveSeconds).mac(mac).mtu(mtu)
                 .memoryMiB(memoryMiB).wantedFeatures(wantedFeatures()).socket(socket).queueSize(queueSize)
-                .vcpu(OptionValue.of(VmOptions.Vcpu.class, vcpu)).build();
+                .vcpu(OptionValue.of(VmOptions.Vcpu.class, vcpu)).kernel(kernel).initrd(initrd).append(append).cpus(cpus).build();
     }
 
     Management.Settings managementSettings() {
@@ -237,6 +275,7 @@ public final class RunCommand implements Callable<Integer> {
             check("--ping", VmRules.unicastIpv4(ping));
         }
         checkAddressPlan();
+        checkLinuxGuest();
         if (metrics != null) {
             check("--metrics", VmRules.metricsAddress(metrics));
         }
@@ -309,6 +348,68 @@ public final class RunCommand implements Callable<Integer> {
         }
         // as ToyVm decides: a tap on a bridge, or one that exists already, gets no address from us
         return bridge == null && !(tap != null && !tap.isEmpty() && Files.exists(Path.of("/sys/class/net", tap)));
+    }
+
+    /** {@code --guest linux}: the kernel and initramfs the project builds, and a command line whose /init pings the host. */
+    private void pickLinuxGuest() {
+        if (!guest.equals("linux")) {
+            check("--guest", quoted(guest) + " is not a guest this VMM knows: linux (or leave --guest out for our own guests)");
+        }
+        if (kernel != null || initrd != null) {
+            check("--guest", "linux picks the kernel and the initramfs itself: drop --kernel and --initrd, or --guest");
+        }
+        if (OptionValue.of(VmOptions.Vcpu.class, vcpu) != VmOptions.Vcpu.KVM) {
+            check("--guest", "linux boots on KVM only: add --vcpu kvm");
+        }
+        LinuxGuestImage.Image image = LinuxGuestImage.locate();
+        kernel = image.kernel();
+        initrd = image.initrd();
+        if (append == null) {
+            append = VmOptions.DEFAULT_APPEND + " vmm4j.workload=ping";
+        }
+    }
+
+    /**
+     * The flags of a Linux guest together: --kernel boots on KVM only, and the flags that configure
+     * our own guests' pings (a Linux guest runs its workloads from its command line) do not apply.
+     */
+    private void checkLinuxGuest() {
+        CommandLine.ParseResult given = spec.commandLine().getParseResult();
+        if (kernel == null) {
+            for (String flag : new String[] {"--initrd", "--append", "--cpus"}) {
+                if (given.hasMatchedOption(flag) || fromFile.containsKey(flag)) {
+                    check(flag, "goes with --kernel BZIMAGE (a Linux guest); our own guests take no " + flag);
+                }
+            }
+            return;
+        }
+        if (OptionValue.of(VmOptions.Vcpu.class, vcpu) != VmOptions.Vcpu.KVM) {
+            check("--kernel", "a Linux kernel boots on KVM only: add --vcpu kvm");
+        }
+        if (!Files.isRegularFile(kernel)) {
+            check("--kernel", quoted(kernel.toString()) + " is not a file: give a bzImage, e.g. /boot/vmlinuz-$(uname -r)");
+        }
+        try {
+            BzImage.read(kernel); // the setup header checked now, before any tap or VM exists
+        } catch (KernelImageException e) {
+            check("--kernel", e.getMessage());
+        }
+        if (initrd != null && !Files.isRegularFile(initrd)) {
+            check("--initrd", quoted(initrd.toString()) + " is not a file: give an initramfs, e.g. scripts/linux-guest/build-initramfs's output");
+        }
+        check("--cpus", VmRules.range(cpus, 1, 254, "vCPUs"));
+        if (memoryMiB < 64) {
+            check("--memory", memoryMiB + " MiB is too little for a Linux guest: give at least 64");
+        }
+        if (append != null && append.chars().anyMatch(c -> c < 0x20 || c == 0x7F)) {
+            check("--append", "the kernel command line is one line of printable text");
+        }
+        for (String flag : new String[] {"--count", "--ping", "--ping-size", "--interval", "--udp-port", "--serve", "--guest-features"}) {
+            if (given.hasMatchedOption(flag) || fromFile.containsKey(flag)) {
+                check(flag, "configures our own guests' pings; a Linux guest runs the workloads its command line names (--append "
+                        + "\"... vmm4j.workload=ping\" with scripts/linux-guest's initramfs)");
+            }
+        }
     }
 
     private void check(String flag, String problem) {

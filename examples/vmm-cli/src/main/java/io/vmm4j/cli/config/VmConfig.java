@@ -24,11 +24,14 @@ import java.util.Map;
  *     "ping": {"target": "10.0.2.2", "count": 3, "size": 56, "intervalMs": 200},  --ping --count --ping-size --interval
  *     "udpPort": 0, "serveSeconds": 0                  --udp-port --serve
  *   },
- *   "management": {"qmp": "/run/vm.qmp", "metrics": "127.0.0.1:9464", "pcap": "/tmp/vm.pcap"}  --qmp --metrics --pcap
+ *   "management": {"qmp": "/run/vm.qmp", "metrics": "127.0.0.1:9464", "pcap": "/tmp/vm.pcap"}, --qmp --metrics --pcap
+ *   "vcpu": "kvm",                                --vcpu
+ *   "linux": {"kernel": "/boot/vmlinuz", "initrd": "guest.cpio.gz", "append": "console=ttyS0 ...", "cpus": 1}
+ *                                                 --kernel --initrd --append --cpus
  * }
  * </pre>
  */
-public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, Management management) {
+public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, Management management, String vcpu, Linux linux) {
     public record Net(String port, String tap, String bridge, String mac, Integer mtu, Integer queues, Integer queueSize,
                       String hostIp, String socket) {
     }
@@ -42,6 +45,10 @@ public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, 
     public record Management(String qmp, String metrics, String pcap) {
     }
 
+    /** A Linux guest booted directly instead of ours. */
+    public record Linux(String kernel, String initrd, String append, Integer cpus) {
+    }
+
     /** The JSON path of the field each flag corresponds to, for messages about a value that came from the file. */
     public static final Map<String, String> FIELD_OF_FLAG = Map.ofEntries(
             Map.entry("--backend", "$.backend"), Map.entry("--memory", "$.memoryMiB"),
@@ -53,7 +60,8 @@ public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, 
             Map.entry("--ping-size", "$.guest.ping.size"), Map.entry("--interval", "$.guest.ping.intervalMs"),
             Map.entry("--udp-port", "$.guest.udpPort"), Map.entry("--serve", "$.guest.serveSeconds"),
             Map.entry("--qmp", "$.management.qmp"), Map.entry("--metrics", "$.management.metrics"),
-            Map.entry("--pcap", "$.management.pcap"));
+            Map.entry("--pcap", "$.management.pcap"), Map.entry("--vcpu", "$.vcpu"), Map.entry("--kernel", "$.linux.kernel"),
+            Map.entry("--initrd", "$.linux.initrd"), Map.entry("--append", "$.linux.append"), Map.entry("--cpus", "$.linux.cpus"));
 
     /**
      * The file's values keyed by the {@code ./vmm run} flag each one sets (only fields present),
@@ -92,6 +100,13 @@ public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, 
             put(flags, "--qmp", management.qmp() == null ? null : Path.of(management.qmp()));
             put(flags, "--metrics", management.metrics());
             put(flags, "--pcap", management.pcap() == null ? null : Path.of(management.pcap()));
+        }
+        put(flags, "--vcpu", vcpu);
+        if (linux != null) {
+            put(flags, "--kernel", linux.kernel() == null ? null : Path.of(linux.kernel()));
+            put(flags, "--initrd", linux.initrd() == null ? null : Path.of(linux.initrd()));
+            put(flags, "--append", linux.append());
+            put(flags, "--cpus", linux.cpus());
         }
         return flags;
     }

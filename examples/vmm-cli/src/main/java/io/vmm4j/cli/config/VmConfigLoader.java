@@ -347,6 +347,15 @@ public final class VmConfigLoader {
             check(problems, "$.management.metrics", m.metrics(), VmRules::metricsAddress);
             check(problems, "$.management.pcap", m.pcap(), VmRules::path);
         }
+        check(problems, "$.vcpu", c.vcpu(), v -> VmRules.oneOf(v, VmRules.VCPUS));
+        VmConfig.Linux l = c.linux();
+        if (l != null) {
+            check(problems, "$.linux.kernel", l.kernel(), VmRules::path);
+            check(problems, "$.linux.initrd", l.initrd(), VmRules::path);
+            check(problems, "$.linux.append", l.append(), v -> v.chars().anyMatch(ch -> ch < 0x20 || ch == 0x7F)
+                    ? "the kernel command line is one line of printable text" : null);
+            check(problems, "$.linux.cpus", l.cpus(), v -> VmRules.range(v, 1, 254, "vCPUs"));
+        }
         return problems;
     }
 

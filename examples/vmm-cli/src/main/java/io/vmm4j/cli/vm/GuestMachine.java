@@ -2,6 +2,7 @@ package io.vmm4j.cli.vm;
 
 import io.vmm4j.core.bus.Bus;
 import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.core.irq.IntxLine;
 import io.vmm4j.core.irq.MsiSink;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
@@ -13,9 +14,8 @@ import java.io.PrintStream;
  * buses its accesses land on, where the devices' MSI messages go and how a queue's kick and call
  * travel; once the devices are wired onto it, the {@link GuestRunner} for the vCPU thread. Each
  * guest kind is one subclass, chosen in {@link #create}: {@link JavaGuestMachine} (the Java guest
- * on a thread) and {@link KvmMachine} (the C guest on a KVM vCPU). A Linux kernel on KVM is one
- * more: its machine hands {@code LinuxVm}'s memory and buses to this constructor, connects the
- * doorbells with {@code KvmDoorbells}, and its runner boots the kernel.
+ * on a thread), {@link KvmMachine} (the C guest on a KVM vCPU) and {@link LinuxGuestMachine} (a
+ * Linux bzImage booted directly on KVM, on {@code LinuxVm}'s memory, buses and VM).
  */
 abstract class GuestMachine implements AutoCloseable {
     private final GuestMemory memory;
@@ -30,6 +30,9 @@ abstract class GuestMachine implements AutoCloseable {
 
     /** The machine {@code options} ask for; what that guest kind cannot do is refused before anything is created. */
     static GuestMachine create(VmOptions options, PrintStream log) {
+        if (options.linux()) {
+            return LinuxGuestMachine.create(options, log);
+        }
         return switch (options.vcpu()) {
             case JAVA -> new JavaGuestMachine(options, log);
             case KVM -> KvmMachine.create(options, log);
@@ -53,6 +56,23 @@ abstract class GuestMachine implements AutoCloseable {
     /** The MMIO bus the vCPU's accesses outside RAM land on. */
     final Bus mmio() {
         return mmio;
+    }
+
+    /** Where the PCI host's ECAM window is (for a guest that reads configuration space through memory). */
+    long ecamBase() {
+        return PciDevices.ECAM_BASE;
+    }
+
+    /** The INTx line of the device in {@code slot}; none for our own guests, which use MSI-X only. */
+    IntxLine intx(int slot) {
+        return IntxLine.NONE;
+    }
+
+    /**
+     * Called once every device is on the PCI bus, before the guest runs: a guest without firmware
+     * of its own (Linux booted directly) gets its BARs placed here; ours enumerate the bus themselves.
+     */
+    void devicesAttached(PrintStream log) {
     }
 
     /** Where the devices' MSI-X messages go: the guest's local APIC. */

@@ -1,7 +1,6 @@
 package io.vmm4j.cli.vm;
 
 import io.vmm4j.core.event.EventLoop;
-import io.vmm4j.core.irq.IntxLine;
 import io.vmm4j.examples.rng.VirtioRng;
 import io.vmm4j.virtio.net.NetBackend;
 import io.vmm4j.virtio.net.NetConfig;
@@ -17,8 +16,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The toy VM's PCI bus 0 on a guest machine: the host bridge (CF8/CFC, and ECAM at
- * {@link #ECAM_BASE}), virtio-net on slot {@value #NET_SLOT} over the data plane it is given, and
+ * The toy VM's PCI bus 0 on a guest machine: the host bridge (CF8/CFC, and ECAM at the machine's
+ * {@link GuestMachine#ecamBase()}, {@link #ECAM_BASE} unless it says otherwise), virtio-net on slot {@value #NET_SLOT} over the data plane it is given, and
  * virtio-rng on slot {@value #RNG_SLOT} (the transport reused), each on a virtio-pci transport
  * whose kicks and calls travel the machine's way.
  */
@@ -42,20 +41,21 @@ final class PciDevices implements AutoCloseable {
         this.machine = machine;
         this.owned = new OwnedResources(log);
         try {
-            PciHost host = new PciHost(machine.pio(), machine.mmio(), ECAM_BASE);
+            PciHost host = new PciHost(machine.pio(), machine.mmio(), machine.ecamBase());
             net = new VirtioNet(config, backend, control);
-            netTransport = new VirtioPciTransport(net, machine.memory(), machine.mmio(), machine.msiSink(), IntxLine.NONE,
+            netTransport = new VirtioPciTransport(net, machine.memory(), machine.mmio(), machine.msiSink(), machine.intx(NET_SLOT),
                     machine.irqfdLoop(), mode, 2 + 2 * config.maxQueuePairs());
             netTransport.addObserver(new BootLog("virtio-net", log, NetFeatures::names));
             host.attach(NET_SLOT, netTransport);
 
             EventLoop rngLoop = owned.add(new EventLoop("rng-io"));
             VirtioRng rng = new VirtioRng(rngLoop, new SecureRandom());
-            rngTransport = new VirtioPciTransport(rng, machine.memory(), machine.mmio(), machine.msiSink(), IntxLine.NONE,
+            rngTransport = new VirtioPciTransport(rng, machine.memory(), machine.mmio(), machine.msiSink(), machine.intx(RNG_SLOT),
                     machine.irqfdLoop(), mode, 2);
             host.attach(RNG_SLOT, rngTransport);
             owned.add(machine.connectDoorbells(netTransport, control));
             owned.add(machine.connectDoorbells(rngTransport, control));
+            machine.devicesAttached(log);
         } catch (RuntimeException e) {
             close();
             throw e;
@@ -78,7 +78,7 @@ final class PciDevices implements AutoCloseable {
 
     /** Reads a slot's configuration space through the ECAM window, as the guest would (reads have no side effects). */
     int readConfig(int slot, int offset, int size) {
-        return (int) machine.mmio().read(ECAM_BASE + ((long) slot << 15) + offset, size);
+        return (int) machine.mmio().read(machine.ecamBase() + ((long) slot << 15) + offset, size);
     }
 
     /** Resets every device, as a platform reset does. */

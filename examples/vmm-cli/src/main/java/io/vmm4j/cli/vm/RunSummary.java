@@ -17,13 +17,15 @@ import java.util.Map;
  * vhost-user back-end daemon reports: with vhost-user the rings are served by the back-end process,
  * which counts them itself, and these stay zero. {@code guestLink} is the link state
  * the guest last read and its changes. {@code vmExits} (exits of the vCPU to the VMM, by KVM exit
- * reason) and {@code kvm} are there only with {@code --vcpu kvm}.
+ * reason) and {@code kvm} are there only with {@code --vcpu kvm}. A Linux guest ({@code --kernel})
+ * has {@code linux} instead of {@code ping}, {@code kvm} and {@code rng}: how the run ended, and the
+ * {@code vmm4j-result:} lines its /init printed; {@code features} are what Linux's driver acked.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record RunSummary(String backend, String port, String portName, String guestIp, String hostIp, List<String> features,
                          int queuePairs, Ping ping, Udp udp, int maxRxBuffersPerFrame, long echoRequestsAnswered,
                          List<Queue> queues, String rng, String deviceStatus, String error, GuestLink guestLink, String vcpu,
-                         Map<String, Long> vmExits, Kvm kvm) {
+                         Map<String, Long> vmExits, Kvm kvm, Linux linux) {
     /** @param rttMs round-trip times of the replies, in order */
     public record Ping(String target, int sent, int received, List<Double> rttMs) {
     }
@@ -55,12 +57,13 @@ public record RunSummary(String backend, String port, String portName, String gu
         for (NetQueueCounters.Snapshot c : counters) {
             queues.add(new Queue(c.pair(), c));
         }
-        Ping ping = new Ping(options.target(), g.pingsSent(), g.rttMs().size(), g.rttMs());
+        // a Linux guest pings from its own /init: its result lines are in linux.results
+        Ping ping = g.linux() != null ? null : new Ping(options.target(), g.pingsSent(), g.rttMs().size(), g.rttMs());
         Udp udp = options.udpPort() > 0 ? new Udp(options.udpPort(), g.udpSent(), g.udpReceived()) : null;
         String error = g.error() != null ? g.error() : nic.lastError() != null ? nic.lastError() : backendGone;
         return new RunSummary(options.dataPlane().label(), port.kind(), port.name(), options.guestIp(), options.hostIp(),
                 NetFeatures.names(g.acked()), g.pairs(), ping, udp, g.maxRxBuffers(), g.echoRequestsAnswered(), List.copyOf(queues),
-                g.rng(), DeviceStatus.describe(nic.status()), error, g.link(), options.vcpu().label(), g.vmExits(), g.kvm());
+                g.rng(), DeviceStatus.describe(nic.status()), error, g.link(), options.vcpu().label(), g.vmExits(), g.kvm(), g.linux());
     }
 
     /**
@@ -83,6 +86,19 @@ public record RunSummary(String backend, String port, String portName, String gu
      */
     public record QuietPhase(long packets, long kicks, long exits, Map<String, Long> exitsByReason, double exitsPerPacket,
                              double seconds) {
+    }
+
+    /**
+     * A Linux guest's run.
+     *
+     * @param ending       REBOOTED (the i8042 reset: {@code reboot}, or {@code panic=-1} after a panic), FAILED, TIMED_OUT or STOPPED
+     * @param panic        the console's "Kernel panic" line, or null
+     * @param results      the JSON of each {@code vmm4j-result: {...}} line the guest printed, in order (scripts/linux-guest/init)
+     * @param lastConsoleLines the console's last lines, when the run did not end in a clean reboot
+     */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Linux(String kernel, String commandLine, int cpus, String ending, String panic, double seconds,
+                        List<Object> results, List<String> lastConsoleLines) {
     }
 
     /** @param kicks notify writes the guest's driver made */

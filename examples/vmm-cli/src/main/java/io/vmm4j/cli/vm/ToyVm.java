@@ -14,8 +14,8 @@ import java.util.concurrent.CompletableFuture;
 
 /**
  * The toy VMM: a {@link GuestMachine} for the guest kind asked for (the Java frontend on a thread,
- * or with {@code --vcpu kvm} the C guest on a KVM vCPU, whose kicks are KVM ioeventfds and whose
- * interrupts are KVM irqfds on the same eventfds the data planes use), the NIC's port
+ * or with {@code --vcpu kvm} the C guest, or with {@code --kernel} a Linux kernel, on KVM vCPUs whose
+ * kicks are KVM ioeventfds and whose interrupts are KVM irqfds on the same eventfds the data planes use), the NIC's port
  * ({@link NetPort}), its data plane ({@link NetBackends}), the PCI devices on the machine
  * ({@link PciDevices}: virtio-net, and virtio-rng, the transport reused), and the guest on its
  * {@link VcpuThread}. This class puts them together, in that order, and is what management sees.
@@ -56,7 +56,7 @@ public final class ToyVm implements AutoCloseable {
                 hangup.attach(devices.net());
             }
             log.printf("vmm4j: %d MiB guest RAM, PCI host (CF8/CFC, ECAM at 0x%x), virtio-net on %s %s, data plane %s%s%s%n",
-                    options.memoryMiB(), PciDevices.ECAM_BASE, port.kind(), port.name(), backend.name(),
+                    options.memoryMiB(), machine.ecamBase(), port.kind(), port.name(), backend.name(),
                     mode == VirtioPciTransport.NotifyMode.SYNCHRONOUS ? " (notify handled on the vCPU thread)"
                             : options.dataPlane().vmmOwnsPort() ? " (ioeventfd + I/O thread)"
                             : " (ioeventfd + irqfd, rings served by the back-end process)",

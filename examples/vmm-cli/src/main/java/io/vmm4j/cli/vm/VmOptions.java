@@ -1,5 +1,7 @@
 package io.vmm4j.cli.vm;
 
+import java.nio.file.Path;
+
 /**
  * What the toy VMM is asked to do. Build it with {@link #builder()}: every value not set keeps the
  * default {@code ./vmm run} has for its flag.
@@ -26,10 +28,15 @@ package io.vmm4j.cli.vm;
  * @param socket      vhost-user socket path, or null
  * @param queueSize   the maximum size of each virtio-net data queue (a power of two)
  * @param vcpu        who runs the guest: the Java frontend on a thread, or the C guest on a KVM vCPU
+ * @param kernel      a Linux bzImage to boot directly on KVM instead of the C guest ({@code --kernel}), or null
+ * @param initrd      the initramfs for {@code kernel}, or null
+ * @param append      the kernel command line ({@code --append}); null for {@link #DEFAULT_APPEND}
+ * @param cpus        vCPUs of a Linux guest
  */
 public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
                         int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
-                        int memoryMiB, long wantedFeatures, String socket, int queueSize, Vcpu vcpu) {
+                        int memoryMiB, long wantedFeatures, String socket, int queueSize, Vcpu vcpu, Path kernel,
+                        Path initrd, String append, int cpus) {
     // the defaults of ./vmm run's flags (picocli takes them from here)
     public static final String DEFAULT_GUEST_IP = "10.0.2.15";
     public static final String DEFAULT_HOST_IP = "10.0.2.2/24";
@@ -42,6 +49,12 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
     public static final int DEFAULT_MEMORY_MIB = 128;
     /** The data queue size when nobody asks for another. */
     public static final int DEFAULT_QUEUE_SIZE = 256;
+    /**
+     * The kernel command line of a Linux guest without --append: the console on our 16550, reboot
+     * through the i8042 (which ends the run), no reboot delay after a panic, and no probing for a
+     * keyboard and mouse that are not there.
+     */
+    public static final String DEFAULT_APPEND = "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd";
     /** The prefix length of a host address given without one (the default is 10.0.2.2/24). */
     public static final int DEFAULT_HOST_PREFIX = 24;
 
@@ -83,6 +96,11 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
         return vcpu == Vcpu.KVM;
     }
 
+    /** Whether the guest is a Linux kernel ({@code --kernel}) rather than one of ours. */
+    public boolean linux() {
+        return kernel != null;
+    }
+
     public String hostAddress() {
         int slash = hostIp.indexOf('/');
         return slash < 0 ? hostIp : hostIp.substring(0, slash);
@@ -118,6 +136,10 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
         private String socket;
         private int queueSize = DEFAULT_QUEUE_SIZE;
         private Vcpu vcpu = Vcpu.JAVA;
+        private Path kernel;
+        private Path initrd;
+        private String append;
+        private int cpus = 1;
 
         private Builder() {
         }
@@ -143,6 +165,10 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
             socket = o.socket;
             queueSize = o.queueSize;
             vcpu = o.vcpu;
+            kernel = o.kernel;
+            initrd = o.initrd;
+            append = o.append;
+            cpus = o.cpus;
         }
 
         public Builder dataPlane(DataPlane value) {
@@ -245,9 +271,29 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
             return this;
         }
 
+        public Builder kernel(Path value) {
+            kernel = value;
+            return this;
+        }
+
+        public Builder initrd(Path value) {
+            initrd = value;
+            return this;
+        }
+
+        public Builder append(String value) {
+            append = value;
+            return this;
+        }
+
+        public Builder cpus(int value) {
+            cpus = value;
+            return this;
+        }
+
         public VmOptions build() {
             return new VmOptions(dataPlane, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort,
-                    serveSeconds, mac, mtu, memoryMiB, wantedFeatures, socket, queueSize, vcpu);
+                    serveSeconds, mac, mtu, memoryMiB, wantedFeatures, socket, queueSize, vcpu, kernel, initrd, append, cpus);
         }
     }
 }

@@ -30,7 +30,7 @@ class VmConfigLoaderTest {
         return Stream.of(
                 // unknown fields
                 Arguments.of("{\"backend\": \"emulated\", \"memory\": 128}", "$.memory",
-                        "unknown field 'memory'; allowed in $: backend, memoryMiB, net, guest, management"),
+                        "unknown field 'memory'; allowed in $: backend, memoryMiB, net, guest, management, vcpu, linux"),
                 Arguments.of("{\"net\": {\"queueSzie\": 256}}", "$.net.queueSzie",
                         "allowed in $.net: port, tap, bridge, mac, mtu, queues, queueSize, hostIp, socket"),
                 Arguments.of("{\"guest\": {\"ping\": {\"every\": 5}}}", "$.guest.ping.every", "allowed in $.guest.ping: target, count, size, intervalMs"),
@@ -43,7 +43,7 @@ class VmConfigLoaderTest {
                 Arguments.of("{\"guest\": {\"features\": \"GUEST_CSUM\"}}", "$.guest.features", "expected an array of strings, got a string"),
                 Arguments.of("{\"guest\": {\"features\": [\"GUEST_CSUM\", 7]}}", "$.guest.features[1]", "expected a string, got an integer (7)"),
                 Arguments.of("{\"net\": 3}", "$.net", "expected an object with fields port, tap, bridge"),
-                Arguments.of("[]", "$", "expected an object with fields backend, memoryMiB, net, guest, management, got an array"),
+                Arguments.of("[]", "$", "expected an object with fields backend, memoryMiB, net, guest, management, vcpu, linux, got an array"),
                 // impossible values
                 Arguments.of("{\"net\": {\"queueSize\": 300}}", "$.net.queueSize",
                         "300 is not a power of two; allowed: a power of two from 64 to 1024 (64, 128, 256, 512, 1024)"),
@@ -240,7 +240,9 @@ class VmConfigLoaderTest {
               "guest": {"ip": "10.0.9.15", "features": ["GUEST_CSUM", "GUEST_TSO4"],
                         "ping": {"target": "10.0.9.1", "count": 5, "size": 1000, "intervalMs": 100},
                         "udpPort": 7, "serveSeconds": 30},
-              "management": {"qmp": "/run/vm.qmp", "metrics": "127.0.0.1:9464", "pcap": "/tmp/vm.pcap"}
+              "management": {"qmp": "/run/vm.qmp", "metrics": "127.0.0.1:9464", "pcap": "/tmp/vm.pcap"},
+              "vcpu": "kvm",
+              "linux": {"kernel": "/boot/vmlinuz", "initrd": "/tmp/guest.cpio.gz", "append": "console=ttyS0", "cpus": 2}
             }
             """;
 
