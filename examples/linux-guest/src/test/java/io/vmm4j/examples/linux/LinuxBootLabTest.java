@@ -4,7 +4,6 @@ import io.vmm4j.core.testing.HostRequirements;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -12,6 +11,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
+import static io.vmm4j.core.testing.LabOutput.line;
+import static io.vmm4j.core.testing.LabOutput.runOnHost;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -199,20 +200,6 @@ class LinuxBootLabTest {
         assertTrue(!out.contains("Kernel panic"), "no panic" + context);
         assertTrue(out.contains("vmm4j: exit status 0"), context);
         assertEquals(0, p.exitValue(), "the lab returns the harness's status" + context);
-        return out;
-    }
-
-    /** The first line containing {@code text} from its start (kernel messages can precede it on a console line). */
-    private static String line(String text, String prefix) {
-        return text.lines().filter(l -> l.contains(prefix)).map(l -> l.substring(l.indexOf(prefix))).findFirst().orElse(null);
-    }
-
-    private static String runOnHost(List<String> cmd) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
-        if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0 || out.isEmpty()) {
-            fail(String.join(" ", cmd) + " failed (exit " + (p.isAlive() ? "timeout" : p.exitValue()) + "): " + out);
-        }
         return out;
     }
 

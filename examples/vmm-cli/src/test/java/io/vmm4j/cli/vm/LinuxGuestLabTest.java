@@ -7,7 +7,6 @@ import io.vmm4j.core.testing.HostRequirements;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,6 +14,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
+import static io.vmm4j.core.testing.LabOutput.line;
+import static io.vmm4j.core.testing.LabOutput.runOnHost;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -131,20 +132,6 @@ class LinuxGuestLabTest {
         JsonNode json = new ObjectMapper().readTree(summary.toFile());
         System.out.println("summary: " + json); // the run's --json, in the test log
         return new Run(text, json, p.exitValue());
-    }
-
-    /** The first line containing {@code prefix}, from it on (kernel messages can precede it on a console line). */
-    private static String line(String text, String prefix) {
-        return text.lines().filter(l -> l.contains(prefix)).map(l -> l.substring(l.indexOf(prefix))).findFirst().orElse(null);
-    }
-
-    private static String runOnHost(List<String> cmd) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
-        if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0 || out.isEmpty()) {
-            fail(String.join(" ", cmd) + " failed (exit " + (p.isAlive() ? "timeout" : p.exitValue()) + "): " + out);
-        }
-        return out;
     }
 
     static Path repositoryRoot() {
