@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -25,5 +26,35 @@ public final class LabOutput {
             fail(String.join(" ", cmd) + " failed (exit " + (p.isAlive() ? "timeout" : p.exitValue()) + "): " + out);
         }
         return out;
+    }
+
+    /**
+     * Everything {@code lab} prints (its console, stdout and stderr merged) until it ends, echoing the
+     * lines {@code shown} picks to the test log as progress; fails the test, with the console so far,
+     * if it runs longer than {@code seconds}.
+     */
+    public static String console(Process lab, int seconds, Predicate<String> shown) throws InterruptedException {
+        StringBuilder console = new StringBuilder();
+        Thread reader = Thread.ofPlatform().start(() -> {
+            try (var lines = lab.inputReader(StandardCharsets.ISO_8859_1).lines()) {
+                lines.forEach(line -> {
+                    synchronized (console) {
+                        console.append(line).append('\n');
+                    }
+                    if (shown.test(line)) {
+                        System.out.println(line); // progress in the test log
+                    }
+                });
+            }
+        });
+        if (!lab.waitFor(seconds, TimeUnit.SECONDS)) {
+            lab.destroyForcibly();
+            reader.join(5000);
+            fail("the lab did not finish in " + seconds + " s; console:\n" + console);
+        }
+        reader.join(5000);
+        synchronized (console) {
+            return console.toString();
+        }
     }
 }

@@ -4,12 +4,12 @@ import io.vmm4j.core.testing.HostRequirements;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
+
+import io.vmm4j.core.testing.LabOutput;
 
 import static io.vmm4j.core.testing.LabOutput.line;
 import static io.vmm4j.core.testing.LabOutput.runOnHost;
@@ -172,30 +172,9 @@ class LinuxBootLabTest {
         cmd.addAll(List.of(extra));
         // run from the repository root: the lab shows the caller's working directory inside the VM
         Process p = new ProcessBuilder(cmd).directory(repository.toFile()).redirectErrorStream(true).start();
-        StringBuilder console = new StringBuilder();
-        Thread reader = Thread.ofPlatform().start(() -> {
-            try (var lines = p.inputReader(StandardCharsets.ISO_8859_1).lines()) {
-                lines.forEach(line -> {
-                    synchronized (console) {
-                        console.append(line).append('\n');
-                    }
-                    if (line.startsWith("lab:") || line.startsWith("vmm4j: run ended") || line.startsWith("vmm4j: exit status")
-                            || line.contains("vmm4j-result: ") || line.startsWith("vmm4j-host-result: ") || line.startsWith("vmm4j: data plane ")) {
-                        System.out.println(line); // progress in the test log
-                    }
-                });
-            }
-        });
-        if (!p.waitFor(230, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            reader.join(5000);
-            fail("the lab did not finish in 230 s; console:\n" + console);
-        }
-        reader.join(5000);
-        String out;
-        synchronized (console) {
-            out = console.toString();
-        }
+        String out = LabOutput.console(p, 230, line -> line.startsWith("lab:") || line.startsWith("vmm4j: run ended") ||
+                line.startsWith("vmm4j: exit status") || line.contains("vmm4j-result: ") ||
+                line.startsWith("vmm4j-host-result: ") || line.startsWith("vmm4j: data plane "));
         String context = "\n--- lab console ---\n" + out;
         assertTrue(!out.contains("Kernel panic"), "no panic" + context);
         assertTrue(out.contains("vmm4j: exit status 0"), context);

@@ -7,18 +7,17 @@ import io.vmm4j.core.testing.HostRequirements;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
+
+import io.vmm4j.core.testing.LabOutput;
 
 import static io.vmm4j.core.testing.LabOutput.line;
 import static io.vmm4j.core.testing.LabOutput.runOnHost;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * {@code ./vmm run --vcpu kvm --kernel ...} boots a stock Debian kernel as the VMM's guest: the lab
@@ -102,29 +101,8 @@ class LinuxGuestLabTest {
         cmd.addAll(List.of(extra));
         // run from the repository root: the lab shows the caller's working directory inside the VM
         Process p = new ProcessBuilder(cmd).directory(repository.toFile()).redirectErrorStream(true).start();
-        StringBuilder console = new StringBuilder();
-        Thread reader = Thread.ofPlatform().start(() -> {
-            try (var lines = p.inputReader(StandardCharsets.ISO_8859_1).lines()) {
-                lines.forEach(line -> {
-                    synchronized (console) {
-                        console.append(line).append('\n');
-                    }
-                    if (line.startsWith("lab:") || line.startsWith("vmm4j:") || line.startsWith("virtio-net:") || line.contains("vmm4j-result: ")) {
-                        System.out.println(line); // progress in the test log
-                    }
-                });
-            }
-        });
-        if (!p.waitFor(300, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            reader.join(5000);
-            fail("the lab did not finish in 300 s; console:\n" + console);
-        }
-        reader.join(5000);
-        String text;
-        synchronized (console) {
-            text = console.toString();
-        }
+        String text = LabOutput.console(p, 300, line -> line.startsWith("lab:") || line.startsWith("vmm4j:") ||
+                line.startsWith("virtio-net:") || line.contains("vmm4j-result: "));
         String context = "\n--- lab console ---\n" + text + VhostNetLabTest.crashReports(out);
         assertTrue(!text.contains("Kernel panic"), "no panic" + context);
         Path summary = out.resolve("summary.json");
