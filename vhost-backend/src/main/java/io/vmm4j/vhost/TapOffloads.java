@@ -14,6 +14,13 @@ public final class TapOffloads {
     private TapOffloads() {
     }
 
+    /**
+     * UFO in either direction, which no tap data plane offers: Linux's tun ignores TUN_F_UFO since
+     * 4.14 (set_offload clears it), so a guest that acked GUEST_UFO would never get a UFO frame, and
+     * HOST_UFO would only invite frames the guest's own stack no longer makes.
+     */
+    public static final long UFO = VirtioFeatures.bit(NetFeatures.GUEST_UFO) | VirtioFeatures.bit(NetFeatures.HOST_UFO);
+
     /** TUN_F_* flags for a set of virtio-net feature bits (only the GUEST_* ones are read). */
     public static int fromGuestFeatures(long features) {
         if (!VirtioFeatures.has(features, NetFeatures.GUEST_CSUM)) {

@@ -61,7 +61,7 @@ class DoctorCommandTest {
         assertTrue(!pvm.available(), "a PVM /dev/kvm works, but not for stock kernels");
         assertTrue(pvm.detail().startsWith("this KVM is PVM (module kvm_pvm loaded"), pvm.detail());
         assertTrue(pvm.howToGet().contains("--qemu-args \"-cpu qemu64,+svm,+npt\" --modules kvm_amd")
-                && pvm.howToGet().contains("io.vmm4j.examples.linux.LinuxBoot"), pvm.howToGet());
+                && pvm.howToGet().contains("./vmm run --vcpu kvm --guest linux"), pvm.howToGet());
         assertTrue(DoctorCommand.render(List.of(pvm)).contains(HostProbe.STOCK_KERNEL_ROW + "  MISSING"));
 
         Files.delete(sys.resolve("kvm_pvm"));

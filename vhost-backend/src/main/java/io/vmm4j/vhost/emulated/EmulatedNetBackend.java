@@ -51,7 +51,7 @@ public final class EmulatedNetBackend implements NetBackend {
 
     @Override
     public long supportedFeatures() {
-        long all = -1L & ~VirtioFeatures.bit(NetFeatures.GUEST_UFO) & ~VirtioFeatures.bit(NetFeatures.HOST_UFO);
+        long all = -1L & ~TapOffloads.UFO;
         return port.supportsOffloads() ? all : all & ~OFFLOADS;
     }
 

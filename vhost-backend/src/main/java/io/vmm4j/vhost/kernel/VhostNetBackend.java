@@ -60,7 +60,16 @@ public final class VhostNetBackend extends VhostDataPlane {
 
     @Override
     public long supportedFeatures() {
-        return ~KERNEL_BITS | (KERNEL_BITS & kernelFeatures);
+        return offer(kernelFeatures);
+    }
+
+    /**
+     * What the device may offer over a kernel that reports {@code kernelFeatures}: its bits among
+     * KERNEL_BITS, every other bit, never UFO (see {@link TapOffloads#UFO}). VIRTIO_NET_F_MTU is a
+     * kernel bit as in QEMU, and vhost-net does not report it: no MTU offer over vhost-net.
+     */
+    static long offer(long kernelFeatures) {
+        return (~KERNEL_BITS | (KERNEL_BITS & kernelFeatures)) & ~TapOffloads.UFO;
     }
 
     @Override

@@ -19,9 +19,8 @@ public final class HostProbe {
     /** The row saying whether a stock Linux kernel boots on this host's /dev/kvm. */
     public static final String STOCK_KERNEL_ROW = "stock Linux kernel on /dev/kvm";
     /** How to boot one in the lab VM instead, with nested KVM (README, "Booting a stock Linux kernel"). */
-    public static final String LAB_NESTED_KVM_COMMAND = "scripts/lab/vmm4j-lab chroot --qemu-args \"-cpu qemu64,+svm,+npt\" --modules kvm_amd -- "
-            + "java --enable-native-access=ALL-UNNAMED -cp CLASSPATH io.vmm4j.examples.linux.LinuxBoot --kernel "
-            + "$(scripts/linux-guest/build-initramfs --print-kernel) --initrd $(scripts/linux-guest/build-initramfs) --net";
+    public static final String LAB_NESTED_KVM_COMMAND = "./vmm build; ./vmm lab chroot --qemu-args \"-cpu qemu64,+svm,+npt\" --modules kvm_amd "
+            + "-- ./vmm run --vcpu kvm --guest linux --port tap";
 
     private final Path sysModule;
 
@@ -118,7 +117,7 @@ public final class HostProbe {
      * hardware flavours are kvm_intel (VMX) and kvm_amd (SVM).
      */
     public Capability stockKernel(boolean kvmUsable) {
-        String enables = "booting a stock Linux bzImage directly on vmm4j's KVM code (LinuxBoot, examples/linux-guest)";
+        String enables = "booting a stock Linux bzImage as the VMM's guest (./vmm run --vcpu kvm --kernel, or --guest linux)";
         String lab = "boot it in the lab VM, whose nested KVM (kvm_amd on a +svm,+npt CPU) runs stock kernels: " + LAB_NESTED_KVM_COMMAND
                 + " (README, section \"Booting a stock Linux kernel\")";
         if (Files.isDirectory(sysModule.resolve("kvm_pvm"))) {
@@ -133,7 +132,7 @@ public final class HostProbe {
                 : Files.isDirectory(sysModule.resolve("kvm_amd")) ? "kvm_amd (SVM)" : null;
         if (flavour == null) {
             return new Capability(STOCK_KERNEL_ROW, false, "/dev/kvm works but neither kvm_intel nor kvm_amd is loaded, so what "
-                    + "backs it is unknown; a stock kernel may not boot", enables, "try LinuxBoot here; if it hangs, " + lab);
+                    + "backs it is unknown; a stock kernel may not boot", enables, "try ./vmm run --vcpu kvm --guest linux here; if it hangs, " + lab);
         }
         return new Capability(STOCK_KERNEL_ROW, true, "hardware KVM: " + flavour + " loaded", enables, "");
     }

@@ -21,6 +21,7 @@ import io.vmm4j.virtio.pci.VirtioPciTransport;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 
 import static io.vmm4j.cli.qmp.QmpCommand.Parameter.optional;
 import static io.vmm4j.cli.qmp.QmpCommand.Parameter.required;
@@ -198,7 +199,11 @@ public final class VmCommands {
         if (!vm.runState().equals("running")) {
             throw QmpException.generic("system_reset: the guest is not running (status " + vm.runState() + ")");
         }
-        vm.requestSystemReset().thenRun(events::resetDone); // RESET once the vCPU has reset the devices
+        CompletableFuture<Void> reset = vm.requestSystemReset();
+        if (reset.isCompletedExceptionally()) { // refused at once (a guest that cannot be reset): the reply says why
+            throw QmpException.generic("system_reset: " + reset.exceptionNow().getMessage());
+        }
+        reset.thenRun(events::resetDone); // RESET once the vCPU has reset the devices
         return null;
     }
 

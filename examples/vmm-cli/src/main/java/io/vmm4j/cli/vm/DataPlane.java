@@ -23,6 +23,16 @@ public enum DataPlane implements OptionValue {
         return this == EMULATED_SYNC ? VirtioPciTransport.NotifyMode.SYNCHRONOUS : VirtioPciTransport.NotifyMode.IOEVENTFD;
     }
 
+    /** How kicks reach the rings' server, and who that is, for the boot log. */
+    public String describe() {
+        return switch (this) {
+            case EMULATED_SYNC -> "(notify handled on the vCPU thread)";
+            case EMULATED -> "(ioeventfd + I/O thread)";
+            case VHOST_NET -> "(ioeventfd + irqfd, rings served by the kernel's vhost worker)";
+            case VHOST_USER -> "(ioeventfd + irqfd, rings served by the back-end process)";
+        };
+    }
+
     /** Whether the VMM opens the NIC's port itself; a vhost-user back-end owns its own. */
     public boolean vmmOwnsPort() {
         return this != VHOST_USER;

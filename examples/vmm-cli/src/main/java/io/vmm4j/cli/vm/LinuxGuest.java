@@ -7,6 +7,7 @@ import io.vmm4j.virtio.pci.VirtioPciTransport;
 import java.io.PrintStream;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * A Linux kernel on its {@link LinuxGuestMachine}: runs every vCPU until the guest reboots (the
@@ -73,6 +74,16 @@ final class LinuxGuest implements GuestRunner {
             case FAILED -> "a vCPU failed: " + (failure == null ? "no reason given" : failure.getMessage());
             case TIMED_OUT -> "the guest did not reboot within " + NO_LIMIT.toDays() + " days";
         };
+    }
+
+    /**
+     * QMP system_reset: refused, as the kernel was loaded by the VMM, not by firmware that could load
+     * it again; a reboot inside the guest ends the run instead (Firecracker does the same).
+     */
+    @Override
+    public CompletableFuture<Void> requestReboot() {
+        return CompletableFuture.failedFuture(new ToyVm.VmException("a Linux guest booted with --kernel cannot be reset by the VMM: "
+                + "reboot inside the guest ends the run (status 0); start the VMM again to boot it anew"));
     }
 
     @Override

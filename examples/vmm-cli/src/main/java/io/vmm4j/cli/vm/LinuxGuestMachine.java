@@ -25,7 +25,8 @@ import java.nio.file.Path;
  * memory and buses (its UART, i8042, RTC, MP table with PCI INTx), the devices' kicks as KVM
  * ioeventfds and interrupts as KVM irqfds, INTA of each slot on the IOAPIC pin the MP table gives
  * it, and, since no firmware runs, the BARs placed in the PCI window before the kernel starts, where
- * Linux keeps them. The console goes to the VMM's log through a {@link LinuxConsole}.
+ * Linux keeps them. The console goes to the VMM's log through a {@link LinuxConsole}; the VMM's stdin
+ * is the console's input.
  */
 final class LinuxGuestMachine extends GuestMachine {
     /** ECAM inside [3 GiB, 4 GiB) above the BAR window; Linux without ACPI MCFG uses CF8/CFC anyway. */
@@ -75,7 +76,8 @@ final class LinuxGuestMachine extends GuestMachine {
         }
         LinuxVm vm;
         try {
-            vm = LinuxVm.create(new LinuxVm.Config(kernel, initrd, commandLine, options.cpus(), options.memoryMiB(), console, null, log));
+            // the VMM's stdin is the UART's receiver, as Firecracker's serial console is: the guest reads what is typed
+            vm = LinuxVm.create(new LinuxVm.Config(kernel, initrd, commandLine, options.cpus(), options.memoryMiB(), console, System.in, log));
         } catch (KvmException e) {
             throw new ToyVm.VmException("--vcpu kvm: " + e.getMessage());
         } catch (KernelImageException e) {

@@ -46,6 +46,12 @@ final class PciDevices implements AutoCloseable {
             netTransport = new VirtioPciTransport(net, machine.memory(), machine.mmio(), machine.msiSink(), machine.intx(NET_SLOT),
                     machine.irqfdLoop(), mode, 2 + 2 * config.maxQueuePairs());
             netTransport.addObserver(new BootLog("virtio-net", log, NetFeatures::names));
+            net.addListener(new VirtioNet.Listener() {
+                @Override
+                public void activePairsChanged(int pairs) { // virtio 1.2 5.1.6.5.5: the driver's VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET
+                    log.printf("virtio-net: the driver set %d active queue pair(s) (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET)%n", pairs);
+                }
+            });
             host.attach(NET_SLOT, netTransport);
 
             EventLoop rngLoop = owned.add(new EventLoop("rng-io"));

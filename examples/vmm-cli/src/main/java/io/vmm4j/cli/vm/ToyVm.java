@@ -56,10 +56,7 @@ public final class ToyVm implements AutoCloseable {
                 hangup.attach(devices.net());
             }
             log.printf("vmm4j: %d MiB guest RAM, PCI host (CF8/CFC, ECAM at 0x%x), virtio-net on %s %s, data plane %s%s%s%n",
-                    options.memoryMiB(), machine.ecamBase(), port.kind(), port.name(), backend.name(),
-                    mode == VirtioPciTransport.NotifyMode.SYNCHRONOUS ? " (notify handled on the vCPU thread)"
-                            : options.dataPlane().vmmOwnsPort() ? " (ioeventfd + I/O thread)"
-                            : " (ioeventfd + irqfd, rings served by the back-end process)",
+                    options.memoryMiB(), machine.ecamBase(), port.kind(), port.name(), backend.name(), " " + options.dataPlane().describe(),
                     machine.describe(mode));
         } catch (RuntimeException e) {
             close();
@@ -152,11 +149,11 @@ public final class ToyVm implements AutoCloseable {
      */
     public CompletableFuture<Void> requestSystemReset() {
         GuestRunner r = runner;
-        CompletableFuture<Void> reboot = r == null || !vcpu.runState().equals("running") ? null : r.requestReboot();
-        if (reboot == null) {
+        if (r == null || !vcpu.runState().equals("running")) {
             return CompletableFuture.failedFuture(new VmException("the guest is not running (status " + vcpu.runState() + ")"));
         }
-        return reboot;
+        CompletableFuture<Void> reboot = r.requestReboot();
+        return reboot != null ? reboot : CompletableFuture.failedFuture(new VmException("this guest (" + machine + ") cannot be reset"));
     }
 
     /** The Java guest, for tests that drive it further after {@link #run()} (single-threaded: one caller at a time). */
