@@ -195,6 +195,8 @@ class LinuxGuestLabTest {
         assertTrue(link.path("down").asBoolean() && link.path("up").asBoolean(), "QMP set_link off/on reached the guest's carrier: " + link + c);
         assertTrue(r.log().contains("\"up\":false}} -> {\"return\":{}}") && r.log().contains("\"up\":true}} -> {\"return\":{}}"),
                 "QMP answered both set_link commands" + c);
+        assertTrue(r.log().matches("(?s).*lab-host: qmp \\{\"execute\":\"system_reset\"} -> \\{\"error\":\\{\"class\":\"GenericError\","
+                + "\"desc\":\"system_reset: a Linux guest booted with --kernel cannot be reset by the VMM: .*"), "system_reset refused with a reason" + c);
         JsonNode rebind = r.results("rebind").get(0);
         assertTrue(rebind.path("gone").asBoolean() && rebind.path("back").asBoolean(), "the driver unbound and bound again: " + rebind + c);
         int unbind = r.log().indexOf("vmm4j-guest: workload rebind");
