@@ -25,7 +25,9 @@ import java.util.concurrent.Callable;
         description = "Run the same guest workload over every data plane this host has — emulated-sync (notify handled on "
                 + "the vCPU thread), emulated (ioeventfd + I/O thread), vhost-user (a back-end daemon process the tool starts), "
                 + "vhost-net (kernel, where /dev/vhost-net exists) — and "
-                + "over a bare tap (the ceiling), and report packets/s, latency, CPU, syscalls and wake-ups per packet.",
+                + "over a bare tap (the ceiling), and report packets/s, latency, CPU, syscalls and wake-ups per packet. "
+                + "With --guest linux the guest is a stock Linux kernel on KVM, booted once per data plane: its pktgen, a host "
+                + "flood it counts and its pings, with vCPU exits, VMM syscalls and the data-plane worker's CPU per packet.",
         footer = {"", "Examples:",
                 "  ./vmm compare                              everything, about a minute",
                 "  ./vmm compare --json out.json --chart out.png",

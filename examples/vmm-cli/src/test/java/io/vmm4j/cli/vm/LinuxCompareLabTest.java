@@ -23,9 +23,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * {@code ./vmm compare --guest linux} inside the lab VM (QEMU TCG with nested SVM and kvm_amd: a
  * real /dev/kvm, and /dev/vhost-net): a stock Debian kernel boots once per data plane — emulated,
- * vhost-net, vhost-user (the back-end daemon as its own process) — runs pktgen at 64 and 1500 B,
- * counts a host UDP flood and pings the host; every row has measured values, and the VMM's own
- * threads make no syscalls per packet with vhost-net, against some with emulated. A few minutes:
+ * vhost-net, vhost-user (the back-end daemon as its own process), and emulated-sync (no ioeventfd)
+ * — runs pktgen at 64 and 1500 B, counts a host UDP flood and pings the host; every row has
+ * measured values, the VMM's own threads make no syscalls per packet with vhost-net against some
+ * with emulated, and kicks exit only without ioeventfd. About three minutes:
  * it runs under CI (CI=true) or with VMM4J_LAB=1; the lab console and each boot's log are in the
  * failure message.
  */
@@ -45,15 +46,16 @@ class LinuxCompareLabTest {
         Path table = out.resolve("table.md");
 
         List<String> cmd = new ArrayList<>(List.of(lab.toString(), "chroot", "--out", out.toString(), "--qemu-args",
-                LinuxGuestLabTest.NESTED_KVM_CPU, "--modules", "kvm_amd", "--timeout", "330", "--",
+                LinuxGuestLabTest.NESTED_KVM_CPU, "--modules", "kvm_amd", "--timeout", "420", "--",
                 "/bin/sh", "-c", "table=$1; shift; exec \"$@\" >\"$table\"", "sh", table.toString(),
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
                 "-XX:ErrorFile=" + out.resolve("hs_err_pid%p.log"), "-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                "compare", "--guest", "linux", "--kernel", kernel, "--initrd", initrd, "--modes", "emulated,vhost-net,vhost-user",
+                "compare", "--guest", "linux", "--kernel", kernel, "--initrd", initrd, "--modes",
+                "emulated,vhost-net,vhost-user,emulated-sync",
                 "--duration", "1", "--json", json.toString(), "--console-dir", out.toString()));
         long start = System.nanoTime();
         Process p = new ProcessBuilder(cmd).directory(repository.toFile()).redirectErrorStream(true).start();
-        String console = LabOutput.console(p, 380, line -> line.startsWith("lab:") || line.contains("compare"));
+        String console = LabOutput.console(p, 480, line -> line.startsWith("lab:") || line.contains("compare"));
         double seconds = (System.nanoTime() - start) / 1e9;
         String context = "\n--- lab console ---\n" + console + VhostNetLabTest.crashReports(out) + bootLogs(out);
         String markdown = Files.exists(table) ? Files.readString(table) : "";
@@ -65,7 +67,7 @@ class LinuxCompareLabTest {
         assertTrue(markdown.contains("KVM here is nested, so absolute speeds are meaningless"), markdown);
 
         JsonNode rows = report.path("rows");
-        assertEquals(3, rows.size(), rows.toString());
+        assertEquals(4, rows.size(), rows.toString());
         for (JsonNode r : rows) {
             String mode = r.path("mode").asText();
             String where = mode + ": " + r + context;
@@ -94,14 +96,23 @@ class LinuxCompareLabTest {
             assertTrue(vhostNet.path(dir).path("vmmSyscallsPerPacket").asDouble() < 0.05, "vhost-net " + dir + ": " + vhostNet + context);
             assertTrue(emulated.path(dir).path("vmmSyscallsPerPacket").asDouble() > 0.1, "emulated " + dir + ": " + emulated + context);
         }
-        assertTrue(seconds < 360, "the whole lab run took " + seconds + " s");
+        // and the exit counter does count: without ioeventfd (emulated-sync) the guest's kicks are exits
+        JsonNode sync = rows.get(3);
+        assertEquals("emulated-sync", sync.path("mode").asText());
+        assertTrue(sync.path("steadyTx").path("exitsPerPacket").asDouble() > 0.01, "emulated-sync: kicks exit: " + sync + context);
+        for (JsonNode r : List.of(emulated, vhostNet, rows.get(2))) {
+            assertTrue(r.path("steadyTx").path("exitsPerPacket").asDouble() < 0.01, "kicks by ioeventfd: no exits: " + r + context);
+        }
+        assertTrue(seconds < 420, "the whole lab run took " + seconds + " s");
     }
 
     /** Each boot's VMM log and console (compare --console-dir), the last 60 lines of each. */
     private static String bootLogs(Path out) throws java.io.IOException {
         StringBuilder s = new StringBuilder();
         try (Stream<Path> files = Files.list(out)) {
-            for (Path p : files.filter(f -> f.getFileName().toString().endsWith(".log") && !f.getFileName().toString().startsWith("hs_err")).sorted().toList()) {
+            List<Path> logs = files.filter(f -> f.getFileName().toString().endsWith(".log") && !f.getFileName().toString().startsWith("hs_err"))
+                    .sorted().toList();
+            for (Path p : logs) {
                 List<String> lines = Files.readAllLines(p, java.nio.charset.StandardCharsets.ISO_8859_1);
                 s.append("\n==== ").append(p).append(" (last lines) ====\n")
                         .append(lines.subList(Math.max(0, lines.size() - 60), lines.size()).stream().collect(Collectors.joining("\n")));
