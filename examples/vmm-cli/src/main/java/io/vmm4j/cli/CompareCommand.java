@@ -4,10 +4,13 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.vmm4j.cli.compare.Chart;
 import io.vmm4j.cli.compare.Comparison;
+import io.vmm4j.cli.compare.LinuxComparison;
+import io.vmm4j.cli.compare.LinuxReport;
 import io.vmm4j.cli.compare.Progress;
 import io.vmm4j.cli.compare.Report;
 import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.doctor.HostProbe;
+import io.vmm4j.cli.vm.LinuxGuestImage;
 import io.vmm4j.vhost.kernel.VhostKernel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -22,11 +25,15 @@ import java.util.concurrent.Callable;
         description = "Run the same guest workload over every data plane this host has — emulated-sync (notify handled on "
                 + "the vCPU thread), emulated (ioeventfd + I/O thread), vhost-user (a back-end daemon process the tool starts), "
                 + "vhost-net (kernel, where /dev/vhost-net exists) — and "
-                + "over a bare tap (the ceiling), and report packets/s, latency, CPU, syscalls and wake-ups per packet.",
+                + "over a bare tap (the ceiling), and report packets/s, latency, CPU, syscalls and wake-ups per packet. "
+                + "With --guest linux the guest is a stock Linux kernel on KVM, booted once per data plane: its pktgen, a host "
+                + "flood it counts and its pings, with vCPU exits, VMM syscalls and the data-plane worker's CPU per packet.",
         footer = {"", "Examples:",
                 "  ./vmm compare                              everything, about a minute",
                 "  ./vmm compare --json out.json --chart out.png",
-                "  ./vmm compare --modes emulated --sizes 64 --duration 1"})
+                "  ./vmm compare --modes emulated --sizes 64 --duration 1",
+                "  ./vmm compare --guest linux --modes emulated,vhost-net,vhost-user --json linux.json",
+                "                                             a stock Linux kernel on KVM per data plane (needs a working /dev/kvm)"})
 public final class CompareCommand implements Callable<Integer> {
     @Option(names = "--modes", split = ",", description = "Which data planes (default: every one available here).")
     List<String> modes;
@@ -37,11 +44,31 @@ public final class CompareCommand implements Callable<Integer> {
     @Option(names = "--duration", defaultValue = "2", description = "Seconds per measurement. Default: ${DEFAULT-VALUE}.")
     double duration;
 
-    @Option(names = "--vcpu", defaultValue = "java",
+    @Option(names = "--vcpu",
             description = "java: the Java guest drives throughput, receive and latency workloads against the raw-tap ceiling; "
                     + "kvm: the C guest on a KVM vCPU pings over each data plane, and the table shows vCPU exits and VMM "
-                    + "syscalls per packet (needs /dev/kvm). Default: ${DEFAULT-VALUE}.")
+                    + "syscalls per packet (needs /dev/kvm); the same as --guest java or --guest kvm. Default: java.")
     String vcpu;
+
+    @Option(names = "--guest",
+            description = "Who the guest is: java or kvm (as --vcpu), or linux: a stock Linux kernel on KVM (its own virtio_net; "
+                    + "the lab's cached Debian kernel and the project's initramfs unless --kernel and --initrd are given) runs "
+                    + "pktgen at each --sizes for --duration s, counts a host UDP flood and pings the host, per data plane; the table "
+                    + "shows packets/s, loss, RTT and, over steady traffic, vCPU exits, VMM syscalls and wake-ups and the data-plane "
+                    + "worker's CPU per packet (needs a /dev/kvm that boots stock kernels, e.g. the lab VM's nested KVM). "
+                    + "Default: as --vcpu.")
+    String guest;
+
+    @Option(names = "--kernel", paramLabel = "BZIMAGE", description = "With --guest linux: the Linux kernel to boot (with --initrd).")
+    Path kernel;
+
+    @Option(names = "--initrd", paramLabel = "FILE", description = "With --guest linux: the initramfs of scripts/linux-guest/build-initramfs "
+            + "(its /init runs the workloads).")
+    Path initrd;
+
+    @Option(names = "--console-dir", paramLabel = "DIR", description = "With --guest linux: also write each boot's VMM log and console "
+            + "to DIR/MODE.log.")
+    Path consoleDir;
 
     @Option(names = "--json", description = "Also write the results as JSON to this file.")
     Path json;
@@ -49,8 +76,62 @@ public final class CompareCommand implements Callable<Integer> {
     @Option(names = "--chart", description = "Also draw the results as a PNG chart into this file.")
     Path chart;
 
+    /** Which guest drives the comparison: java, kvm or linux, from --guest and --vcpu; a contradiction names both flags. */
+    String guestKind() {
+        if (vcpu != null && !vcpu.equals("java") && !vcpu.equals("kvm")) {
+            throw new IllegalArgumentException("--vcpu must be java or kvm, not '" + vcpu + "'");
+        }
+        if (guest == null) {
+            return vcpu == null ? "java" : vcpu;
+        }
+        if (!List.of("java", "kvm", "linux").contains(guest)) {
+            throw new IllegalArgumentException("--guest must be java, kvm or linux, not '" + guest + "'");
+        }
+        boolean agrees = vcpu == null || vcpu.equals(guest) || (guest.equals("linux") && vcpu.equals("kvm"));
+        if (!agrees) {
+            throw new IllegalArgumentException("--guest " + guest + " and --vcpu " + vcpu + " contradict each other: give one of them"
+                    + (guest.equals("linux") ? " (a Linux guest runs on KVM)" : ""));
+        }
+        return guest;
+    }
+
+    /** The flags --guest linux needs, checked before anything starts; each problem names its flag and value. */
+    void checkLinuxFlags(boolean linux) {
+        if (!linux) {
+            for (var flag : new Object[][] {{"--kernel", kernel}, {"--initrd", initrd}, {"--console-dir", consoleDir}}) {
+                if (flag[1] != null) {
+                    throw new IllegalArgumentException(flag[0] + " " + flag[1] + " is for --guest linux: add --guest linux or drop " + flag[0]);
+                }
+            }
+            return;
+        }
+        if ((kernel == null) != (initrd == null)) {
+            throw new IllegalArgumentException(kernel == null ? "--initrd " + initrd + " needs --kernel (or give neither to use the lab's)"
+                    : "--kernel " + kernel + " needs --initrd: the initramfs of scripts/linux-guest/build-initramfs runs the workloads");
+        }
+        if (kernel != null && !Files.isRegularFile(kernel)) {
+            throw new IllegalArgumentException("--kernel " + kernel + ": no such file");
+        }
+        if (initrd != null && !Files.isRegularFile(initrd)) {
+            throw new IllegalArgumentException("--initrd " + initrd + ": no such file");
+        }
+        if (consoleDir != null && !Files.isDirectory(consoleDir)) {
+            throw new IllegalArgumentException("--console-dir " + consoleDir + ": not a directory");
+        }
+        if (duration != Math.rint(duration) || duration < 1 || duration > 60) {
+            throw new IllegalArgumentException("--duration with --guest linux is whole seconds in 1..60 (the guest's pktgen and count "
+                    + "run whole seconds), not " + duration);
+        }
+        if (chart != null) {
+            throw new IllegalArgumentException("--chart draws the Java-guest comparison; with --guest linux the table and --json carry "
+                    + "the results: drop --chart " + chart);
+        }
+    }
+
     @Override
     public Integer call() throws Exception {
+        String kind = guestKind();
+        checkLinuxFlags(kind.equals("linux"));
         if (!HostProbe.hasEffectiveCapability(12)) {
             throw new IllegalStateException("compare needs taps: run it as root (CAP_NET_ADMIN)");
         }
@@ -62,16 +143,16 @@ public final class CompareCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--sizes must be Ethernet frame sizes in 64..1514, not " + s);
             }
         }
-        List<String> chosen = modes != null ? modes : available();
+        List<String> chosen = modes != null ? modes : kind.equals("linux") ? availableForLinux() : available();
         for (String m : chosen) {
             if (!VmRules.BACKENDS.contains(m)) {
-                throw new IllegalArgumentException("unknown mode '" + m + "': use emulated-sync, emulated, vhost-net or vhost-user");
+                throw new IllegalArgumentException("--modes: unknown mode '" + m + "': use emulated-sync, emulated, vhost-net or vhost-user");
             }
         }
-        if (!vcpu.equals("java") && !vcpu.equals("kvm")) {
-            throw new IllegalArgumentException("--vcpu must be java or kvm, not '" + vcpu + "'");
+        if (kind.equals("linux")) {
+            return compareLinux(chosen);
         }
-        boolean kvm = vcpu.equals("kvm");
+        boolean kvm = kind.equals("kvm");
         int steps = kvm ? chosen.size() : 1 + chosen.size() * (1 + 2 * sizes.size());
         Progress progress = new Progress(System.err, steps);
         Report report = new Comparison(new Comparison.Plan(chosen, sizes, (long) (duration * 1e9), System.err, progress, kvm)).run();
@@ -88,6 +169,38 @@ public final class CompareCommand implements Callable<Integer> {
         boolean anyMeasured = report.rows().stream().anyMatch(r -> r.error() == null)
                 || report.kvmRows().stream().anyMatch(r -> r.error() == null);
         return anyMeasured ? 0 : 1;
+    }
+
+    private int compareLinux(List<String> chosen) throws Exception {
+        if (!Files.exists(Path.of("/dev/kvm"))) {
+            throw new IllegalStateException("--guest linux boots on KVM, and this host has no /dev/kvm");
+        }
+        Path k = kernel;
+        Path i = initrd;
+        if (k == null) {
+            LinuxGuestImage.Image image = LinuxGuestImage.locate();
+            k = image.kernel();
+            i = image.initrd();
+        }
+        Progress progress = new Progress(System.err, chosen.size() * LinuxComparison.STEPS_PER_MODE);
+        LinuxReport report = new LinuxComparison(new LinuxComparison.Plan(chosen, sizes, (int) duration, k, i, consoleDir, System.err,
+                progress)).run();
+        progress.finish();
+        System.out.print(report.markdown());
+        if (json != null) {
+            Files.writeString(json, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(report));
+        }
+        return report.rows().stream().anyMatch(r -> r.error() == null) ? 0 : 1;
+    }
+
+    /** The reference row first: ratios are taken against emulated. */
+    private static List<String> availableForLinux() {
+        List<String> m = new ArrayList<>(List.of("emulated"));
+        if (VhostKernel.available()) {
+            m.add("vhost-net");
+        }
+        m.add("vhost-user");
+        return m;
     }
 
     private static List<String> available() {

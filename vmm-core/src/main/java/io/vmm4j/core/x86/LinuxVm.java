@@ -227,6 +227,18 @@ public final class LinuxVm implements AutoCloseable {
         return List.copyOf(vcpus);
     }
 
+    /**
+     * The exits of every vCPU counted so far, summed, read while the guest runs: two reads bracket
+     * a window (e.g. steady traffic) whose difference is what that window cost in exits to user space.
+     */
+    public VmExitCounts exitsSoFar() {
+        VmExitCounts t = VmExitCounts.none();
+        for (KvmVcpu v : vcpus) {
+            t = t.plus(v.exitCounts());
+        }
+        return t;
+    }
+
     public LinuxLoader.Loaded loaded() {
         return loaded;
     }

@@ -95,6 +95,34 @@ class LinuxVmTest {
         }
     }
 
+    /** The exit counts are readable while the vCPUs run (a window of steady traffic is measured between two reads). */
+    @Test
+    void exitsSoFarCountWhileTheGuestRuns() throws Exception {
+        HostRequirements.requireKvm();
+        BzImage kernel = kernelWith("""
+                _start:
+                    out 0x80, al                  # one PIO exit per loop, forever
+                    jmp _start
+                """);
+        try (LinuxVm vm = LinuxVm.create(new LinuxVm.Config(kernel, null, "", 1, 64, new ByteArrayOutputStream(), null, null))) {
+            assertEquals(0, vm.exitsSoFar().total(), "nothing ran yet");
+            var run = java.util.concurrent.CompletableFuture.supplyAsync(() -> vm.run(Duration.ofSeconds(30)));
+            long deadline = System.nanoTime() + 20_000_000_000L;
+            long first = 0;
+            while (first < 1000 && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+                first = vm.exitsSoFar().get(KvmIoctls.EXIT_IO);
+            }
+            assertTrue(first >= 1000, "PIO exits counted while running: " + vm.exitsSoFar());
+            Thread.sleep(50);
+            assertTrue(vm.exitsSoFar().get(KvmIoctls.EXIT_IO) > first, "and still counting: " + vm.exitsSoFar());
+            vm.stop();
+            LinuxVm.Outcome out = run.get(30, java.util.concurrent.TimeUnit.SECONDS);
+            assertEquals(LinuxVm.Ending.STOPPED, out.ending());
+            assertTrue(out.totalExits().get(KvmIoctls.EXIT_IO) >= vm.exitsSoFar().get(KvmIoctls.EXIT_IO), out.totalExits().toString());
+        }
+    }
+
     @Test
     void aTripleFaultEndsTheRunAsFailedWithTheRegisters() throws Exception {
         HostRequirements.requireKvm();

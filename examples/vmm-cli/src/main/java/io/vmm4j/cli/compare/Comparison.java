@@ -102,7 +102,7 @@ public final class Comparison {
     }
 
     /** The vhost-user back-end daemon as its own process, on a tap of its own. */
-    private record Daemon(Process process, Path socket, String tap) implements AutoCloseable {
+    record Daemon(Process process, Path socket, String tap) implements AutoCloseable {
         static Daemon start(String hostCidr, PrintStream log) throws IOException, InterruptedException {
             Path dir = Files.createTempDirectory("vmm4j-vu");
             Path socket = dir.resolve("vu.sock");

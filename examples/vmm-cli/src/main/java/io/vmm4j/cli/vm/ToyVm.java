@@ -1,6 +1,7 @@
 package io.vmm4j.cli.vm;
 
 import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.core.kvm.VmExitCounts;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.vhost.BackendConnectionListener;
 import io.vmm4j.virtio.net.NetBackend;
@@ -154,6 +155,17 @@ public final class ToyVm implements AutoCloseable {
         }
         CompletableFuture<Void> reboot = r.requestReboot();
         return reboot != null ? reboot : CompletableFuture.failedFuture(new VmException("this guest (" + machine + ") cannot be reset"));
+    }
+
+    /**
+     * The exits to the VMM the vCPUs of a Linux guest ({@code --kernel}) have taken so far, read
+     * while it runs: two reads bracket a window of steady traffic.
+     */
+    public VmExitCounts vcpuExitsSoFar() {
+        if (!(machine instanceof LinuxGuestMachine linux)) {
+            throw new VmException("live exit counts are read from a Linux guest: give --kernel");
+        }
+        return linux.vm().exitsSoFar();
     }
 
     /** The Java guest, for tests that drive it further after {@link #run()} (single-threaded: one caller at a time). */
