@@ -12,9 +12,8 @@ import java.util.List;
 import java.util.function.Consumer;
 
 /**
- * The VMM's log while a Linux guest runs, which carries the guest's console byte by byte (the
- * UART's output goes to the log as it comes): counts the bytes, so a window with no console output
- * can be told apart; calls a handler once when a line starts with a cue (e.g. "vmm4j-guest: count:
+ * The VMM's log while a Linux guest runs, which carries the guest's console a line at a time
+ * (LinuxConsole): calls a handler once when a line starts with a cue (e.g. "vmm4j-guest: count:
  * ready", scripts/linux-guest/init); keeps each {@code vmm4j-result: {json}} line's JSON by workload,
  * and the last lines. Handlers run on the writing thread (often a vCPU's): they must be quick.
  */
@@ -32,7 +31,6 @@ final class ConsoleCues extends OutputStream {
     private final List<Cue> cues = new ArrayList<>();
     private final List<JsonNode> results = new ArrayList<>();
     private final ArrayDeque<String> tail = new ArrayDeque<>();
-    private volatile long bytes;
 
     /** @param copy where every byte also goes (a log file), or null */
     ConsoleCues(OutputStream copy) {
@@ -46,7 +44,6 @@ final class ConsoleCues extends OutputStream {
 
     @Override
     public synchronized void write(int b) throws IOException {
-        bytes++;
         if (copy != null) {
             copy.write(b);
         }
@@ -87,11 +84,6 @@ final class ConsoleCues extends OutputStream {
                 break;
             }
         }
-    }
-
-    /** Bytes written so far: unchanged between two reads means the console (and the VMM's log) was quiet. */
-    long bytes() {
-        return bytes;
     }
 
     /** The first result line of {@code workload}, or null. */

@@ -173,7 +173,7 @@ public final class LinuxComparison {
                     vhostWorkers.addAll(CpuSample.vhostWorkersOf(pid)); // vhost-PID exists from VHOST_SET_OWNER on
                 }
                 try {
-                    samples.add(sample(vm, cues, plane, tap, daemon, vhostWorkers));
+                    samples.add(sample(vm, plane, tap, daemon, vhostWorkers));
                 } catch (IOException | RuntimeException e) {
                     // the tap went away at the end of the run: nothing more to sample
                 }
@@ -259,9 +259,9 @@ public final class LinuxComparison {
         };
     }
 
-    private static Sample sample(ToyVm vm, ConsoleCues cues, DataPlane plane, String tap, Comparison.Daemon daemon,
+    private static Sample sample(ToyVm vm, DataPlane plane, String tap, Comparison.Daemon daemon,
                                  List<Integer> vhostWorkers) throws IOException {
-        long bytes = cues.bytes();
+        long bytes = vm.consoleBytesSoFar(); // the UART's count: the log gets the console a line at a time
         long now = System.nanoTime();
         long exits = vm.vcpuExitsSoFar().total();
         CpuSample vmm = CpuSample.ofOwnTasks(Comparison.Snapshot::isVmmThread);

@@ -3,16 +3,22 @@ package io.vmm4j.cli.vm;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
 
 /**
- * A Linux guest's serial console: every byte the guest's 16550 sends goes to the VMM's log as it
- * comes, and the console is kept line by line for the run summary: the last lines (for a failed
+ * A Linux guest's serial console: what the guest's 16550 sends goes to the VMM's log a whole line
+ * at a time, so the VMM's own lines (printed by other threads) never land inside a console line;
+ * a line without its newline yet (a prompt) follows {@link #PARTIAL_LINE_DELAY_MILLIS} after its
+ * last byte. The console is kept line by line for the run summary: the last lines (for a failed
  * run), the first "Kernel panic" line, and each {@code vmm4j-result: {json}} line the project's
  * initramfs prints (scripts/linux-guest/init).
  */
@@ -20,6 +26,9 @@ final class LinuxConsole extends OutputStream {
     static final String PANIC = "Kernel panic - not syncing";
     static final String RESULT = "vmm4j-result: ";
     private static final int MAX_LINE = 4096;
+    /** How long a line without its newline waits for the rest before it is logged as it is. */
+    static final long PARTIAL_LINE_DELAY_MILLIS = 250;
+    private static final Executor LATER = CompletableFuture.delayedExecutor(PARTIAL_LINE_DELAY_MILLIS, TimeUnit.MILLISECONDS);
 
     private final PrintStream log;
     private final int keep;
@@ -27,6 +36,9 @@ final class LinuxConsole extends OutputStream {
     private final List<Object> results = new ArrayList<>();
     private final ObjectMapper json = new ObjectMapper();
     private final StringBuilder line = new StringBuilder();
+    /** The bytes of the current line not logged yet. */
+    private final ByteArrayOutputStream unlogged = new ByteArrayOutputStream();
+    private boolean partialFlushPending;
     private String panic;
 
     LinuxConsole(PrintStream log, int keep) {
@@ -36,17 +48,38 @@ final class LinuxConsole extends OutputStream {
 
     @Override
     public synchronized void write(int b) {
-        log.write(b);
+        unlogged.write(b);
         if (b == '\n') {
+            logUnlogged(); // one write: the log's lock keeps the line whole
             endLine();
-        } else if (b != '\r' && line.length() < MAX_LINE) {
+            return;
+        }
+        if (b != '\r' && line.length() < MAX_LINE) {
             line.append((char) (b & 0xFF));
+        }
+        if (!partialFlushPending) {
+            partialFlushPending = true;
+            LATER.execute(this::flushPartialLine);
         }
     }
 
+    /** Logs what the console has sent so far, a line without its newline included. */
     @Override
     public synchronized void flush() {
+        logUnlogged();
         log.flush();
+    }
+
+    private synchronized void flushPartialLine() {
+        partialFlushPending = false;
+        logUnlogged();
+    }
+
+    private void logUnlogged() {
+        if (unlogged.size() > 0) {
+            log.write(unlogged.toByteArray(), 0, unlogged.size());
+            unlogged.reset();
+        }
     }
 
     private void endLine() {

@@ -168,6 +168,14 @@ public final class ToyVm implements AutoCloseable {
         return linux.vm().exitsSoFar();
     }
 
+    /** The bytes a Linux guest ({@code --kernel}) has sent to its serial console so far (each one a UART exit). */
+    public long consoleBytesSoFar() {
+        if (!(machine instanceof LinuxGuestMachine linux)) {
+            throw new VmException("the serial console is a Linux guest's: give --kernel");
+        }
+        return linux.vm().uart().transmittedBytes();
+    }
+
     /** The Java guest, for tests that drive it further after {@link #run()} (single-threaded: one caller at a time). */
     JavaGuest guest() {
         return guest;

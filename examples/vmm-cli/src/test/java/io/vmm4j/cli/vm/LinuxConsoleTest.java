@@ -13,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 /**
- * A Linux guest's console: passed through to the log byte for byte, its result lines parsed, its
+ * A Linux guest's console: passed through to the log line by line, its result lines parsed, its
  * panic and last lines kept; how a run's ending becomes the VMM's error (and so its exit status).
  */
 class LinuxConsoleTest {
@@ -34,6 +34,32 @@ class LinuxConsoleTest {
         assertEquals("Kernel panic - not syncing: Attempted to kill init!", console.panic());
         assertEquals(List.of("[    1.0] random line", "vmm4j-result: not json", "[    2.0] Kernel panic - not syncing: Attempted to kill init!", "partial"),
                 console.tail(), "the last 3 complete lines and the one being written");
+    }
+
+    /** The VMM's own line, printed while a console line is half sent, lands before that line, not inside it. */
+    @Test
+    void theVmmsLinesNeverLandInsideAConsoleLine() throws Exception {
+        ByteArrayOutputStream logged = new ByteArrayOutputStream();
+        PrintStream log = new PrintStream(logged, true, StandardCharsets.UTF_8);
+        LinuxConsole console = new LinuxConsole(log, 3);
+        console.write("vmm4j-guest: re".getBytes(StandardCharsets.UTF_8));
+        log.println("virtio-net: status ACKNOWLEDGE -> ACKNOWLEDGE|DRIVER");
+        console.write("bind: virtio0 unbound\n".getBytes(StandardCharsets.UTF_8));
+        assertEquals("virtio-net: status ACKNOWLEDGE -> ACKNOWLEDGE|DRIVER\nvmm4j-guest: rebind: virtio0 unbound\n",
+                logged.toString(StandardCharsets.UTF_8));
+    }
+
+    /** A prompt without a newline still reaches the log, a moment after its last byte. */
+    @Test
+    void aLineWithoutItsNewlineIsLoggedAfterAMoment() throws Exception {
+        ByteArrayOutputStream logged = new ByteArrayOutputStream();
+        LinuxConsole console = new LinuxConsole(new PrintStream(logged, true, StandardCharsets.UTF_8), 3);
+        console.write("(none) login: ".getBytes(StandardCharsets.UTF_8));
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (logged.size() == 0 && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertEquals("(none) login: ", logged.toString(StandardCharsets.UTF_8));
     }
 
     @Test
