@@ -18,7 +18,7 @@ public final class HostProbe {
     private static final int CAP_NET_ADMIN = 12;
     /** The row saying whether a stock Linux kernel boots on this host's /dev/kvm. */
     public static final String STOCK_KERNEL_ROW = "stock Linux kernel on /dev/kvm";
-    /** How to boot one in the lab VM instead, with nested KVM (README, "Booting a stock Linux kernel"). */
+    /** How to boot one in the lab VM instead, with nested KVM (README, "A stock Linux guest"). */
     public static final String LAB_NESTED_KVM_COMMAND = "./vmm build; ./vmm lab chroot --qemu-args \"-cpu qemu64,+svm,+npt\" --modules kvm_amd "
             + "-- ./vmm run --vcpu kvm --guest linux --port tap";
 
@@ -119,7 +119,7 @@ public final class HostProbe {
     public Capability stockKernel(boolean kvmUsable) {
         String enables = "booting a stock Linux bzImage as the VMM's guest (./vmm run --vcpu kvm --kernel, or --guest linux)";
         String lab = "boot it in the lab VM, whose nested KVM (kvm_amd on a +svm,+npt CPU) runs stock kernels: " + LAB_NESTED_KVM_COMMAND
-                + " (README, section \"Booting a stock Linux kernel\")";
+                + " (README, section \"A stock Linux guest\")";
         if (Files.isDirectory(sysModule.resolve("kvm_pvm"))) {
             return new Capability(STOCK_KERNEL_ROW, false, "this KVM is PVM (module kvm_pvm loaded, " + sysModule.resolve("kvm_pvm")
                     + "): it runs only PVM-built guest kernels, a stock kernel hangs in early boot; our own C guest runs", enables, lab);
