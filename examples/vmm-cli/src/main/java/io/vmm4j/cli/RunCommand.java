@@ -194,6 +194,10 @@ public final class RunCommand implements Callable<Integer> {
         if (json) {
             System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(summary));
         } else {
+            if (summary.backend().equals("vhost-net") || summary.backend().equals("vhost-user")) {
+                log.println("(the queue counters below are the VMM's own data plane's: with " + summary.backend() + " the "
+                        + (summary.backend().equals("vhost-net") ? "kernel's vhost worker" : "back-end process") + " moved the frames)");
+            }
             for (RunSummary.Queue queue : summary.queues()) {
                 NetQueueCounters.Snapshot q = queue.counters();
                 log.printf("queue %s%d: packets %d, bytes %d, kicks %d, interrupts %d (suppressed %d), no-buffer drops %d%n",
