@@ -30,6 +30,16 @@ public final class HostRequirements {
         Assumptions.abort("skipped, host lacks: " + what);
     }
 
+    /**
+     * A test that boots a lab VM (QEMU) runs under CI or with VMM4J_LAB=1, as root; otherwise it is
+     * skipped saying how long it takes ({@code duration}) and how to run it.
+     */
+    public static void requireLab(String duration, String rootFor) {
+        boolean wanted = inCi() || "1".equals(System.getenv("VMM4J_LAB"));
+        Assumptions.assumeTrue(wanted, "the lab VM takes " + duration + ": set VMM4J_LAB=1 to run it (CI always does)");
+        requireRoot(rootFor);
+    }
+
     public static boolean isRoot() {
         return "root".equals(System.getProperty("user.name"));
     }

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vmm4j.cli.Main;
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.core.testing.LabOutput;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
@@ -33,9 +32,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LinuxCompareLabTest {
     @Test
     void compareRunsTheLinuxGuestOverEmulatedVhostNetAndVhostUser() throws Exception {
-        boolean wanted = HostRequirements.inCi() || "1".equals(System.getenv("VMM4J_LAB"));
-        Assumptions.assumeTrue(wanted, "the lab VM takes a few minutes: set VMM4J_LAB=1 to run it (CI always does)");
-        HostRequirements.requireRoot("QEMU with a 9p export of / and /dev/kvm and taps inside the lab VM");
+        HostRequirements.requireLab("about three minutes", "QEMU with a 9p export of / and /dev/kvm and taps inside the lab VM");
         Path repository = LinuxGuestLabTest.repositoryRoot();
         Path lab = repository.resolve("scripts/lab/vmm4j-lab");
         Path builder = repository.resolve("scripts/linux-guest/build-initramfs");

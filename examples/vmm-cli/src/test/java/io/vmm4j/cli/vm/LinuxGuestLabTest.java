@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.core.testing.LabOutput;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -29,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * with the lab's kernel and the initramfs of scripts/linux-guest, and Linux's own virtio_net drives
  * our transport: pings both ways, a link flap through QMP set_link, an unbind and rebind of the
  * driver (a device reset), two queue pairs with two vCPUs and MTU 9000, a line typed on the VMM's
- * stdin, reboot ending the VMM with status 0, a panic ending it non-zero. About six minutes: it runs
+ * stdin, reboot ending the VMM with status 0, a panic ending it non-zero. About five minutes: it runs
  * under CI (CI=true) or with VMM4J_LAB=1; each failure shows that scenario's log.
  */
 class LinuxGuestLabTest {
@@ -72,9 +71,7 @@ class LinuxGuestLabTest {
 
     @BeforeAll
     static void runTheLab() throws Exception {
-        boolean wanted = HostRequirements.inCi() || "1".equals(System.getenv("VMM4J_LAB"));
-        Assumptions.assumeTrue(wanted, "the lab VM takes about six minutes: set VMM4J_LAB=1 to run it (CI always does)");
-        HostRequirements.requireRoot("QEMU with a 9p export of / and /dev/kvm and taps inside the lab VM");
+        HostRequirements.requireLab("about five minutes", "QEMU with a 9p export of / and /dev/kvm and taps inside the lab VM");
         Path repository = repositoryRoot();
         Path lab = repository.resolve("scripts/lab/vmm4j-lab");
         Path builder = repository.resolve("scripts/linux-guest/build-initramfs");

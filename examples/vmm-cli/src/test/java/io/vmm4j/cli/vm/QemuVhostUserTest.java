@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.tap.NetNamespace;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -39,9 +38,7 @@ class QemuVhostUserTest {
     @ParameterizedTest(name = "guest RAM: memory-backend-{0}")
     @ValueSource(strings = {"memfd", "file"})
     void linuxGuestPingsTheHostThroughOurDaemon(String memoryBackend) throws Exception {
-        boolean wanted = HostRequirements.inCi() || "1".equals(System.getenv("VMM4J_LAB"));
-        Assumptions.assumeTrue(wanted, "boots QEMU with a Linux guest (about 20 s): set VMM4J_LAB=1 to run it (CI always does)");
-        HostRequirements.requireRoot("a tap and a network namespace");
+        HostRequirements.requireLab("about 20 s (QEMU with a Linux guest)", "a tap and a network namespace");
         Path lab = VhostNetLabTest.findLab();
         Path dir = Files.createTempDirectory("vmm4j-qemu-vu");
         Path socket = dir.resolve("vu.sock");

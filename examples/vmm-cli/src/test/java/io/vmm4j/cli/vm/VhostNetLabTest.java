@@ -3,7 +3,6 @@ package io.vmm4j.cli.vm;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vmm4j.core.testing.HostRequirements;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
@@ -23,9 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class VhostNetLabTest {
     @Test
     void vhostNetCasesPassInTheLabVm() throws Exception {
-        boolean wanted = HostRequirements.inCi() || "1".equals(System.getenv("VMM4J_LAB"));
-        Assumptions.assumeTrue(wanted, "the lab VM takes about a minute: set VMM4J_LAB=1 to run it (CI always does)");
-        HostRequirements.requireRoot("QEMU with 9p export of / and taps inside the lab VM");
+        HostRequirements.requireLab("about a minute", "QEMU with 9p export of / and taps inside the lab VM");
         Path lab = findLab();
         Path out = Files.createTempDirectory("vmm4j-lab");
         List<String> cmd = new ArrayList<>(List.of(lab.toString(), "chroot", "--out", out.toString(), "--smp", "2", "--timeout", "280",
