@@ -2,6 +2,7 @@ package io.vmm4j.cli.vm;
 
 import io.vmm4j.core.kvm.VmExitCounts;
 import io.vmm4j.core.x86.LinuxVm;
+import io.vmm4j.virtio.net.VirtioNet;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 
 import java.io.PrintStream;
@@ -22,6 +23,8 @@ final class LinuxGuest implements GuestRunner {
     private final PciDevices devices;
     private final PrintStream log;
     private volatile long acked;
+    /** The queue pairs the driver last set (VQ_PAIRS_SET): the device's count goes back to 1 at the reset on the guest's way down. */
+    private volatile int pairsSet = 1;
     private volatile boolean stopRequested;
     private volatile LinuxVm.Outcome outcome;
 
@@ -30,6 +33,12 @@ final class LinuxGuest implements GuestRunner {
         this.devices = devices;
         this.log = machine.log();
         // the features as the device saw them accepted: a reset on the guest's way down clears the transport's copy
+        devices.net().addListener(new VirtioNet.Listener() {
+            @Override
+            public void activePairsChanged(int pairs) {
+                pairsSet = pairs;
+            }
+        });
         devices.netTransport().addObserver(new VirtioPciTransport.Observer() {
             @Override
             public void featuresNegotiated(long offered, long ackedNow, boolean accepted, String problem) {
@@ -101,6 +110,6 @@ final class LinuxGuest implements GuestRunner {
         RunSummary.Linux linux = new RunSummary.Linux(machine.options().kernel().toString(), machine.commandLine(), machine.options().cpus(),
                 out == null ? "NOT_RUN" : out.ending().name(), console.panic(), out == null ? 0 : out.elapsed().toMillis() / 1000.0,
                 console.results(), error == null ? null : console.tail());
-        return new GuestReport(acked, devices.net().activePairs(), 0, List.of(), 0, 0, 0, 0, null, error, null, exits.asMap(), null, linux);
+        return new GuestReport(acked, pairsSet, 0, List.of(), 0, 0, 0, 0, null, error, null, exits.asMap(), null, linux);
     }
 }

@@ -220,6 +220,7 @@ class LinuxGuestLabTest {
     private static void assertMultiQueue(Run r) throws IOException {
         String c = r.context();
         assertTrue(acked(r).matches(".*[\\[ ]MQ[,\\]].*"), "MQ acked" + c);
+        assertEquals(2, r.summary().path("queuePairs").asInt(), "the summary has the pairs the driver set last: " + r.summary());
         int mqAt = r.log().indexOf("vmm4j-guest: workload mq");
         int one = r.log().indexOf("virtio-net: the driver set 1 active queue pair(s)", mqAt);
         assertTrue(mqAt > 0 && one > 0 && r.log().indexOf("virtio-net: the driver set 2 active queue pair(s)", one) > 0,
