@@ -104,8 +104,10 @@ public final class PackedQueue implements Virtqueue {
     /** Ids in pop order (a ring of size entries); {@code popped} counts pops minus rewinds. */
     private final int[] popOrder;
     private int popped;
-    /** With IN_ORDER: how many of the popped chains were pushed; the next push must be popOrder[pushed]. */
-    private int pushed;
+    /** Where the next pop's id goes in popOrder. */
+    private int popSlot;
+    /** With IN_ORDER: where in popOrder the oldest chain not pushed yet is; the next push must be that one. */
+    private int pushSlot;
     /** Pushes waiting for publish, in push order. */
     private final int[] pendingIds;
     private final int[] pendingLengths;
@@ -259,7 +261,8 @@ public final class PackedQueue implements Virtqueue {
         rewoundDescriptors = 0;
         Arrays.fill(idState, FREE);
         popped = 0;
-        pushed = 0;
+        popSlot = 0;
+        pushSlot = 0;
         pendingCount = 0;
         decidedPosition = nextUsed;
         decidedKnown = false;
@@ -317,7 +320,7 @@ public final class PackedQueue implements Virtqueue {
         int checked = 0;
         try {
             for (; checked < chains; checked++) {
-                int id = popOrder[Math.floorMod(popped - 1 - checked, size)];
+                int id = popOrder[popOrderSlot(checked)];
                 if (idState[id] != POPPED) {
                     throw new IllegalArgumentException("cannot rewind " + chains + " chains: the chain popped " + (checked + 1)
                             + " pops ago (buffer id " + id + ") is not waiting to be returned");
@@ -327,10 +330,14 @@ public final class PackedQueue implements Virtqueue {
             }
         } finally {
             for (int k = 0; k < checked; k++) {
-                idState[popOrder[Math.floorMod(popped - 1 - k, size)]] = chains == checked ? FREE : POPPED;
+                idState[popOrder[popOrderSlot(k)]] = chains == checked ? FREE : POPPED;
             }
         }
         popped -= chains;
+        popSlot -= chains;
+        if (popSlot < 0) {
+            popSlot += size;
+        }
         stepAvailBack(descriptors);
         // §2.8.10: off_wrap stays past the chains given back, as avail_event does on a split ring
         rewoundDescriptors += descriptors;
@@ -357,13 +364,13 @@ public final class PackedQueue implements Virtqueue {
             throw new IllegalStateException("push of buffer id " + head + ", which is not popped and unreturned");
         }
         if (inOrder) {
-            int oldest = popOrder[Math.floorMod(pushed, size)];
+            int oldest = popOrder[pushSlot];
             if (head != oldest) {
                 // virtio 1.2 §6.2: with VIRTIO_F_IN_ORDER the device uses buffers in the order they were made available
                 throw new IllegalStateException("VIRTIO_F_IN_ORDER: buffer id " + head + " pushed before buffer id " + oldest
                         + ", which was made available first (virtio 1.2 §6.2)");
             }
-            pushed++;
+            pushSlot = pushSlot + 1 == size ? 0 : pushSlot + 1;
         }
         idState[head] = PUSHED;
         pendingIds[pendingCount] = head;
@@ -621,7 +628,8 @@ public final class PackedQueue implements Virtqueue {
         idState[id] = POPPED;
         idDescriptors[id] = descriptors;
         idWritableBytes[id] = chain.writableBytes();
-        popOrder[Math.floorMod(popped, size)] = id;
+        popOrder[popSlot] = id;
+        popSlot = popSlot + 1 == size ? 0 : popSlot + 1;
         popped++;
         return descriptors;
     }
@@ -678,6 +686,12 @@ public final class PackedQueue implements Virtqueue {
                     where(slot, tableEntry), availOffset, chain.totalBytes() + length));
         }
         chain.append(address, length, writable);
+    }
+
+    /** The popOrder slot of the chain popped {@code back + 1} pops ago ({@code back} below size). */
+    private int popOrderSlot(int back) {
+        int slot = popSlot - 1 - back;
+        return slot < 0 ? slot + size : slot;
     }
 
     private static String where(int slot, int tableEntry) {

@@ -100,7 +100,7 @@ public final class PackedRing {
         int event = linear(eventPos, size);
         int now = linear(newPos, size);
         int before = linear(oldPos, size);
-        return Math.floorMod(now - event - 1, laps) < Math.floorMod(now - before, laps);
+        return lapsMod(now - event - 1, laps) < lapsMod(now - before, laps);
     }
 
     /**
@@ -108,7 +108,12 @@ public final class PackedRing {
      * {@link #position} encodes them) on a ring of {@code size}: 0..2 * size - 1.
      */
     public static int distance(int from, int to, int size) {
-        return Math.floorMod(linear(to, size) - linear(from, size), 2 * size);
+        return lapsMod(linear(to, size) - linear(from, size), 2 * size);
+    }
+
+    /** {@code d} modulo {@code laps} for d in [-laps, laps), without a division (sizes need not be powers of two). */
+    private static int lapsMod(int d, int laps) {
+        return d < 0 ? d + laps : d;
     }
 
     /** A position as a count modulo 2 * size; the wrap counter starts at 1 (§2.8.1), so offset 0 of the first lap is 0. */
