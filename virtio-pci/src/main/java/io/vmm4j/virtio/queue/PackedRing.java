@@ -89,6 +89,16 @@ public final class PackedRing {
         return (nextAvail & 0xFFFF) | (nextUsed & 0xFFFF) << 16;
     }
 
+    /** The next avail position (offset and driver wrap counter) in a packed {@link #vringBase} value: its low 16 bits. */
+    public static int availPosition(int vringBase) {
+        return vringBase & 0xFFFF;
+    }
+
+    /** The next used position (offset and device wrap counter) in a packed {@link #vringBase} value: its high 16 bits. */
+    public static int usedPosition(int vringBase) {
+        return vringBase >>> 16;
+    }
+
     /**
      * The event rule on a packed ring (§2.8.10): whether moving a position from {@code oldPos} to
      * {@code newPos}, both as {@link #position} encodes them, passed the descriptor {@code eventPos}

@@ -277,7 +277,8 @@ class PackedQueueTest {
         assertEquals(2 | 2 << 16, PackedRing.vringBase(avail, used));
 
         PackedQueue next = q.newDevice();
-        next.setPosition(avail, used);
+        int base = PackedRing.vringBase(q.device.nextAvail(), q.device.nextUsed());
+        next.setPosition(PackedRing.availPosition(base), PackedRing.usedPosition(base));
         assertFalse(next.availWrapCounter());
         assertFalse(next.usedWrapCounter());
         int id = q.driver.add(new long[] {buf}, new int[] {8}, 1);
@@ -292,6 +293,9 @@ class PackedQueueTest {
 
         assertThrows(IllegalArgumentException.class, () -> next.setPosition(5, 0), "offset 5 is outside a ring of 5");
         assertThrows(IllegalArgumentException.class, () -> next.setPosition(0x1_0000, 0));
+        // a wrap counter set in bit 31 of the vhost-user value lands in bit 15 of the used position
+        assertEquals(PackedRing.position(3, true), PackedRing.usedPosition(PackedRing.vringBase(0, PackedRing.position(3, true))));
+        assertEquals(0x8003_0002, PackedRing.vringBase(2, 0x8003));
     }
 
     @Test
