@@ -43,7 +43,8 @@ import static io.vmm4j.virtio.queue.PackedRing.DESC_F_WRITE;
  * <p><b>Used descriptors.</b> {@link #push} records a used buffer; {@link #publish()} writes the used
  * descriptors, each at the next used slot (skipping as many slots as the buffer took, §2.8.6), the
  * first one's flags last with a release store so the driver sees the batch at once (§2.8.21.1
- * applied to the device side). With VIRTIO_F_IN_ORDER buffers must be pushed in the order they
+ * applied to the device side; so the chains of one multi-buffer request, pushed together and
+ * published once, appear whole, as §2.8.9 asks). With VIRTIO_F_IN_ORDER buffers must be pushed in the order they
  * were popped (§6.2), and publish writes one used descriptor for each run of buffers, with the last
  * one's id (§2.8.8), whenever every skipped buffer was used completely (the driver assumes so of
  * skipped buffers: a read-only buffer, or a writable one filled to its length); otherwise one each.
