@@ -1,4 +1,4 @@
-/** vmm4j virtio-pci: PCI transport, virtio core, split virtqueues, the virtio-net device model. */
+/** vmm4j virtio-pci: PCI transport, virtio core, split and packed virtqueue engines, the virtio-net device model. */
 module io.vmm4j.virtio {
     requires transitive io.vmm4j.core;
     requires org.slf4j;

@@ -34,6 +34,15 @@ class BenchmarkSmokeTest {
     }
 
     @Test
+    void packedQueueBenchmarkRunsEveryParameterCombination() throws Exception {
+        Collection<RunResult> results = runBriefly(PackedQueueBenchmark.class.getSimpleName());
+        assertEquals(4, results.size(), "eventIdx x batch");
+        for (RunResult r : results) {
+            assertTrue(r.getPrimaryResult().getScore() > 0, r.getParams() + " scored " + r.getPrimaryResult().getScore());
+        }
+    }
+
+    @Test
     void emulatedTxBenchmarkAndItsCeilingRun() throws Exception {
         HostRequirements.requireRoot("a tap for the transmit path");
         HostRequirements.requireFile("/dev/net/tun", "modprobe tun");

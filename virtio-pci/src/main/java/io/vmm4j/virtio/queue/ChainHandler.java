@@ -1,7 +1,7 @@
 package io.vmm4j.virtio.queue;
 
 /**
- * A device's part in {@link SplitQueue#serve}: what it does with each available chain, and what it
+ * A device's part in {@link Virtqueue#serve}: what it does with each available chain, and what it
  * does once a batch of used chains is published. Make one per queue and keep it: the loop calls
  * it per chain and must not allocate.
  */
@@ -11,8 +11,8 @@ public interface ChainHandler {
 
     /**
      * Handles one chain the driver made available. Returns the bytes written into its
-     * device-writable segments (the used length, virtio 1.2 §2.7.8.2), or {@link #DEFER}: the chain
-     * is given back ({@link SplitQueue#rewind}) for the next pass, and this pass ends without
+     * device-writable segments (the used length, virtio 1.2 §2.7.8.2, §2.8.4), or {@link #DEFER}: the chain
+     * is given back ({@link Virtqueue#rewind}) for the next pass, and this pass ends without
      * enabling notifications, for a device that has a wake-up of its own for it (a full port
      * becoming writable).
      *

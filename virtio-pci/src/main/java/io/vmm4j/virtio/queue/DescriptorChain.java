@@ -5,8 +5,8 @@ import io.vmm4j.core.memory.GuestMemory;
 import java.util.Objects;
 
 /**
- * One descriptor chain as {@link SplitQueue#pop} read it: the head index and the buffer segments,
- * device-readable ones first (virtio 1.2 §2.7.4.2). A reusable holder: allocate one per queue and
+ * One descriptor chain as {@link Virtqueue#pop} read it: the head index (on a packed ring, the
+ * buffer id) and the buffer segments, device-readable ones first (virtio 1.2 §2.7.4.2, §2.8.17). A reusable holder: allocate one per queue and
  * let every pop refill it, so the data path allocates nothing.
  *
  * <p>Every value here was read from guest memory once and validated: each segment lies wholly
@@ -15,7 +15,7 @@ import java.util.Objects;
  * The guest may change the descriptors afterwards; this copy does not change with them.
  *
  * <p>The capacity is the most segments a chain may have in this holder; a longer chain makes
- * {@code pop} throw {@link VirtqueueException}. Use {@link SplitQueue#maxChainSegments()} to accept
+ * {@code pop} throw {@link VirtqueueException}. Use {@link Virtqueue#maxChainSegments()} to accept
  * every chain the queue accepts, or less to impose a device limit (§2.7.4.1 allows one).
  */
 public final class DescriptorChain {
@@ -40,7 +40,10 @@ public final class DescriptorChain {
         return addresses.length;
     }
 
-    /** Index of the chain's head descriptor, the id to hand back in the used ring; -1 before the first pop. */
+    /**
+     * Index of the chain's head descriptor (split) or its buffer id (packed): the id to hand back
+     * with {@link Virtqueue#push}; -1 before the first pop.
+     */
     public int head() {
         return head;
     }
@@ -140,6 +143,11 @@ public final class DescriptorChain {
         readableCount = 0;
         readableBytes = 0;
         writableBytes = 0;
+    }
+
+    /** Sets the id to hand back once it is known (a packed chain carries it in its last descriptor). */
+    void head(int head) {
+        this.head = head;
     }
 
     /** Appends a validated segment; the queue has already checked order, capacity and bounds. */

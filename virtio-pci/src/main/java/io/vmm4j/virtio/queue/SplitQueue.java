@@ -47,8 +47,11 @@ import static io.vmm4j.virtio.queue.SplitRing.DESC_F_WRITE;
  *
  * <p>Not thread-safe: one consumer thread owns the queue. The data path (pop, push, publish,
  * needsNotification, enable/disable) allocates nothing.
+ *
+ * <p>Implements {@link Virtqueue}, the layout-independent view data planes use; {@link PackedQueue}
+ * is the packed layout beside it.
  */
-public final class SplitQueue {
+public final class SplitQueue implements Virtqueue {
     /** Segments an indirect table may bring, as QEMU's VIRTQUEUE_MAX_SIZE and Linux's UIO_MAXIOV. */
     public static final int INDIRECT_SEGMENT_LIMIT = 1024;
     /** The longest chain in bytes (§2.7.5.2: no chain longer than 2^32 bytes). */
