@@ -96,7 +96,14 @@ public abstract class VhostDataPlane implements NetBackend {
                 return;
             }
             NetActivation resumed = linkDown.handBack();
-            start(resumed);
+            try {
+                start(resumed);
+            } catch (RuntimeException e) {
+                // the outside worker refused the rings: they go back to the link-down plane where it stopped, nothing lost
+                linkDown.takeOver(resumed, resumed.resume());
+                linkUp = false;
+                throw e;
+            }
             LOG.info("{}: link up, {} serves the rings again from {}", name(), ringHolder(), resumed.resume());
         }
     }

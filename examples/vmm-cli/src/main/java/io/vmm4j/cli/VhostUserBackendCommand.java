@@ -52,6 +52,11 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
             + "socket is removed.")
     Path socket;
 
+    @Option(names = "--client", description = "Connect to a front-end listening at --socket (./vmm run --socket-listen PATH, "
+            + "QEMU's server=on) instead of listening: retry every second until it is there, and connect again after it goes "
+            + "(DPDK's vhost client=1).")
+    boolean client;
+
     @Option(names = "--tap", description = "Tap to move frames to; created (with --host-ip, link up) if it does not exist.")
     String tap;
 
@@ -92,11 +97,13 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
             checkStatsPath();
         }
         // the socket first: a path that is refused must not cost a tap (or bring an existing one up)
-        UnixListener listener;
-        try {
-            listener = UnixListener.bind(socket);
-        } catch (SocketPathException e) {
-            throw new IllegalArgumentException("--socket " + e.getMessage(), e);
+        UnixListener listener = null;
+        if (!client) {
+            try {
+                listener = UnixListener.bind(socket);
+            } catch (SocketPathException e) {
+                throw new IllegalArgumentException("--socket " + e.getMessage(), e);
+            }
         }
         List<AutoCloseable> resources = new ArrayList<>();
         VhostUserNetDaemon daemon;
@@ -123,8 +130,10 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                 log.printf("vhost-user-backend: in-memory port, host at %s inside this process%n", link.hostAddress());
                 packets = pair[0];
             }
-            daemon = new VhostUserNetDaemon(listener, packets, new VhostUserNetDaemon.Options(queues, createdTap,
-                    VhostUserNetDaemon.DEFAULT_MESSAGE_TIMEOUT_MILLIS, firstMessageTimeoutMs), log);
+            VhostUserNetDaemon.Options daemonOptions = new VhostUserNetDaemon.Options(queues, createdTap,
+                    VhostUserNetDaemon.DEFAULT_MESSAGE_TIMEOUT_MILLIS, firstMessageTimeoutMs);
+            daemon = client ? VhostUserNetDaemon.client(socket, packets, daemonOptions, log)
+                    : new VhostUserNetDaemon(listener, packets, daemonOptions, log);
             if (statsJson != null) {
                 try {
                     writeStatsFile(daemon, host);
@@ -134,7 +143,9 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                 }
             }
         } catch (RuntimeException e) {
-            listener.close();
+            if (listener != null) {
+                listener.close();
+            }
             closeAll(resources, log);
             throw e;
         }

@@ -67,6 +67,11 @@ public final class VhostUserFrontend implements VhostBackend {
         }
     }
 
+    /** Speaks vhost-user on {@code socket}, a connection the back-end made to a socket this process listens on (server mode). */
+    public static VhostUserFrontend adopt(Path path, UnixSocket socket, int replyTimeoutMillis) {
+        return new VhostUserFrontend(path, new VhostUserChannel(socket, "the vhost-user back-end connected at " + path), replyTimeoutMillis);
+    }
+
     public Path path() {
         return path;
     }

@@ -321,6 +321,13 @@ public final class VmConfigLoader {
             check(problems, "$.net.queueSize", n.queueSize(), VmRules::queueSize);
             check(problems, "$.net.hostIp", n.hostIp(), VmRules::hostIp);
             check(problems, "$.net.socket", n.socket(), VmRules::path);
+            check(problems, "$.net.socketListen", n.socketListen(), VmRules::path);
+            check(problems, "$.net.reconnect", n.reconnect(), v -> VmRules.range(v, 0, VmRules.MAX_RECONNECT_SECONDS,
+                    "seconds (0: never reconnect)"));
+            if (n.socket() != null && n.socketListen() != null) {
+                problems.add("$.net.socketListen: given with $.net.socket; the VMM either listens for the back-end or connects to it: "
+                        + "keep one");
+            }
         }
         VmConfig.Guest g = c.guest();
         if (g != null) {
