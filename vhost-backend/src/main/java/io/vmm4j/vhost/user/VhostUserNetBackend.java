@@ -60,6 +60,8 @@ public final class VhostUserNetBackend extends VhostDataPlane {
      * receive offloads at run time (CTRL_GUEST_OFFLOADS), and bit 30 is the protocol's, not virtio's.
      */
     static final long NOT_OFFERED = VirtioFeatures.bit(NetFeatures.CTRL_GUEST_OFFLOADS) | VhostUserProtocol.bit(F_PROTOCOL_FEATURES);
+    /** At most one refusal line per this period (the reconnect thread logs them). */
+    private static final long REFUSAL_LOG_PERIOD_NANOS = TimeUnit.SECONDS.toNanos(10);
     /** The protocol features this front-end uses. */
     static final long WANTED_PROTOCOL_FEATURES = VhostUserProtocol.bit(PROTOCOL_F_MQ) | VhostUserProtocol.bit(PROTOCOL_F_REPLY_ACK)
             | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU);
@@ -126,6 +128,8 @@ public final class VhostUserNetBackend extends VhostDataPlane {
     private volatile long disconnects;
     private volatile long reconnects;
     private volatile long refused;
+    private long lastRefusalLogged;
+    private long refusalsNotLogged;
     private volatile boolean closed;
     private boolean owner;
 
@@ -303,9 +307,7 @@ public final class VhostUserNetBackend extends VhostDataPlane {
             }
             return next;
         } catch (VhostUserException e) {
-            refused++;
-            lastProblem = "refused the back-end that connected at " + socket() + ": " + e.getMessage();
-            LOG.error("{}; closed it, waiting for another", lastProblem);
+            refused("refused the back-end that connected at " + socket() + ": " + e.getMessage(), "closed it, waiting for another");
             next.close();
             if (listener == null) {
                 sleepQuietly(endpoint.reconnectSeconds());
@@ -346,9 +348,7 @@ public final class VhostUserNetBackend extends VhostDataPlane {
                 l.accept(socket().toString());
             }
         } catch (RuntimeException e) {
-            refused++;
-            lastProblem = "replaying the setup on the back-end at " + socket() + " failed: " + e.getMessage();
-            LOG.error("{}; dropped it, waiting for another", lastProblem);
+            refused("replaying the setup on the back-end at " + socket() + " failed: " + e.getMessage(), "dropped it, waiting for another");
             next.close();
             hungUp(next, lastProblem);
             return false;
@@ -356,6 +356,25 @@ public final class VhostUserNetBackend extends VhostDataPlane {
         reconnects++;
         LOG.info("the vhost-user back-end at {} is back ({} {} so far)", socket(), reconnects, reconnects == 1 ? "reconnect" : "reconnects");
         return true;
+    }
+
+    /**
+     * Counts a refused back-end and logs it: the first at once, then at most one line per
+     * {@link #REFUSAL_LOG_PERIOD_NANOS} saying how many were not logged, so a reconnect storm cannot flood the log.
+     */
+    private void refused(String problem, String action) {
+        refused++;
+        lastProblem = problem;
+        long now = System.nanoTime();
+        if (lastRefusalLogged != 0 && now - lastRefusalLogged < REFUSAL_LOG_PERIOD_NANOS) {
+            refusalsNotLogged++;
+            return;
+        }
+        String also = refusalsNotLogged == 0 ? "" : " (" + refusalsNotLogged + " more refused since the last line; "
+                + "x-vmm4j-query-backend counts them all)";
+        LOG.error("{}; {}{}", problem, action, also);
+        lastRefusalLogged = now;
+        refusalsNotLogged = 0;
     }
 
     private void sleepQuietly(int seconds) {

@@ -324,10 +324,7 @@ public final class VmConfigLoader {
             check(problems, "$.net.socketListen", n.socketListen(), VmRules::path);
             check(problems, "$.net.reconnect", n.reconnect(), v -> VmRules.range(v, 0, VmRules.MAX_RECONNECT_SECONDS,
                     "seconds (0: never reconnect)"));
-            if (n.socket() != null && n.socketListen() != null) {
-                problems.add("$.net.socketListen: given with $.net.socket; the VMM either listens for the back-end or connects to it: "
-                        + "keep one");
-            }
+            // socket with socketListen is refused with the flags (./vmm run names the file's fields): they exclude each other
         }
         VmConfig.Guest g = c.guest();
         if (g != null) {
