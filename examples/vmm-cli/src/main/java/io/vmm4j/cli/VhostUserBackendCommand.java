@@ -57,6 +57,10 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
             + "(DPDK's vhost client=1).")
     boolean client;
 
+    @Option(names = "--no-inflight", description = "Do not offer VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD: a front-end then keeps no "
+            + "record of what this daemon has in flight, and a restart resumes from the used index (what was in flight is lost).")
+    boolean noInflight;
+
     @Option(names = "--tap", description = "Tap to move frames to; created (with --host-ip, link up) if it does not exist.")
     String tap;
 
@@ -131,7 +135,7 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                 packets = pair[0];
             }
             VhostUserNetDaemon.Options daemonOptions = new VhostUserNetDaemon.Options(queues, createdTap,
-                    VhostUserNetDaemon.DEFAULT_MESSAGE_TIMEOUT_MILLIS, firstMessageTimeoutMs);
+                    VhostUserNetDaemon.DEFAULT_MESSAGE_TIMEOUT_MILLIS, firstMessageTimeoutMs, !noInflight);
             daemon = client ? VhostUserNetDaemon.client(socket, packets, daemonOptions, log)
                     : new VhostUserNetDaemon(listener, packets, daemonOptions, log);
             if (statsJson != null) {

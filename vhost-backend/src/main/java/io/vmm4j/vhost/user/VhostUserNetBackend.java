@@ -64,7 +64,7 @@ public final class VhostUserNetBackend extends VhostDataPlane {
     private static final long REFUSAL_LOG_PERIOD_NANOS = TimeUnit.SECONDS.toNanos(10);
     /** The protocol features this front-end uses. */
     static final long WANTED_PROTOCOL_FEATURES = VhostUserProtocol.bit(PROTOCOL_F_MQ) | VhostUserProtocol.bit(PROTOCOL_F_REPLY_ACK)
-            | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU);
+            | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU) | VhostUserProtocol.bit(VhostUserProtocol.PROTOCOL_F_INFLIGHT_SHMFD);
 
     /**
      * How the VMM reaches its back-end. A client connects to {@code socket}; with {@code
@@ -132,6 +132,10 @@ public final class VhostUserNetBackend extends VhostDataPlane {
     private long refusalsNotLogged;
     private volatile boolean closed;
     private boolean owner;
+    /** The back-end's inflight record (GET_INFLIGHT_FD), kept here across its restarts; null before the first start. */
+    private VhostUserFrontend.InflightArea inflight;
+    /** Where the rings were parked when the back-end died: a start from exactly there hands the same record to the next one. */
+    private int[] parkedAvail;
 
     /**
      * Connects to the back-end at {@code socket} and learns what it offers; never reconnects.
@@ -511,6 +515,9 @@ public final class VhostUserNetBackend extends VhostDataPlane {
         if (a.hasFeature(NetFeatures.MTU) && VhostUserProtocol.has(protocolFeatures, PROTOCOL_F_NET_MTU)) {
             frontend.setMtu(a.mtu());
         }
+        if (inflightTracking()) {
+            handInflightRecord(a);
+        }
         frontend.setMemTable(a.memory());
         try {
             for (NetActivation.QueuePair p : a.pairs()) {
@@ -526,6 +533,44 @@ public final class VhostUserNetBackend extends VhostDataPlane {
             throw e;
         }
         LOG.debug("vhost-user back-end at {} serves {} queue pair(s)", socket(), a.pairs().size());
+    }
+
+    private boolean inflightTracking() {
+        return VhostUserProtocol.has(protocolFeatures, VhostUserProtocol.PROTOCOL_F_INFLIGHT_SHMFD);
+    }
+
+    /**
+     * "Inflight I/O tracking": the record the back-end writes goes back to it on every start
+     * (SET_INFLIGHT_FD). The same one only when the rings resume exactly where they were parked
+     * after a crash, so the new back-end resubmits what the dead one had in flight; any other start
+     * (the first, after a device reset, after the link-down plane moved the rings) gets a new one,
+     * as QEMU gets a new one at a VM reset.
+     */
+    private void handInflightRecord(NetActivation a) {
+        boolean same = inflight != null && parkedAvail != null && java.util.Arrays.equals(parkedAvail, a.resume().nextAvail());
+        parkedAvail = null;
+        if (!same) {
+            closeInflight();
+            int queueSize = 0;
+            for (NetActivation.QueuePair p : a.pairs()) {
+                queueSize = Math.max(queueSize, Math.max(p.rx().size(), p.tx().size()));
+            }
+            inflight = frontend.getInflightFd(2 * a.pairs().size(), queueSize);
+        }
+        frontend.setInflightFd(inflight);
+    }
+
+    private void closeInflight() {
+        if (inflight != null) {
+            LibC.closeQuietly(inflight.fd());
+            inflight = null;
+        }
+    }
+
+    /** With inflight tracking and a back-end that may come back, its death leaves the rings to it, not to the link-down plane. */
+    @Override
+    protected boolean parksRingsWhileAway() {
+        return endpoint.reconnects() && inflightTracking() && !frontend.connected();
     }
 
     private void startRing(NetActivation a, int index, QueueBinding q, String name) {
@@ -564,7 +609,9 @@ public final class VhostUserNetBackend extends VhostDataPlane {
             }
         }
         releaseErrFds();
-        return at.build();
+        QueuePositions positions = at.build();
+        parkedAvail = parksRingsWhileAway() ? positions.nextAvail().clone() : null;
+        return positions;
     }
 
     private void releaseErrFds() {
@@ -627,6 +674,9 @@ public final class VhostUserNetBackend extends VhostDataPlane {
             stop();
         } catch (RuntimeException e) {
             LOG.debug("stopping the vhost-user rings at close failed: {}", e.getMessage());
+        }
+        synchronized (this) {
+            closeInflight();
         }
         frontend.close();
     }

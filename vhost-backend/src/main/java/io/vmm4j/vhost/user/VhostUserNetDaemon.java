@@ -34,7 +34,7 @@ import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_REPLY_ACK;
  *
  * <p>It offers the ring and transport features (VERSION_1, INDIRECT_DESC, EVENT_IDX, MRG_RXBUF),
  * MTU, MQ with several pairs, and checksum/TSO offloads when the port carries them; protocol
- * features MQ, REPLY_ACK and NET_MTU. It does not offer CONFIG, so a front-end keeps the device
+ * features MQ, REPLY_ACK, NET_MTU and INFLIGHT_SHMFD (unless {@link Options#inflight()} is off). It does not offer CONFIG, so a front-end keeps the device
  * configuration space (and the control queue) to itself.
  */
 public final class VhostUserNetDaemon implements AutoCloseable {
@@ -60,7 +60,8 @@ public final class VhostUserNetDaemon implements AutoCloseable {
      * @param firstMessageTimeoutMillis how long a new connection may take to send its first message before it is
      *                                  closed, so that a silent peer cannot keep the next front-end waiting
      */
-    public record Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis, int firstMessageTimeoutMillis) {
+    public record Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis, int firstMessageTimeoutMillis,
+                          boolean inflight) {
         public Options {
             if (messageTimeoutMillis < 1 || firstMessageTimeoutMillis < 1) {
                 throw new IllegalArgumentException("message timeouts must be positive, were " + messageTimeoutMillis + " and "
@@ -70,6 +71,15 @@ public final class VhostUserNetDaemon implements AutoCloseable {
 
         public Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis) {
             this(queuePairs, managesTapMtu, messageTimeoutMillis, DEFAULT_FIRST_MESSAGE_TIMEOUT_MILLIS);
+        }
+
+        public Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis, int firstMessageTimeoutMillis) {
+            this(queuePairs, managesTapMtu, messageTimeoutMillis, firstMessageTimeoutMillis, true);
+        }
+
+        /** The same, offering INFLIGHT_SHMFD or not. */
+        public Options withInflight(boolean on) {
+            return new Options(queuePairs, managesTapMtu, messageTimeoutMillis, firstMessageTimeoutMillis, on);
         }
 
         public static Options defaults(int queuePairs) {
@@ -178,7 +188,8 @@ public final class VhostUserNetDaemon implements AutoCloseable {
         }
         this.offeredFeatures = features;
         this.offeredProtocolFeatures = VhostUserProtocol.bit(PROTOCOL_F_MQ) | VhostUserProtocol.bit(PROTOCOL_F_REPLY_ACK)
-                | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU);
+                | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU)
+                | (options.inflight() ? VhostUserProtocol.bit(VhostUserProtocol.PROTOCOL_F_INFLIGHT_SHMFD) : 0);
         this.loops = new EventLoop[options.queuePairs()];
         this.totals = new NetQueueCounters.Snapshot[2 * options.queuePairs()];
         for (int q = 0; q < totals.length; q++) {
