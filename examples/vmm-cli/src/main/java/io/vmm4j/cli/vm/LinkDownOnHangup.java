@@ -95,15 +95,17 @@ final class LinkDownOnHangup implements Consumer<String> {
      */
     void reconnected(String socket) {
         VirtioNet nic = net;
-        if (nic != null && downedByHangup) {
+        if (nic != null && (downedByHangup || nic.linkUp())) {
             try {
-                nic.setLinkUp(true);
+                if (nic.linkUp()) {
+                    nic.backend().setLinkUp(true); // management set the link up while the back-end was away: the rings go out now
+                } else {
+                    nic.setLinkUp(true);
+                }
             } catch (RuntimeException e) {
-                nic.setLinkUp(false); // the rings went back to the link-down plane; the guest's view follows
+                nic.setLinkUp(false); // the rings stayed with the VMM; the guest's view follows
                 throw e;
             }
-        } else if (nic != null && nic.linkUp()) {
-            nic.backend().setLinkUp(true); // management set the link up while the back-end was away: the rings go out now
         }
         long lost = nic == null ? 0 : dropped(nic) - droppedAtHangup;
         droppedWhileAway += lost;

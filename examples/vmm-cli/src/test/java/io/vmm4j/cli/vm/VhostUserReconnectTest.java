@@ -158,17 +158,22 @@ class VhostUserReconnectTest {
      * the guest keeps sending.
      */
     private record Outage(GuestTraffic.StreamResult stream, JsonNode hostCounts, long killedAtNanos, long[] sentAtNanos, int killSeq,
-                          long reconnectedAtNanos) {
-        /** Milliseconds from the kill until the VMM had the new back-end serving (link up). */
-        long reconnectedAfterMillis() {
+                          long restartedAtNanos, long reconnectedAtNanos) {
+        /** Milliseconds from starting the new daemon until the VMM had it serving the rings (link up). */
+        long reconnectedAfterRestartMillis() {
+            return TimeUnit.NANOSECONDS.toMillis(reconnectedAtNanos - restartedAtNanos);
+        }
+
+        /** Milliseconds from the kill until the VMM had the new daemon serving the rings. */
+        long reconnectedAfterKillMillis() {
             return TimeUnit.NANOSECONDS.toMillis(reconnectedAtNanos - killedAtNanos);
         }
 
-        /** Milliseconds from the kill until the first number sent after it came back to the guest. */
-        long resumedAfterMillis() {
+        /** Milliseconds from starting the new daemon until the first number the guest sent after the kill came back to it. */
+        long resumedAfterRestartMillis() {
             for (int s = killSeq + 1; s < stream.echoes().length; s++) {
-                if (stream.echoes()[s] > 0) {
-                    return TimeUnit.NANOSECONDS.toMillis(sentAtNanos[s] - killedAtNanos);
+                if (stream.echoes()[s] > 0 && sentAtNanos[s] > killedAtNanos) {
+                    return TimeUnit.NANOSECONDS.toMillis(sentAtNanos[s] - restartedAtNanos);
                 }
             }
             return Long.MAX_VALUE;
@@ -194,6 +199,7 @@ class VhostUserReconnectTest {
         long[] sentAt = new long[count];
         AtomicLong killedAt = new AtomicLong();
         AtomicLong reconnectedAt = new AtomicLong();
+        AtomicLong restartedAt = new AtomicLong();
         Path counts = dir.resolve("counts.json");
         Process echo = echo(ns, counts);
         CompletableFuture<Void> restarted = new CompletableFuture<>();
@@ -208,6 +214,7 @@ class VhostUserReconnectTest {
                             current.get().kill(); // SIGKILL, mid-stream
                             killedAt.set(System.nanoTime());
                             Thread.sleep(2_000);
+                            restartedAt.set(System.nanoTime());
                             current.set(restart.start());
                             while (vm.backendConnection().reconnects() == 0 || !vm.net().linkUp()) {
                                 Thread.sleep(5);
@@ -225,7 +232,7 @@ class VhostUserReconnectTest {
         }
         restarted.get(30, TimeUnit.SECONDS);
         assertTrue(host != null, "the echo wrote no counts");
-        return new Outage(r, host, killedAt.get(), sentAt, killSeq, reconnectedAt.get());
+        return new Outage(r, host, killedAt.get(), sentAt, killSeq, restartedAt.get(), reconnectedAt.get());
     }
 
     private static JsonNode stopEchoQuietly(Process echo, Path counts) {
@@ -280,8 +287,9 @@ class VhostUserReconnectTest {
                     VhostUserNetBackend.ConnectionStatus c = vm.backendConnection();
                     String facts = label + ": sent " + o.stream().sent() + ", echoed once " + o.stream().echoedOnce() + ", guest duplicates "
                             + o.stream().duplicates() + ", host duplicates " + o.hostDuplicates() + ", host missing " + o.hostMissing()
-                            + ", VMM dropped with the link down " + vm.framesDroppedWhileBackendAway() + ", resumed after "
-                            + o.resumedAfterMillis() + " ms, reconnected after " + o.reconnectedAfterMillis() + " ms, link changes " + vm.guest().nic().linkChanges() + ", " + c
+                            + ", VMM dropped with the link down " + vm.framesDroppedWhileBackendAway() + ", resumed within "
+                            + o.resumedAfterRestartMillis() + " ms of the restart, serving again " + o.reconnectedAfterRestartMillis()
+                            + " ms after the restart (" + o.reconnectedAfterKillMillis() + " ms after the kill), link changes " + vm.guest().nic().linkChanges() + ", " + c
                             + "\nthe daemon now: " + daemon.get().describe();
                     System.out.println(facts + " (" + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0) + " ms)");
                     assertTrue(vm.guest().nic().linkChanges().containsAll(List.of("down", "up"))
@@ -290,14 +298,14 @@ class VhostUserReconnectTest {
                     assertTrue(vm.guest().nic().linkUp(), facts);
                     assertEquals(0, o.stream().duplicates(), "no number came back to the guest twice: " + facts);
                     assertEquals(0, o.hostDuplicates(), "no number reached the host twice: " + facts);
-                    assertTrue(o.reconnectedAfterMillis() < 5_000, "the new back-end served the rings within 5 s of the kill: " + facts);
+                    assertTrue(o.reconnectedAfterRestartMillis() < 5_000, "the new daemon served the rings within 5 s of its start: " + facts);
                     assertTrue(o.stream().echoedOnce() > o.killSeq() + 1_000, "most of the stream after the outage came back: " + facts);
                     if (inflight) {
                         // the rings waited for the new back-end: what the guest sent meanwhile, and what the dead one had taken, go out once
                         assertEquals(0, o.hostMissing(), "with INFLIGHT_SHMFD no number sent is lost on the way to the host: " + facts);
                         assertEquals(0, vm.framesDroppedWhileBackendAway(), "nothing was dropped while the back-end was away: " + facts);
                     } else {
-                        assertTrue(o.resumedAfterMillis() < 5_000, "the stream resumed within 5 s of the kill: " + facts);
+                        assertTrue(o.resumedAfterRestartMillis() < 5_000, "the stream resumed within 5 s of the restart: " + facts);
                         assertTrue(o.hostMissing() > 0 && vm.framesDroppedWhileBackendAway() > 0 && o.hostMissing()
                                 <= vm.framesDroppedWhileBackendAway(), "without inflight tracking the outage loses frames, and the VMM "
                                 + "counts every one it dropped: " + facts);
