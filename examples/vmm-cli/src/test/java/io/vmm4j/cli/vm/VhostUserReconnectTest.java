@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.tap.NetNamespace;
+import io.vmm4j.vhost.BackendConnectionListener;
 import io.vmm4j.vhost.user.VhostUserNetBackend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -17,6 +18,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
@@ -278,6 +280,19 @@ class VhostUserReconnectTest {
                     vm = new ToyVm(options(socket, false), quiet());
                 }
                 try (vm) {
+                    // what management hears (QMP NETDEV_VHOST_USER_CONNECTED / _DISCONNECTED come from these)
+                    List<String> events = new CopyOnWriteArrayList<>();
+                    vm.setBackendConnectionListener(new BackendConnectionListener() {
+                        @Override
+                        public void connected(String netdevId, String endpoint) {
+                            events.add("connected " + netdevId + " " + endpoint);
+                        }
+
+                        @Override
+                        public void disconnected(String netdevId, String reason) {
+                            events.add("disconnected " + netdevId);
+                        }
+                    });
                     vm.run();
                     assertEquals(3, vm.guest().ping(3, "10.0.2.2", 1000), label + ": pings pass through the daemon");
 
@@ -314,6 +329,8 @@ class VhostUserReconnectTest {
                     assertEquals(1, c.disconnects(), facts);
                     assertTrue(c.connected(), facts);
                     assertEquals(null, vm.netTransport().lastError(), "no ring error across the hand-overs: " + facts);
+                    assertEquals(List.of("connected net0 " + socket, "disconnected net0", "connected net0 " + socket), events,
+                            "management heard the back-end go and come back");
 
                     // many cycles: nothing accumulates in the VMM
                     long fds = 0;
@@ -339,6 +356,8 @@ class VhostUserReconnectTest {
                     assertTrue(cycles == 0 || javaThreads() <= threads, label + ": no more threads after " + cycles + " cycles than after the first: "
                             + threads + " -> " + javaThreads() + " " + Thread.getAllStackTraces().keySet());
                     assertEquals(cycles + 1, vm.backendConnection().reconnects(), vm.backendConnection().toString());
+                    assertEquals(cycles + 2, events.stream().filter(e -> e.startsWith("connected")).count(), events.toString());
+                    assertEquals(cycles + 1, events.stream().filter(e -> e.startsWith("disconnected")).count(), events.toString());
                 }
             } finally {
                 VmmProcess d = daemon.get();
