@@ -18,6 +18,8 @@ public abstract class VhostDataPlane implements NetBackend {
 
     private final LinkDownPlane linkDown;
     private NetActivation active;
+    /** Rings left as they are while the outside worker is away ({@link #parksRingsWhileAway}), to be resumed where they stand. */
+    private NetActivation parked;
     private boolean linkUp = true;
 
     protected VhostDataPlane(LinkDownPlane linkDown) {
@@ -39,6 +41,15 @@ public abstract class VhostDataPlane implements NetBackend {
     /** Lets the first {@code pairs} queue pairs carry frames and stops the rest; {@code a} is null while nothing runs outside. */
     protected abstract void enablePairs(NetActivation a, int pairs);
 
+    /**
+     * Whether link down should leave the rings untouched instead of handing them to the link-down
+     * plane: a worker that comes back resubmits what it had in flight (vhost-user's inflight
+     * tracking), so nothing the guest posted meanwhile may be consumed here.
+     */
+    protected boolean parksRingsWhileAway() {
+        return false;
+    }
+
     /** Why the rings cannot go back to the outside worker now (null: they can). */
     protected String cannotResume() {
         return null;
@@ -46,7 +57,7 @@ public abstract class VhostDataPlane implements NetBackend {
 
     @Override
     public final synchronized void start(NetActivation a) {
-        if (active != null || linkDown.serving()) {
+        if (active != null || linkDown.serving() || parked != null) {
             throw new IllegalStateException(ringHolder() + " already serves the device's rings");
         }
         if (!linkUp) {
@@ -61,6 +72,11 @@ public abstract class VhostDataPlane implements NetBackend {
     public final synchronized QueuePositions stop() {
         if (linkDown.serving()) {
             return linkDown.stop();
+        }
+        if (parked != null) {
+            QueuePositions at = parked.resume();
+            parked = null;
+            return at;
         }
         NetActivation a = active;
         if (a == null) {
@@ -82,12 +98,35 @@ public abstract class VhostDataPlane implements NetBackend {
             return;
         }
         linkUp = up;
-        if (!up && active != null) {
+        if (!up && active != null && parksRingsWhileAway()) {
+            NetActivation a = active;
+            QueuePositions at = stop();
+            parked = new NetActivation(a.memory(), a.ackedFeatures(), a.mtu(), a.pairs(), a.activePairs(), at, a.counters(), a.host());
+            LOG.info("{}: link down, the rings {} served are left as they stand ({}) until it is back; nothing is consumed meanwhile",
+                    name(), ringHolder(), at);
+        } else if (!up && active != null) {
             NetActivation a = active;
             QueuePositions at = stop();
             linkDown.takeOver(a, at);
             LOG.info("{}: link down, the rings {} served stopped at {}; frames are dropped both ways until the link is up", name(),
                     ringHolder(), at);
+        } else if (up && parked != null) {
+            String why = cannotResume();
+            if (why != null) {
+                LOG.warn("{}: link up asked, but {}; the rings stay parked", name(), why);
+                linkUp = false;
+                return;
+            }
+            NetActivation resumed = parked;
+            parked = null;
+            try {
+                start(resumed);
+            } catch (RuntimeException e) {
+                parked = resumed; // the outside worker refused: the rings stay as they stand
+                linkUp = false;
+                throw e;
+            }
+            LOG.info("{}: link up, {} serves the rings again from {}", name(), ringHolder(), resumed.resume());
         } else if (up && linkDown.serving()) {
             String why = cannotResume();
             if (why != null) {
@@ -96,7 +135,14 @@ public abstract class VhostDataPlane implements NetBackend {
                 return;
             }
             NetActivation resumed = linkDown.handBack();
-            start(resumed);
+            try {
+                start(resumed);
+            } catch (RuntimeException e) {
+                // the outside worker refused the rings: they go back to the link-down plane where it stopped, nothing lost
+                linkDown.takeOver(resumed, resumed.resume());
+                linkUp = false;
+                throw e;
+            }
             LOG.info("{}: link up, {} serves the rings again from {}", name(), ringHolder(), resumed.resume());
         }
     }
@@ -105,6 +151,10 @@ public abstract class VhostDataPlane implements NetBackend {
     @Override
     public final synchronized void setActivePairs(int pairs) {
         linkDown.setActivePairs(pairs);
+        if (parked != null) {
+            NetActivation p = parked;
+            parked = new NetActivation(p.memory(), p.ackedFeatures(), p.mtu(), p.pairs(), pairs, p.resume(), p.counters(), p.host());
+        }
         enablePairs(active, pairs);
     }
 }

@@ -151,6 +151,16 @@ public final class RunCommand implements Callable<Integer> {
             + "(./vmm vhost-user-backend --socket PATH --tap NAME); it owns the port, so --tap/--port/--bridge do not apply.")
     String socket;
 
+    @Option(names = "--socket-listen", paramLabel = "PATH", description = "With --backend vhost-user: the VMM listens at PATH and "
+            + "the back-end connects to it (QEMU's server=on), and may connect again after it goes "
+            + "(./vmm vhost-user-backend --client --socket PATH ...). Instead of --socket.")
+    String socketListen;
+
+    @Option(names = "--reconnect", paramLabel = "SECONDS", defaultValue = "0", description = "With --backend vhost-user --socket: "
+            + "when the back-end goes, keep the guest running with the link down and retry the socket every SECONDS; a back-end "
+            + "that comes back gets the whole setup again and the link goes up (QEMU's reconnect-ms, in seconds). 0: never.")
+    int reconnectSeconds;
+
     @Option(names = "--qmp", paramLabel = "PATH",
             description = "Serve a QMP control socket (UNIX, mode 0600) at PATH: queries, set_link, system_reset, quit, events.")
     Path qmp;
@@ -245,7 +255,8 @@ public final class RunCommand implements Callable<Integer> {
         return VmOptions.builder().dataPlane(DataPlane.of(backend)).port(OptionValue.of(VmOptions.Port.class, port)).tap(tap)
                 .bridge(bridge).guestIp(guestIp).hostIp(link.hostIp()).pingTarget(ping).pairs(link.queues()).count(count)
                 .pingSize(pingSize).intervalMs(intervalMs).udpPort(udpPort).serveSeconds(serveSeconds).mac(mac).mtu(mtu)
-                .memoryMiB(memoryMiB).wantedFeatures(wantedFeatures()).socket(socket).queueSize(queueSize)
+                .memoryMiB(memoryMiB).wantedFeatures(wantedFeatures()).socket(socketListen != null ? socketListen : socket)
+                .socketListen(socketListen != null).reconnectSeconds(reconnectSeconds).queueSize(queueSize)
                 .vcpu(OptionValue.of(VmOptions.Vcpu.class, vcpu)).kernel(kernel).initrd(initrd).append(append).cpus(cpus).build();
     }
 
@@ -267,6 +278,7 @@ public final class RunCommand implements Callable<Integer> {
         check("--ping-size", VmRules.range(pingSize, 0, mtu - 28, "bytes (the MTU " + mtu + " minus 28 bytes of IPv4 and ICMP headers)"));
         check("--udp-port", VmRules.range(udpPort, 0, 65535, "(0: no UDP flows)"));
         check("--mac", VmRules.mac(mac));
+        checkVhostUserEndpoint();
         if (tap != null && !tap.isEmpty()) {
             check("--tap", VmRules.interfaceName(tap));
         }
@@ -282,6 +294,30 @@ public final class RunCommand implements Callable<Integer> {
         checkLinuxGuest();
         if (metrics != null) {
             check("--metrics", VmRules.metricsAddress(metrics));
+        }
+    }
+
+    /** --socket or --socket-listen (one of them), and --reconnect only for a client (QEMU refuses reconnect with server=on). */
+    private void checkVhostUserEndpoint() {
+        check("--reconnect", VmRules.range(reconnectSeconds, 0, VmRules.MAX_RECONNECT_SECONDS, "seconds (0: never reconnect)"));
+        if (socketListen != null) {
+            check("--socket-listen", VmRules.path(socketListen));
+            if (socket != null) {
+                throw new IllegalArgumentException(label("--socket-listen") + " and " + label("--socket") + " both given: the VMM "
+                        + "either listens for the back-end (--socket-listen) or connects to it (--socket); give one");
+            }
+            if (reconnectSeconds > 0) {
+                throw new IllegalArgumentException(label("--reconnect") + " " + reconnectSeconds + " with " + label("--socket-listen")
+                        + ": a listening VMM accepts the back-end again by itself; --reconnect is for --socket (a VMM that connects)");
+            }
+        }
+        if ((socketListen != null || reconnectSeconds > 0) && !"vhost-user".equals(backend)) {
+            throw new IllegalArgumentException(label(socketListen != null ? "--socket-listen" : "--reconnect") + " is for --backend "
+                    + "vhost-user; --backend is " + backend);
+        }
+        if (reconnectSeconds > 0 && socket == null) {
+            throw new IllegalArgumentException(label("--reconnect") + " " + reconnectSeconds + " needs --socket PATH, the back-end's "
+                    + "socket to retry");
         }
     }
 

@@ -52,6 +52,15 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
             + "socket is removed.")
     Path socket;
 
+    @Option(names = "--client", description = "Connect to a front-end listening at --socket (./vmm run --socket-listen PATH, "
+            + "QEMU's server=on) instead of listening: retry every second until it is there, and connect again after it goes "
+            + "(DPDK's vhost client=1).")
+    boolean client;
+
+    @Option(names = "--no-inflight", description = "Do not offer VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD: a front-end then keeps no "
+            + "record of what this daemon has in flight, and a restart resumes from the used index (what was in flight is lost).")
+    boolean noInflight;
+
     @Option(names = "--tap", description = "Tap to move frames to; created (with --host-ip, link up) if it does not exist.")
     String tap;
 
@@ -92,11 +101,13 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
             checkStatsPath();
         }
         // the socket first: a path that is refused must not cost a tap (or bring an existing one up)
-        UnixListener listener;
-        try {
-            listener = UnixListener.bind(socket);
-        } catch (SocketPathException e) {
-            throw new IllegalArgumentException("--socket " + e.getMessage(), e);
+        UnixListener listener = null;
+        if (!client) {
+            try {
+                listener = UnixListener.bind(socket);
+            } catch (SocketPathException e) {
+                throw new IllegalArgumentException("--socket " + e.getMessage(), e);
+            }
         }
         List<AutoCloseable> resources = new ArrayList<>();
         VhostUserNetDaemon daemon;
@@ -123,8 +134,10 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                 log.printf("vhost-user-backend: in-memory port, host at %s inside this process%n", link.hostAddress());
                 packets = pair[0];
             }
-            daemon = new VhostUserNetDaemon(listener, packets, new VhostUserNetDaemon.Options(queues, createdTap,
-                    VhostUserNetDaemon.DEFAULT_MESSAGE_TIMEOUT_MILLIS, firstMessageTimeoutMs), log);
+            VhostUserNetDaemon.Options daemonOptions = new VhostUserNetDaemon.Options(queues, createdTap,
+                    VhostUserNetDaemon.DEFAULT_MESSAGE_TIMEOUT_MILLIS, firstMessageTimeoutMs, !noInflight);
+            daemon = client ? VhostUserNetDaemon.client(socket, packets, daemonOptions, log)
+                    : new VhostUserNetDaemon(listener, packets, daemonOptions, log);
             if (statsJson != null) {
                 try {
                     writeStatsFile(daemon, host);
@@ -134,7 +147,9 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                 }
             }
         } catch (RuntimeException e) {
-            listener.close();
+            if (listener != null) {
+                listener.close();
+            }
             closeAll(resources, log);
             throw e;
         }

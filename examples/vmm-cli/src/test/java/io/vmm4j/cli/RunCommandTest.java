@@ -153,7 +153,18 @@ class RunCommandTest {
                 Arguments.of(List.of("--tap", "vm\t0"), "--tap: 'vm\\u00090' contains whitespace (U+0009) at index 2; an interface name is"),
                 Arguments.of(List.of("--tap", "tap.with.long.name"), "--tap: 'tap.with.long.name' is 18 bytes long"),
                 Arguments.of(List.of("--bridge", "br/0"), "--bridge: 'br/0' contains '/' at index 2"),
-                Arguments.of(List.of("--metrics", "127.0.0.1:http"), "--metrics: '127.0.0.1:http': the port 'http' is not a number"));
+                Arguments.of(List.of("--metrics", "127.0.0.1:http"), "--metrics: '127.0.0.1:http': the port 'http' is not a number"),
+                // the vhost-user back-end's socket
+                Arguments.of(List.of("--backend", "vhost-user", "--socket", "/tmp/a.sock", "--reconnect", "-1"), "--reconnect: -1 is "
+                        + "out of range; allowed: 0 to 3600 seconds (0: never reconnect)"),
+                Arguments.of(List.of("--backend", "vhost-user", "--socket", "/tmp/a.sock", "--socket-listen", "/tmp/b.sock"),
+                        "--socket-listen and --socket both given: the VMM either listens for the back-end (--socket-listen) or connects "
+                        + "to it (--socket); give one"),
+                Arguments.of(List.of("--backend", "vhost-user", "--socket-listen", "/tmp/b.sock", "--reconnect", "2"), "--reconnect 2 "
+                        + "with --socket-listen: a listening VMM accepts the back-end again by itself; --reconnect is for --socket"),
+                Arguments.of(List.of("--reconnect", "2"), "--reconnect is for --backend vhost-user; --backend is emulated"),
+                Arguments.of(List.of("--backend", "vhost-user", "--reconnect", "2"), "--reconnect 2 needs --socket PATH, the back-end's "
+                        + "socket to retry"));
     }
 
     @ParameterizedTest(name = "{0}")

@@ -38,6 +38,8 @@ final class QueuePairs {
     private long ackedFeatures;
     private boolean featuresSet;
     private int mtu = 1500;
+    /** The inflight record (GET_INFLIGHT_FD/SET_INFLIGHT_FD), or null: rings start from their base alone. */
+    private InflightRegion inflight;
 
     /**
      * @param session       the front-end's number, for log lines
@@ -87,6 +89,18 @@ final class QueuePairs {
 
     int mtu() {
         return mtu;
+    }
+
+    /** The inflight region rings started from now on record into (the old one is unmapped once no engine uses it). */
+    void setInflight(InflightRegion region) {
+        if (anyRunning()) {
+            region.close();
+            throw new VhostUserException("an inflight region cannot change while queue pairs run");
+        }
+        if (inflight != null) {
+            inflight.close();
+        }
+        inflight = region;
     }
 
     boolean running(int pair) {
@@ -188,7 +202,20 @@ final class QueuePairs {
             SplitQueue q = new SplitQueue(memory.memory(), r.size, at.descTable(), at.availRing(), at.usedRing(),
                     VirtioFeatures.has(ackedFeatures, VirtioFeatures.EVENT_IDX));
             // the used index is whatever was last published there (zero for a fresh ring)
-            q.setPosition(r.base, SplitRing.usedIdx(memory.memory(), at.usedRing()));
+            int used = SplitRing.usedIdx(memory.memory(), at.usedRing());
+            if (inflight != null && inflight.covers(r.index, r.size)) {
+                InflightRegion.QueueTracker t = inflight.queue(r.index, r.size, used);
+                if (t.resubmitted() > 0 || r.base != used) {
+                    daemon.log("front-end %d: vring %d: %d chain(s) were in flight when the last back-end stopped; resubmitting from "
+                            + "used index %d (base asked %d)", session, r.index, t.resubmitted(), used, r.base);
+                }
+                // "Inflight I/O tracking": in-order, so what was in flight is the avail entries from used idx on
+                r.base = used;
+                q.setPosition(used, used);
+                q.setInflightLog(t);
+                return q;
+            }
+            q.setPosition(r.base, used);
             return q;
         } catch (VirtqueueException | IllegalArgumentException e) {
             throw new VhostUserException("vring " + r.index + " cannot start: " + e.getMessage());
@@ -248,6 +275,10 @@ final class QueuePairs {
         if (memory != null) {
             memory.close();
             memory = null;
+        }
+        if (inflight != null) {
+            inflight.close();
+            inflight = null;
         }
     }
 }

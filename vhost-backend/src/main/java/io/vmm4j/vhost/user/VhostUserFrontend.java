@@ -67,6 +67,11 @@ public final class VhostUserFrontend implements VhostBackend {
         }
     }
 
+    /** Speaks vhost-user on {@code socket}, a connection the back-end made to a socket this process listens on (server mode). */
+    public static VhostUserFrontend adopt(Path path, UnixSocket socket, int replyTimeoutMillis) {
+        return new VhostUserFrontend(path, new VhostUserChannel(socket, "the vhost-user back-end connected at " + path), replyTimeoutMillis);
+    }
+
     public Path path() {
         return path;
     }
@@ -78,7 +83,13 @@ public final class VhostUserFrontend implements VhostBackend {
 
     // ---- the exchange ----
 
-    private synchronized VhostUserMessage exchange(VhostUserRequest request, byte[] payload, boolean hasReply, int... fds) {
+    private VhostUserMessage exchange(VhostUserRequest request, byte[] payload, boolean hasReply, int... fds) {
+        return exchange(request, payload, hasReply, false, fds);
+    }
+
+    /** @param keepReplyFds whether descriptors in the reply are the caller's (GET_INFLIGHT_FD); otherwise they are closed */
+    private synchronized VhostUserMessage exchange(VhostUserRequest request, byte[] payload, boolean hasReply, boolean keepReplyFds,
+                                                   int... fds) {
         if (closed) {
             throw new VhostUserException(request + " to the vhost-user back-end at " + path + ": the connection is closed");
         }
@@ -106,8 +117,10 @@ public final class VhostUserFrontend implements VhostBackend {
                 throw new VhostUserException("the vhost-user back-end at " + path + " closed the connection instead of answering "
                         + request);
             }
-            for (int fd : reply.fds()) {
-                LibC.closeQuietly(fd); // no reply we understand carries descriptors
+            if (!keepReplyFds || reply.request() != request.code() || !reply.isReply()) {
+                for (int fd : reply.fds()) {
+                    LibC.closeQuietly(fd); // only GET_INFLIGHT_FD's reply carries one
+                }
             }
             if (reply.request() != request.code() || !reply.isReply()) {
                 throw new VhostUserException("the vhost-user back-end at " + path + " answered " + request + " with "
@@ -246,6 +259,40 @@ public final class VhostUserFrontend implements VhostBackend {
 
     public void setVringEnable(int index, boolean enable) {
         exchange(VhostUserRequest.SET_VRING_ENABLE, VhostUserMessage.vringState(index, enable ? 1 : 0), false);
+    }
+
+    /** A region for inflight I/O tracking the back-end made (GET_INFLIGHT_FD): its fd is the caller's to keep and close. */
+    public record InflightArea(int fd, long mmapSize, long mmapOffset, int numQueues, int queueSize) {
+    }
+
+    /** "GET_INFLIGHT_FD": asks the back-end for a region tracking {@code numQueues} queues of up to {@code queueSize}. */
+    public InflightArea getInflightFd(int numQueues, int queueSize) {
+        VhostUserMessage reply = exchange(VhostUserRequest.GET_INFLIGHT_FD, VhostUserMessage.inflight(
+                new VhostUserMessage.Inflight(0, 0, numQueues, queueSize)), true, true);
+        int[] fds = reply.fds();
+        VhostUserMessage.Inflight d;
+        try {
+            d = reply.inflight();
+        } catch (VhostUserException e) {
+            for (int fd : fds) {
+                LibC.closeQuietly(fd);
+            }
+            throw new VhostUserException("the vhost-user back-end at " + path + " answered GET_INFLIGHT_FD badly: " + e.getMessage());
+        }
+        if (fds.length != 1 || d.mmapSize() <= 0) {
+            for (int fd : fds) {
+                LibC.closeQuietly(fd);
+            }
+            throw new VhostUserException("the vhost-user back-end at " + path + " answered GET_INFLIGHT_FD with " + fds.length
+                    + " fd(s) and mmap size " + d.mmapSize() + "; expected one fd and a size");
+        }
+        return new InflightArea(fds[0], d.mmapSize(), d.mmapOffset(), d.numQueues(), d.queueSize());
+    }
+
+    /** "SET_INFLIGHT_FD": hands the region back (to the same back-end, or to the one that replaced it after a crash). */
+    public void setInflightFd(InflightArea a) {
+        exchange(VhostUserRequest.SET_INFLIGHT_FD, VhostUserMessage.inflight(new VhostUserMessage.Inflight(a.mmapSize(), a.mmapOffset(),
+                a.numQueues(), a.queueSize())), false, a.fd());
     }
 
     /** NET_SET_MTU: the MTU the device advertises, which the back-end must honour. */

@@ -86,6 +86,20 @@ public record VhostUserMessage(int request, int flags, byte[] payload, int[] fds
 
     // ---- payload builders ----
 
+    /** "Inflight description". */
+    public record Inflight(long mmapSize, long mmapOffset, int numQueues, int queueSize) {
+    }
+
+    /** The back-end's reply to {@code to} with descriptors riding along (GET_INFLIGHT_FD). */
+    public static VhostUserMessage reply(VhostUserMessage to, byte[] payload, int... fds) {
+        return new VhostUserMessage(to.request, VERSION | FLAG_REPLY, payload, fds);
+    }
+
+    public static byte[] inflight(Inflight i) {
+        return ByteBuffer.allocate(VhostUserProtocol.INFLIGHT_SIZE).order(ORDER).putLong(i.mmapSize()).putLong(i.mmapOffset())
+                .putShort((short) i.numQueues()).putShort((short) i.queueSize()).array();
+    }
+
     public static byte[] u64(long value) {
         return ByteBuffer.allocate(U64_SIZE).order(ORDER).putLong(value).array();
     }
@@ -118,6 +132,15 @@ public record VhostUserMessage(int request, int flags, byte[] payload, int[] fds
                     + what + " of " + bytes + " bytes");
         }
         return ByteBuffer.wrap(payload).order(ORDER);
+    }
+
+    public Inflight inflight() {
+        if (payload.length < VhostUserProtocol.INFLIGHT_MIN_SIZE || payload.length > VhostUserProtocol.INFLIGHT_SIZE) {
+            throw new VhostUserException(name() + " carries " + payload.length + " payload bytes; an inflight description has "
+                    + VhostUserProtocol.INFLIGHT_MIN_SIZE + " to " + VhostUserProtocol.INFLIGHT_SIZE);
+        }
+        ByteBuffer b = ByteBuffer.wrap(payload).order(ORDER);
+        return new Inflight(b.getLong(), b.getLong(), Short.toUnsignedInt(b.getShort()), Short.toUnsignedInt(b.getShort()));
     }
 
     public long u64() {

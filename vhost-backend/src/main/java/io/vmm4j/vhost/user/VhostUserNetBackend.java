@@ -16,10 +16,15 @@ import io.vmm4j.virtio.queue.SplitRing;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import io.vmm4j.core.linux.LinuxException;
+import io.vmm4j.core.linux.UnixListener;
+import io.vmm4j.core.linux.UnixSocket;
+
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
 import static io.vmm4j.vhost.user.VhostUserProtocol.F_PROTOCOL_FEATURES;
@@ -36,6 +41,13 @@ import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_REPLY_ACK;
  * <p>The back-end's features are asked for when this object is made (GET_FEATURES, protocol
  * features, GET_QUEUE_NUM), because the device's offer to the guest depends on them. If the back-end
  * hangs up later, the listeners hear it once (the VMM sets the link down) and the VMM goes on.
+ *
+ * <p>With an {@link Endpoint} that reconnects (a client with a retry period, QEMU's {@code
+ * reconnect-ms}; or a server, QEMU's {@code server=on}, which accepts the back-end again) one
+ * thread, {@code vhost-user-reconnect}, gets a new connection after a hang-up, checks that the new
+ * back-end offers everything the device was built on, and tells the reconnect listeners, whose
+ * link up replays the whole setup ({@link #startRings}) at the positions where the link-down plane
+ * stopped. The rings, the guest's memory and the device are never reset.
  */
 public final class VhostUserNetBackend extends VhostDataPlane {
     private static final Logger LOG = LoggerFactory.getLogger(VhostUserNetBackend.class);
@@ -48,57 +60,353 @@ public final class VhostUserNetBackend extends VhostDataPlane {
      * receive offloads at run time (CTRL_GUEST_OFFLOADS), and bit 30 is the protocol's, not virtio's.
      */
     static final long NOT_OFFERED = VirtioFeatures.bit(NetFeatures.CTRL_GUEST_OFFLOADS) | VhostUserProtocol.bit(F_PROTOCOL_FEATURES);
+    /** At most one refusal line per this period (the reconnect thread logs them). */
+    private static final long REFUSAL_LOG_PERIOD_NANOS = TimeUnit.SECONDS.toNanos(10);
     /** The protocol features this front-end uses. */
     static final long WANTED_PROTOCOL_FEATURES = VhostUserProtocol.bit(PROTOCOL_F_MQ) | VhostUserProtocol.bit(PROTOCOL_F_REPLY_ACK)
-            | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU);
+            | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU) | VhostUserProtocol.bit(VhostUserProtocol.PROTOCOL_F_INFLIGHT_SHMFD);
 
-    private final VhostUserFrontend frontend;
+    /**
+     * How the VMM reaches its back-end. A client connects to {@code socket}; with {@code
+     * reconnectSeconds > 0} it retries that often until one is there, at start and after every
+     * hang-up (QEMU's {@code reconnect-ms}, in seconds). A server ({@code listen}) binds {@code
+     * socket}, waits for the back-end to connect, and accepts it again after it goes (QEMU's
+     * {@code server=on}).
+     */
+    public record Endpoint(Path socket, boolean listen, int reconnectSeconds) {
+        public Endpoint {
+            if (listen && reconnectSeconds != 0) {
+                throw new IllegalArgumentException("a listening front-end re-accepts its back-end; a reconnect period is for a client");
+            }
+            if (reconnectSeconds < 0) {
+                throw new IllegalArgumentException("the reconnect period must be positive seconds (0: never), was " + reconnectSeconds);
+            }
+        }
+
+        public static Endpoint client(Path socket) {
+            return new Endpoint(socket, false, 0);
+        }
+
+        public static Endpoint client(Path socket, int reconnectSeconds) {
+            return new Endpoint(socket, false, reconnectSeconds);
+        }
+
+        public static Endpoint server(Path socket) {
+            return new Endpoint(socket, true, 0);
+        }
+
+        /** Whether a new back-end is looked for after one goes. */
+        public boolean reconnects() {
+            return listen || reconnectSeconds > 0;
+        }
+
+        public String mode() {
+            return listen ? "server" : "client";
+        }
+    }
+
+    /** The connection as management sees it: whether a back-end is there, how often one came back, and the last reason one went or was refused. */
+    public record ConnectionStatus(String mode, Path socket, boolean connected, int reconnectSeconds, long disconnects, long reconnects,
+                                   long refused, String lastProblem) {
+    }
+
+    private final Endpoint endpoint;
+    private final UnixListener listener;
+    private volatile VhostUserFrontend frontend;
     private final long backendFeatures;
     private final long protocolFeatures;
     private final int maxQueuePairs;
     private final EventLoop watchLoop;
     private final List<Consumer<String>> hangupListeners = new CopyOnWriteArrayList<>();
+    private final List<Consumer<String>> reconnectListeners = new CopyOnWriteArrayList<>();
     private final List<EventFd> errFds = new ArrayList<>();
     private final List<EventLoop.Registration> errWatches = new ArrayList<>();
+    private final Object connectionChanged = new Object();
+    private final Thread reconnector;
     private volatile String hangup;
+    private volatile String lastProblem;
+    private volatile long disconnects;
+    private volatile long reconnects;
+    private volatile long refused;
+    private long lastRefusalLogged;
+    private long refusalsNotLogged;
+    private volatile boolean closed;
     private boolean owner;
+    /** The back-end's inflight record (GET_INFLIGHT_FD), kept here across its restarts; null before the first start. */
+    private VhostUserFrontend.InflightArea inflight;
+    /** Where the rings were parked when the back-end died: a start from exactly there hands the same record to the next one. */
+    private int[] parkedAvail;
 
     /**
-     * Connects to the back-end at {@code socket} and learns what it offers.
+     * Connects to the back-end at {@code socket} and learns what it offers; never reconnects.
      *
      * @param watchLoop where the socket is watched for a hang-up and the rings' error eventfds are read
      * @throws VhostUserException naming the socket if nobody listens there or the back-end misbehaves
      */
     public VhostUserNetBackend(Path socket, EventLoop watchLoop) {
+        this(Endpoint.client(socket), watchLoop);
+    }
+
+    /**
+     * Gets the first back-end from {@code endpoint} (a client that reconnects retries until one is
+     * there; a server waits for one to connect) and learns what it offers.
+     *
+     * @throws VhostUserException naming the socket if there is no back-end (and no retrying) or it misbehaves
+     * @throws io.vmm4j.core.linux.SocketPathException for a server whose socket path cannot be bound
+     */
+    public VhostUserNetBackend(Endpoint endpoint, EventLoop watchLoop) {
         super(new LinkDownPlane(VhostUserNetBackend::portWithNothingBehindIt, true));
+        this.endpoint = endpoint;
         this.watchLoop = watchLoop;
-        this.frontend = VhostUserFrontend.connect(socket, VhostUserFrontend.DEFAULT_REPLY_TIMEOUT_MILLIS);
+        this.listener = endpoint.listen() ? UnixListener.bind(endpoint.socket()) : null;
+        VhostUserFrontend first;
+        Handshake offer;
         try {
-            backendFeatures = frontend.getFeatures();
-            long protocol = 0;
-            if (VhostUserProtocol.has(backendFeatures, F_PROTOCOL_FEATURES)) {
-                protocol = frontend.getProtocolFeatures() & WANTED_PROTOCOL_FEATURES;
-                frontend.setProtocolFeatures(protocol);
+            first = firstConnection();
+            try {
+                offer = Handshake.of(first);
+            } catch (RuntimeException e) {
+                first.close();
+                throw e;
             }
-            protocolFeatures = protocol;
-            int pairs = 1;
-            if (VhostUserProtocol.has(protocol, PROTOCOL_F_MQ)) {
-                long queues = frontend.getQueueNum();
-                // "Multiple queue support": the number of queues (vrings); a pair is two of them
-                pairs = (int) Math.max(1, Math.min(queues / 2, 256));
-            }
-            maxQueuePairs = pairs;
-            frontend.watchHangup(watchLoop, this::hungUp);
         } catch (RuntimeException e) {
-            frontend.close();
+            if (listener != null) {
+                listener.close();
+            }
             throw e;
         }
-        LOG.debug("vhost-user back-end at {}: features {} protocol {} pairs {}", socket, NetFeatures.names(backendFeatures),
+        backendFeatures = offer.features();
+        protocolFeatures = offer.protocol();
+        maxQueuePairs = offer.pairs();
+        this.frontend = first;
+        first.watchHangup(watchLoop, reason -> hungUp(first, reason));
+        if (endpoint.reconnects()) {
+            reconnector = Thread.ofPlatform().daemon().name("vhost-user-reconnect").start(this::reconnectWhileOpen);
+        } else {
+            reconnector = null;
+        }
+        LOG.debug("vhost-user back-end at {}: features {} protocol {} pairs {}", socket(), NetFeatures.names(backendFeatures),
                 VhostUserProtocol.protocolFeatureNames(protocolFeatures), maxQueuePairs);
     }
 
+    /** What a back-end offers, asked for on every new connection: GET_FEATURES, the protocol features both sides use, GET_QUEUE_NUM. */
+    private record Handshake(long features, long protocol, int pairs) {
+        static Handshake of(VhostUserFrontend f) {
+            long features = f.getFeatures();
+            long protocol = 0;
+            if (VhostUserProtocol.has(features, F_PROTOCOL_FEATURES)) {
+                protocol = f.getProtocolFeatures() & WANTED_PROTOCOL_FEATURES;
+                f.setProtocolFeatures(protocol);
+            }
+            int pairs = 1;
+            if (VhostUserProtocol.has(protocol, PROTOCOL_F_MQ)) {
+                long queues = f.getQueueNum();
+                // "Multiple queue support": the number of queues (vrings); a pair is two of them
+                pairs = (int) Math.max(1, Math.min(queues / 2, 256));
+            }
+            return new Handshake(features, protocol, pairs);
+        }
+    }
+
+    /** The first back-end: a client connects (and, when it reconnects, retries every period); a server waits for one to connect. */
+    private VhostUserFrontend firstConnection() {
+        if (listener != null) {
+            LOG.info("waiting for a vhost-user back-end to connect to {}", endpoint.socket());
+            return accept();
+        }
+        while (true) {
+            try {
+                return VhostUserFrontend.connect(endpoint.socket(), VhostUserFrontend.DEFAULT_REPLY_TIMEOUT_MILLIS);
+            } catch (VhostUserException e) {
+                if (!endpoint.reconnects()) {
+                    throw e;
+                }
+                LOG.warn("{}; retrying every {} s (--reconnect)", e.getMessage(), endpoint.reconnectSeconds());
+                pause(endpoint.reconnectSeconds());
+            }
+        }
+    }
+
+    private VhostUserFrontend accept() {
+        UnixSocket s = listener.accept();
+        return VhostUserFrontend.adopt(endpoint.socket(), s, VhostUserFrontend.DEFAULT_REPLY_TIMEOUT_MILLIS);
+    }
+
+    private static void pause(int seconds) {
+        try {
+            Thread.sleep(TimeUnit.SECONDS.toMillis(seconds));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new VhostUserException("interrupted while waiting to reconnect", e);
+        }
+    }
+
+    /**
+     * The reconnect thread: waits for a hang-up, then gets a new back-end (retrying every period as
+     * a client, accepting as a server), checks its offer and hands it to the reconnect listeners,
+     * until {@link #close}. One thread for the backend's life, whatever the number of cycles.
+     */
+    private void reconnectWhileOpen() {
+        VhostUserFrontend waitedAfter = null;
+        while (!closed) {
+            synchronized (connectionChanged) {
+                while (!closed && frontend.connected()) {
+                    try {
+                        connectionChanged.wait(1_000); // a failed exchange breaks the connection without a hang-up event
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+            }
+            if (closed) {
+                return;
+            }
+            VhostUserFrontend gone = frontend;
+            if (hangup == null) {
+                hungUp(gone, "the vhost-user back-end at " + socket() + " stopped answering");
+            }
+            if (listener == null && waitedAfter != gone) {
+                // the first retry after the period too, as QEMU's reconnect timer: a dying back-end's listener may still take a connection
+                waitedAfter = gone;
+                sleepQuietly(endpoint.reconnectSeconds());
+                continue;
+            }
+            VhostUserFrontend next = nextConnection();
+            if (next == null) {
+                continue; // refused or failed: the old one stays broken and the loop looks again
+            }
+            takeOver(next);
+        }
+    }
+
+    /** One attempt at a new back-end; null if none came, or the one that came was refused. */
+    private VhostUserFrontend nextConnection() {
+        VhostUserFrontend next;
+        try {
+            if (listener != null) {
+                next = accept();
+            } else {
+                next = VhostUserFrontend.connect(endpoint.socket(), VhostUserFrontend.DEFAULT_REPLY_TIMEOUT_MILLIS);
+            }
+        } catch (VhostUserException | LinuxException e) {
+            if (!closed) {
+                LOG.debug("no vhost-user back-end yet: {}", e.getMessage());
+                if (listener == null) {
+                    sleepQuietly(endpoint.reconnectSeconds());
+                } else {
+                    sleepQuietly(1); // accept failed (EMFILE and the like): do not spin on it
+                }
+            }
+            return null;
+        }
+        if (closed) {
+            next.close();
+            return null;
+        }
+        try {
+            Handshake offer = Handshake.of(next);
+            String missing = missingFrom(offer);
+            if (missing != null) {
+                throw new VhostUserException(missing);
+            }
+            return next;
+        } catch (VhostUserException e) {
+            refused("refused the back-end that connected at " + socket() + ": " + e.getMessage(), "closed it, waiting for another");
+            next.close();
+            if (listener == null) {
+                sleepQuietly(endpoint.reconnectSeconds());
+            }
+            return null;
+        }
+    }
+
+    /** Why the new back-end cannot serve the device the guest already drives (null: it can); the device was built on the first one's offer. */
+    private String missingFrom(Handshake offer) {
+        long lackedFeatures = backendFeatures & ~offer.features();
+        if (lackedFeatures != 0) {
+            return "it does not offer " + NetFeatures.names(lackedFeatures) + ", which the first back-end offered and the device was built on";
+        }
+        long lackedProtocol = protocolFeatures & ~offer.protocol();
+        if (lackedProtocol != 0) {
+            return "it does not offer protocol features " + VhostUserProtocol.protocolFeatureNames(lackedProtocol);
+        }
+        if (offer.pairs() < maxQueuePairs) {
+            return "it serves " + offer.pairs() + " queue pair(s), the device has " + maxQueuePairs;
+        }
+        return null;
+    }
+
+    /** Makes {@code next} the connection, and lets the listeners (the VMM's link up) replay the setup on it; false if that failed. */
+    private boolean takeOver(VhostUserFrontend next) {
+        VhostUserFrontend old;
+        synchronized (this) {
+            old = frontend;
+            frontend = next;
+            owner = false; // "SET_OWNER": a new connection is a new session
+            hangup = null;
+        }
+        old.close();
+        next.watchHangup(watchLoop, reason -> hungUp(next, reason));
+        try {
+            for (Consumer<String> l : reconnectListeners) {
+                l.accept(socket().toString());
+            }
+        } catch (RuntimeException e) {
+            refused("replaying the setup on the back-end at " + socket() + " failed: " + e.getMessage(), "dropped it, waiting for another");
+            next.close();
+            hungUp(next, lastProblem);
+            return false;
+        }
+        reconnects++;
+        LOG.info("the vhost-user back-end at {} is back ({} {} so far)", socket(), reconnects, reconnects == 1 ? "reconnect" : "reconnects");
+        return true;
+    }
+
+    /**
+     * Counts a refused back-end and logs it: the first at once, then at most one line per
+     * {@link #REFUSAL_LOG_PERIOD_NANOS} saying how many were not logged, so a reconnect storm cannot flood the log.
+     */
+    private void refused(String problem, String action) {
+        refused++;
+        lastProblem = problem;
+        long now = System.nanoTime();
+        if (lastRefusalLogged != 0 && now - lastRefusalLogged < REFUSAL_LOG_PERIOD_NANOS) {
+            refusalsNotLogged++;
+            return;
+        }
+        String also = refusalsNotLogged == 0 ? "" : " (" + refusalsNotLogged + " more refused since the last line; "
+                + "x-vmm4j-query-backend counts them all)";
+        LOG.error("{}; {}{}", problem, action, also);
+        lastRefusalLogged = now;
+        refusalsNotLogged = 0;
+    }
+
+    private void sleepQuietly(int seconds) {
+        synchronized (connectionChanged) {
+            try {
+                connectionChanged.wait(TimeUnit.SECONDS.toMillis(seconds)); // close() wakes it
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
     public Path socket() {
-        return frontend.path();
+        return endpoint.socket();
+    }
+
+    public Endpoint endpoint() {
+        return endpoint;
+    }
+
+    /** Whether a back-end is connected now. */
+    public boolean connected() {
+        return frontend.connected();
+    }
+
+    public ConnectionStatus connectionStatus() {
+        return new ConnectionStatus(endpoint.mode(), socket(), connected(), endpoint.reconnectSeconds(), disconnects, reconnects, refused,
+                lastProblem);
     }
 
     /** What GET_FEATURES returned. */
@@ -116,13 +424,32 @@ public final class VhostUserNetBackend extends VhostDataPlane {
         return hangup;
     }
 
-    /** Tells {@code listener} (once, on the watch loop) when the back-end hangs up, with a sentence saying so. */
+    /** Tells {@code listener} (once per connection, on the watch loop) when the back-end hangs up, with a sentence saying so. */
     public void onHangup(Consumer<String> listener) {
         hangupListeners.add(listener);
     }
 
-    private void hungUp(String reason) {
-        hangup = reason;
+    /**
+     * Tells {@code listener} (on the reconnect thread) when a new back-end has connected and offers
+     * what the device needs, with the socket path; the listener sets the link up, which replays the
+     * setup, and throws if that fails (the connection is then dropped and another awaited).
+     */
+    public void onReconnect(Consumer<String> listener) {
+        reconnectListeners.add(listener);
+    }
+
+    private void hungUp(VhostUserFrontend which, String reason) {
+        synchronized (this) {
+            if (which != frontend || hangup != null) {
+                return; // an older connection's late hang-up, or told already
+            }
+            hangup = reason;
+        }
+        disconnects++;
+        lastProblem = reason;
+        synchronized (connectionChanged) {
+            connectionChanged.notifyAll();
+        }
         LOG.info("{}: the data plane stopped", reason); // the listeners tell the user (the VMM sets the link down)
         for (Consumer<String> l : hangupListeners) {
             try {
@@ -188,6 +515,9 @@ public final class VhostUserNetBackend extends VhostDataPlane {
         if (a.hasFeature(NetFeatures.MTU) && VhostUserProtocol.has(protocolFeatures, PROTOCOL_F_NET_MTU)) {
             frontend.setMtu(a.mtu());
         }
+        if (inflightTracking()) {
+            handInflightRecord(a);
+        }
         frontend.setMemTable(a.memory());
         try {
             for (NetActivation.QueuePair p : a.pairs()) {
@@ -203,6 +533,44 @@ public final class VhostUserNetBackend extends VhostDataPlane {
             throw e;
         }
         LOG.debug("vhost-user back-end at {} serves {} queue pair(s)", socket(), a.pairs().size());
+    }
+
+    private boolean inflightTracking() {
+        return VhostUserProtocol.has(protocolFeatures, VhostUserProtocol.PROTOCOL_F_INFLIGHT_SHMFD);
+    }
+
+    /**
+     * "Inflight I/O tracking": the record the back-end writes goes back to it on every start
+     * (SET_INFLIGHT_FD). The same one only when the rings resume exactly where they were parked
+     * after a crash, so the new back-end resubmits what the dead one had in flight; any other start
+     * (the first, after a device reset, after the link-down plane moved the rings) gets a new one,
+     * as QEMU gets a new one at a VM reset.
+     */
+    private void handInflightRecord(NetActivation a) {
+        boolean same = inflight != null && parkedAvail != null && java.util.Arrays.equals(parkedAvail, a.resume().nextAvail());
+        parkedAvail = null;
+        if (!same) {
+            closeInflight();
+            int queueSize = 0;
+            for (NetActivation.QueuePair p : a.pairs()) {
+                queueSize = Math.max(queueSize, Math.max(p.rx().size(), p.tx().size()));
+            }
+            inflight = frontend.getInflightFd(2 * a.pairs().size(), queueSize);
+        }
+        frontend.setInflightFd(inflight);
+    }
+
+    private void closeInflight() {
+        if (inflight != null) {
+            LibC.closeQuietly(inflight.fd());
+            inflight = null;
+        }
+    }
+
+    /** With inflight tracking and a back-end that may come back, its death leaves the rings to it, not to the link-down plane. */
+    @Override
+    protected boolean parksRingsWhileAway() {
+        return endpoint.reconnects() && inflightTracking() && !frontend.connected();
     }
 
     private void startRing(NetActivation a, int index, QueueBinding q, String name) {
@@ -241,7 +609,9 @@ public final class VhostUserNetBackend extends VhostDataPlane {
             }
         }
         releaseErrFds();
-        return at.build();
+        QueuePositions positions = at.build();
+        parkedAvail = parksRingsWhileAway() ? positions.nextAvail().clone() : null;
+        return positions;
     }
 
     private void releaseErrFds() {
@@ -286,10 +656,27 @@ public final class VhostUserNetBackend extends VhostDataPlane {
 
     @Override
     public void close() {
+        closed = true;
+        synchronized (connectionChanged) {
+            connectionChanged.notifyAll();
+        }
+        if (listener != null) {
+            listener.close(); // wakes the reconnect thread's accept
+        }
+        if (reconnector != null) {
+            try {
+                reconnector.join(TimeUnit.SECONDS.toMillis(VhostUserFrontend.DEFAULT_REPLY_TIMEOUT_MILLIS / 1000 + 2));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         try {
             stop();
         } catch (RuntimeException e) {
             LOG.debug("stopping the vhost-user rings at close failed: {}", e.getMessage());
+        }
+        synchronized (this) {
+            closeInflight();
         }
         frontend.close();
     }

@@ -34,7 +34,7 @@ import static io.vmm4j.vhost.user.VhostUserProtocol.PROTOCOL_F_REPLY_ACK;
  *
  * <p>It offers the ring and transport features (VERSION_1, INDIRECT_DESC, EVENT_IDX, MRG_RXBUF),
  * MTU, MQ with several pairs, and checksum/TSO offloads when the port carries them; protocol
- * features MQ, REPLY_ACK and NET_MTU. It does not offer CONFIG, so a front-end keeps the device
+ * features MQ, REPLY_ACK, NET_MTU and INFLIGHT_SHMFD (unless {@link Options#inflight()} is off). It does not offer CONFIG, so a front-end keeps the device
  * configuration space (and the control queue) to itself.
  */
 public final class VhostUserNetDaemon implements AutoCloseable {
@@ -60,7 +60,8 @@ public final class VhostUserNetDaemon implements AutoCloseable {
      * @param firstMessageTimeoutMillis how long a new connection may take to send its first message before it is
      *                                  closed, so that a silent peer cannot keep the next front-end waiting
      */
-    public record Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis, int firstMessageTimeoutMillis) {
+    public record Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis, int firstMessageTimeoutMillis,
+                          boolean inflight) {
         public Options {
             if (messageTimeoutMillis < 1 || firstMessageTimeoutMillis < 1) {
                 throw new IllegalArgumentException("message timeouts must be positive, were " + messageTimeoutMillis + " and "
@@ -70,6 +71,15 @@ public final class VhostUserNetDaemon implements AutoCloseable {
 
         public Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis) {
             this(queuePairs, managesTapMtu, messageTimeoutMillis, DEFAULT_FIRST_MESSAGE_TIMEOUT_MILLIS);
+        }
+
+        public Options(int queuePairs, boolean managesTapMtu, int messageTimeoutMillis, int firstMessageTimeoutMillis) {
+            this(queuePairs, managesTapMtu, messageTimeoutMillis, firstMessageTimeoutMillis, true);
+        }
+
+        /** The same, offering INFLIGHT_SHMFD or not. */
+        public Options withInflight(boolean on) {
+            return new Options(queuePairs, managesTapMtu, messageTimeoutMillis, firstMessageTimeoutMillis, on);
         }
 
         public static Options defaults(int queuePairs) {
@@ -110,6 +120,7 @@ public final class VhostUserNetDaemon implements AutoCloseable {
     private final List<SessionStats> finished = new CopyOnWriteArrayList<>();
     private final List<Consumer<SessionStats>> sessionListeners = new CopyOnWriteArrayList<>();
     private final CountDownLatch served = new CountDownLatch(1);
+    private final CountDownLatch stopping = new CountDownLatch(1);
     private final NetQueueCounters.Snapshot[] totals;
     private volatile VhostUserSession current;
     /** A connection accepted and waiting for its first message (no session yet). */
@@ -135,6 +146,20 @@ public final class VhostUserNetDaemon implements AutoCloseable {
 
     /** Serves on a socket already bound (its owner checked the path first); the daemon owns it from here, and closes it. */
     public VhostUserNetDaemon(UnixListener listener, PacketPort port, Options options, PrintStream log) {
+        this(listener, listener.path(), port, options, log);
+    }
+
+    /**
+     * A client daemon (DPDK's vhost PMD {@code client=1}): instead of listening it connects to a
+     * front-end listening at {@code frontendSocket} (a VMM with {@code --socket-listen}, QEMU with
+     * {@code server=on}), retrying every second until one is there, and connects again after each
+     * front-end goes.
+     */
+    public static VhostUserNetDaemon client(Path frontendSocket, PacketPort port, Options options, PrintStream log) {
+        return new VhostUserNetDaemon(null, frontendSocket, port, options, log);
+    }
+
+    private VhostUserNetDaemon(UnixListener listener, Path socketPath, PacketPort port, Options options, PrintStream log) {
         try {
             if (options.queuePairs() < 1 || options.queuePairs() > port.queueCount()) {
                 throw new IllegalArgumentException(options.queuePairs() + " queue pairs asked, but port " + port.name() + " has "
@@ -145,10 +170,12 @@ public final class VhostUserNetDaemon implements AutoCloseable {
                         + "SET_VRING_KICK hold");
             }
         } catch (RuntimeException e) {
-            listener.close();
+            if (listener != null) {
+                listener.close();
+            }
             throw e;
         }
-        this.socketPath = listener.path();
+        this.socketPath = socketPath;
         this.port = port;
         this.options = options;
         this.log = log;
@@ -161,7 +188,8 @@ public final class VhostUserNetDaemon implements AutoCloseable {
         }
         this.offeredFeatures = features;
         this.offeredProtocolFeatures = VhostUserProtocol.bit(PROTOCOL_F_MQ) | VhostUserProtocol.bit(PROTOCOL_F_REPLY_ACK)
-                | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU);
+                | VhostUserProtocol.bit(PROTOCOL_F_NET_MTU)
+                | (options.inflight() ? VhostUserProtocol.bit(VhostUserProtocol.PROTOCOL_F_INFLIGHT_SHMFD) : 0);
         this.loops = new EventLoop[options.queuePairs()];
         this.totals = new NetQueueCounters.Snapshot[2 * options.queuePairs()];
         for (int q = 0; q < totals.length; q++) {
@@ -227,13 +255,16 @@ public final class VhostUserNetDaemon implements AutoCloseable {
     public void serve() {
         serving = true;
         try {
-            log("listening on %s: port %s, %d queue pair(s), features %s, protocol features %s", socketPath, port.name(),
-                    options.queuePairs(), NetFeatures.names(offeredFeatures & ~VhostUserProtocol.bit(F_PROTOCOL_FEATURES)),
+            log("%s %s: port %s, %d queue pair(s), features %s, protocol features %s", listener != null ? "listening on"
+                            : "client of the front-end at", socketPath, port.name(), options.queuePairs(), NetFeatures.names(offeredFeatures & ~VhostUserProtocol.bit(F_PROTOCOL_FEATURES)),
                     VhostUserProtocol.protocolFeatureNames(offeredProtocolFeatures));
             while (!closed) {
                 UnixSocket socket;
                 try {
-                    socket = listener.accept();
+                    socket = listener != null ? listener.accept() : connectWhenThere();
+                    if (socket == null) {
+                        break; // closed while waiting for the front-end
+                    }
                 } catch (LinuxException e) {
                     if (closed) {
                         break;
@@ -245,7 +276,7 @@ public final class VhostUserNetDaemon implements AutoCloseable {
                 int number = ++frontends;
                 // a reply waits for room as long as a message may take to arrive: a front-end that never reads cannot hold us
                 VhostUserChannel channel = new VhostUserChannel(socket, "front-end " + number, options.messageTimeoutMillis());
-                log("front-end %d connected", number);
+                log(listener != null ? "front-end %d connected" : "front-end %d: connected to " + socketPath, number);
                 if (!firstMessageArrives(channel, number)) {
                     continue;
                 }
@@ -274,6 +305,33 @@ public final class VhostUserNetDaemon implements AutoCloseable {
             }
             served.countDown();
         }
+    }
+
+    /**
+     * The client's way to a front-end: connect to its socket, retrying every second while nobody
+     * listens there (the VMM is not up yet, or restarting); null once {@link #close} was called.
+     */
+    private UnixSocket connectWhenThere() {
+        boolean said = false;
+        while (!closed) {
+            try {
+                return UnixSocket.connect(socketPath);
+            } catch (LinuxException e) {
+                if (!said) {
+                    log("no front-end listening at %s yet (%s); retrying every second", socketPath, e.errnoName());
+                    said = true;
+                }
+            }
+            try {
+                if (stopping.await(1, TimeUnit.SECONDS) || closed) {
+                    return null;
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return null;
+            }
+        }
+        return null;
     }
 
     /**
@@ -364,7 +422,10 @@ public final class VhostUserNetDaemon implements AutoCloseable {
     /** Stops accepting, ends the current front-end's connection, and waits (up to {@code waitMillis}) for {@link #serve()} to return. */
     public boolean close(long waitMillis) {
         closed = true;
-        listener.close();
+        if (listener != null) {
+            listener.close();
+        }
+        stopping.countDown(); // wakes a client's retry wait
         synchronized (connectionLock) {
             VhostUserChannel waiting = pending;
             if (waiting != null) {

@@ -27,6 +27,8 @@ public final class VhostUserProtocol {
     public static final int PROTOCOL_F_NET_MTU = 4;
     public static final int PROTOCOL_F_SLAVE_REQ = 5;
     public static final int PROTOCOL_F_CONFIG = 9;
+    /** "Inflight I/O tracking": GET_INFLIGHT_FD/SET_INFLIGHT_FD carry a shared record of what each ring has in flight. */
+    public static final int PROTOCOL_F_INFLIGHT_SHMFD = 12;
     public static final int PROTOCOL_F_RESET_DEVICE = 13;
     public static final int PROTOCOL_F_CONFIGURE_MEM_SLOTS = 15;
     public static final int PROTOCOL_F_STATUS = 16;
@@ -48,13 +50,18 @@ public final class VhostUserProtocol {
     /** "A vring address description": index, flags, then desc, used, avail and log addresses. */
     public static final int VRING_ADDRESS_SIZE = 40;
     public static final int U64_SIZE = 8;
+    /** "Inflight description": mmap size u64, mmap offset u64, num queues u16, queue size u16 (24 bytes with C's padding, as QEMU and DPDK send it). */
+    public static final int INFLIGHT_SIZE = 24;
+    /** The inflight description without the trailing padding. */
+    public static final int INFLIGHT_MIN_SIZE = 20;
     /** The largest payload either side accepts: a full memory table is 264 bytes, a config space message 268. */
     public static final int MAX_PAYLOAD = 4096;
 
-    private static final Map<Integer, String> PROTOCOL_NAMES = Map.of(PROTOCOL_F_MQ, "MQ", PROTOCOL_F_LOG_SHMFD, "LOG_SHMFD",
-            PROTOCOL_F_RARP, "RARP", PROTOCOL_F_REPLY_ACK, "REPLY_ACK", PROTOCOL_F_NET_MTU, "NET_MTU",
-            PROTOCOL_F_SLAVE_REQ, "SLAVE_REQ", PROTOCOL_F_CONFIG, "CONFIG", PROTOCOL_F_RESET_DEVICE, "RESET_DEVICE",
-            PROTOCOL_F_CONFIGURE_MEM_SLOTS, "CONFIGURE_MEM_SLOTS", PROTOCOL_F_STATUS, "STATUS");
+    private static final Map<Integer, String> PROTOCOL_NAMES = Map.ofEntries(Map.entry(PROTOCOL_F_MQ, "MQ"),
+            Map.entry(PROTOCOL_F_LOG_SHMFD, "LOG_SHMFD"), Map.entry(PROTOCOL_F_RARP, "RARP"), Map.entry(PROTOCOL_F_REPLY_ACK, "REPLY_ACK"),
+            Map.entry(PROTOCOL_F_NET_MTU, "NET_MTU"), Map.entry(PROTOCOL_F_SLAVE_REQ, "SLAVE_REQ"), Map.entry(PROTOCOL_F_CONFIG, "CONFIG"),
+            Map.entry(PROTOCOL_F_INFLIGHT_SHMFD, "INFLIGHT_SHMFD"), Map.entry(PROTOCOL_F_RESET_DEVICE, "RESET_DEVICE"),
+            Map.entry(PROTOCOL_F_CONFIGURE_MEM_SLOTS, "CONFIGURE_MEM_SLOTS"), Map.entry(PROTOCOL_F_STATUS, "STATUS"));
 
     private VhostUserProtocol() {
     }

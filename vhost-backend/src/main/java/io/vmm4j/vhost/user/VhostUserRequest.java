@@ -33,6 +33,8 @@ public enum VhostUserRequest {
     SET_VRING_ENDIAN(23),
     GET_CONFIG(24),
     SET_CONFIG(25),
+    GET_INFLIGHT_FD(31),
+    SET_INFLIGHT_FD(32),
     GET_MAX_MEM_SLOTS(36),
     ADD_MEM_REG(37),
     REM_MEM_REG(38),

@@ -134,13 +134,24 @@ final class VhostUserSession implements AutoCloseable {
         daemon.log("front-end %d: %s", number, reason);
     }
 
+    /** An fd to send with the reply the handler returns (GET_INFLIGHT_FD), closed after sending; -1: none. */
+    private int replyFd = -1;
+
     private boolean serve(VhostUserMessage message) {
         VhostUserRequest request = VhostUserRequest.of(message.request());
         fdsAdopted = false;
         try {
+            replyFd = -1;
             byte[] reply = handle(request, message);
             if (reply != null) {
-                channel.send(VhostUserMessage.reply(message, reply));
+                try {
+                    channel.send(replyFd < 0 ? VhostUserMessage.reply(message, reply) : VhostUserMessage.reply(message, reply, replyFd));
+                } finally {
+                    if (replyFd >= 0) {
+                        LibC.closeQuietly(replyFd); // the front-end has its own copy now; ours is mapped
+                        replyFd = -1;
+                    }
+                }
             } else if (message.needsReply() && replyAck) {
                 channel.send(VhostUserMessage.reply(message, VhostUserMessage.u64(0)));
             }
@@ -177,7 +188,8 @@ final class VhostUserSession implements AutoCloseable {
 
     private static boolean hasOwnReply(VhostUserRequest request) {
         return request == VhostUserRequest.GET_FEATURES || request == VhostUserRequest.GET_PROTOCOL_FEATURES
-                || request == VhostUserRequest.GET_VRING_BASE || request == VhostUserRequest.GET_QUEUE_NUM;
+                || request == VhostUserRequest.GET_VRING_BASE || request == VhostUserRequest.GET_QUEUE_NUM
+                || request == VhostUserRequest.GET_INFLIGHT_FD;
     }
 
     /** Runs one request; returns the payload of its reply if it has one of its own, else null. */
@@ -259,9 +271,48 @@ final class VhostUserSession implements AutoCloseable {
                 noFds(m);
                 setMtu(value);
             }
+            case GET_INFLIGHT_FD -> {
+                noFds(m);
+                return getInflightFd(m.inflight());
+            }
+            case SET_INFLIGHT_FD -> setInflightFd(m);
             default -> throw new VhostUserException(request + " is not supported: this back-end offered no feature that needs it");
         }
         return null;
+    }
+
+    // ---- inflight I/O tracking ----
+
+    private void requireInflight(String request) {
+        if (!VhostUserProtocol.has(protocolFeatures, VhostUserProtocol.PROTOCOL_F_INFLIGHT_SHMFD)) {
+            throw new VhostUserException(request + " without the INFLIGHT_SHMFD protocol feature negotiated");
+        }
+    }
+
+    /** "GET_INFLIGHT_FD": a new, zeroed region for the front-end to keep, mapped here too. */
+    private byte[] getInflightFd(VhostUserMessage.Inflight asked) {
+        requireInflight("GET_INFLIGHT_FD");
+        InflightRegion.checkShape(asked.numQueues(), asked.queueSize(), rings.count());
+        int[] fd = new int[1];
+        InflightRegion region = InflightRegion.create(asked.numQueues(), asked.queueSize(), fd);
+        replyFd = fd[0];
+        pairs.setInflight(region);
+        daemon.log("front-end %d: inflight region made: %d queue(s) of up to %d, %d bytes", number, asked.numQueues(),
+                asked.queueSize(), region.mmapSize());
+        return VhostUserMessage.inflight(new VhostUserMessage.Inflight(region.mmapSize(), 0, asked.numQueues(), asked.queueSize()));
+    }
+
+    /** "SET_INFLIGHT_FD": the region a front-end kept across a back-end restart (or the one just made), mapped here. */
+    private void setInflightFd(VhostUserMessage m) {
+        requireInflight("SET_INFLIGHT_FD");
+        VhostUserMessage.Inflight d = m.inflight();
+        if (m.fds().length != 1) {
+            throw new VhostUserException("SET_INFLIGHT_FD carries " + m.fds().length + " fd(s); it takes one");
+        }
+        InflightRegion.checkShape(d.numQueues(), d.queueSize(), rings.count());
+        InflightRegion region = InflightRegion.map(m.fds()[0], d.mmapSize(), d.mmapOffset(), d.numQueues(), d.queueSize());
+        pairs.setInflight(region); // the fd is closed by serve(): the mapping keeps the file
+        daemon.log("front-end %d: inflight region set: %d queue(s) of up to %d", number, d.numQueues(), d.queueSize());
     }
 
     // ---- checks shared by the handlers ----

@@ -82,6 +82,31 @@ public final class SplitQueue implements Virtqueue {
     private boolean broken;
 
     /**
+     * Hears each chain's life, for a back-end that keeps a record outside its own memory of what is
+     * in flight (vhost-user's "Inflight I/O tracking"): called on the consumer thread, in order.
+     */
+    public interface InflightLog {
+        /** Chain {@code head} was taken from the avail ring. */
+        void popped(int head);
+
+        /** The last {@code chains} popped chains were given back unused ({@link #rewind}). */
+        void rewound(int chains);
+
+        /** Chain {@code head} was written to the used ring (not yet visible to the driver). */
+        void pushed(int head);
+
+        /** Used idx {@code usedIdx} is now visible to the driver: every chain pushed since the last publish is done. */
+        void published(int usedIdx);
+    }
+
+    private InflightLog inflightLog;
+
+    /** Tells {@code log} of every chain from now on (null: nobody). */
+    public void setInflightLog(InflightLog log) {
+        this.inflightLog = log;
+    }
+
+    /**
      * A queue over rings the driver placed at the given guest-physical addresses. Writes nothing;
      * starts at avail and used index 0 with notifications enabled.
      *
@@ -232,6 +257,9 @@ public final class SplitQueue implements Virtqueue {
         if (rewound > 0) {
             rewound--; // a chain given back earlier, taken again
         }
+        if (inflightLog != null) {
+            inflightLog.popped(head);
+        }
         if (eventIdx && notificationsEnabled) {
             // virtio 1.2 §2.7.10: ask for a kick when the driver publishes the first entry not looked at yet
             memory.writeShort(availEventAddress, (short) firstUnseenAvail());
@@ -293,6 +321,9 @@ public final class SplitQueue implements Virtqueue {
         }
         nextAvail = (nextAvail - chains) & 0xFFFF;
         rewound += chains;
+        if (inflightLog != null && chains > 0) {
+            inflightLog.rewound(chains);
+        }
         // avail_event stays past the chains given back: the driver wrote those entries already, so an
         // avail_event naming one of them would never be reached and the next kick would be lost (§2.7.10)
     }
@@ -322,6 +353,9 @@ public final class SplitQueue implements Virtqueue {
         memory.writeInt(element, head);
         memory.writeInt(element + 4, writtenLength);
         nextUsed = (nextUsed + 1) & 0xFFFF;
+        if (inflightLog != null) {
+            inflightLog.pushed(head);
+        }
     }
 
     /** Makes every pushed element visible: release-stores used idx after the elements (§2.7.8.2, §2.7.13). */
@@ -329,6 +363,9 @@ public final class SplitQueue implements Virtqueue {
         checkUsable();
         memory.storeReleaseShort(usedRing + SplitRing.RING_IDX, (short) nextUsed);
         publishedUsed = nextUsed;
+        if (inflightLog != null) {
+            inflightLog.published(nextUsed);
+        }
     }
 
     /**

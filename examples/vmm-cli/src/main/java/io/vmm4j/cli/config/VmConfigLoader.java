@@ -321,6 +321,10 @@ public final class VmConfigLoader {
             check(problems, "$.net.queueSize", n.queueSize(), VmRules::queueSize);
             check(problems, "$.net.hostIp", n.hostIp(), VmRules::hostIp);
             check(problems, "$.net.socket", n.socket(), VmRules::path);
+            check(problems, "$.net.socketListen", n.socketListen(), VmRules::path);
+            check(problems, "$.net.reconnect", n.reconnect(), v -> VmRules.range(v, 0, VmRules.MAX_RECONNECT_SECONDS,
+                    "seconds (0: never reconnect)"));
+            // socket with socketListen is refused with the flags (./vmm run names the file's fields): they exclude each other
         }
         VmConfig.Guest g = c.guest();
         if (g != null) {

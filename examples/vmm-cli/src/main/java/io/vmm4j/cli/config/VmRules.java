@@ -30,6 +30,9 @@ public final class VmRules {
     private VmRules() {
     }
 
+    /** The longest --reconnect period: an hour (QEMU's reconnect-ms has no bound; a longer wait is better spelt as a restart). */
+    public static final int MAX_RECONNECT_SECONDS = 3600;
+
     public static String oneOf(String value, List<String> allowed) {
         return allowed.contains(value) ? null : quoted(value) + " is not allowed; allowed: " + String.join(", ", allowed);
     }

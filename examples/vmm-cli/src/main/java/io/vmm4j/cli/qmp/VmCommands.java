@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vmm4j.vhost.user.VhostUserNetBackend;
 import io.vmm4j.cli.capture.PacketCapture;
 import io.vmm4j.cli.vm.ToyVm;
 import io.vmm4j.virtio.DeviceStatus;
@@ -307,6 +308,21 @@ public final class VmCommands {
         r.put("port", vm.portKind());
         r.put("port-name", vm.portName()); // with vhost-user there is no port in the VMM: the socket
         r.put("active-queue-pairs", net.activePairs());
+        VhostUserNetBackend.ConnectionStatus link = vm.backendConnection();
+        if (link != null) {
+            ObjectNode conn = r.putObject("connection");
+            conn.put("mode", link.mode()); // client (--socket) or server (--socket-listen)
+            conn.put("socket", link.socket().toString());
+            conn.put("state", link.connected() ? "connected" : "disconnected");
+            conn.put("reconnect-seconds", link.reconnectSeconds());
+            conn.put("disconnects", link.disconnects());
+            conn.put("reconnects", link.reconnects());
+            conn.put("refused", link.refused());
+            conn.put("frames-dropped-while-disconnected", vm.framesDroppedWhileBackendAway());
+            if (link.lastProblem() != null) {
+                conn.put("last-problem", link.lastProblem());
+            }
+        }
         ArrayNode queues = r.putArray("queues");
         for (NetQueueCounters counters : net.counters()) {
             NetQueueCounters.Snapshot c = counters.snapshot();

@@ -33,8 +33,8 @@ final class GuestTraffic {
         this.stopped = stopped;
     }
 
-    /** What a numbered UDP stream saw: how many echoes came back once, and how many more than once. */
-    record StreamResult(int sent, int echoedOnce, int duplicates, int missing) {
+    /** What a numbered UDP stream saw: how many echoes came back once, how many more than once, and each number's echo count. */
+    record StreamResult(int sent, int echoedOnce, int duplicates, int missing, int[] echoes) {
     }
 
     /**
@@ -62,6 +62,7 @@ final class GuestTraffic {
         while (!stopped.getAsBoolean() && System.nanoTime() < deadline) {
             long seenInterrupts = driver.interruptsSeen();
             nic.poll();
+            nic.watchLink(); // a configuration interrupt (the link went down or up) is read whatever the guest is doing
             long now = System.nanoTime();
             if (sent < count && now >= next && !driver.canTransmit(0)) {
                 // the transmit ring is full: a driver stops its queue and waits for completions instead of dropping
@@ -97,7 +98,7 @@ final class GuestTraffic {
             dups += Math.max(0, n - 1);
             missing += n == 0 ? 1 : 0;
         }
-        return new StreamResult(sent, once, dups, missing);
+        return new StreamResult(sent, once, dups, missing, seen);
     }
 
     /**

@@ -1,6 +1,7 @@
 package io.vmm4j.cli.vm;
 
 import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.core.linux.SocketPathException;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.emulated.EmulatedNetBackend;
 import io.vmm4j.vhost.kernel.VhostKernel;
@@ -10,7 +11,6 @@ import io.vmm4j.vhost.user.VhostUserNetBackend;
 import io.vmm4j.virtio.net.NetBackend;
 
 import java.nio.file.Path;
-import java.util.function.Consumer;
 
 /** The {@link NetBackend} each {@link DataPlane} is, opened on the NIC's port. */
 final class NetBackends {
@@ -24,7 +24,12 @@ final class NetBackends {
                     + "or, where the kernel lacks CONFIG_VHOST_NET, run it in the lab VM (./vmm lab; ./vmm doctor says more)");
         }
         if (options.dataPlane() == DataPlane.VHOST_USER && options.socket() == null) {
-            throw new ToyVm.VmException("--backend vhost-user needs --socket PATH, the back-end daemon's socket; " + startHint(options));
+            throw new ToyVm.VmException("--backend vhost-user needs --socket PATH, the back-end daemon's socket (or --socket-listen PATH "
+                    + "for the back-end to connect to); " + startHint(options));
+        }
+        if (options.dataPlane() != DataPlane.VHOST_USER && (options.socketListen() || options.reconnectSeconds() > 0)) {
+            throw new ToyVm.VmException((options.socketListen() ? "--socket-listen" : "--reconnect") + " is for --backend vhost-user; "
+                    + "the data plane here is " + options.dataPlane().label());
         }
     }
 
@@ -32,7 +37,7 @@ final class NetBackends {
      * Opens the data plane on {@code port}. A vhost-user back-end is connected now (its features
      * decide what the device offers); {@code onHangup} hears when it goes away later.
      */
-    static NetBackend open(VmOptions options, NetPort port, EventLoop control, Consumer<String> onHangup) {
+    static NetBackend open(VmOptions options, NetPort port, EventLoop control, LinkDownOnHangup onHangup) {
         return switch (options.dataPlane()) {
             case EMULATED, EMULATED_SYNC -> new EmulatedNetBackend(port.port());
             case VHOST_NET -> {
@@ -45,18 +50,34 @@ final class NetBackends {
             case VHOST_USER -> {
                 VhostUserNetBackend vu;
                 try {
-                    vu = new VhostUserNetBackend(Path.of(options.socket()), control);
+                    vu = new VhostUserNetBackend(endpoint(options), control);
                 } catch (VhostUserException e) {
                     throw new ToyVm.VmException(e.getMessage() + "; " + startHint(options));
+                } catch (SocketPathException e) {
+                    throw new ToyVm.VmException("--socket-listen " + e.getMessage());
                 }
                 vu.onHangup(onHangup);
+                vu.onReconnect(onHangup::reconnected);
+                onHangup.watch(vu);
                 yield vu;
             }
         };
     }
 
+    /** Client (QEMU's default), client retrying every --reconnect seconds (reconnect-ms), or server (server=on). */
+    static VhostUserNetBackend.Endpoint endpoint(VmOptions options) {
+        Path socket = Path.of(options.socket());
+        if (options.socketListen()) {
+            return VhostUserNetBackend.Endpoint.server(socket);
+        }
+        return VhostUserNetBackend.Endpoint.client(socket, options.reconnectSeconds());
+    }
+
     private static String startHint(VmOptions options) {
+        if (options.socketListen()) {
+            return "start the back-end as a client: ./vmm vhost-user-backend --client --socket " + options.socket() + " --tap NAME";
+        }
         return "start the back-end first: ./vmm vhost-user-backend --socket " + (options.socket() == null ? "PATH" : options.socket())
-                + " --tap NAME (or --port memory)";
+                + " --tap NAME (or --port memory)" + (options.reconnectSeconds() > 0 ? "" : ", or give --reconnect SECONDS to wait for it");
     }
 }

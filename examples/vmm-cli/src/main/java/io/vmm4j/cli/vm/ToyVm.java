@@ -4,6 +4,7 @@ import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.kvm.VmExitCounts;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.vhost.BackendConnectionListener;
+import io.vmm4j.vhost.user.VhostUserNetBackend;
 import io.vmm4j.virtio.net.NetBackend;
 import io.vmm4j.virtio.net.NetConfig;
 import io.vmm4j.virtio.net.VirtioNet;
@@ -100,6 +101,16 @@ public final class ToyVm implements AutoCloseable {
         if (hangup != null) {
             hangup.setListener(listener);
         }
+    }
+
+    /** The vhost-user back-end's connection as management sees it, or null for the other data planes. */
+    public VhostUserNetBackend.ConnectionStatus backendConnection() {
+        return backend instanceof VhostUserNetBackend vu ? vu.connectionStatus() : null;
+    }
+
+    /** Frames the VMM dropped with the link down while vhost-user back-ends were away (0 for the other data planes). */
+    public long framesDroppedWhileBackendAway() {
+        return hangup == null ? 0 : hangup.droppedWhileAway();
     }
 
     /** Brings the guest up on its own vcpu0 thread and hands it over for measurements (instead of {@link #run()}); the Java guest only. */

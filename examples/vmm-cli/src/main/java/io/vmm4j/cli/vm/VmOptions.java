@@ -32,11 +32,13 @@ import java.nio.file.Path;
  * @param initrd      the initramfs for {@code kernel}, or null
  * @param append      the kernel command line ({@code --append}); null for {@link #DEFAULT_APPEND}
  * @param cpus        vCPUs of a Linux guest
+ * @param reconnectSeconds with vhost-user as a client: retry the back-end's socket this often after it goes (0: never)
+ * @param socketListen with vhost-user: the VMM listens on {@code socket} and the back-end connects (and reconnects) to it
  */
 public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
                         int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
                         int memoryMiB, long wantedFeatures, String socket, int queueSize, Vcpu vcpu, Path kernel,
-                        Path initrd, String append, int cpus) {
+                        Path initrd, String append, int cpus, int reconnectSeconds, boolean socketListen) {
     // the defaults of ./vmm run's flags (picocli takes them from here)
     public static final String DEFAULT_GUEST_IP = "10.0.2.15";
     public static final String DEFAULT_HOST_IP = "10.0.2.2/24";
@@ -140,6 +142,8 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
         private Path initrd;
         private String append;
         private int cpus = 1;
+        private int reconnectSeconds;
+        private boolean socketListen;
 
         private Builder() {
         }
@@ -168,6 +172,8 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
             kernel = o.kernel;
             initrd = o.initrd;
             append = o.append;
+            reconnectSeconds = o.reconnectSeconds;
+            socketListen = o.socketListen;
             cpus = o.cpus;
         }
 
@@ -291,9 +297,20 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
             return this;
         }
 
+        public Builder reconnectSeconds(int value) {
+            reconnectSeconds = value;
+            return this;
+        }
+
+        public Builder socketListen(boolean value) {
+            socketListen = value;
+            return this;
+        }
+
         public VmOptions build() {
             return new VmOptions(dataPlane, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort,
-                    serveSeconds, mac, mtu, memoryMiB, wantedFeatures, socket, queueSize, vcpu, kernel, initrd, append, cpus);
+                    serveSeconds, mac, mtu, memoryMiB, wantedFeatures, socket, queueSize, vcpu, kernel, initrd, append, cpus,
+                    reconnectSeconds, socketListen);
         }
     }
 }

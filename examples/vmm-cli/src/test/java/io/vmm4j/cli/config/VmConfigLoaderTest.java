@@ -236,7 +236,8 @@ class VmConfigLoaderTest {
               "backend": "emulated",
               "memoryMiB": 256,
               "net": {"port": "tap", "tap": "vmm4j7", "bridge": "br0", "mac": "52:54:00:ab:cd:ef", "mtu": 9000,
-                      "queues": 2, "queueSize": 1024, "hostIp": "10.0.9.1/24", "socket": "/tmp/vu.sock"},
+                      "queues": 2, "queueSize": 1024, "hostIp": "10.0.9.1/24", "socket": "/tmp/vu.sock",
+                      "reconnect": 2, "socketListen": "/tmp/vmm.sock"},
               "guest": {"ip": "10.0.9.15", "features": ["GUEST_CSUM", "GUEST_TSO4"],
                         "ping": {"target": "10.0.9.1", "count": 5, "size": 1000, "intervalMs": 100},
                         "udpPort": 7, "serveSeconds": 30},
@@ -245,6 +246,16 @@ class VmConfigLoaderTest {
               "linux": {"kernel": "/boot/vmlinuz", "initrd": "/tmp/guest.cpio.gz", "append": "console=ttyS0", "cpus": 2}
             }
             """;
+
+    @Test
+    void theBackendSocketFieldsAreChecked() {
+        ConfigException e = assertThrows(ConfigException.class, () -> VmConfigLoader.parse("vm.json",
+                "{\"net\": {\"socket\": \"/tmp/a.sock\", \"reconnect\": 7200}}"));
+        assertEquals(List.of("$.net.reconnect"), e.problems().stream().map(p -> p.substring(0, p.indexOf(':'))).toList(), e.getMessage());
+        assertTrue(e.getMessage().contains("7200 is out of range; allowed: 0 to 3600 seconds"), e.getMessage());
+        assertEquals("/tmp/b.sock", VmConfigLoader.parse("vm.json", "{\"net\": {\"socketListen\": \"/tmp/b.sock\"}}").asFlags()
+                .get("--socket-listen"));
+    }
 
     @Test
     void goodConfigsLoad() {

@@ -1,0 +1,162 @@
+package io.vmm4j.cli.vm;
+
+import io.vmm4j.core.testing.HostRequirements;
+import io.vmm4j.vhost.user.VhostUserNetBackend;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * DPDK's vhost PMD in client mode ({@code --vdev net_vhost0,iface=PATH,client=1}) as the back-end
+ * of our VMM in server mode ({@code --socket-listen}): testpmd answers the guest's pings
+ * ({@code icmpecho}), is killed with SIGKILL and started again, reconnects to the VMM's socket, gets
+ * the whole setup replayed, and answers again; several cycles leave the VMM with no more fds or
+ * threads. testpmd runs without hugepages ({@code --no-huge}: its memory is a memfd), so this needs
+ * only dpdk-testpmd.
+ */
+class DpdkVhostClientReconnectTest {
+    private static final int CYCLES = Integer.getInteger("vmm4j.dpdkReconnectCycles", 5);
+
+    private Path dir;
+    private Process testpmd;
+
+    @BeforeEach
+    void requirements() throws IOException {
+        HostRequirements.requireRoot("dpdk-testpmd");
+        HostRequirements.requireCommand("dpdk-testpmd", "dpdk");
+        dir = Files.createTempDirectory("vmm4j-dpdk-vhost");
+    }
+
+    @AfterEach
+    void cleanUp() throws Exception {
+        stopTestpmd();
+        try (Stream<Path> files = Files.walk(dir)) {
+            for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    private int started;
+
+    /** testpmd with the vhost PMD as a client of {@code socket}, answering ARP and ICMP echo; its output goes to a file. */
+    private Path startTestpmd(Path socket) throws IOException {
+        started++;
+        Path out = dir.resolve("testpmd" + started + ".txt");
+        String prefix = "vmm4jvh" + ProcessHandle.current().pid();
+        // without a terminal testpmd needs --stats-period (or it stops at the end of stdin)
+        testpmd = new ProcessBuilder(List.of("dpdk-testpmd", "-l", "0-1", "--no-pci", "--file-prefix", prefix, "--no-huge", "-m", "256",
+                "--vdev", "net_vhost0,iface=" + socket + ",client=1,queues=1", "--", "--forward-mode=icmpecho", "--stats-period", "1",
+                "--auto-start", "--total-num-mbufs=8192")).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+        return out;
+    }
+
+    private void killTestpmd() throws InterruptedException {
+        testpmd.destroyForcibly(); // SIGKILL: no goodbye on the socket beyond the kernel closing it
+        assertTrue(testpmd.waitFor(10, TimeUnit.SECONDS), "testpmd did not die");
+    }
+
+    private void stopTestpmd() throws InterruptedException {
+        if (testpmd != null && testpmd.isAlive()) {
+            testpmd.destroy();
+            if (!testpmd.waitFor(10, TimeUnit.SECONDS)) {
+                testpmd.destroyForcibly();
+                testpmd.waitFor(5, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    private static void await(BooleanSupplier condition, long millis, String what) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + millis;
+        while (!condition.getAsBoolean()) {
+            assertTrue(System.currentTimeMillis() < deadline, what);
+            Thread.sleep(20);
+        }
+    }
+
+    private static long openFds() throws IOException {
+        try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.count();
+        }
+    }
+
+    /** Pings until {@code n} in a row are answered (testpmd's port comes up a moment after the rings). */
+    private static int pingUntilAnswered(ToyVm vm, int n, long millis) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + millis;
+        int got = 0;
+        while (System.currentTimeMillis() < deadline && got < n) {
+            got = vm.guest().ping(n, "10.0.2.2", 1000);
+        }
+        return got;
+    }
+
+    @Test
+    void testpmdsVhostClientIsKilledAndStartedAgainAndTheVmmInServerModeServesItEachTime() throws Exception {
+        Path socket = dir.resolve("vmm.sock");
+        VmOptions o = VmOptions.builder().dataPlane(DataPlane.VHOST_USER).count(0).intervalMs(20).socket(socket.toString())
+                .socketListen(true).build();
+        CompletableFuture<ToyVm> made = CompletableFuture.supplyAsync(() -> new ToyVm(o, new PrintStream(OutputStream.nullOutputStream())));
+        Path log = startTestpmd(socket);
+        ToyVm vm;
+        try {
+            vm = made.get(60, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new AssertionError("the VMM got no back-end from testpmd:\n" + Files.readString(log), e);
+        }
+        try (vm) {
+            vm.run();
+            assertEquals(3, pingUntilAnswered(vm, 3, 20_000), "testpmd's icmpecho answers through the vhost PMD:\n" + Files.readString(log));
+            long fds = 0;
+            int threads = 0;
+            long t0 = System.nanoTime();
+            for (int cycle = 1; cycle <= CYCLES; cycle++) {
+                killTestpmd();
+                await(() -> !vm.backendConnection().connected(), 10_000, "cycle " + cycle + ": the VMM never saw testpmd go");
+                long before = vm.backendConnection().reconnects();
+                log = startTestpmd(socket);
+                Path current = log;
+                await(() -> vm.backendConnection().reconnects() > before && vm.net().linkUp(), 30_000,
+                        "cycle " + cycle + ": testpmd did not come back: " + vm.backendConnection() + "\n" + read(current));
+                assertEquals(3, pingUntilAnswered(vm, 3, 20_000), "cycle " + cycle + ": pings through the restarted testpmd:\n"
+                        + read(current));
+                if (cycle == 1) {
+                    fds = openFds();
+                    threads = Thread.getAllStackTraces().size();
+                }
+            }
+            VhostUserNetBackend.ConnectionStatus c = vm.backendConnection();
+            System.out.println("testpmd vhost client: " + CYCLES + " kill/restart cycles in " + TimeUnit.NANOSECONDS.toMillis(System.nanoTime()
+                    - t0) + " ms; fds " + fds + " -> " + openFds() + ", threads " + threads + " -> " + Thread.getAllStackTraces().size()
+                    + "; " + c + "; guest link changes " + vm.guest().nic().linkChanges());
+            assertEquals(CYCLES, c.reconnects(), c.toString());
+            assertEquals(0, c.refused(), "testpmd offers what the device was built on every time: " + c);
+            assertTrue(openFds() <= fds, "no more fds after " + CYCLES + " cycles than after the first: " + fds + " -> " + openFds());
+            assertTrue(Thread.getAllStackTraces().size() <= threads, "no more threads: " + threads + " -> "
+                    + Thread.getAllStackTraces().size());
+            assertEquals(null, vm.netTransport().lastError(), "no ring error across the restarts");
+        }
+    }
+
+    private static String read(Path p) {
+        try {
+            return Files.readString(p);
+        } catch (IOException e) {
+            return "<" + e.getMessage() + ">";
+        }
+    }
+}
