@@ -4,6 +4,7 @@ import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.vmm4j.core.event.EventFd;
 import io.vmm4j.core.linux.LibC;
+import io.vmm4j.core.linux.LinuxException;
 import io.vmm4j.vhost.VringAddress;
 import org.junit.jupiter.api.AfterAll;
 
@@ -120,6 +121,10 @@ class VhostUserSessionFuzzTest {
             f.channel.sendRaw(header.array(), fdArray);
         } catch (VhostUserException e) {
             return false; // the daemon closed first
+        } catch (LinuxException e) {
+            // the daemon hung up on an earlier message: EPIPE / ECONNRESET on our send is that refusal
+            assertTrue(e.getMessage().contains("EPIPE") || e.getMessage().contains("ECONNRESET"), e.getMessage());
+            return false;
         } finally {
             for (int fd : fdArray) {
                 LibC.closeQuietly(fd);

@@ -6,10 +6,15 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vmm4j.cli.capture.PacketCapture;
+import io.vmm4j.cli.vm.ToyVm;
+import io.vmm4j.cli.vm.VmOptions;
 import org.junit.jupiter.api.AfterAll;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
@@ -17,6 +22,7 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 import static io.vmm4j.cli.qmp.QmpCommand.Parameter.optional;
@@ -27,7 +33,10 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * Fuzz target: the QMP line decoder and command dispatch of a real {@link QmpServer} over its Unix
- * socket. Each input is one client: optionally the capabilities handshake, then a stream of pieces
+ * socket, serving the toy VM's own {@link VmCommands} (an in-process VM on the in-memory port,
+ * booted and stopped, as ManagementInProcessTest runs it) plus a typed test command and one whose
+ * handler throws. {@code x-vmm4j-pcap} is left out: it writes files at client-chosen paths.
+ * Each input is one client: optionally the capabilities handshake, then a stream of pieces
  * (raw bytes, control characters, invalid UTF-8, unbalanced brackets, and well-formed
  * {@code execute} objects with fuzzed names, arguments of every JSON type and ids), sent in
  * fuzzed chunks, then end of input. Invariants: the server answers with whole lines, each one JSON
@@ -38,28 +47,42 @@ import static org.junit.jupiter.api.Assertions.fail;
 class QmpFuzzTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final long MAX_OUTPUT = 1 << 20;
-    private static final List<QmpCommand> COMMANDS = List.of(
+    private static final List<QmpCommand> TEST_COMMANDS = List.of(
             QmpCommand.of("echo", List.of(required("text", QmpCommand.Type.STRING), optional("n", QmpCommand.Type.INTEGER)), a -> {
                 ObjectNode r = JsonNodeFactory.instance.objectNode();
                 r.put("text", a.string("text"));
                 r.put("n", a.has("n") ? a.integer("n") : -1);
                 return r;
             }),
-            QmpCommand.of("query-things", a -> JsonNodeFactory.instance.arrayNode().add("a")),
             QmpCommand.of("crash", a -> {
                 throw new IllegalStateException("the handler broke");
             }));
-    private static final String[] NAMES = {"qmp_capabilities", "echo", "query-things", "crash", "query-commands", "nope", ""};
+    private static final String[] NAMES = {"qmp_capabilities", "echo", "crash", "query-version", "query-status", "query-commands",
+            "query-pci", "query-rx-filter", "set_link", "system_reset", "quit", "x-vmm4j-query-virtio", "x-vmm4j-query-backend",
+            "x-vmm4j-pcap", "nope", ""};
     private static final String[] VALUES = {"1", "-1", "9223372036854775808", "1.5", "\"s\"", "true", "null", "[]", "{}", "\"\\u0000\"",
-            "\"\\ud800\"", "{\"text\":\"x\"}", "{\"text\":1}", "{\"text\":\"x\",\"n\":\"1\"}", "{\"text\":\"x\",\"extra\":1}"};
+            "\"\\ud800\"", "{\"text\":\"x\"}", "{\"text\":1}", "{\"text\":\"x\",\"n\":\"1\"}", "{\"text\":\"x\",\"extra\":1}",
+            "{\"name\":\"net0\",\"up\":false}", "{\"name\":\"net0\",\"up\":true}", "{\"name\":\"net1\",\"up\":1}",
+            "{\"name\":\"net0\"}", "{\"action\":\"stop\"}"};
 
     private static Path dir;
+    private static ToyVm vm;
     private static QmpServer server;
 
-    private static QmpServer server() throws IOException {
+    private static QmpServer server() throws Exception {
         if (server == null) {
             dir = Files.createTempDirectory("qmp-fuzz");
-            server = QmpServer.start(dir.resolve("qmp.sock"), VmCommands.version(), COMMANDS);
+            vm = new ToyVm(VmOptions.builder().port(VmOptions.Port.MEMORY).count(0).intervalMs(50).build(),
+                    new PrintStream(OutputStream.nullOutputStream()));
+            VmEvents events = new VmEvents();
+            events.attach(vm);
+            vm.run(); // boots the NIC, no pings, then stops: every query has a VM to describe
+            List<QmpCommand> commands = new ArrayList<>(TEST_COMMANDS);
+            new VmCommands(vm, new PacketCapture(() -> vm.net().backend()), events).all().stream()
+                    .filter(c -> !c.name().equals("x-vmm4j-pcap"))
+                    .forEach(commands::add);
+            server = QmpServer.start(dir.resolve("qmp.sock"), VmCommands.version(), commands);
+            events.publishTo(server);
         }
         return server;
     }
@@ -68,6 +91,7 @@ class QmpFuzzTest {
     static void stop() throws IOException {
         if (server != null) {
             server.close();
+            vm.close();
             Files.deleteIfExists(dir.resolve("qmp.sock"));
             Files.deleteIfExists(dir);
             server = null;
