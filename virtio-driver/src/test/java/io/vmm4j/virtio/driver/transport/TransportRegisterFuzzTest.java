@@ -2,6 +2,10 @@ package io.vmm4j.virtio.driver.transport;
 
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
+import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.virtio.net.NetConfig;
+import io.vmm4j.virtio.net.VirtioNet;
+import io.vmm4j.virtio.pci.CommonConfig;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 import org.junit.jupiter.api.AfterAll;
 
@@ -11,7 +15,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Fuzz target: the transport's register file as a guest reaches it. Each input is a sequence of
+ * Fuzz target: the transport's register file as a guest reaches it, in front of a recording device
+ * or of virtio-net (whose DRIVER_OK starts a data plane and a control queue on the rings the input
+ * programmed). Each input is a sequence of
  * PCI configuration reads and writes (header, BARs, command register, capability list, MSI-X
  * control), BAR moves, and reads and writes of the virtio BAR (common config, ISR, device config,
  * notify) and the MSI-X BAR (table and PBA), at any offset and size 1/2/4/8, with offsets biased
@@ -25,29 +31,54 @@ class TransportRegisterFuzzTest {
     private static final long MAX_NANOS_PER_INPUT = 2_000_000_000L;
     private static final int[] SIZES = {1, 2, 4, 8};
 
-    private static TransportFixture vm;
-    private static long[] firmwareBars;
+    private static final byte[] MAC = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
+    /** [0]: a recording device with two queues; [1]: virtio-net with two pairs and a control queue the VMM serves. */
+    private static final TransportFixture[] vms = new TransportFixture[2];
+    private static final long[][] firmwareBars = new long[2][];
+    private static EventLoop control;
+    private static RecordingNetBackend netBackend;
 
-    private static TransportFixture vm() {
-        if (vm == null) {
-            vm = new TransportFixture(new RecordingDevice(), VirtioPciTransport.NotifyMode.IOEVENTFD);
-            firmwareBars = vm.pci.barAddress().clone();
+    private static TransportFixture vm(int which) {
+        if (vms[which] == null) {
+            if (which == 0) {
+                vms[0] = new TransportFixture(new RecordingDevice(), VirtioPciTransport.NotifyMode.IOEVENTFD);
+            } else {
+                control = new EventLoop("transport-fuzz-ctrl");
+                netBackend = new RecordingNetBackend(-1L, 2);
+                vms[1] = new TransportFixture(new VirtioNet(new NetConfig(MAC, 1500, 2, 256), netBackend, control),
+                        VirtioPciTransport.NotifyMode.IOEVENTFD, 6);
+            }
+            firmwareBars[which] = vms[which].pci.barAddress().clone();
         }
-        return vm;
+        return vms[which];
     }
 
     @AfterAll
     static void close() {
-        if (vm != null) {
-            vm.close();
-            vm = null;
+        for (int i = 0; i < vms.length; i++) {
+            if (vms[i] != null) {
+                restoreFirmwareLayout(vms[i], firmwareBars[i]); // the device stops touching guest memory before it is unmapped
+                vms[i].close();
+                vms[i] = null;
+            }
+        }
+        if (control != null) {
+            control.close();
+            control = null;
         }
     }
 
     @FuzzTest(maxDuration = "20s")
     void registerFile(FuzzedDataProvider data) {
-        TransportFixture f = vm();
-        restoreFirmwareLayout(f);
+        int which = data.consumeInt(0, 1);
+        TransportFixture f = vm(which);
+        long[] bars = firmwareBars[which];
+        restoreFirmwareLayout(f, bars);
+        if (netBackend != null) {
+            synchronized (netBackend) {
+                netBackend.log.clear(); // the recording would grow with every input
+            }
+        }
         long started = System.nanoTime();
         for (int i = 0; i < MAX_ACCESSES && data.remainingBytes() > 0; i++) {
             switch (data.consumeInt(0, 6)) {
@@ -62,18 +93,18 @@ class TransportRegisterFuzzTest {
             }
             assertTrue(System.nanoTime() - started < MAX_NANOS_PER_INPUT, "one input ran for more than 2 s");
         }
-        restoreFirmwareLayout(f);
+        restoreFirmwareLayout(f, bars);
         assertEquals(0, f.transport.status(), "writing status 0 resets the device (virtio 1.2 §4.1.4.3)");
     }
 
     /** Firmware's BARs, memory decoding and bus mastering on, device reset: a known start for every input. */
-    private static void restoreFirmwareLayout(TransportFixture f) {
+    private static void restoreFirmwareLayout(TransportFixture f, long[] bars) {
         for (int bar : new int[] {VIRTIO_BAR, MSIX_BAR}) {
-            f.configWrite(0x10 + 4 * bar, 4, (int) firmwareBars[bar]);
-            f.configWrite(0x14 + 4 * bar, 4, (int) (firmwareBars[bar] >>> 32));
+            f.configWrite(0x10 + 4 * bar, 4, (int) bars[bar]);
+            f.configWrite(0x14 + 4 * bar, 4, (int) (bars[bar] >>> 32));
         }
         f.configWrite(0x04, 2, 0x6); // memory space + bus master
-        f.mmio.write(firmwareBars[VIRTIO_BAR] + VirtioPciTransport.COMMON_OFFSET + 0x14, 1, 0); // device_status
+        f.mmio.write(bars[VIRTIO_BAR] + VirtioPciTransport.COMMON_OFFSET + CommonConfig.DEVICE_STATUS, 1, 0);
     }
 
     private static void configWrite(TransportFixture f, int offset, int size, int value) {
