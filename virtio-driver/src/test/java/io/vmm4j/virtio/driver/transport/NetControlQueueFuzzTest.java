@@ -4,6 +4,7 @@ import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.virtio.DeviceStatus;
+import io.vmm4j.virtio.driver.DriverQueue;
 import io.vmm4j.virtio.driver.VirtioNetDriver;
 import io.vmm4j.virtio.net.NetConfig;
 import io.vmm4j.virtio.net.VirtioNet;
@@ -11,12 +12,14 @@ import io.vmm4j.virtio.pci.VirtioPciTransport;
 import org.junit.jupiter.api.AfterAll;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Fuzz target: virtio-net's control queue (virtio 1.2 §5.1.6.5). Each input is a sequence of
- * well-framed control commands with guest-chosen class, command and payload (any length up to the
- * driver's buffer), sent through the real transport and ring to the device's control-queue handler.
+ * control commands with guest-chosen class, command and payload (any length up to the driver's
+ * buffer), well framed or not (see {@link #rawChain}), sent through the real transport and ring to
+ * the device's control-queue handler.
  * Invariants: every command is answered within the driver's timeout with VIRTIO_NET_OK or
  * VIRTIO_NET_ERR (no hang, no lost chain); a well-framed command never puts the device into
  * DEVICE_NEEDS_RESET; the device state stays inside its limits (1..max active pairs, MAC filter
@@ -53,16 +56,43 @@ class NetControlQueueFuzzTest {
         }
     }
 
+    /**
+     * A chain whose framing is wrong on purpose (header split or short, no ack byte, a longer or
+     * split writable part, more than the device reads): it is still a valid chain, so the device
+     * must use it, claim no more written bytes than the chain has writable (virtio 1.2 §2.7.8.2: the
+     * device writes at least len bytes), and ack OK or ERR in the first writable byte if there is one.
+     */
+    private static void rawChain(FuzzedDataProvider data) {
+        byte[] readable = data.consumeBytes(data.consumeInt(0, 2048));
+        int readableSegments = data.consumeInt(0, 3);
+        int writableLength = data.consumeInt(0, 3) == 0 ? data.consumeInt(0, 2048) : data.consumeInt(0, 2);
+        int writableSegments = data.consumeInt(readableSegments == 0 ? 1 : 0, 3);
+        DriverQueue.Used used = driver.controlChain(readable, readableSegments, writableLength, writableSegments);
+        String chain = readable.length + " readable bytes in " + readableSegments + " segments, " + writableLength
+                + " writable in " + writableSegments;
+        assertNotNull(used, "the device never used a control chain of " + chain);
+        assertTrue(used.length() >= 0 && used.length() <= writableLength,
+                "used length " + used.length() + " for a chain of " + chain + " (§2.7.8.2)");
+        if (writableLength >= 1 && writableSegments >= 1) {
+            int ack = vm.memory.readByte(driver.controlWritable()) & 0xFF;
+            assertTrue(ack == VirtioNet.CTRL_OK || ack == VirtioNet.CTRL_ERR, "ack " + ack + " for a chain of " + chain);
+        }
+    }
+
     @FuzzTest(maxDuration = "20s")
     void controlQueue(FuzzedDataProvider data) {
         boot();
         for (int i = 0; i < MAX_COMMANDS && data.remainingBytes() > 0; i++) {
-            int cls = data.consumeBoolean() ? data.consumeInt(0, 6) : data.consumeInt(0, 255);
-            int cmd = data.consumeBoolean() ? data.consumeInt(0, 2) : data.consumeInt(0, 255);
-            byte[] payload = data.consumeBytes(data.consumeInt(0, 1000));
-            int ack = driver.controlCommand(cls, cmd, payload);
-            assertTrue(ack == VirtioNet.CTRL_OK || ack == VirtioNet.CTRL_ERR,
-                    "class " + cls + " command " + cmd + " (" + payload.length + " bytes) answered " + ack + ", not OK/ERR");
+            if (data.consumeInt(0, 3) == 0) {
+                rawChain(data);
+            } else {
+                int cls = data.consumeBoolean() ? data.consumeInt(0, 6) : data.consumeInt(0, 255);
+                int cmd = data.consumeBoolean() ? data.consumeInt(0, 2) : data.consumeInt(0, 255);
+                byte[] payload = data.consumeBytes(data.consumeInt(0, 1000));
+                int ack = driver.controlCommand(cls, cmd, payload);
+                assertTrue(ack == VirtioNet.CTRL_OK || ack == VirtioNet.CTRL_ERR,
+                        "class " + cls + " command " + cmd + " (" + payload.length + " bytes) answered " + ack + ", not OK/ERR");
+            }
             assertEquals(0, vm.transport.status() & DeviceStatus.DEVICE_NEEDS_RESET,
                     "a well-framed control command set NEEDS_RESET: " + vm.transport.lastError());
             assertTrue(net.activePairs() >= 1 && net.activePairs() <= PAIRS, "active pairs " + net.activePairs());
