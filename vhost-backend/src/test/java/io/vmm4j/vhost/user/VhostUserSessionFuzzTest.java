@@ -94,7 +94,10 @@ class VhostUserSessionFuzzTest {
         }
         sessions++;
         d.awaitSessionsEnded(sessions, 5_000);
-        assertEquals(fdsBefore, openFds(), "descriptors left open after the session ended; log:\n" + tail(d.log()));
+        // at most as many as before: the JVM or the test runner may close one of its own meanwhile, never we open one
+        long fdsAfter = openFds();
+        assertTrue(fdsAfter <= fdsBefore, (fdsAfter - fdsBefore) + " descriptor(s) left open after the session ended; log:\n"
+                + tail(d.log()));
         assertTrue(Thread.activeCount() <= threadsBefore, "threads left running after the session ended");
     }
 
