@@ -24,7 +24,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Fuzz target: the vhost-user message parser and session state machine of the back-end daemon,
- * over a real Unix socket. Each input is one front-end connection sending a sequence of messages
+ * over a real Unix socket. Each input is one front-end connection (half of them first negotiate
+ * and send a valid 2 MiB memory table, so rings can start) sending a sequence of messages
  * (known requests mostly, with structured payloads: u64, vring state, vring address, memory tables
  * whose regions point anywhere; sometimes unknown codes, bad flags or versions, size fields that
  * lie) carrying descriptors of every kind a peer can pass: memfds (sized right, too small, sealed or
@@ -78,6 +79,9 @@ class VhostUserSessionFuzzTest {
         int threadsBefore = Thread.activeCount();
         long started = System.nanoTime();
         try (RawFrontend f = new RawFrontend(d.socket())) {
+            if (data.consumeBoolean()) {
+                setUp(f); // the messages below then meet a session with memory, so their rings can start
+            }
             for (int i = 0; i < MAX_MESSAGES && data.remainingBytes() > 0; i++) {
                 if (!sendOne(f, data)) {
                     break; // the daemon hung up: a documented refusal
@@ -99,6 +103,20 @@ class VhostUserSessionFuzzTest {
         assertTrue(fdsAfter <= fdsBefore, (fdsAfter - fdsBefore) + " descriptor(s) left open after the session ended; log:\n"
                 + tail(d.log()));
         assertTrue(Thread.activeCount() <= threadsBefore, "threads left running after the session ended");
+    }
+
+    /** What QEMU sends first: features, protocol features, owner, and a 2 MiB memory table at guest 0, user address USER. */
+    private static void setUp(RawFrontend f) {
+        f.negotiate();
+        int fd = LibC.memfdCreate(TestGuest.MEMFD_NAME, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
+        try {
+            LibC.ftruncate(fd, 2 * MIB);
+            LibC.fcntl(fd, LibC.F_ADD_SEALS, LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW);
+            byte[] table = VhostUserMessage.memoryTable(List.of(new VhostUserMessage.Region(0, 2 * MIB, USER, 0)));
+            assertEquals(0, f.ack(VhostUserRequest.SET_MEM_TABLE, table, fd), "a valid memory table is taken");
+        } finally {
+            LibC.closeQuietly(fd);
+        }
     }
 
     /** Sends one message; returns false once the daemon has closed the connection. */

@@ -83,7 +83,7 @@ class TransportRegisterFuzzTest {
         for (int i = 0; i < MAX_ACCESSES && data.remainingBytes() > 0; i++) {
             switch (data.consumeInt(0, 6)) {
                 case 0 -> f.configRead(configOffset(data), data.pickValue(new int[] {1, 2, 4}));
-                case 1 -> configWrite(f, configOffset(data), data.pickValue(new int[] {1, 2, 4}), data.consumeInt());
+                case 1 -> f.configWrite(configOffset(data), data.pickValue(new int[] {1, 2, 4}), data.consumeInt());
                 case 2 -> moveBar(f, data.consumeBoolean() ? VIRTIO_BAR : MSIX_BAR, data);
                 case 3 -> f.mmio.read(bar(f, VIRTIO_BAR) + virtioOffset(data), data.pickValue(SIZES));
                 case 4 -> f.mmio.write(bar(f, VIRTIO_BAR) + virtioOffset(data), data.pickValue(SIZES), value(data));
@@ -105,10 +105,6 @@ class TransportRegisterFuzzTest {
         }
         f.configWrite(0x04, 2, 0x6); // memory space + bus master
         f.mmio.write(bars[VIRTIO_BAR] + VirtioPciTransport.COMMON_OFFSET + CommonConfig.DEVICE_STATUS, 1, 0);
-    }
-
-    private static void configWrite(TransportFixture f, int offset, int size, int value) {
-        f.configWrite(offset, size, value);
     }
 
     /** A BAR move as firmware or an OS does it: size probe (all ones) sometimes, then a new base inside the window. */
