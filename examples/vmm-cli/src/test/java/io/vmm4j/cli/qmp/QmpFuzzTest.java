@@ -42,7 +42,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * fuzzed chunks, then end of input. Invariants: the server answers with whole lines, each one JSON
  * object that is a greeting, a {@code return}, an {@code error} or an {@code event} (a bad command
  * is a clear error, a handler's exception an error too); the session ends once the client's input
- * ends (no hang) with bounded output; the server serves the next client and leaves no client behind.
+ * ends (no hang) with bounded output; the server serves the next client and leaves no client and
+ * no descriptor behind.
  */
 class QmpFuzzTest {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -83,6 +84,11 @@ class QmpFuzzTest {
                     .forEach(commands::add);
             server = QmpServer.start(dir.resolve("qmp.sock"), VmCommands.version(), commands);
             events.publishTo(server);
+            // one client first: what the server and the JDK open once, on their first connection, is not a leak
+            converse(server.path(), new byte[0], 1);
+            while (server.clients() > 0) {
+                Thread.sleep(1);
+            }
         }
         return server;
     }
@@ -101,6 +107,7 @@ class QmpFuzzTest {
     @FuzzTest(maxDuration = "20s")
     void lines(FuzzedDataProvider data) throws Exception {
         QmpServer s = server();
+        long fdsBefore = openFds();
         ByteArrayOutputStream input = new ByteArrayOutputStream();
         int chunk = data.consumeInt(1, 4096);
         if (data.consumeBoolean()) {
@@ -138,6 +145,15 @@ class QmpFuzzTest {
         while (s.clients() > 0) {
             assertTrue(System.nanoTime() < deadline, "the session did not end after the client went");
             Thread.sleep(1);
+        }
+        // at most as many as before (the JVM may close one of its own meanwhile): the session left no descriptor open
+        long fdsAfter = openFds();
+        assertTrue(fdsAfter <= fdsBefore, (fdsAfter - fdsBefore) + " descriptor(s) left open after the session ended");
+    }
+
+    private static long openFds() throws IOException {
+        try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.count();
         }
     }
 
