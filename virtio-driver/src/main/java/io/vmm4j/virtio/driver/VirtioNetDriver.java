@@ -329,6 +329,55 @@ public final class VirtioNetDriver {
         int head = data.length == 0
                 ? control.add(new long[] {controlBuffer, ack}, new int[] {2, 1}, 1)
                 : control.add(new long[] {controlBuffer, controlBuffer + 2, ack}, new int[] {2, data.length, 1}, 2);
+        DriverQueue.Used used = submitControl(head);
+        return used == null ? -1 : memory.readByte(ack) & 0xFF;
+    }
+
+    /**
+     * A control chain of any shape, for tests of a device's framing rules (§5.1.6.5 breaks on
+     * purpose): {@code readable} split over {@code readableSegments} descriptors (some may be empty),
+     * then {@code writableLength} bytes, filled with 0xFF, over {@code writableSegments}. Waits for the
+     * device to use it; returns the used element (its length is what the device says it wrote) or
+     * null on timeout. The writable bytes start at {@link #controlWritable()}.
+     */
+    public DriverQueue.Used controlChain(byte[] readable, int readableSegments, int writableLength, int writableSegments) {
+        if (control == null) {
+            throw new IllegalStateException("the control queue was not negotiated (CTRL_VQ)");
+        }
+        if (readable.length > CONTROL_RAW_HALF || writableLength > CONTROL_RAW_HALF || readableSegments + writableSegments < 1
+                || readableSegments < 0 || writableSegments < 0 || readableSegments + writableSegments > 8) {
+            throw new IllegalArgumentException("a raw control chain holds at most " + CONTROL_RAW_HALF
+                    + " readable and writable bytes each, in 1..8 segments");
+        }
+        memory.write(controlBuffer, readable, 0, readable.length);
+        memory.fill(controlWritable(), Math.max(1, writableLength), (byte) 0xFF);
+        int n = readableSegments + writableSegments;
+        long[] addrs = new long[n];
+        int[] lens = new int[n];
+        split(controlBuffer, readable.length, readableSegments, addrs, lens, 0);
+        split(controlWritable(), writableLength, writableSegments, addrs, lens, readableSegments);
+        int head = control.add(addrs, lens, readableSegments);
+        return submitControl(head);
+    }
+
+    /** Where {@link #controlChain}'s writable bytes start. */
+    public long controlWritable() {
+        return controlBuffer + CONTROL_RAW_HALF;
+    }
+
+    private static final int CONTROL_RAW_HALF = 2048;
+
+    /** {@code length} bytes from {@code base} over {@code segments} consecutive pieces; the last takes the rest. */
+    private static void split(long base, int length, int segments, long[] addrs, int[] lens, int first) {
+        int piece = segments == 0 ? 0 : length / segments;
+        for (int i = 0; i < segments; i++) {
+            addrs[first + i] = base + (long) i * piece;
+            lens[first + i] = i == segments - 1 ? length - i * piece : piece;
+        }
+    }
+
+    /** Publishes chain {@code head}, kicks, and waits for the device to use it; null on timeout. */
+    private DriverQueue.Used submitControl(int head) {
         control.publish();
         pci.kick(controlNotify, controlIndex);
         long deadline = System.nanoTime() + CONTROL_TIMEOUT_MS * 1_000_000L;
@@ -338,16 +387,16 @@ public final class VirtioNetDriver {
                 if (used.head() != head) {
                     throw new IllegalStateException("control queue returned head " + used.head() + ", expected " + head);
                 }
-                return memory.readByte(ack) & 0xFF;
+                return used;
             }
             Thread.onSpinWait();
             try {
                 Thread.sleep(0, 200_000);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                return -1;
+                return null;
             }
         }
-        return -1;
+        return null;
     }
 }

@@ -331,8 +331,15 @@ public final class VirtioNet implements VirtioDevice {
                 LOG.warn("virtio-net: malformed control command ({} readable, {} writable bytes)",
                         chain.readableBytes(), chain.writableBytes());
             }
-            chain.copyToWritable(a.context().memory(), 0, new byte[] {(byte) ack}, 0, 1);
-            return 1;
+            // virtio 1.2 §2.7.8.2: len is what the device wrote; a chain with no writable byte gets 0, not 1
+            return chain.copyToWritable(a.context().memory(), 0, ackByte(ack), 0, 1);
+        }
+
+        private final byte[][] acks = {{(byte) CTRL_OK}, {(byte) CTRL_ERR}};
+
+        /** The ack as a one-byte buffer, without allocating per command. */
+        private byte[] ackByte(int ack) {
+            return acks[ack == CTRL_OK ? 0 : 1];
         }
 
         @Override

@@ -234,22 +234,24 @@ public final class SplitQueue implements Virtqueue {
      *                            {@code into} is left empty and nothing was written
      */
     public boolean pop(DescriptorChain into) {
-        if (!hasAvailable()) {
-            if (!eventIdx || !notificationsEnabled) {
-                return false;
-            }
-            // virtio 1.2 §2.7.10: avail_event written by the last pop must be visible before this last
-            // look at avail idx, or a driver publishing now reads the old value and skips its kick
-            VarHandle.fullFence();
-            if (!readAvailIdx()) {
-                return false;
-            }
-        }
-        // the acquire load of avail idx (readAvailIdx) orders this entry's read after it (§2.7.13)
-        int head = Short.toUnsignedInt(memory.readShort(availRing + SplitRing.availEntryOffset(nextAvail & mask)));
+        int head;
         try {
+            if (!hasAvailable()) {
+                if (!eventIdx || !notificationsEnabled) {
+                    return false;
+                }
+                // virtio 1.2 §2.7.10: avail_event written by the last pop must be visible before this last
+                // look at avail idx, or a driver publishing now reads the old value and skips its kick
+                VarHandle.fullFence();
+                if (!readAvailIdx()) {
+                    return false;
+                }
+            }
+            // the acquire load of avail idx (readAvailIdx) orders this entry's read after it (§2.7.13)
+            head = Short.toUnsignedInt(memory.readShort(availRing + SplitRing.availEntryOffset(nextAvail & mask)));
             readChain(head, into);
         } catch (VirtqueueException e) {
+            // also when avail idx itself is bad: a holder refilled by every pop must not keep the last chain
             into.invalidate();
             throw e;
         }
