@@ -17,15 +17,22 @@ import java.lang.foreign.ValueLayout;
 public final class CanaryGuestMemory implements AutoCloseable {
     public static final long PAGE = GuestMemory.PAGE_SIZE;
     public static final byte CANARY = (byte) 0xCC;
-    /** Guest-physical start of region A. */
+    /** Guest-physical start of region A (unless the constructor with a base says otherwise). */
     public static final long A = 0x100000;
 
+    private final long base;
     private final long aSize;
     private final long bSize;
     private final GuestMemory memory;
     private final MemorySegment wholeFile;
 
     public CanaryGuestMemory(long aSize, long bSize) {
+        this(A, aSize, bSize);
+    }
+
+    /** Region A from guest-physical {@code base}, B right after it. */
+    public CanaryGuestMemory(long base, long aSize, long bSize) {
+        this.base = base;
         this.aSize = aSize;
         this.bSize = bSize;
         long fileSize = 3 * PAGE + aSize + bSize;
@@ -35,7 +42,7 @@ public final class CanaryGuestMemory implements AutoCloseable {
         for (long offset : canaryOffsets()) {
             wholeFile.asSlice(offset, PAGE).fill(CANARY);
         }
-        memory = GuestMemory.builder().region(A, aSize, fd, PAGE).region(A + aSize, bSize, fd, 2 * PAGE + aSize).build();
+        memory = GuestMemory.builder().region(base, aSize, fd, PAGE).region(base + aSize, bSize, fd, 2 * PAGE + aSize).build();
     }
 
     /** 64 KiB in A and 16 KiB in B: room for rings, buffers and tables of small queues. */
@@ -52,20 +59,20 @@ public final class CanaryGuestMemory implements AutoCloseable {
     }
 
     public long aEnd() {
-        return A + aSize;
+        return base + aSize;
     }
 
     public long b() {
-        return A + aSize;
+        return base + aSize;
     }
 
     public long bEnd() {
-        return A + aSize + bSize;
+        return base + aSize + bSize;
     }
 
     /** Hands out region A only, so B stays free for tests that straddle the boundary. */
     public GuestAllocator allocatorOverA() {
-        return new GuestAllocator(A, aSize);
+        return new GuestAllocator(base, aSize);
     }
 
     public void assertCanariesIntact() {

@@ -23,7 +23,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Invariants: every command is answered within the driver's timeout with VIRTIO_NET_OK or
  * VIRTIO_NET_ERR (no hang, no lost chain); a well-framed command never puts the device into
  * DEVICE_NEEDS_RESET; the device state stays inside its limits (1..max active pairs, MAC filter
- * lists within the 64 entries each a table may carry); a valid command still works afterwards.
+ * lists within the 64 entries each a table may carry); a valid command still works afterwards;
+ * nothing is written outside guest memory (canary pages).
  */
 class NetControlQueueFuzzTest {
     private static final byte[] MAC = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
@@ -102,5 +103,6 @@ class NetControlQueueFuzzTest {
         // the queue still serves a valid command, and leaves the next input a known state
         assertEquals(VirtioNet.CTRL_OK, driver.setQueuePairs(1));
         assertEquals(VirtioNet.CTRL_OK, driver.setRxMode(VirtioNet.RX_PROMISC, false));
+        vm.canaries.assertCanariesIntact(); // nothing written outside guest memory
     }
 }

@@ -10,6 +10,7 @@ import io.vmm4j.virtio.driver.ConfigAccess;
 import io.vmm4j.virtio.driver.GuestLocalApic;
 import io.vmm4j.virtio.driver.PciFirmware;
 import io.vmm4j.virtio.driver.VirtioPciDriver;
+import io.vmm4j.virtio.driver.queue.CanaryGuestMemory;
 import io.vmm4j.virtio.pci.PciHost;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 
@@ -23,7 +24,9 @@ public final class TransportFixture implements AutoCloseable {
     public static final long ECAM = 0xB000_0000L;
     public static final long PCI_WINDOW = 0xC000_0000L;
 
-    public final GuestMemory memory = GuestMemory.builder().region(RAM, RAM_SIZE).build();
+    /** RAM with canary pages around it (and between its two regions, at RAM_SIZE - 64 KiB): a device access outside it shows. */
+    public final CanaryGuestMemory canaries = new CanaryGuestMemory(RAM, RAM_SIZE - 0x1_0000, 0x1_0000);
+    public final GuestMemory memory = canaries.memory();
     public final GuestAllocator allocator = new GuestAllocator(0x10_0000, RAM_SIZE - 0x10_0000);
     public final Bus pio = new Bus("pio");
     public final Bus mmio = new Bus("mmio");
@@ -71,6 +74,6 @@ public final class TransportFixture implements AutoCloseable {
     @Override
     public void close() {
         interruptLoop.close();
-        memory.close();
+        canaries.close(); // the memory too
     }
 }

@@ -23,7 +23,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * notify) and the MSI-X BAR (table and PBA), at any offset and size 1/2/4/8, with offsets biased
  * towards the registers. Invariants: no guest access throws (a register access is a VM exit: it
  * completes, maybe with no effect); the function stays on the bus where the guest put its BARs;
- * every input ends within a bounded number of accesses and a time bound; a reset (status 0)
+ * every input ends within a bounded number of accesses and a time bound; nothing is written
+ * outside guest memory (canary pages around it and between its regions); a reset (status 0)
  * always brings the device back to status 0, and the next input starts from firmware's layout.
  */
 class TransportRegisterFuzzTest {
@@ -95,6 +96,7 @@ class TransportRegisterFuzzTest {
         }
         restoreFirmwareLayout(f, bars);
         assertEquals(0, f.transport.status(), "writing status 0 resets the device (virtio 1.2 §4.1.4.3)");
+        f.canaries.assertCanariesIntact(); // whatever rings the input programmed, nothing outside guest memory was written
     }
 
     /** Firmware's BARs, memory decoding and bus mastering on, device reset: a known start for every input. */
