@@ -1,6 +1,7 @@
 /**
  * vmm4j core: Linux through FFM, guest memory, eventfds and the event loop, the PIO/MMIO bus, KVM ABI,
- * the x86 Linux boot protocol (boot) and the PC devices and machine a stock kernel boots on (x86).
+ * the x86 Linux boot protocol (boot) and the PC devices and machine a stock kernel boots on (x86),
+ * and a throttle for log lines a guest or peer can trigger (log).
  */
 module io.vmm4j.core {
     requires org.slf4j;
@@ -13,4 +14,5 @@ module io.vmm4j.core {
     exports io.vmm4j.core.irq;
     exports io.vmm4j.core.boot;
     exports io.vmm4j.core.x86;
+    exports io.vmm4j.core.log;
 }

@@ -1,6 +1,7 @@
 package io.vmm4j.virtio.net;
 
 import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.core.log.LogThrottle;
 import io.vmm4j.virtio.ActivationContext;
 import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.VirtioDevice;
@@ -24,6 +25,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
  */
 public final class VirtioNet implements VirtioDevice {
     private static final Logger LOG = LoggerFactory.getLogger(VirtioNet.class);
+    private final LogThrottle malformedControlLog = new LogThrottle(10_000_000_000L, 5);
 
     public static final int DEVICE_TYPE = 1;
     public static final int CONTROL_QUEUE_SIZE = 64;
@@ -328,8 +330,11 @@ public final class VirtioNet implements VirtioDevice {
                 chain.copyFromReadable(a.context().memory(), 0, command, 0, length);
                 ack = execute(a, command[0] & 0xFF, command[1] & 0xFF, length - 2);
             } else {
-                LOG.warn("virtio-net: malformed control command ({} readable, {} writable bytes)",
-                        chain.readableBytes(), chain.writableBytes());
+                long held = malformedControlLog.admit(); // the guest can send these as fast as it likes
+                if (held >= 0) {
+                    LOG.warn("virtio-net: malformed control command ({} readable, {} writable bytes){}",
+                            chain.readableBytes(), chain.writableBytes(), LogThrottle.heldBackNote(held));
+                }
             }
             // virtio 1.2 §2.7.8.2: len is what the device wrote; a chain with no writable byte gets 0, not 1
             return chain.copyToWritable(a.context().memory(), 0, ackByte(ack), 0, 1);

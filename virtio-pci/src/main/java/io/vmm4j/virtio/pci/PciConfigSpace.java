@@ -2,6 +2,7 @@ package io.vmm4j.virtio.pci;
 
 import io.vmm4j.core.bus.Bus;
 import io.vmm4j.core.bus.BusDevice;
+import io.vmm4j.core.log.LogThrottle;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -54,6 +55,8 @@ public final class PciConfigSpace {
         }
     }
 
+    static final long BAR_REFUSAL_LOG_PERIOD_NANOS = 10_000_000_000L;
+
     private final String name;
     private final Bus mmio;
     private final byte[] bytes = new byte[SIZE];
@@ -63,6 +66,8 @@ public final class PciConfigSpace {
     private final Bus.Range[] mapped = new Bus.Range[6];
     private final List<Capability> capabilities = new ArrayList<>();
     private final List<BarListener> barListeners = new ArrayList<>();
+    /** BAR placements the bus refused (overlapping, wrapping): logged at most once per 10 s. */
+    private final LogThrottle barRefusals = new LogThrottle(BAR_REFUSAL_LOG_PERIOD_NANOS);
     private int nextCapability = FIRST_CAPABILITY;
     private int lastNextPointer = CAPABILITIES_POINTER;
 
@@ -276,7 +281,11 @@ public final class PciConfigSpace {
                 try {
                     mapped[i] = mmio.register(address, bar.size(), bar.handler());
                 } catch (IllegalArgumentException e) {
-                    LOG.warn("{}: BAR {} at 0x{} not decoded: {}", name, i, Long.toHexString(address), e.getMessage());
+                    long held = barRefusals.admit(); // the guest chooses BAR values: at most one line per period
+                    if (held >= 0) {
+                        LOG.warn("{}: BAR {} at 0x{} not decoded: {}{}", name, i, Long.toHexString(address), e.getMessage(),
+                                LogThrottle.heldBackNote(held));
+                    }
                 }
             }
             long where = mapped[i] == null ? -1 : mapped[i].base();

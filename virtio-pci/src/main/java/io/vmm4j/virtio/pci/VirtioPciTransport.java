@@ -7,6 +7,7 @@ import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.irq.IntxLine;
 import io.vmm4j.core.irq.MsiSink;
 import io.vmm4j.core.linux.LibC;
+import io.vmm4j.core.log.LogThrottle;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.virtio.ActivationContext;
 import io.vmm4j.virtio.DeviceStatus;
@@ -41,6 +42,8 @@ import java.util.concurrent.atomic.AtomicLongArray;
  */
 public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     private static final Logger LOG = LoggerFactory.getLogger(VirtioPciTransport.class);
+    /** Lines the guest's mistakes cause (NEEDS_RESET, refused features): at most 5 per 10 s, the rest counted. */
+    private final LogThrottle guestErrorLog = new LogThrottle(10_000_000_000L, 5);
 
     /** How a notify write reaches the device. */
     public enum NotifyMode {
@@ -332,7 +335,10 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     public void deviceError(String reason) {
         lastError = reason;
         int old = commonConfig.addDeviceStatus(DeviceStatus.DEVICE_NEEDS_RESET);
-        LOG.warn("{}: device needs reset: {}", device.name(), reason);
+        long held = guestErrorLog.admit(); // a guest can break and reset the device in a loop
+        if (held >= 0) {
+            LOG.warn("{}: device needs reset: {}{}", device.name(), reason, LogThrottle.heldBackNote(held));
+        }
         for (Observer o : observers) {
             o.deviceError(reason);
         }
@@ -381,7 +387,10 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
                 o.featuresNegotiated(device.offeredFeatures(), driverFeatures, problem == null, problem);
             }
             if (problem != null) {
-                LOG.info("{}: FEATURES_OK refused: {}", device.name(), problem);
+                long held = guestErrorLog.admit();
+                if (held >= 0) {
+                    LOG.info("{}: FEATURES_OK refused: {}{}", device.name(), problem, LogThrottle.heldBackNote(held));
+                }
                 next &= ~DeviceStatus.FEATURES_OK; // the driver reads it back and sees the refusal (§3.1.1)
             }
         }
