@@ -13,6 +13,14 @@ public enum RingLayout {
         return VirtioFeatures.has(ackedFeatures, VirtioFeatures.RING_PACKED) ? PACKED : SPLIT;
     }
 
+    /**
+     * Where a fresh ring's positions stand, in the encoding of {@link Virtqueue#nextAvail()}: split 0;
+     * packed offset 0 with both wrap counters 1 (virtio 1.2 §2.8.1: they start at 1), which is 0x8000.
+     */
+    public int startPosition() {
+        return this == PACKED ? PackedRing.position(0, true) : 0;
+    }
+
     /** Lower-case name, as the CLI and the logs spell it. */
     public String label() {
         return name().toLowerCase(java.util.Locale.ROOT);
