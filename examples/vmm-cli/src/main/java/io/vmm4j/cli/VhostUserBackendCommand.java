@@ -136,14 +136,16 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                 createdTap = !Files.exists(Path.of("/sys/class/net", tap));
                 TapDevice device = TapDevice.open(tap, queues, TapDevice.VNET_HEADER_V1_SIZE);
                 resources.add(device);
-                if (bridge != null) {
-                    // after the tap in the resources: closed first, so an OVS port's row goes before its tap
-                    resources.add(SwitchPort.attach("--bridge", bridge, device.name(), log, "vhost-user-backend"));
-                } else if (createdTap) {
+                if (bridge == null && createdTap) {
                     device.addAddress(link.hostCidr());
                     log.printf("vhost-user-backend: tap %s created, host side %s%n", device.name(), link.hostCidr());
                 }
                 device.setUp();
+                if (bridge != null) {
+                    // once up (a down tap answers OVS's userspace datapath with ENETDOWN); after the tap in the resources,
+                    // so closed first: an OVS port's row goes before its tap
+                    resources.add(SwitchPort.attach("--bridge", bridge, device.name(), log, "vhost-user-backend"));
+                }
                 packets = device;
             } else {
                 MemoryPort[] pair = MemoryPort.pair(queues, TapDevice.VNET_HEADER_V1_SIZE);

@@ -77,10 +77,7 @@ final class NetPort implements AutoCloseable {
         boolean existed = !name.isEmpty() && Files.exists(Path.of("/sys/class/net", name));
         TapDevice tap = TapDevice.open(name, options.pairs(), TapDevice.VNET_HEADER_V1_SIZE);
         owned.add(tap);
-        if (options.bridge() != null) {
-            // after the tap in the resources: closed first, so an OVS port's row goes before its tap
-            owned.add(SwitchPort.attach("--bridge", options.bridge(), tap.name(), log, "vmm4j"));
-        } else if (!existed) {
+        if (options.bridge() == null && !existed) {
             tap.addAddress(options.hostIp());
             log.printf("vmm4j: tap %s created, host side %s%n", tap.name(), options.hostIp());
         }
@@ -88,6 +85,11 @@ final class NetPort implements AutoCloseable {
             tap.setMtu(options.mtu());
         }
         tap.setUp();
+        if (options.bridge() != null) {
+            // once up (OVS's userspace datapath reads a port at once, and a down tap answers ENETDOWN); after the tap in the
+            // resources, so closed first: an OVS port's row goes before its tap
+            owned.add(SwitchPort.attach("--bridge", options.bridge(), tap.name(), log, "vmm4j"));
+        }
         return new NetPort(tap, "tap", tap.name(), owned);
     }
 

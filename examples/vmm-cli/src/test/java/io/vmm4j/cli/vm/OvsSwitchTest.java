@@ -74,6 +74,8 @@ class OvsSwitchTest {
         assertFalse(ns.exec("ip", "link", "show", "vtovsa").succeeded(), "tap vtovsa is gone");
         assertFalse(ns.exec("ip", "link", "show", "vtovsb").succeeded(), "tap vtovsb is gone");
         assertEquals("", ovs.vsctl("--bare", "--columns=name", "find", "Interface", "name=vtovsa"), "no Interface row is left");
+        assertFalse(ovs.log().contains("error receiving data from vtovs"), "each tap was up before it became a port (a down tap "
+                + "answers OVS with ENETDOWN):\n" + ovs.log());
     }
 
     @Test
