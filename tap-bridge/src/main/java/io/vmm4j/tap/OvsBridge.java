@@ -20,6 +20,8 @@ import java.util.Set;
 public final class OvsBridge {
     /** Seconds ovs-vsctl waits for the database and for ovs-vswitchd to apply a change (ovs-vsctl --timeout). */
     static final int VSCTL_TIMEOUT_SECONDS = 8;
+    /** ovs-vsctl's exit status when --timeout ends it: 128 + SIGALRM (ovs-vsctl(8), "--timeout"). */
+    static final int VSCTL_TIMED_OUT = 142;
 
     private static volatile Path vsctlPath;
 
@@ -65,16 +67,30 @@ public final class OvsBridge {
         InterfaceName.requireValid(ifname, "port");
         CommandResult result = vsctl("--may-exist", "add-port", name, ifname);
         if (!result.succeeded()) {
-            // ovs-vswitchd may have the row but not the interface: do not leave the row behind
-            vsctl("--if-exists", "del-port", name, ifname);
+            // the database may hold the row although ovs-vswitchd never applied it: do not leave the row behind
+            deleteRow(name, ifname);
+            if (result.exitCode() == VSCTL_TIMED_OUT) {
+                throw new TapException("Open vSwitch's database took port " + ifname + " on " + name + " but ovs-vswitchd did not "
+                        + "apply it within " + VSCTL_TIMEOUT_SECONDS + " s (`" + result.commandLine() + "` timed out): start "
+                        + "ovs-vswitchd (service openvswitch-switch start), or check it with ovs-appctl version");
+            }
             result.orThrow("add " + ifname + " to Open vSwitch bridge " + name);
         }
         String error = interfaceError(ifname);
         if (error != null) {
-            vsctl("--if-exists", "del-port", name, ifname);
+            deleteRow(name, ifname);
             throw new TapException("Open vSwitch could not open " + ifname + " as a port of " + name + ": " + error);
         }
         return new Port(name, ifname);
+    }
+
+    /**
+     * {@code ovs-vsctl --no-wait --if-exists del-port}: the row goes from the database at once and
+     * ovs-vswitchd drops the port when it reads that; not waiting for it keeps a VMM's exit quick
+     * also when ovs-vswitchd is gone.
+     */
+    private static CommandResult deleteRow(String bridge, String ifname) {
+        return vsctl("--no-wait", "--if-exists", "del-port", bridge, ifname);
     }
 
     /** The names of the ports of bridge {@code bridge} ({@code ovs-vsctl list-ports}); empty when it has none. */
@@ -117,7 +133,7 @@ public final class OvsBridge {
             if (deleted) {
                 return;
             }
-            vsctl("--if-exists", "del-port", bridge, ifname).orThrow("remove " + ifname + " from Open vSwitch bridge " + bridge);
+            deleteRow(bridge, ifname).orThrow("remove " + ifname + " from Open vSwitch bridge " + bridge);
             deleted = true;
         }
 

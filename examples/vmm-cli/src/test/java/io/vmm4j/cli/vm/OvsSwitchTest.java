@@ -140,4 +140,15 @@ class OvsSwitchTest {
         assertFalse(ns.exec("ip", "link", "show", "vtovsx").succeeded(), "the daemon's tap is gone");
         assertEquals(List.of(), ovs.ports(BRIDGE));
     }
+
+    @Test
+    void aVswitchdThatIsNotRunningIsSaidAndLeavesNoPortRow() throws Exception {
+        ovs.stopVswitchd(); // the database answers, nobody applies what it is told
+        try (VmmProcess vmm = VmmProcess.start(ovs.prefix(), "run", "--bridge", "ovs:" + BRIDGE, "--tap", "vtovsn", "--count", "1")) {
+            assertNotEquals(0, vmm.waitFor(60));
+            assertTrue(vmm.stderr().contains("--bridge ovs:" + BRIDGE + ": Open vSwitch's database took port vtovsn on " + BRIDGE
+                    + " but ovs-vswitchd did not apply it within 8 s"), vmm.describe());
+        }
+        assertEquals(List.of(), ovs.ports(BRIDGE), "the row the database took is deleted again");
+    }
 }
