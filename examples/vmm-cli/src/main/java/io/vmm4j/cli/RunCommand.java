@@ -95,7 +95,9 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--tap", description = "Tap name; an existing tap is used as is, a new one gets --host-ip. Default: the kernel picks vmm4jN.")
     String tap;
 
-    @Option(names = "--bridge", description = "Attach the tap to this existing Linux bridge instead of giving it an address.")
+    @Option(names = "--bridge", paramLabel = "[linux:|ovs:]NAME", description = "Attach the tap to this existing switch instead of "
+            + "giving it an address: NAME or linux:NAME, a Linux bridge; ovs:NAME, an Open vSwitch bridge (ovs-vsctl add-port at "
+            + "start, del-port at exit; OVS_RUNDIR says where its db.sock is when it is not the system's).")
     String bridge;
 
     @Option(names = "--guest-ip", defaultValue = VmOptions.DEFAULT_GUEST_IP,
@@ -292,7 +294,7 @@ public final class RunCommand implements Callable<Integer> {
             check("--tap", VmRules.interfaceName(tap));
         }
         if (bridge != null) {
-            check("--bridge", VmRules.interfaceName(bridge));
+            check("--bridge", VmRules.bridge(bridge));
         }
         check("--host-ip", VmRules.hostIp(link.hostIp()));
         check("--guest-ip", VmRules.unicastIpv4(guestIp));

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.vm.InVmmHost;
+import io.vmm4j.cli.vm.SwitchPort;
 import io.vmm4j.core.linux.SocketPathException;
 import io.vmm4j.core.linux.UnixListener;
 import io.vmm4j.tap.MemoryPort;
@@ -40,6 +41,8 @@ import java.util.concurrent.Callable;
                 "  ./vmm vhost-user-backend --socket /tmp/vu.sock --tap vu0 &",
                 "  ./vmm run --backend vhost-user --socket /tmp/vu.sock --count 5",
                 "",
+                "  ./vmm vhost-user-backend --socket /tmp/vu.sock --tap vu0 --bridge ovs:br0   the tap as a port of OVS bridge br0",
+                "",
                 "  ./vmm vhost-user-backend --socket /tmp/vu.sock --port memory --stats-json /tmp/vu-stats.json",
                 "",
                 "With QEMU as the front-end (guest RAM must be shared memory; vectors=0 avoids a QEMU 7.2 TCG MSI-X crash):",
@@ -63,6 +66,11 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
 
     @Option(names = "--tap", description = "Tap to move frames to; created (with --host-ip, link up) if it does not exist.")
     String tap;
+
+    @Option(names = "--bridge", paramLabel = "[linux:|ovs:]NAME", description = "With --tap: make the tap a port of this existing "
+            + "switch instead of giving it --host-ip: NAME or linux:NAME, a Linux bridge; ovs:NAME, an Open vSwitch bridge "
+            + "(ovs-vsctl add-port at start, del-port at exit).")
+    String bridge;
 
     @Option(names = "--port", description = "memory: an in-memory port whose peer is an IPv4 host inside this process (no root needed).")
     String port;
@@ -88,6 +96,15 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
         }
         if (port != null && !port.equals("memory")) {
             throw new IllegalArgumentException("--port takes only 'memory', not '" + port + "'; for a tap use --tap NAME");
+        }
+        if (bridge != null) {
+            if (tap == null) {
+                throw new IllegalArgumentException("--bridge " + bridge + " needs --tap NAME: only a tap can join a switch");
+            }
+            String problem = VmRules.bridge(bridge);
+            if (problem != null) {
+                throw new IllegalArgumentException("--bridge " + problem);
+            }
         }
         int queues = link.queues();
         if (queues < 1 || queues > 16) {
@@ -119,11 +136,16 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                 createdTap = !Files.exists(Path.of("/sys/class/net", tap));
                 TapDevice device = TapDevice.open(tap, queues, TapDevice.VNET_HEADER_V1_SIZE);
                 resources.add(device);
-                if (createdTap) {
+                if (bridge == null && createdTap) {
                     device.addAddress(link.hostCidr());
                     log.printf("vhost-user-backend: tap %s created, host side %s%n", device.name(), link.hostCidr());
                 }
                 device.setUp();
+                if (bridge != null) {
+                    // once up (a down tap answers OVS's userspace datapath with ENETDOWN); after the tap in the resources,
+                    // so closed first: an OVS port's row goes before its tap
+                    resources.add(SwitchPort.attach("--bridge", bridge, device.name(), log, "vhost-user-backend"));
+                }
                 packets = device;
             } else {
                 MemoryPort[] pair = MemoryPort.pair(queues, TapDevice.VNET_HEADER_V1_SIZE);

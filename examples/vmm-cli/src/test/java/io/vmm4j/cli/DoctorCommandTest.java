@@ -2,6 +2,7 @@ package io.vmm4j.cli;
 
 import io.vmm4j.cli.doctor.Capability;
 import io.vmm4j.cli.doctor.HostProbe;
+import io.vmm4j.core.testing.HostRequirements;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -105,5 +106,43 @@ class DoctorCommandTest {
     void doctorExitsZeroAndUnknownCommandsFailWithUsage() {
         assertEquals(0, Main.execute("doctor", "--json"));
         assertEquals(2, Main.execute("no-such-command"));
+    }
+
+    @Test
+    void openVswitchRowsSayWhatIsInstalledAndWhichDatapathWorks(@TempDir Path sys) {
+        List<Capability> caps = new HostProbe(sys).probe();
+        Capability ovs = find(caps, "Open vSwitch");
+        assertEquals(HostRequirements.findCommand("ovs-vsctl") != null, ovs.available(), ovs.detail());
+        if (ovs.available()) {
+            assertTrue(ovs.detail().contains("no openvswitch kernel module: userspace datapath only (datapath_type=netdev)"), ovs.detail());
+            assertTrue(ovs.detail().startsWith("ovs-vswitchd (Open vSwitch) "), ovs.detail());
+        } else {
+            assertTrue(ovs.howToGet().contains("apt-get install openvswitch-switch"), ovs.howToGet());
+        }
+        Capability dpdk = find(caps, "OVS-DPDK");
+        assertEquals(Files.isExecutable(Path.of(HostProbe.OVS_DPDK_VSWITCHD)), dpdk.available(), dpdk.detail());
+        assertTrue(dpdk.available() || dpdk.howToGet().contains("openvswitch-switch-dpdk"), dpdk.howToGet());
+        find(caps, "2 MiB hugepages");
+    }
+
+    @Test
+    void hugepagesRowNeedsFreePagesAndAMountedHugetlbfs() {
+        String none = "HugePages_Total:       0\nHugePages_Free:        0\nHugepagesize:       2048 kB\n";
+        String some = "HugePages_Total:     600\nHugePages_Free:      600\nHugepagesize:       2048 kB\n";
+        String mounted = "proc /proc proc rw 0 0\nhugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n";
+        String gigantic = "hugetlbfs /mnt/huge1g hugetlbfs rw,relatime,pagesize=1024M 0 0\n";
+
+        Capability missing = HostProbe.hugepages(none, mounted);
+        assertTrue(!missing.available());
+        assertEquals("0 reserved, 0 free (2 MiB); hugetlbfs at /dev/hugepages", missing.detail());
+        assertTrue(missing.howToGet().contains("echo 600 > /proc/sys/vm/nr_hugepages"), missing.howToGet());
+
+        Capability unmounted = HostProbe.hugepages(some, gigantic);
+        assertTrue(!unmounted.available(), "a 1 GiB hugetlbfs is not where DPDK finds 2 MiB pages");
+        assertEquals("600 reserved, 600 free (2 MiB); hugetlbfs not mounted", unmounted.detail());
+
+        Capability ok = HostProbe.hugepages(some, mounted);
+        assertTrue(ok.available(), ok.detail());
+        assertTrue(DoctorCommand.render(List.of(ok)).contains("2 MiB hugepages  ok"), DoctorCommand.render(List.of(ok)));
     }
 }

@@ -153,6 +153,9 @@ class RunCommandTest {
                 Arguments.of(List.of("--tap", "vm\t0"), "--tap: 'vm\\u00090' contains whitespace (U+0009) at index 2; an interface name is"),
                 Arguments.of(List.of("--tap", "tap.with.long.name"), "--tap: 'tap.with.long.name' is 18 bytes long"),
                 Arguments.of(List.of("--bridge", "br/0"), "--bridge: 'br/0' contains '/' at index 2"),
+                Arguments.of(List.of("--bridge", "ovs:"), "--bridge: the bridge name in 'ovs:': '' is empty"),
+                Arguments.of(List.of("--bridge", "ovs:br/0"), "--bridge: the bridge name in 'ovs:br/0': 'br/0' contains '/' at index 2"),
+                Arguments.of(List.of("--bridge", "ovx:br0"), "--bridge: 'ovx:br0' contains ':' at index 3"),
                 Arguments.of(List.of("--metrics", "127.0.0.1:http"), "--metrics: '127.0.0.1:http': the port 'http' is not a number"),
                 // the vhost-user back-end's socket
                 Arguments.of(List.of("--backend", "vhost-user", "--socket", "/tmp/a.sock", "--reconnect", "-1"), "--reconnect: -1 is "

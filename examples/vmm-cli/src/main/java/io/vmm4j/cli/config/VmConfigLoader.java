@@ -314,7 +314,7 @@ public final class VmConfigLoader {
         if (n != null) {
             check(problems, "$.net.port", n.port(), v -> VmRules.oneOf(v, VmRules.PORTS));
             check(problems, "$.net.tap", n.tap(), VmRules::interfaceName);
-            check(problems, "$.net.bridge", n.bridge(), VmRules::interfaceName);
+            check(problems, "$.net.bridge", n.bridge(), VmRules::bridge);
             check(problems, "$.net.mac", n.mac(), VmRules::mac);
             check(problems, "$.net.mtu", n.mtu(), v -> VmRules.range(v, VmRules.MIN_MTU, VmRules.MAX_MTU, "bytes"));
             check(problems, "$.net.queues", n.queues(), v -> VmRules.range(v, 1, VmRules.MAX_QUEUE_PAIRS, "queue pairs"));

@@ -3,6 +3,7 @@ package io.vmm4j.cli.config;
 import io.vmm4j.cli.metrics.MetricsAddress;
 import io.vmm4j.cli.vm.DataPlane;
 import io.vmm4j.cli.vm.OptionValue;
+import io.vmm4j.cli.vm.SwitchPort;
 import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.virtio.net.NetFeatures;
 
@@ -76,6 +77,11 @@ public final class VmRules {
 
     public static String interfaceName(String value) {
         return NetRules.interfaceName(value);
+    }
+
+    /** A --bridge value: NAME or linux:NAME (a Linux bridge), ovs:NAME (an Open vSwitch bridge). */
+    public static String bridge(String value) {
+        return SwitchPort.Spec.problem(value);
     }
 
     public static String feature(String value) {

@@ -47,6 +47,9 @@ public final class HostProbe {
         out.add(command("dpdk-testpmd", List.of(),
                 "a DPDK vhost-user peer for the vhost-user backend",
                 "apt-get install dpdk"));
+        out.add(openVswitch());
+        out.add(ovsDpdk());
+        out.add(hugepages(read(Path.of("/proc/meminfo")), read(Path.of("/proc/mounts"))));
         out.add(command("ip", List.of("-V"),
                 "network namespaces, bridges, veth and tap set-up in tests",
                 "apt-get install iproute2"));
@@ -143,6 +146,90 @@ public final class HostProbe {
         return new Capability("/dev/vhost-net", err.isEmpty(), err.map(e -> "missing: " + e).orElse("present"), enables,
                 "modprobe vhost_net; if this host kernel lacks VHOST_NET, the vhost-net cases run in the lab VM "
                         + "(QEMU TCG + a Debian kernel that has vhost_net; README, section \"Kernel vhost-net lab\")");
+    }
+
+    /** The DPDK build of ovs-vswitchd that Debian's openvswitch-switch-dpdk installs (an alternative for /usr/sbin/ovs-vswitchd). */
+    public static final String OVS_DPDK_VSWITCHD = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
+    /** OVS-DPDK's dpdk-socket-mem=512 takes 256 pages of 2 MiB. */
+    static final long DPDK_PAGES = 256;
+
+    /**
+     * Open vSwitch: its tools, and which datapath it can use here. Without the openvswitch kernel
+     * module only the userspace datapath works (bridges with datapath_type=netdev).
+     */
+    Capability openVswitch() {
+        String enables = "--bridge ovs:BR (a tap as an Open vSwitch port), scripts/vxlan-hosts --switch ovs, OVS-DPDK";
+        String how = "apt-get install openvswitch-switch (tests run their own ovsdb-server and ovs-vswitchd from a private directory)";
+        Optional<Path> vsctl = onPath("ovs-vsctl");
+        Optional<Path> vswitchd = onPath("ovs-vswitchd").or(() -> existing("/usr/sbin/ovs-vswitchd"));
+        Optional<Path> dbServer = onPath("ovsdb-server").or(() -> existing("/usr/sbin/ovsdb-server"));
+        if (vsctl.isEmpty() || vswitchd.isEmpty() || dbServer.isEmpty()) {
+            return new Capability("Open vSwitch", false, "missing:" + (vsctl.isEmpty() ? " ovs-vsctl" : "")
+                    + (vswitchd.isEmpty() ? " ovs-vswitchd" : "") + (dbServer.isEmpty() ? " ovsdb-server" : ""), enables, how);
+        }
+        String version = firstLine(vswitchd.get(), List.of("--version")).orElse(vswitchd.get().toString());
+        String datapath = Files.isDirectory(sysModule.resolve("openvswitch"))
+                ? "kernel module openvswitch loaded: system and userspace (netdev) datapaths"
+                : "no openvswitch kernel module: userspace datapath only (datapath_type=netdev)";
+        String system = Files.exists(Path.of("/var/run/openvswitch/db.sock")) ? "; a system OVS runs (/var/run/openvswitch/db.sock)" : "";
+        return new Capability("Open vSwitch", true, version + "; " + datapath + system, enables, "");
+    }
+
+    /** OVS built with DPDK (vhost-user ports: dpdkvhostuserclient, dpdkvhostuser). */
+    Capability ovsDpdk() {
+        String enables = "OVS-DPDK vhost-user ports for ./vmm run --backend vhost-user (--socket-listen with dpdkvhostuserclient)";
+        Path dpdk = Path.of(OVS_DPDK_VSWITCHD);
+        if (!Files.isExecutable(dpdk)) {
+            return new Capability("OVS-DPDK", false, OVS_DPDK_VSWITCHD + " not installed", enables,
+                    "apt-get install openvswitch-switch-dpdk; it needs 2 MiB hugepages (see the hugepages row)");
+        }
+        String version = firstLine(dpdk, List.of("--version")).orElse(dpdk.toString());
+        String selected = "";
+        try {
+            selected = Path.of("/usr/sbin/ovs-vswitchd").toRealPath().equals(dpdk.toRealPath())
+                    ? "; selected as ovs-vswitchd" : "; ovs-vswitchd is the non-DPDK build (update-alternatives --set ovs-vswitchd "
+                    + OVS_DPDK_VSWITCHD + " selects it, or run it directly)";
+        } catch (IOException e) {
+            // no /usr/sbin/ovs-vswitchd: the DPDK binary is run directly
+        }
+        return new Capability("OVS-DPDK", true, version + " (" + dpdk + ")" + selected, enables, "");
+    }
+
+    /**
+     * 2 MiB hugepages for DPDK: reserved and free (/proc/meminfo) and a hugetlbfs mounted for that
+     * size (/proc/mounts), which DPDK's EAL looks for even when OVS runs it with --in-memory.
+     */
+    public static Capability hugepages(String meminfo, String mounts) {
+        String enables = "OVS-DPDK (dpdk-socket-mem=512: " + DPDK_PAGES + " pages) and dpdk-testpmd with hugepages";
+        String how = "echo 600 > /proc/sys/vm/nr_hugepages; mount -t hugetlbfs -o pagesize=2M none /dev/hugepages "
+                + "(the OVS-DPDK test reserves its own and restores the count)";
+        long total = meminfoValue(meminfo, "HugePages_Total");
+        long free = meminfoValue(meminfo, "HugePages_Free");
+        long sizeKb = meminfoValue(meminfo, "Hugepagesize");
+        List<String> mountPoints = mounts.lines().map(l -> l.split(" ")).filter(f -> f.length > 3 && f[2].equals("hugetlbfs"))
+                .filter(f -> !f[3].contains("pagesize=") || f[3].contains("pagesize=2M")).map(f -> f[1]).toList();
+        String detail = total + " reserved, " + free + " free" + (sizeKb == 2048 ? " (2 MiB)" : " (default size " + sizeKb + " kB)")
+                + "; hugetlbfs " + (mountPoints.isEmpty() ? "not mounted" : "at " + String.join(", ", mountPoints));
+        boolean ok = sizeKb == 2048 && free >= DPDK_PAGES && !mountPoints.isEmpty();
+        return new Capability("2 MiB hugepages", ok, detail, enables, how);
+    }
+
+    private static long meminfoValue(String meminfo, String key) {
+        return meminfo.lines().filter(l -> l.startsWith(key + ":")).map(l -> l.substring(key.length() + 1).strip().split("\\s+")[0])
+                .mapToLong(Long::parseLong).findFirst().orElse(0);
+    }
+
+    private static String read(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
+    private static Optional<Path> existing(String path) {
+        Path p = Path.of(path);
+        return Files.isExecutable(p) ? Optional.of(p) : Optional.empty();
     }
 
     private static Optional<String> tryOpen(String path) {

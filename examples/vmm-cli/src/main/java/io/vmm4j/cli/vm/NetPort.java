@@ -1,7 +1,6 @@
 package io.vmm4j.cli.vm;
 
 import io.vmm4j.cli.doctor.HostProbe;
-import io.vmm4j.tap.LinuxBridge;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.tap.TapDevice;
@@ -72,16 +71,13 @@ final class NetPort implements AutoCloseable {
         return new NetPort(pair[0], "in-memory port", pair[0].name(), owned);
     }
 
-    /** An existing tap is used as is; a new one gets the host address, unless it joins a bridge. */
+    /** An existing tap is used as is; a new one gets the host address, unless it joins a bridge (Linux or Open vSwitch). */
     private static NetPort openTap(VmOptions options, PrintStream log, OwnedResources owned) {
         String name = options.tap() == null ? "" : options.tap();
         boolean existed = !name.isEmpty() && Files.exists(Path.of("/sys/class/net", name));
         TapDevice tap = TapDevice.open(name, options.pairs(), TapDevice.VNET_HEADER_V1_SIZE);
         owned.add(tap);
-        if (options.bridge() != null) {
-            LinuxBridge.attach(options.bridge(), tap.name());
-            log.printf("vmm4j: tap %s joined bridge %s%n", tap.name(), options.bridge());
-        } else if (!existed) {
+        if (options.bridge() == null && !existed) {
             tap.addAddress(options.hostIp());
             log.printf("vmm4j: tap %s created, host side %s%n", tap.name(), options.hostIp());
         }
@@ -89,6 +85,11 @@ final class NetPort implements AutoCloseable {
             tap.setMtu(options.mtu());
         }
         tap.setUp();
+        if (options.bridge() != null) {
+            // once up (OVS's userspace datapath reads a port at once, and a down tap answers ENETDOWN); after the tap in the
+            // resources, so closed first: an OVS port's row goes before its tap
+            owned.add(SwitchPort.attach("--bridge", options.bridge(), tap.name(), log, "vmm4j"));
+        }
         return new NetPort(tap, "tap", tap.name(), owned);
     }
 

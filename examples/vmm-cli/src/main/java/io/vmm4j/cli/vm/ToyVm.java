@@ -28,6 +28,10 @@ public final class ToyVm implements AutoCloseable {
         public VmException(String message) {
             super(message);
         }
+
+        public VmException(String message, Throwable cause) {
+            super(message, cause);
+        }
     }
 
     private final VmOptions options;
