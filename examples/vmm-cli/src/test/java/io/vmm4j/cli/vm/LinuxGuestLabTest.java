@@ -213,8 +213,10 @@ class LinuxGuestLabTest {
         String threads = line(r.log(), "lab-host: VMM threads: ");
         assertTrue(threads != null && !threads.contains("net-io"), "no VMM data-plane thread: " + threads + r.context());
         for (JsonNode ping : r.hostResults("ping")) {
-            assertTrue(ping.path("vmm_syscalls").asLong() <= 2, "the VMM stayed out of the host's " + ping.path("received").asInt() * 2
-                    + " frames: " + ping + r.context());
+            // the emulated plane makes at least 2 per frame; a console line the guest prints meanwhile is one write of the VMM's
+            int frames = ping.path("received").asInt() * 2;
+            assertTrue(ping.path("vmm_syscalls").asLong() < frames / 2, "the VMM stayed out of the host's " + frames
+                    + " frames (fewer than one read/write per two frames): " + ping + r.context());
         }
     }
 
