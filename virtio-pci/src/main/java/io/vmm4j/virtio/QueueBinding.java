@@ -4,7 +4,10 @@ import io.vmm4j.core.event.EventFd;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.virtio.queue.PackedQueue;
+import io.vmm4j.virtio.queue.RingLayout;
 import io.vmm4j.virtio.queue.SplitQueue;
+import io.vmm4j.virtio.queue.Virtqueue;
 
 /**
  * One enabled queue as the driver configured it, plus its doorbells: {@code kick} is the
@@ -19,6 +22,8 @@ public final class QueueBinding implements QueueDoorbell {
     private final long availRing;
     private final long usedRing;
     private final boolean eventIdx;
+    private final RingLayout layout;
+    private final boolean inOrder;
     private final GuestMemory memory;
     private final EventFd kick;
     private final EventFd call;
@@ -27,9 +32,22 @@ public final class QueueBinding implements QueueDoorbell {
     private volatile Runnable syncHandler;
     private EventLoop.Registration registration;
 
-    /** For transports; {@code interrupt} is what {@link #signalUsed} runs in synchronous mode (the queue's interrupt, at once). */
+    /** A split queue; for transports and tests. */
     public QueueBinding(int index, int size, long descTable, long availRing, long usedRing, boolean eventIdx, GuestMemory memory,
                  EventFd kick, EventFd call, boolean synchronous, Runnable interrupt) {
+        this(index, size, RingLayout.SPLIT, false, descTable, availRing, usedRing, eventIdx, memory, kick, call, synchronous, interrupt);
+    }
+
+    /**
+     * For transports; {@code interrupt} is what {@link #signalUsed} runs in synchronous mode (the
+     * queue's interrupt, at once). The three addresses are queue_desc, queue_driver and queue_device
+     * (virtio 1.2 §4.1.4.3): for a packed ring the descriptor ring and the driver and device event
+     * suppression structures.
+     */
+    public QueueBinding(int index, int size, RingLayout layout, boolean inOrder, long descTable, long availRing, long usedRing,
+                        boolean eventIdx, GuestMemory memory, EventFd kick, EventFd call, boolean synchronous, Runnable interrupt) {
+        this.layout = layout;
+        this.inOrder = inOrder;
         this.index = index;
         this.size = size;
         this.descTable = descTable;
@@ -51,17 +69,27 @@ public final class QueueBinding implements QueueDoorbell {
         return size;
     }
 
-    /** Guest-physical address of the descriptor table. */
+    /** Split or packed (whether the driver accepted VIRTIO_F_RING_PACKED). */
+    public RingLayout layout() {
+        return layout;
+    }
+
+    /** Whether VIRTIO_F_IN_ORDER was negotiated. */
+    public boolean inOrder() {
+        return inOrder;
+    }
+
+    /** Guest-physical address of the descriptor table (packed: the descriptor ring). */
     public long descTable() {
         return descTable;
     }
 
-    /** Guest-physical address of the driver (avail) ring. */
+    /** Guest-physical address of the driver area: the avail ring (packed: the driver event suppression structure). */
     public long availRing() {
         return availRing;
     }
 
-    /** Guest-physical address of the device (used) ring. */
+    /** Guest-physical address of the device area: the used ring (packed: the device event suppression structure). */
     public long usedRing() {
         return usedRing;
     }
@@ -85,9 +113,12 @@ public final class QueueBinding implements QueueDoorbell {
         return synchronous;
     }
 
-    /** A device-side engine over this queue's rings, starting at index 0. */
-    public SplitQueue openSplitQueue() {
-        return new SplitQueue(memory, size, descTable, availRing, usedRing, eventIdx);
+    /** A device-side engine over this queue's rings in its layout, at the start of the ring. */
+    public Virtqueue openQueue() {
+        return switch (layout) {
+            case SPLIT -> new SplitQueue(memory, size, descTable, availRing, usedRing, eventIdx);
+            case PACKED -> new PackedQueue(memory, size, descTable, availRing, usedRing, eventIdx, inOrder);
+        };
     }
 
     /**

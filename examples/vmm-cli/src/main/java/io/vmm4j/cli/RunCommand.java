@@ -18,6 +18,7 @@ import io.vmm4j.core.boot.BzImage;
 import io.vmm4j.core.boot.KernelImageException;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
+import io.vmm4j.virtio.queue.RingLayout;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -143,6 +144,12 @@ public final class RunCommand implements Callable<Integer> {
             description = "Size of each virtio-net data queue: a power of two from 64 to 1024. Default: ${DEFAULT-VALUE}.")
     int queueSize;
 
+    @Option(names = "--ring", defaultValue = "split",
+            description = "Ring layouts the NIC offers: split, or packed (also VIRTIO_F_RING_PACKED, virtio 1.2 §2.8; the driver picks, "
+                    + "and Linux, the Java and the C guest pick packed). Not served by vhost-net, nor over vhost-user with "
+                    + "--reconnect/--socket-listen; there the NIC offers split only. Default: ${DEFAULT-VALUE}.")
+    String ring;
+
     @Option(names = "--guest-features", split = ",",
             description = "virtio-net features the Java guest asks for, by name (e.g. GUEST_CSUM,GUEST_TSO4); added to its defaults.")
     String[] guestFeatures;
@@ -257,7 +264,8 @@ public final class RunCommand implements Callable<Integer> {
                 .pingSize(pingSize).intervalMs(intervalMs).udpPort(udpPort).serveSeconds(serveSeconds).mac(mac).mtu(mtu)
                 .memoryMiB(memoryMiB).wantedFeatures(wantedFeatures()).socket(socketListen != null ? socketListen : socket)
                 .socketListen(socketListen != null).reconnectSeconds(reconnectSeconds).queueSize(queueSize)
-                .vcpu(OptionValue.of(VmOptions.Vcpu.class, vcpu)).kernel(kernel).initrd(initrd).append(append).cpus(cpus).build();
+                .vcpu(OptionValue.of(VmOptions.Vcpu.class, vcpu)).kernel(kernel).initrd(initrd).append(append).cpus(cpus)
+                .ring(RingLayout.valueOf(ring.toUpperCase(java.util.Locale.ROOT))).build();
     }
 
     Management.Settings managementSettings() {
@@ -270,6 +278,7 @@ public final class RunCommand implements Callable<Integer> {
         check("--port", VmRules.oneOf(port, VmRules.PORTS));
         check("--queues", VmRules.range(link.queues(), 1, VmRules.MAX_QUEUE_PAIRS, "queue pairs"));
         check("--queue-size", VmRules.queueSize(queueSize));
+        check("--ring", VmRules.oneOf(ring, VmRules.RINGS));
         check("--count", VmRules.atLeast(count, 0));
         check("--serve", VmRules.atLeast(serveSeconds, 0));
         check("--interval", VmRules.range(intervalMs, 1, 60_000, "ms"));

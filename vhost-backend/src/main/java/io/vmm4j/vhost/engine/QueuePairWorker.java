@@ -13,7 +13,7 @@ import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.net.VirtioNetHeader;
 import io.vmm4j.virtio.queue.ChainHandler;
 import io.vmm4j.virtio.queue.DescriptorChain;
-import io.vmm4j.virtio.queue.SplitQueue;
+import io.vmm4j.virtio.queue.Virtqueue;
 import io.vmm4j.virtio.queue.VirtqueueException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -50,8 +50,8 @@ public final class QueuePairWorker {
     private final GuestMemory memory;
     private final QueueDoorbell rxDoorbell;
     private final QueueDoorbell txDoorbell;
-    private final SplitQueue rx;
-    private final SplitQueue tx;
+    private final Virtqueue rx;
+    private final Virtqueue tx;
     private final NetQueueCounters rxCounters;
     private final NetQueueCounters txCounters;
     private final boolean mergeable;
@@ -86,14 +86,14 @@ public final class QueuePairWorker {
      * @param guestGso    whether the guest takes GSO frames (see {@link #receivesGso})
      * @param onRingError told (on the pair's loop) when the engine stopped itself on a ring error
      */
-    public record Queues(GuestMemory memory, SplitQueue rx, SplitQueue tx, QueueDoorbell rxDoorbell, QueueDoorbell txDoorbell,
+    public record Queues(GuestMemory memory, Virtqueue rx, Virtqueue tx, QueueDoorbell rxDoorbell, QueueDoorbell txDoorbell,
                   NetQueueCounters rxCounters, NetQueueCounters txCounters, boolean mergeable, boolean guestGso, int mtu,
                   Consumer<RingError> onRingError) {
         /** The pair as the VMM's transport hands it over at DRIVER_OK (or a backend switch). */
         public static Queues from(NetActivation a, int pair) {
             NetActivation.QueuePair q = a.pairs().get(pair);
-            SplitQueue rx = q.rx().openSplitQueue();
-            SplitQueue tx = q.tx().openSplitQueue();
+            Virtqueue rx = q.rx().openQueue();
+            Virtqueue tx = q.tx().openQueue();
             rx.setPosition(a.resume().nextAvail(2 * pair), a.resume().nextUsed(2 * pair));
             tx.setPosition(a.resume().nextAvail(2 * pair + 1), a.resume().nextUsed(2 * pair + 1));
             return new Queues(a.memory(), rx, tx, q.rx(), q.tx(), a.counters(2 * pair), a.counters(2 * pair + 1),
@@ -315,7 +315,7 @@ public final class QueuePairWorker {
                 pendingLength = 0;
                 return;
             }
-            // not SplitQueue.serve: one frame may take several chains, and a frame short of buffers waits with kicks on
+            // not Virtqueue.serve: one frame may take several chains, and a frame short of buffers waits with kicks on
             rx.disableNotifications();
             boolean delivered = false;
             while (running) { // stop() ends a long run of frames here rather than waiting for the port to drain

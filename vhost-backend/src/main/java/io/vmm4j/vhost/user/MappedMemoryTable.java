@@ -4,6 +4,8 @@ import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.linux.LinuxException;
 import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.vhost.VringAddress;
+import io.vmm4j.virtio.queue.PackedRing;
+import io.vmm4j.virtio.queue.RingLayout;
 import io.vmm4j.virtio.queue.SplitRing;
 
 import java.io.IOException;
@@ -213,7 +215,14 @@ final class MappedMemoryTable implements AutoCloseable {
      * Translates the user addresses of vring {@code index}'s areas, at {@code size} entries, to
      * guest-physical ones; refuses the first area not inside one region, naming it.
      */
-    RingAreas toGuestAreas(VringAddress user, int size, int index) {
+    RingAreas toGuestAreas(VringAddress user, int size, int index, RingLayout layout) {
+        if (layout == RingLayout.PACKED) {
+            // virtio 1.2 §2.8.10: the descriptor ring, then the driver and device event suppression structures
+            return new RingAreas(
+                    toGuestAddress(user.descriptorTable(), PackedRing.descriptorRingBytes(size), "vring " + index + " descriptor ring"),
+                    toGuestAddress(user.availRing(), PackedRing.EVENT_SUPPRESSION_SIZE, "vring " + index + " driver event suppression area"),
+                    toGuestAddress(user.usedRing(), PackedRing.EVENT_SUPPRESSION_SIZE, "vring " + index + " device event suppression area"));
+        }
         return new RingAreas(
                 toGuestAddress(user.descriptorTable(), SplitRing.descriptorTableBytes(size), "vring " + index + " descriptor table"),
                 toGuestAddress(user.availRing(), SplitRing.availRingBytes(size), "vring " + index + " available ring"),

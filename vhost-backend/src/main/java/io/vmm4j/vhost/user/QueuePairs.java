@@ -6,8 +6,11 @@ import io.vmm4j.vhost.engine.RingError;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
+import io.vmm4j.virtio.queue.PackedQueue;
+import io.vmm4j.virtio.queue.RingLayout;
 import io.vmm4j.virtio.queue.SplitQueue;
 import io.vmm4j.virtio.queue.SplitRing;
+import io.vmm4j.virtio.queue.Virtqueue;
 import io.vmm4j.virtio.queue.VirtqueueException;
 
 import java.util.ArrayList;
@@ -173,8 +176,8 @@ final class QueuePairs {
         if (!featuresSet) {
             throw new VhostUserException("queue pair " + pair + " cannot start: no SET_FEATURES yet (the header layout depends on them)");
         }
-        SplitQueue rxQueue = open(rx);
-        SplitQueue txQueue = open(tx);
+        Virtqueue rxQueue = open(rx);
+        Virtqueue txQueue = open(tx);
         QueuePairWorker w = new QueuePairWorker(pair, daemon.loop(pair), port.port(), new QueuePairWorker.Queues(memory.memory(),
                 rxQueue, txQueue, rx, tx, counters[2 * pair], counters[2 * pair + 1],
                 VirtioFeatures.has(ackedFeatures, NetFeatures.MRG_RXBUF), QueuePairWorker.Queues.receivesGso(ackedFeatures), mtu,
@@ -186,18 +189,65 @@ final class QueuePairs {
         }
         w.start();
         workers[pair] = w;
-        daemon.log("front-end %d: queue pair %d started (rx size %d at %d, tx size %d at %d)%s", session, pair, rx.size, rx.base,
-                tx.size, tx.base, on ? "" : ", disabled until SET_VRING_ENABLE");
+        daemon.log("front-end %d: queue pair %d started (%s rings: rx size %d at %s, tx size %d at %s)%s", session, pair,
+                layout().label(), rx.size, describeBase(rx.base), tx.size, describeBase(tx.base),
+                on ? "" : ", disabled until SET_VRING_ENABLE");
     }
 
-    private SplitQueue open(Vring r) {
+    /** The ring layout the acked features select (VIRTIO_F_RING_PACKED). */
+    RingLayout layout() {
+        return RingLayout.of(ackedFeatures);
+    }
+
+    /** A ring base as the log shows it: the avail index, or for packed "avail offset/wrap, used offset/wrap". */
+    String describeBase(long base) {
+        if (layout() == RingLayout.SPLIT) {
+            return Long.toString(base);
+        }
+        return String.format("avail %d/%d, used %d/%d", base & 0x7FFF, (base >> 15) & 1, (base >> 16) & 0x7FFF, (base >> 31) & 1);
+    }
+
+    /**
+     * Where a packed ring resumes, from SET_VRING_BASE's "descriptor indices" (vhost-user.rst, "Vring
+     * descriptor indices for packed virtqueues"): avail offset and wrap counter in bits 0-15, used in
+     * bits 16-31. A front-end that sends only the avail half (DPDK's virtio_user, older QEMU) stopped
+     * the ring with nothing in flight, so the used position is the avail one.
+     */
+    static int[] packedPositions(long base) {
+        int avail = (int) (base & 0xFFFF);
+        int used = (int) ((base >>> 16) & 0xFFFF);
+        return new int[] {avail, used == 0 ? avail : used};
+    }
+
+    private Virtqueue open(Vring r) {
         if (r.size == 0) {
             throw new VhostUserException("vring " + r.index + " cannot start: no SET_VRING_NUM");
         }
         if (r.address == null) {
             throw new VhostUserException("vring " + r.index + " cannot start: no SET_VRING_ADDR");
         }
-        MappedMemoryTable.RingAreas at = memory.toGuestAreas(r.address, r.size, r.index);
+        if (layout() == RingLayout.SPLIT) {
+            return openSplit(r);
+        }
+        MappedMemoryTable.RingAreas at = memory.toGuestAreas(r.address, r.size, r.index, RingLayout.PACKED);
+        try {
+            PackedQueue q = new PackedQueue(memory.memory(), r.size, at.descTable(), at.availRing(), at.usedRing(),
+                    VirtioFeatures.has(ackedFeatures, VirtioFeatures.EVENT_IDX), VirtioFeatures.has(ackedFeatures, VirtioFeatures.IN_ORDER));
+            if (inflight != null && inflight.covers(r.index, r.size)) {
+                // the region's layout for packed rings differs (vhost-user.rst "Inflight I/O tracking"); we keep only split's
+                daemon.log("front-end %d: vring %d is packed; inflight tracking covers split rings only, so it is not used for it",
+                        session, r.index);
+            }
+            int[] at2 = packedPositions(r.base);
+            q.setPosition(at2[0], at2[1]);
+            return q;
+        } catch (VirtqueueException | IllegalArgumentException e) {
+            throw new VhostUserException("vring " + r.index + " cannot start: " + e.getMessage());
+        }
+    }
+
+    private SplitQueue openSplit(Vring r) {
+        MappedMemoryTable.RingAreas at = memory.toGuestAreas(r.address, r.size, r.index, RingLayout.SPLIT);
         try {
             SplitQueue q = new SplitQueue(memory.memory(), r.size, at.descTable(), at.availRing(), at.usedRing(),
                     VirtioFeatures.has(ackedFeatures, VirtioFeatures.EVENT_IDX));
@@ -215,7 +265,7 @@ final class QueuePairs {
                 q.setInflightLog(t);
                 return q;
             }
-            q.setPosition(r.base, used);
+            q.setPosition((int) r.base, used); // split: at most 16 bits (SET_VRING_BASE checks)
             return q;
         } catch (VirtqueueException | IllegalArgumentException e) {
             throw new VhostUserException("vring " + r.index + " cannot start: " + e.getMessage());
@@ -229,8 +279,10 @@ final class QueuePairs {
             return;
         }
         Vring.unblockingSignals(w::stop, rings[2 * pair], rings[2 * pair + 1]);
-        rings[2 * pair].base = w.rxNextAvail();
-        rings[2 * pair + 1].base = w.txNextAvail();
+        boolean packed = layout() == RingLayout.PACKED;
+        // split: the avail index (the used one is in guest memory); packed: both halves, there is no used index in memory
+        rings[2 * pair].base = packed ? (w.rxNextAvail() & 0xFFFFL) | ((long) (w.rxNextUsed() & 0xFFFF) << 16) : w.rxNextAvail();
+        rings[2 * pair + 1].base = packed ? (w.txNextAvail() & 0xFFFFL) | ((long) (w.txNextUsed() & 0xFFFF) << 16) : w.txNextAvail();
         w.release();
         workers[pair] = null;
         port.pairStopped(pair);

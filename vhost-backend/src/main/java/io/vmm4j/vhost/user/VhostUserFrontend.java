@@ -196,14 +196,15 @@ public final class VhostUserFrontend implements VhostBackend {
 
     @Override
     public void setVringBase(int index, int base) {
-        exchange(VhostUserRequest.SET_VRING_BASE, VhostUserMessage.vringState(index, base), false);
+        // packed rings use all 32 bits (avail and used positions): unsigned on the wire
+        exchange(VhostUserRequest.SET_VRING_BASE, VhostUserMessage.vringState(index, Integer.toUnsignedLong(base)), false);
     }
 
     @Override
     public int getVringBase(int index) {
         VhostUserMessage.VringState s = exchange(VhostUserRequest.GET_VRING_BASE, VhostUserMessage.vringState(index, 0), true)
                 .vringState();
-        if (s.index() != index || s.num() > 0xFFFF) {
+        if (s.index() != index || s.num() > 0xFFFF_FFFFL) {
             throw new VhostUserException("the vhost-user back-end at " + path + " answered GET_VRING_BASE for ring " + index
                     + " with ring " + s.index() + ", base " + s.num());
         }

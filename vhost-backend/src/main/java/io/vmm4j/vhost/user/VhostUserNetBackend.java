@@ -12,6 +12,7 @@ import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetActivation;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.QueuePositions;
+import io.vmm4j.virtio.queue.RingLayout;
 import io.vmm4j.virtio.queue.SplitRing;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -465,10 +466,15 @@ public final class VhostUserNetBackend extends VhostDataPlane {
         return "vhost-user";
     }
 
-    /** The back-end's bits (less those that cannot work over vhost-user) plus the control-plane bits the VMM serves itself. */
+    /**
+     * The back-end's bits (less those that cannot work over vhost-user) plus the control-plane bits
+     * the VMM serves itself. A back-end that may go and come back gets split rings only: a packed
+     * ring has no used index in guest memory, so where a dead back-end stopped would be lost.
+     */
     @Override
     public long supportedFeatures() {
-        return (backendFeatures & ~NOT_OFFERED & ~CONTROL_PLANE_FEATURES) | CONTROL_PLANE_FEATURES;
+        long packed = endpoint.reconnects() ? VirtioFeatures.bit(VirtioFeatures.RING_PACKED) : 0;
+        return (backendFeatures & ~NOT_OFFERED & ~CONTROL_PLANE_FEATURES & ~packed) | CONTROL_PLANE_FEATURES;
     }
 
     @Override
@@ -582,12 +588,24 @@ public final class VhostUserNetBackend extends VhostDataPlane {
                     + " (its log says which)");
         }));
         // SET_VRING_ADDR takes this process's addresses of the rings; the back-end translates them through userspace_addr
-        frontend.setUpVring(index, q, a.memory(), a.resume().nextAvail(index), err);
+        frontend.setUpVring(index, q, a.memory(), wireBase(q.layout(), a.resume().nextAvail(index), a.resume().nextUsed(index)), err);
     }
 
     /**
-     * GET_VRING_BASE on every ring (which stops it) gives the next avail index; the used index is
-     * what the back-end last published in the used ring. With the back-end gone, both are the used idx.
+     * SET_VRING_BASE's value (vhost-user.rst, "Vring descriptor indices"): split, the avail index;
+     * packed, avail offset and wrap counter in bits 0-15, used in bits 16-31.
+     */
+    static int wireBase(RingLayout layout, int nextAvail, int nextUsed) {
+        return layout == RingLayout.PACKED ? (nextAvail & 0xFFFF) | (nextUsed << 16) : nextAvail;
+    }
+
+    /**
+     * GET_VRING_BASE on every ring (which stops it) gives where it stopped: for a split ring the
+     * next avail index, the used index being what the back-end last published in the used ring; for
+     * a packed ring both positions, as there is no used index in memory (a back-end that answers with
+     * the avail half only stopped with nothing in flight: used = avail, as DPDK does). With the
+     * back-end gone, a split ring's positions are both the used idx; packed rings are not offered
+     * when the back-end may come back ({@link #supportedFeatures()}), so a gone back-end ends them.
      */
     @Override
     protected QueuePositions stopRings(NetActivation a) {
@@ -595,12 +613,22 @@ public final class VhostUserNetBackend extends VhostDataPlane {
         for (NetActivation.QueuePair p : a.pairs()) {
             for (QueueBinding q : List.of(p.rx(), p.tx())) {
                 int index = q == p.rx() ? 2 * p.index() : 2 * p.index() + 1;
-                int used = SplitRing.usedIdx(a.memory(), q.usedRing());
-                int avail = used;
+                boolean packed = q.layout() == RingLayout.PACKED;
+                int used = packed ? a.resume().nextUsed(index) : SplitRing.usedIdx(a.memory(), q.usedRing());
+                int avail = packed ? a.resume().nextAvail(index) : used;
                 if (frontend.connected()) {
                     try {
-                        avail = frontend.getVringBase(index);
-                        used = SplitRing.usedIdx(a.memory(), q.usedRing()); // what the back-end published before it stopped
+                        int base = frontend.getVringBase(index);
+                        if (packed) {
+                            avail = base & 0xFFFF;
+                            used = (base >>> 16) == 0 ? avail : base >>> 16;
+                        } else if ((base & 0xFFFF_0000) != 0) {
+                            throw new VhostUserException("GET_VRING_BASE for split ring " + index + " answered "
+                                    + Integer.toUnsignedString(base) + ", more than 16 bits");
+                        } else {
+                            avail = base;
+                            used = SplitRing.usedIdx(a.memory(), q.usedRing()); // what the back-end published before it stopped
+                        }
                     } catch (VhostUserException e) {
                         LOG.warn("stopping ring {}: {}; taking the used index as its position", index, e.getMessage());
                     }

@@ -50,7 +50,7 @@ public final class VhostUserNetDaemon implements AutoCloseable {
     private static final long RING_FEATURES = VirtioFeatures.bit(VirtioFeatures.VERSION_1)
             | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC) | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX)
             | VirtioFeatures.bit(NetFeatures.MRG_RXBUF) | VirtioFeatures.bit(NetFeatures.MTU)
-            | VhostUserProtocol.bit(F_PROTOCOL_FEATURES);
+            | VirtioFeatures.bit(VirtioFeatures.RING_PACKED) | VhostUserProtocol.bit(F_PROTOCOL_FEATURES);
 
     /**
      * @param queuePairs                queue pairs served (at most the port's queues)

@@ -29,7 +29,8 @@ final class Vring implements QueueDoorbell {
     int size;
     /** The front-end's user addresses of the ring's areas (SET_VRING_ADDR), or null before one. */
     VringAddress address;
-    int base;
+    /** SET_VRING_BASE's value: split, the avail index; packed, avail and used positions (16 bits each). */
+    long base;
     boolean started;
     boolean enabled;
     volatile int kickFd = -1;

@@ -1,5 +1,8 @@
 package io.vmm4j.vhost.user;
 
+import io.vmm4j.virtio.queue.PackedRing;
+import io.vmm4j.virtio.queue.RingLayout;
+
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.virtio.queue.SplitRing;
 
@@ -48,7 +51,12 @@ final class Vrings {
     void setNum(VhostUserMessage.VringState s) {
         Vring r = ring(s.index(), VhostUserRequest.SET_VRING_NUM);
         requireStopped(r, VhostUserRequest.SET_VRING_NUM);
-        if (s.num() > SplitRing.MAX_QUEUE_SIZE || !SplitRing.isValidQueueSize((int) s.num())) {
+        if (pairs.layout() == RingLayout.PACKED) {
+            if (s.num() > PackedRing.MAX_QUEUE_SIZE || !PackedRing.isValidQueueSize((int) s.num())) {
+                throw new VhostUserException("SET_VRING_NUM for vring " + r.index + " is " + s.num()
+                        + ", not in 1.." + PackedRing.MAX_QUEUE_SIZE + " (virtio 1.2 §2.8, packed ring)");
+            }
+        } else if (s.num() > SplitRing.MAX_QUEUE_SIZE || !SplitRing.isValidQueueSize((int) s.num())) {
             throw new VhostUserException("SET_VRING_NUM for vring " + r.index + " is " + s.num()
                     + ", not a power of two in 1.." + SplitRing.MAX_QUEUE_SIZE + " (virtio 1.2 §2.7)");
         }
@@ -70,18 +78,18 @@ final class Vrings {
             throw new VhostUserException("SET_VRING_ADDR for vring " + r.index + " before SET_MEM_TABLE: its addresses cannot be translated");
         }
         // translate now so a bad address is refused here, not at the kick; the sizes are checked again at start
-        memory.toGuestAreas(a.address(), Math.max(r.size, 1), r.index);
+        memory.toGuestAreas(a.address(), Math.max(r.size, 1), r.index, pairs.layout());
         r.address = a.address();
     }
 
     void setBase(VhostUserMessage.VringState s) {
         Vring r = ring(s.index(), VhostUserRequest.SET_VRING_BASE);
         requireStopped(r, VhostUserRequest.SET_VRING_BASE);
-        if (s.num() > 0xFFFF) {
+        if (pairs.layout() == RingLayout.SPLIT && s.num() > 0xFFFF) {
             throw new VhostUserException("SET_VRING_BASE for vring " + r.index + " is " + s.num()
-                    + "; a ring index is 16 bits (virtio 1.2 §2.7.6)");
+                    + "; a split ring index is 16 bits (virtio 1.2 §2.7.6)");
         }
-        r.base = (int) s.num();
+        r.base = s.num(); // packed: both halves, checked against the ring when it starts
     }
 
     /** GET_VRING_BASE: stops the ring (and so its pair) and answers where it stopped. */
@@ -91,8 +99,8 @@ final class Vrings {
         if (pairs.running(pair)) {
             // "Ring states": GET_VRING_BASE stops the ring; the engine serves both rings of a pair, so both stop
             pairs.stop(pair);
-            daemon.log("front-end %d: queue pair %d stopped by GET_VRING_BASE(%d): rx at avail %d, tx at avail %d", session, pair,
-                    r.index, rings[2 * pair].base, rings[2 * pair + 1].base);
+            daemon.log("front-end %d: queue pair %d stopped by GET_VRING_BASE(%d): rx at %s, tx at %s", session, pair,
+                    r.index, pairs.describeBase(rings[2 * pair].base), pairs.describeBase(rings[2 * pair + 1].base));
         }
         r.started = false;
         LibC.closeQuietly(r.kickFd);

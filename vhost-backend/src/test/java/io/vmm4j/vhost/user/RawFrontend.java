@@ -46,12 +46,17 @@ final class RawFrontend implements AutoCloseable {
 
     /** GET_FEATURES, protocol features with REPLY_ACK, SET_OWNER and SET_FEATURES(VERSION_1 + PROTOCOL_FEATURES), as QEMU starts. */
     RawFrontend negotiate() {
+        return negotiate(0);
+    }
+
+    /** As {@link #negotiate()}, acking {@code moreFeatures} too (bits the daemon offers, such as RING_PACKED). */
+    RawFrontend negotiate(long moreFeatures) {
         long features = get(VhostUserRequest.GET_FEATURES);
         long protocol = get(VhostUserRequest.GET_PROTOCOL_FEATURES);
         send(VhostUserRequest.SET_PROTOCOL_FEATURES, false, VhostUserMessage.u64(protocol));
         assertEquals(2, get(VhostUserRequest.GET_QUEUE_NUM));
         assertEquals(0, ack(VhostUserRequest.SET_OWNER, new byte[0]));
-        long acked = features & (VhostUserProtocol.bit(VhostUserProtocol.F_PROTOCOL_FEATURES) | (1L << 32));
+        long acked = features & (VhostUserProtocol.bit(VhostUserProtocol.F_PROTOCOL_FEATURES) | (1L << 32) | moreFeatures);
         assertEquals(0, ack(VhostUserRequest.SET_FEATURES, VhostUserMessage.u64(acked)));
         return this;
     }

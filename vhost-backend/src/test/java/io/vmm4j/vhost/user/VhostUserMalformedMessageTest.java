@@ -345,7 +345,13 @@ class VhostUserMalformedMessageTest {
             f.expectRefused(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(0, 0));
             f.expectRefused(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(0, 65536));
         }));
-        cases.add(new Case("ring base beyond 16 bits", "a ring index is 16 bits", f -> {
+        cases.add(new Case("packed ring size beyond 32768 (any other size is one: virtio 1.2 §2.8)", "is 65536, not in 1..32768", f -> {
+            f.negotiate(1L << 34);
+            assertEquals(0, f.ack(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(0, 100)), "a packed ring of 100");
+            f.expectRefused(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(0, 0));
+            f.expectRefused(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(0, 65536));
+        }));
+        cases.add(new Case("ring base beyond 16 bits", "a split ring index is 16 bits", f -> {
             f.negotiate();
             f.expectRefused(VhostUserRequest.SET_VRING_BASE, VhostUserMessage.vringState(0, 0x10000));
         }));

@@ -1,5 +1,7 @@
 package io.vmm4j.virtio.net;
 
+import io.vmm4j.virtio.queue.RingLayout;
+
 import java.util.HexFormat;
 
 /**
@@ -9,9 +11,18 @@ import java.util.HexFormat;
  * @param mtu           the MTU the device advertises (68..65535, §5.1.4.1)
  * @param maxQueuePairs 1..0x8000 (§5.1.4: max_virtqueue_pairs)
  * @param queueSize     maximum size of each data queue (a power of two)
+ * @param offeredRings  {@link RingLayout#PACKED}: offer VIRTIO_F_RING_PACKED (where the data plane
+ *                      serves packed rings), so the driver may choose either layout; SPLIT: offer
+ *                      only split rings (QEMU's default, packed=off)
  */
-public record NetConfig(byte[] mac, int mtu, int maxQueuePairs, int queueSize) {
+public record NetConfig(byte[] mac, int mtu, int maxQueuePairs, int queueSize, RingLayout offeredRings) {
+    /** A device that offers split rings only. */
+    public NetConfig(byte[] mac, int mtu, int maxQueuePairs, int queueSize) {
+        this(mac, mtu, maxQueuePairs, queueSize, RingLayout.SPLIT);
+    }
+
     public NetConfig {
+        java.util.Objects.requireNonNull(offeredRings, "offeredRings");
         if (mac.length != 6) {
             throw new IllegalArgumentException("a MAC address has 6 bytes, got " + mac.length);
         }

@@ -9,7 +9,8 @@ import io.vmm4j.virtio.VirtioDeviceHost;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.queue.ChainHandler;
 import io.vmm4j.virtio.queue.DescriptorChain;
-import io.vmm4j.virtio.queue.SplitQueue;
+import io.vmm4j.virtio.queue.RingLayout;
+import io.vmm4j.virtio.queue.Virtqueue;
 import io.vmm4j.virtio.queue.VirtqueueException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -87,7 +88,7 @@ public final class VirtioNet implements VirtioDevice {
     private VirtioDeviceHost host;
     private volatile Active active;
 
-    private record Active(ActivationContext context, NetActivation net, SplitQueue control, DescriptorChain chain,
+    private record Active(ActivationContext context, NetActivation net, Virtqueue control, DescriptorChain chain,
                           QueueBinding controlBinding) {
     }
 
@@ -162,7 +163,11 @@ public final class VirtioNet implements VirtioDevice {
 
     @Override
     public long offeredFeatures() {
-        long offer = DEVICE_FEATURES & backend.supportedFeatures();
+        long device = DEVICE_FEATURES;
+        if (config.offeredRings() == RingLayout.PACKED) {
+            device |= VirtioFeatures.bit(VirtioFeatures.RING_PACKED); // virtio 1.2 §2.8; the backend must serve it too
+        }
+        long offer = device & backend.supportedFeatures();
         if (config.maxQueuePairs() == 1) {
             offer &= ~VirtioFeatures.bit(NetFeatures.MQ);
         }
@@ -242,11 +247,11 @@ public final class VirtioNet implements VirtioDevice {
         NetActivation net = new NetActivation(context.memory(), context.ackedFeatures(), config.mtu(), List.copyOf(pairs), 1,
                 QueuePositions.zero(2 * config.maxQueuePairs()), List.copyOf(counters), host);
         QueueBinding control = context.hasFeature(NetFeatures.CTRL_VQ) ? context.queue(config.queueCount() - 1) : null;
-        Active a = new Active(context, net, control == null ? null : control.openSplitQueue(),
+        Active a = new Active(context, net, control == null ? null : control.openQueue(),
                 control == null ? null : new DescriptorChain(control.size()), control);
         active = a;
-        LOG.info("virtio-net: DRIVER_OK, {} queue pair(s) ready, features {}, data plane {}", pairs.size(),
-                NetFeatures.names(context.ackedFeatures()), backend.name());
+        LOG.info("virtio-net: DRIVER_OK, {} queue pair(s) ready, {} rings, features {}, data plane {}", pairs.size(),
+                RingLayout.of(context.ackedFeatures()).label(), NetFeatures.names(context.ackedFeatures()), backend.name());
         backend.start(net);
         if (control != null) {
             ControlCommands commands = new ControlCommands(a);

@@ -15,7 +15,7 @@ import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.VirtioDevice;
 import io.vmm4j.virtio.VirtioDeviceHost;
 import io.vmm4j.virtio.VirtioFeatures;
-import io.vmm4j.virtio.queue.SplitQueue;
+import io.vmm4j.virtio.queue.RingLayout;
 import io.vmm4j.virtio.queue.VirtqueueException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -425,6 +425,8 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
     private void activate() {
         long driverFeatures = commonConfig.driverFeatures();
         boolean eventIdx = VirtioFeatures.has(driverFeatures, VirtioFeatures.EVENT_IDX);
+        boolean inOrder = VirtioFeatures.has(driverFeatures, VirtioFeatures.IN_ORDER);
+        RingLayout layout = RingLayout.of(driverFeatures);
         List<QueueBinding> enabled = new ArrayList<>();
         for (int q = 0; q < queueCount; q++) {
             QueueRegisters r = commonConfig.queue(q);
@@ -436,13 +438,13 @@ public final class VirtioPciTransport implements PciFunction, VirtioDeviceHost {
                 if (r.size() > device.maxQueueSize(q)) {
                     throw new VirtqueueException("size " + r.size() + " exceeds the maximum " + device.maxQueueSize(q));
                 }
-                SplitQueue.validateLayout(memory, r.size(), r.desc(), r.driver(), r.device());
+                layout.validateLayout(memory, r.size(), r.desc(), r.driver(), r.device());
             } catch (VirtqueueException e) {
                 deviceError("queue " + q + " cannot be used: " + e.getMessage());
                 return;
             }
             int queue = q;
-            QueueBinding b = new QueueBinding(q, r.size(), r.desc(), r.driver(), r.device(), eventIdx, memory,
+            QueueBinding b = new QueueBinding(q, r.size(), layout, inOrder, r.desc(), r.driver(), r.device(), eventIdx, memory,
                     kick[q], call[q], notifyMode == NotifyMode.SYNCHRONOUS, () -> signalQueue(queue));
             bindings[q] = b;
             enabled.add(b);

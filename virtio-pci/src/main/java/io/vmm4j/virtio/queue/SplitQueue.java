@@ -270,44 +270,6 @@ public final class SplitQueue implements Virtqueue {
     }
 
     /**
-     * The service loop of a device that sleeps between kicks and returns each chain on its own
-     * (virtio 1.2 §2.7.10): notifications off; each available chain to {@code handler} and pushed
-     * used with the length it returns; one publish per batch, after which the handler hears whether
-     * the driver wants a used buffer notification; notifications on with a last look at avail idx,
-     * and round again if the driver added chains meanwhile. A pass the handler ends
-     * ({@link ChainHandler#DEFER}, or {@link ChainHandler#serving()} false) leaves notifications off.
-     * Allocates nothing.
-     *
-     * @param chain   the holder every pop refills
-     * @throws VirtqueueException if the guest broke a ring rule or the handler refused a chain; what
-     *                            the handler returned before in this batch is pushed but not published
-     */
-    public void serve(DescriptorChain chain, ChainHandler handler) {
-        do {
-            disableNotifications();
-            int handled = 0;
-            boolean deferred = false;
-            while (handler.serving() && pop(chain)) {
-                int written = handler.handle(chain);
-                if (written == ChainHandler.DEFER) {
-                    rewind(1);
-                    deferred = true;
-                    break;
-                }
-                push(chain.head(), written);
-                handled++;
-            }
-            if (handled > 0) {
-                publish();
-                handler.published(needsNotification());
-            }
-            if (deferred) {
-                return;
-            }
-        } while (handler.serving() && enableNotifications());
-    }
-
-    /**
      * Gives back the last {@code chains} popped chains unused, so the next pops return them again
      * (vhost's discard): for a receive path that took more buffers than a frame needed, or fewer than
      * it needs, or a transmit path whose port was full. They stay looked at: avail_event keeps

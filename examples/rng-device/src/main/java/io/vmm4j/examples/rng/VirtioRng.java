@@ -8,7 +8,8 @@ import io.vmm4j.virtio.VirtioDeviceHost;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.queue.ChainHandler;
 import io.vmm4j.virtio.queue.DescriptorChain;
-import io.vmm4j.virtio.queue.SplitQueue;
+import io.vmm4j.virtio.queue.RingLayout;
+import io.vmm4j.virtio.queue.Virtqueue;
 import io.vmm4j.virtio.queue.VirtqueueException;
 
 import java.util.random.RandomGenerator;
@@ -26,19 +27,26 @@ public final class VirtioRng implements VirtioDevice {
 
     private final EventLoop loop;
     private final RandomGenerator source;
+    private final RingLayout offeredRings;
     private final byte[] scratch = new byte[4096];
     private VirtioDeviceHost host;
     private volatile Active active;
     private volatile long bytesServed;
     private volatile long requestsServed;
 
-    private record Active(ActivationContext context, QueueBinding binding, SplitQueue queue, DescriptorChain chain) {
+    private record Active(ActivationContext context, QueueBinding binding, Virtqueue queue, DescriptorChain chain) {
     }
 
     /** @param loop the I/O thread that serves kicks (ignored in synchronous notify mode) */
     public VirtioRng(EventLoop loop, RandomGenerator source) {
+        this(loop, source, RingLayout.SPLIT);
+    }
+
+    /** @param offeredRings PACKED: also offer VIRTIO_F_RING_PACKED, the driver picks the layout */
+    public VirtioRng(EventLoop loop, RandomGenerator source, RingLayout offeredRings) {
         this.loop = loop;
         this.source = source;
+        this.offeredRings = offeredRings;
     }
 
     @Override
@@ -53,8 +61,9 @@ public final class VirtioRng implements VirtioDevice {
 
     @Override
     public long offeredFeatures() {
+        long packed = offeredRings == RingLayout.PACKED ? VirtioFeatures.bit(VirtioFeatures.RING_PACKED) : 0;
         return VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX)
-                | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC);
+                | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC) | packed;
     }
 
     @Override
@@ -97,7 +106,7 @@ public final class VirtioRng implements VirtioDevice {
         if (binding == null) {
             return; // the driver did not enable the request queue: nothing to serve
         }
-        Active a = new Active(context, binding, binding.openSplitQueue(), new DescriptorChain(binding.size()));
+        Active a = new Active(context, binding, binding.openQueue(), new DescriptorChain(binding.size()));
         active = a;
         ChainHandler requests = new ChainHandler() {
             @Override

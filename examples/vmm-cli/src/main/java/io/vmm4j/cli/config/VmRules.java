@@ -18,6 +18,8 @@ public final class VmRules {
     public static final List<String> BACKENDS = OptionValue.labels(DataPlane.class);
     public static final List<String> PORTS = OptionValue.labels(VmOptions.Port.class);
     public static final List<String> VCPUS = OptionValue.labels(VmOptions.Vcpu.class);
+    /** The ring layouts the NIC may offer (--ring). */
+    public static final List<String> RINGS = List.of("split", "packed");
     public static final int MIN_MEMORY_MIB = 16;
     public static final int MAX_MEMORY_MIB = 4096;
     public static final int MAX_QUEUE_PAIRS = 16;

@@ -1,5 +1,8 @@
 package io.vmm4j.cli.vm;
 
+import io.vmm4j.virtio.VirtioFeatures;
+import io.vmm4j.virtio.queue.RingLayout;
+
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.examples.rng.VirtioRng;
 import io.vmm4j.virtio.net.NetBackend;
@@ -43,6 +46,13 @@ final class PciDevices implements AutoCloseable {
         try {
             PciHost host = new PciHost(machine.pio(), machine.mmio(), machine.ecamBase());
             net = new VirtioNet(config, backend, control);
+            if (config.offeredRings() == RingLayout.PACKED && !VirtioFeatures.has(net.offeredFeatures(), VirtioFeatures.RING_PACKED)) {
+                log.printf("virtio-net: --ring packed: the %s data plane does not serve packed rings (%s); the NIC offers split "
+                        + "rings only%n", backend.name(), backend.name().equals("vhost-net")
+                        ? "the kernel's vhost-net does not report VIRTIO_F_RING_PACKED"
+                        : "the back-end does not offer VIRTIO_F_RING_PACKED, or may reconnect: a packed ring's used position lives only "
+                        + "in the back-end");
+            }
             netTransport = new VirtioPciTransport(net, machine.memory(), machine.mmio(), machine.msiSink(), machine.intx(NET_SLOT),
                     machine.irqfdLoop(), mode, 2 + 2 * config.maxQueuePairs());
             netTransport.addObserver(new BootLog("virtio-net", log, NetFeatures::names));
@@ -55,7 +65,7 @@ final class PciDevices implements AutoCloseable {
             host.attach(NET_SLOT, netTransport);
 
             EventLoop rngLoop = owned.add(new EventLoop("rng-io"));
-            VirtioRng rng = new VirtioRng(rngLoop, new SecureRandom());
+            VirtioRng rng = new VirtioRng(rngLoop, new SecureRandom(), config.offeredRings());
             rngTransport = new VirtioPciTransport(rng, machine.memory(), machine.mmio(), machine.msiSink(), machine.intx(RNG_SLOT),
                     machine.irqfdLoop(), mode, 2);
             host.attach(RNG_SLOT, rngTransport);

@@ -52,7 +52,8 @@ public final class ToyVm implements AutoCloseable {
             hangup = options.dataPlane() == DataPlane.VHOST_USER ? new LinkDownOnHangup(options.socket(), log) : null;
             backend = resources.add(NetBackends.open(options, port, control, hangup));
             VirtioPciTransport.NotifyMode mode = options.dataPlane().notifyMode();
-            NetConfig config = new NetConfig(NetConfig.parseMac(options.mac()), options.mtu(), options.pairs(), options.queueSize());
+            NetConfig config = new NetConfig(NetConfig.parseMac(options.mac()), options.mtu(), options.pairs(), options.queueSize(),
+                    options.ring());
             devices = resources.add(new PciDevices(machine, config, backend, mode, control, log));
             if (hangup != null) {
                 hangup.attach(devices.net());

@@ -1,5 +1,7 @@
 package io.vmm4j.cli.vm;
 
+import io.vmm4j.virtio.queue.RingLayout;
+
 import java.nio.file.Path;
 
 /**
@@ -34,11 +36,13 @@ import java.nio.file.Path;
  * @param cpus        vCPUs of a Linux guest
  * @param reconnectSeconds with vhost-user as a client: retry the back-end's socket this often after it goes (0: never)
  * @param socketListen with vhost-user: the VMM listens on {@code socket} and the back-end connects (and reconnects) to it
+ * @param ring        the ring layouts the NIC offers: PACKED adds VIRTIO_F_RING_PACKED where the data plane serves it
  */
 public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
                         int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
                         int memoryMiB, long wantedFeatures, String socket, int queueSize, Vcpu vcpu, Path kernel,
-                        Path initrd, String append, int cpus, int reconnectSeconds, boolean socketListen) {
+                        Path initrd, String append, int cpus, int reconnectSeconds, boolean socketListen,
+                        RingLayout ring) {
     // the defaults of ./vmm run's flags (picocli takes them from here)
     public static final String DEFAULT_GUEST_IP = "10.0.2.15";
     public static final String DEFAULT_HOST_IP = "10.0.2.2/24";
@@ -144,6 +148,7 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
         private int cpus = 1;
         private int reconnectSeconds;
         private boolean socketListen;
+        private RingLayout ring = RingLayout.SPLIT;
 
         private Builder() {
         }
@@ -173,6 +178,7 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
             initrd = o.initrd;
             append = o.append;
             reconnectSeconds = o.reconnectSeconds;
+            ring = o.ring;
             socketListen = o.socketListen;
             cpus = o.cpus;
         }
@@ -307,10 +313,15 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
             return this;
         }
 
+        public Builder ring(RingLayout value) {
+            ring = value;
+            return this;
+        }
+
         public VmOptions build() {
             return new VmOptions(dataPlane, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort,
                     serveSeconds, mac, mtu, memoryMiB, wantedFeatures, socket, queueSize, vcpu, kernel, initrd, append, cpus,
-                    reconnectSeconds, socketListen);
+                    reconnectSeconds, socketListen, ring);
         }
     }
 }

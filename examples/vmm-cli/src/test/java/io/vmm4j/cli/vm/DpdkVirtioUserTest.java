@@ -169,15 +169,17 @@ class DpdkVirtioUserTest {
         }
     }
 
-    @ParameterizedTest(name = "{0}, hugepages {1}")
-    @CsvSource({"txonly, false", "txonly, true", "rxonly, false", "rxonly, true", "macswap, false", "macswap, true"})
-    void testpmdVirtioUserPassesTrafficThroughTheDaemon(String mode, boolean hugepages) throws Exception {
+    @ParameterizedTest(name = "{0}, hugepages {1}, {2} rings")
+    @CsvSource({"txonly, false, split", "txonly, true, split", "rxonly, false, split", "rxonly, true, split", "macswap, false, split",
+            "macswap, true, split", "txonly, false, packed", "rxonly, true, packed", "macswap, true, packed"})
+    void testpmdVirtioUserPassesTrafficThroughTheDaemon(String mode, boolean hugepages, String ring) throws Exception {
         if (hugepages) {
             HostRequirements.require(hugepageProblem == null, "2 MiB hugepages for DPDK: " + hugepageProblem);
         }
-        String prefix = "vmm4j" + ProcessHandle.current().pid() + mode + (hugepages ? "h" : "n");
+        String prefix = "vmm4j" + ProcessHandle.current().pid() + mode + (hugepages ? "h" : "n") + ring;
+        // packed_vq=1: virtio_user asks for VIRTIO_F_RING_PACKED, which the daemon offers
         List<String> cmd = new ArrayList<>(List.of("dpdk-testpmd", "-l", "0-1", "--no-pci", "--file-prefix", prefix,
-                "--vdev", "net_virtio_user0,path=" + socket + ",queues=1", "-m", "256"));
+                "--vdev", "net_virtio_user0,path=" + socket + ",queues=1" + (ring.equals("packed") ? ",packed_vq=1" : ""), "-m", "256"));
         if (hugepages) {
             // one file per segment list, on our own mount: the fd virtio_user sends for each region
             cmd.addAll(List.of("--single-file-segments", "--huge-dir", hugeDir.toString()));
@@ -196,7 +198,7 @@ class DpdkVirtioUserTest {
         String log;
         try {
             try {
-                daemon.awaitOutput("front-end " + session + ": queue pair 0 started", 30);
+                daemon.awaitOutput("front-end " + session + ": queue pair 0 started (" + ring + " rings", 30);
             } catch (AssertionError e) {
                 throw new AssertionError("testpmd said:\n" + Files.readString(out) + "\n" + e.getMessage(), e);
             }

@@ -114,6 +114,7 @@ class LinuxGuestLabTest {
         assertOffloads(r);
         assertMultiQueue(r);
         assertTrue(acked(r).matches(".*[\\[ ]MTU[,\\]].*"), "the MTU offer was acked" + r.context());
+        assertRings(r, false);
         String threads = line(r.log(), "lab-host: VMM threads: ");
         assertTrue(threads != null && threads.contains("net-io-0") && threads.contains("net-io-1"), "a VMM thread per pair: " + threads + r.context());
         JsonNode ping = r.hostResults("ping").get(0);
@@ -131,6 +132,7 @@ class LinuxGuestLabTest {
         assertPlaneScenario(r);
         assertTrue(r.log().matches("(?s).*\\nvirtio-net: queue 0 size 256 .* msix none\\n.*"), "no MSI-X vector: INTx" + r.context());
         assertTrue(r.log().contains("PCI->APIC IRQ transform: INT A -> IRQ 17"), "Linux routed INTA through the MP table" + r.context());
+        assertRings(r, true);
     }
 
     /**
@@ -145,6 +147,8 @@ class LinuxGuestLabTest {
         assertOffloads(r);
         assertMultiQueue(r);
         assertFalse(acked(r).matches(".*[\\[ ]MTU[,\\]].*"), "no MTU offer over vhost-net" + r.context());
+        assertRings(r, false); // asked for with --ring packed, but vhost-net does not serve packed rings
+        assertTrue(r.log().contains("virtio-net: --ring packed: the vhost-net data plane does not serve packed rings"), r.context());
         assertEquals("vhost-net", r.summary().path("backend").asText(), r.summary().toString());
         assertNoVmmDataPlane(r);
         JsonNode ping = r.hostResults("ping").get(0);
@@ -163,7 +167,9 @@ class LinuxGuestLabTest {
         assertOffloads(r);
         assertEquals("vhost-user", r.summary().path("backend").asText(), r.summary().toString());
         assertNoVmmDataPlane(r);
+        assertRings(r, true);
         String daemon = Files.readString(out.resolve("vhost-user.daemon.log"));
+        assertTrue(daemon.contains("queue pair 0 started (packed rings"), "the daemon serves packed rings:\n" + daemon);
         assertTrue(daemon.matches("(?s).*queue rx0: packets [1-9]\\d*,.*") && daemon.matches("(?s).*queue tx0: packets [1-9]\\d*,.*"),
                 "the daemon moved the frames:\n" + daemon);
     }
@@ -292,6 +298,12 @@ class LinuxGuestLabTest {
         assertEquals("REBOOTED", r.summary().path("linux").path("ending").asText(), r.summary() + c);
         assertTrue(r.summary().path("error").isMissingNode(), r.summary().toString());
         assertEquals(0, r.exit(), "a clean reboot ends the VMM with status 0" + c);
+    }
+
+    /** Whether the driver took packed rings (VIRTIO_F_RING_PACKED in the features-acked boot log line). */
+    private static void assertRings(Run r, boolean packed) {
+        assertEquals(packed, acked(r).matches(".*[\\[ ]RING_PACKED[,\\]].*"), (packed ? "packed" : "split") + " rings: " + acked(r)
+                + r.context());
     }
 
     private static String acked(Run r) {

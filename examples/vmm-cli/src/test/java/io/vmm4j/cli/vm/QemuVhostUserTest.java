@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.tap.NetNamespace;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,9 +35,9 @@ class QemuVhostUserTest {
             exit $rc
             """;
 
-    @ParameterizedTest(name = "guest RAM: memory-backend-{0}")
-    @ValueSource(strings = {"memfd", "file"})
-    void linuxGuestPingsTheHostThroughOurDaemon(String memoryBackend) throws Exception {
+    @ParameterizedTest(name = "guest RAM: memory-backend-{0}, {1} rings")
+    @CsvSource({"memfd, split", "file, split", "memfd, packed"})
+    void linuxGuestPingsTheHostThroughOurDaemon(String memoryBackend, String ring) throws Exception {
         HostRequirements.requireLab("about 20 s (QEMU with a Linux guest)", "a tap and a network namespace");
         Path lab = VhostNetLabTest.findLab();
         Path dir = Files.createTempDirectory("vmm4j-qemu-vu");
@@ -58,7 +58,8 @@ class QemuVhostUserTest {
             }
             cmd.addAll(List.of("--mem", "512", "--smp", "1", "--timeout", "180",
                     "--qemu-args", memory + "-chardev socket,id=c,path=" + socket + " -netdev vhost-user,id=n,chardev=c"
-                            + " -device virtio-net-pci,netdev=n,vectors=0",
+                            // packed=on: QEMU offers VIRTIO_F_RING_PACKED when the back-end does, and Linux takes it
+                            + " -device virtio-net-pci,netdev=n,vectors=0" + (ring.equals("packed") ? ",packed=on" : ""),
                     "--script", script.toString()));
             Process qemu = new ProcessBuilder(cmd).redirectErrorStream(true).start();
             String console = new String(qemu.getInputStream().readAllBytes());
@@ -69,6 +70,7 @@ class QemuVhostUserTest {
             assertTrue(console.contains("3 packets transmitted, 3 packets received"), console);
             assertTrue(console.contains("driver: 'virtio_net': driver_bound"), "the kernel log line of virtio_net binding:\n" + console);
             assertTrue(daemon.stdout().contains("front-end 1: memory table"), daemon.describe());
+            assertTrue(daemon.stdout().contains("front-end 1: queue pair 0 started (" + ring + " rings"), daemon.describe());
 
             ProcessHandle.of(daemon.pid()).ifPresent(ProcessHandle::destroy); // SIGTERM: the daemon writes its stats
             daemon.waitFor(30);
@@ -78,6 +80,7 @@ class QemuVhostUserTest {
             for (String f : List.of("VERSION_1", "MRG_RXBUF", "EVENT_IDX")) {
                 assertTrue(j.get("lastAckedFeatureNames").toString().contains(f), f + " acked: " + acked);
             }
+            assertEquals(ring.equals("packed"), j.get("lastAckedFeatureNames").toString().contains("RING_PACKED"), acked);
         } finally {
             Files.deleteIfExists(shm);
         }
