@@ -1,5 +1,7 @@
 package io.vmm4j.virtio.net;
 
+import io.vmm4j.virtio.queue.RingLayout;
+
 import java.util.Arrays;
 
 /**
@@ -15,6 +17,13 @@ public record QueuePositions(int[] nextAvail, int[] nextUsed) {
 
     public static QueuePositions zero(int queues) {
         return new QueuePositions(new int[queues], new int[queues]);
+    }
+
+    /** Fresh rings of {@code layout}: every position at {@link RingLayout#startPosition()} (0 only for split). */
+    public static QueuePositions start(int queues, RingLayout layout) {
+        int[] at = new int[queues];
+        Arrays.fill(at, layout.startPosition());
+        return new QueuePositions(at, at);
     }
 
     /** Positions filled in queue by queue, as a backend's stop() asks each ring where it stopped. */

@@ -245,7 +245,7 @@ public final class VirtioNet implements VirtioDevice {
         }
         activePairs = 1;
         NetActivation net = new NetActivation(context.memory(), context.ackedFeatures(), config.mtu(), List.copyOf(pairs), 1,
-                QueuePositions.zero(2 * config.maxQueuePairs()), List.copyOf(counters), host);
+                QueuePositions.start(2 * config.maxQueuePairs(), RingLayout.of(context.ackedFeatures())), List.copyOf(counters), host);
         QueueBinding control = context.hasFeature(NetFeatures.CTRL_VQ) ? context.queue(config.queueCount() - 1) : null;
         Active a = new Active(context, net, control == null ? null : control.openQueue(),
                 control == null ? null : new DescriptorChain(control.size()), control);

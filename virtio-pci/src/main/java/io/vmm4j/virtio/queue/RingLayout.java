@@ -13,6 +13,15 @@ public enum RingLayout {
         return VirtioFeatures.has(ackedFeatures, VirtioFeatures.RING_PACKED) ? PACKED : SPLIT;
     }
 
+    /**
+     * Where a fresh ring's next avail and next used positions stand, as {@link Virtqueue#setPosition}
+     * takes them: index 0 for split; offset 0 with the wrap counter 1 in bit 15 for packed (§2.8.1:
+     * both wrap counters start at 1).
+     */
+    public int startPosition() {
+        return this == PACKED ? PackedRing.position(0, true) : 0;
+    }
+
     /** Lower-case name, as the CLI and the logs spell it. */
     public String label() {
         return name().toLowerCase(java.util.Locale.ROOT);
