@@ -133,6 +133,29 @@ class KvmGuestNetworkTest {
     }
 
     @Test
+    void theKvmGuestPingsThroughTheVhostUserDaemonOnPackedRings() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("vmm4j-kvm-vu");
+        java.nio.file.Path socket = dir.resolve("vu.sock");
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess daemon = VmmProcess.start(in(ns), "vhost-user-backend", "--socket", socket.toString(), "--tap",
+                     ToyVmNetworkTest.unique("vt"))) {
+            daemon.awaitOutput("vhost-user-backend: listening on " + socket, 30);
+            try (VmmProcess vmm = VmmProcess.start(in(ns), "run", "--vcpu", "kvm", "--backend", "vhost-user", "--socket",
+                    socket.toString(), "--ring", "packed", "--count", "5", "--json")) {
+                assertEquals(0, vmm.waitFor(60), vmm.describe() + "\ndaemon:\n" + daemon.describe());
+                JsonNode j = vmm.json();
+                assertTrue(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
+                assertTrue(vmm.stderr().contains(", rings 256/256 packed,"), vmm.stderr());
+                assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe() + "\ndaemon:\n" + daemon.describe());
+                assertTrue(quiet(j).get("exitsPerPacket").asDouble() < 0.05, "exits per packet in steady traffic: " + quiet(j));
+            }
+        } finally {
+            java.nio.file.Files.deleteIfExists(socket);
+            java.nio.file.Files.deleteIfExists(dir);
+        }
+    }
+
+    @Test
     void theHostPingsTheKvmGuestWhileItServes() throws Exception {
         try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
              VmmProcess vmm = VmmProcess.start(in(ns), "run", "--vcpu", "kvm", "--count", "0", "--serve", "6", "--json")) {
