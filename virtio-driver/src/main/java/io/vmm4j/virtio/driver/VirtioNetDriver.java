@@ -16,7 +16,9 @@ import java.util.List;
  * A guest-side virtio-net driver on top of {@link VirtioPciDriver}, in the spirit of Linux's
  * virtio_net: negotiates features, sets up receive/transmit pairs and the control queue with one
  * MSI-X vector each, keeps the receive queues full of buffers, sends frames as a header
- * descriptor followed by a payload descriptor, and reassembles mergeable receive buffers.
+ * descriptor followed by a payload descriptor, and reassembles mergeable receive buffers. The
+ * queues are packed rings when VIRTIO_F_RING_PACKED is negotiated (ask for it in the wanted
+ * features), split ones otherwise ({@link VirtioPciDriver#setupVirtqueue}).
  * Single-threaded: the guest's vCPU thread calls everything.
  */
 public final class VirtioNetDriver {
