@@ -7,6 +7,7 @@ import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.queue.PackedQueue;
+import io.vmm4j.virtio.queue.PackedRing;
 import io.vmm4j.virtio.queue.RingLayout;
 import io.vmm4j.virtio.queue.SplitQueue;
 import io.vmm4j.virtio.queue.SplitRing;
@@ -204,19 +205,9 @@ final class QueuePairs {
         if (layout() == RingLayout.SPLIT) {
             return Long.toString(base);
         }
-        return String.format("avail %d/%d, used %d/%d", base & 0x7FFF, (base >> 15) & 1, (base >> 16) & 0x7FFF, (base >> 31) & 1);
-    }
-
-    /**
-     * Where a packed ring resumes, from SET_VRING_BASE's "descriptor indices" (vhost-user.rst, "Vring
-     * descriptor indices for packed virtqueues"): avail offset and wrap counter in bits 0-15, used in
-     * bits 16-31. A front-end that sends only the avail half (DPDK's virtio_user, older QEMU) stopped
-     * the ring with nothing in flight, so the used position is the avail one.
-     */
-    static int[] packedPositions(long base) {
-        int avail = (int) (base & 0xFFFF);
-        int used = (int) ((base >>> 16) & 0xFFFF);
-        return new int[] {avail, used == 0 ? avail : used};
+        int avail = PackedRing.availPosition((int) base);
+        int used = PackedRing.usedPosition((int) base);
+        return String.format("avail %d wrap %d, used %d wrap %d", avail & 0x7FFF, avail >> 15, used & 0x7FFF, used >> 15);
     }
 
     private Virtqueue open(Vring r) {
@@ -238,8 +229,8 @@ final class QueuePairs {
                 daemon.log("front-end %d: vring %d is packed; inflight tracking covers split rings only, so it is not used for it",
                         session, r.index);
             }
-            int[] at2 = packedPositions(r.base);
-            q.setPosition(at2[0], at2[1]);
+            // SET_VRING_BASE's "descriptor indices" (vhost-user.rst): both positions, avail in the low half
+            q.setPosition(PackedRing.availPosition((int) r.base), PackedRing.usedPosition((int) r.base));
             return q;
         } catch (VirtqueueException | IllegalArgumentException e) {
             throw new VhostUserException("vring " + r.index + " cannot start: " + e.getMessage());
@@ -281,8 +272,9 @@ final class QueuePairs {
         Vring.unblockingSignals(w::stop, rings[2 * pair], rings[2 * pair + 1]);
         boolean packed = layout() == RingLayout.PACKED;
         // split: the avail index (the used one is in guest memory); packed: both halves, there is no used index in memory
-        rings[2 * pair].base = packed ? (w.rxNextAvail() & 0xFFFFL) | ((long) (w.rxNextUsed() & 0xFFFF) << 16) : w.rxNextAvail();
-        rings[2 * pair + 1].base = packed ? (w.txNextAvail() & 0xFFFFL) | ((long) (w.txNextUsed() & 0xFFFF) << 16) : w.txNextAvail();
+        rings[2 * pair].base = packed ? Integer.toUnsignedLong(PackedRing.vringBase(w.rxNextAvail(), w.rxNextUsed())) : w.rxNextAvail();
+        rings[2 * pair + 1].base = packed ? Integer.toUnsignedLong(PackedRing.vringBase(w.txNextAvail(), w.txNextUsed()))
+                : w.txNextAvail();
         w.release();
         workers[pair] = null;
         port.pairStopped(pair);

@@ -12,6 +12,7 @@ import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetActivation;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.QueuePositions;
+import io.vmm4j.virtio.queue.PackedRing;
 import io.vmm4j.virtio.queue.RingLayout;
 import io.vmm4j.virtio.queue.SplitRing;
 import org.slf4j.Logger;
@@ -588,15 +589,8 @@ public final class VhostUserNetBackend extends VhostDataPlane {
                     + " (its log says which)");
         }));
         // SET_VRING_ADDR takes this process's addresses of the rings; the back-end translates them through userspace_addr
-        frontend.setUpVring(index, q, a.memory(), wireBase(q.layout(), a.resume().nextAvail(index), a.resume().nextUsed(index)), err);
-    }
-
-    /**
-     * SET_VRING_BASE's value (vhost-user.rst, "Vring descriptor indices"): split, the avail index;
-     * packed, avail offset and wrap counter in bits 0-15, used in bits 16-31.
-     */
-    static int wireBase(RingLayout layout, int nextAvail, int nextUsed) {
-        return layout == RingLayout.PACKED ? (nextAvail & 0xFFFF) | (nextUsed << 16) : nextAvail;
+        frontend.setUpVring(index, q, a.memory(), q.layout() == RingLayout.PACKED
+                ? PackedRing.vringBase(a.resume().nextAvail(index), a.resume().nextUsed(index)) : a.resume().nextAvail(index), err);
     }
 
     /**
@@ -620,8 +614,8 @@ public final class VhostUserNetBackend extends VhostDataPlane {
                     try {
                         int base = frontend.getVringBase(index);
                         if (packed) {
-                            avail = base & 0xFFFF;
-                            used = (base >>> 16) == 0 ? avail : base >>> 16;
+                            avail = PackedRing.availPosition(base);
+                            used = PackedRing.usedPosition(base);
                         } else if ((base & 0xFFFF_0000) != 0) {
                             throw new VhostUserException("GET_VRING_BASE for split ring " + index + " answered "
                                     + Integer.toUnsignedString(base) + ", more than 16 bits");

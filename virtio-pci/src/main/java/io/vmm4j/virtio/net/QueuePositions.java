@@ -15,15 +15,16 @@ public record QueuePositions(int[] nextAvail, int[] nextUsed) {
         nextUsed = nextUsed.clone();
     }
 
+    /** Every queue at index 0: where fresh split rings start. */
     public static QueuePositions zero(int queues) {
         return new QueuePositions(new int[queues], new int[queues]);
     }
 
-    /** Fresh rings of {@code layout}: every position at {@link RingLayout#startPosition()} (0 only for split). */
+    /** Where fresh rings of {@code layout} start (a packed ring's wrap counters start at 1: {@link RingLayout#startPosition()}). */
     public static QueuePositions start(int queues, RingLayout layout) {
         int[] at = new int[queues];
         Arrays.fill(at, layout.startPosition());
-        return new QueuePositions(at, at);
+        return new QueuePositions(at, at.clone());
     }
 
     /** Positions filled in queue by queue, as a backend's stop() asks each ring where it stopped. */

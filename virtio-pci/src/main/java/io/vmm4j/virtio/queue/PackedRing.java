@@ -94,9 +94,16 @@ public final class PackedRing {
         return vringBase & 0xFFFF;
     }
 
-    /** The next used position (offset and device wrap counter) in a packed {@link #vringBase} value: its high 16 bits. */
+    /**
+     * The next used position (offset and device wrap counter) in a packed {@link #vringBase} value:
+     * its high 16 bits; when they are 0, the avail position. Peers that send or answer only the
+     * avail half (DPDK's vhost library and virtio_user) do so for a ring stopped with nothing in
+     * flight, where used = avail; a genuine used position 0 with wrap counter 0 beside another avail
+     * position would need chains in flight across a whole lap, which a stopped ring does not have.
+     */
     public static int usedPosition(int vringBase) {
-        return vringBase >>> 16;
+        int used = vringBase >>> 16;
+        return used == 0 ? availPosition(vringBase) : used;
     }
 
     /**

@@ -14,9 +14,8 @@ public enum RingLayout {
     }
 
     /**
-     * Where a fresh ring's next avail and next used positions stand, as {@link Virtqueue#setPosition}
-     * takes them: index 0 for split; offset 0 with the wrap counter 1 in bit 15 for packed (§2.8.1:
-     * both wrap counters start at 1).
+     * Where a fresh ring's positions stand, in the encoding of {@link Virtqueue#nextAvail()}: split 0;
+     * packed offset 0 with both wrap counters 1 (virtio 1.2 §2.8.1: they start at 1), which is 0x8000.
      */
     public int startPosition() {
         return this == PACKED ? PackedRing.position(0, true) : 0;

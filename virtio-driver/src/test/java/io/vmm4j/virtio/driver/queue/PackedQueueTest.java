@@ -296,6 +296,7 @@ class PackedQueueTest {
         // a wrap counter set in bit 31 of the vhost-user value lands in bit 15 of the used position
         assertEquals(PackedRing.position(3, true), PackedRing.usedPosition(PackedRing.vringBase(0, PackedRing.position(3, true))));
         assertEquals(0x8003_0002, PackedRing.vringBase(2, 0x8003));
+        assertEquals(0x8000, PackedRing.usedPosition(0x8000), "a base with the avail half only (DPDK): used = avail");
     }
 
     @Test
