@@ -95,6 +95,24 @@ class ToyVmNetworkTest {
     }
 
     @Test
+    void onPackedRingsTwoPairsComeUpAndJumboFramesSpanMergeableBuffers() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--ring", "packed", "--queues", "2", "--mtu", "9000",
+                     "--ping-size", "8000", "--count", "3", "--json")) {
+            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            JsonNode j = vmm.json();
+            assertTrue(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
+            assertEquals(2, j.get("queuePairs").asInt());
+            assertTrue(vmm.stderr().contains("the driver set 2 active queue pair(s)"),
+                    "the MQ command went through the packed control queue:\n" + vmm.stderr());
+            assertEquals(3, j.get("ping").get("received").asInt(), "8000-byte pings out (two-descriptor chains) and back: "
+                    + vmm.describe());
+            assertTrue(j.get("maxRxBuffersPerFrame").asInt() >= 4, "an 8042-byte frame over 2048-byte buffers needs >= 4: "
+                    + j.get("maxRxBuffersPerFrame"));
+        }
+    }
+
+    @Test
     void hostPingsTheJavaGuestOnPackedRings() throws Exception {
         try (NetNamespace ns = NetNamespace.create(unique("vtns"));
              VmmProcess vmm = VmmProcess.start(in(ns), "run", "--ring", "packed", "--count", "0", "--serve", "8", "--json")) {
