@@ -1,6 +1,6 @@
 /*
  * vmm4j's KVM test guest: firmware and OS in a few KB. It enumerates PCI like firmware, brings up
- * virtio-net like Linux's driver (modern PCI transport, split rings, MSI-X to its own local APIC),
+ * virtio-net like Linux's driver (modern PCI transport, split or packed rings, MSI-X to its own local APIC),
  * pings the host through the VMM's data plane, answers the host's pings, and reports to the VMM
  * through the results block and the done port. During the ping and serve loops it prints nothing
  * and touches no port (the "quiet" phases the VMM measures): kicks are ioeventfds, interrupts

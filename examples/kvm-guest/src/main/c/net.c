@@ -81,9 +81,11 @@ static void arp_learn(u32 ip, const u8 *mac) {
 /* ---- the device ---- */
 
 static void reclaim_tx(void) {
-    volatile struct vring_used_elem *e;
-    while ((e = vq_next_used(&txq)) != 0) {
-        tx_free[tx_free_count++] = (u16)e->id;
+    u32 id, length;
+    while (vq_next_used(&txq, &id, &length)) {
+        if (id < txq.size) {   /* a split ring's device could name any id; tx_free holds txq.size */
+            tx_free[tx_free_count++] = (u16)id;
+        }
     }
 }
 
@@ -100,10 +102,7 @@ static int transmit(const u8 *data, u32 length) {
     u8 *buffer = tx_buffers + (u32)id * BUFFER_SIZE;
     memset(buffer, 0, NET_HEADER);
     memcpy(buffer + NET_HEADER, data, length);
-    txq.desc[id].addr = (u64)buffer;
-    txq.desc[id].len = NET_HEADER + length;
-    txq.desc[id].flags = 0;
-    vq_add(&txq, id);
+    vq_add_buffer(&txq, id, (u64)buffer, NET_HEADER + length, 0);
     vq_publish(&txq);
     return 0;
 }
@@ -225,23 +224,25 @@ static void handle_frame(const u8 *f, u32 length) {
 }
 
 void net_poll(void) {
-    volatile struct vring_used_elem *e;
+    u32 id, length;
     int again;
     do {
-        while ((e = vq_next_used(&rxq)) != 0) {
-            u32 id = e->id;
-            u32 length = e->len;
-            if (id < rxq.size && length > NET_HEADER && length <= BUFFER_SIZE) {
+        while (vq_next_used(&rxq, &id, &length)) {
+            if (id >= rxq.size) {
+                continue;   /* no buffer of ours: nothing to hand back (a split ring's device broke it) */
+            }
+            if (length > NET_HEADER && length <= BUFFER_SIZE) {
                 handle_frame(rx_buffers + id * BUFFER_SIZE + NET_HEADER, length - NET_HEADER);
             }
-            vq_add(&rxq, (u16)id);  /* the buffer goes straight back */
+            /* the buffer goes straight back */
+            vq_add_buffer(&rxq, (u16)id, (u64)(rx_buffers + id * BUFFER_SIZE), BUFFER_SIZE, 1);
         }
         vq_publish(&rxq);
         reclaim_tx();
         vq_enable_interrupts(&rxq);
         vq_enable_interrupts(&txq);
         full_fence();
-        again = rxq.last_used != rxq.used->idx;   /* a frame that came in while interrupts were re-armed */
+        again = vq_has_used(&rxq);   /* a frame that came in while interrupts were re-armed */
     } while (again);
 }
 
@@ -255,6 +256,7 @@ int net_init(struct pci_device *pci, u32 ip, int event_idx) {
     if (event_idx) {
         wanted |= 1ull << VIRTIO_F_EVENT_IDX;
     }
+    wanted |= 1ull << VIRTIO_F_RING_PACKED;   /* like Linux: packed rings whenever the device offers them (§2.8) */
     if (virtio_negotiate(&dev, wanted) != 0) {
         kprintf("guest: virtio-net refused the features (status 0x%x)\n", virtio_status(&dev));
         return -1;
@@ -272,10 +274,7 @@ int net_init(struct pci_device *pci, u32 ip, int event_idx) {
     rx_buffers = heap_alloc((u32)rxq.size * BUFFER_SIZE, 4096);
     tx_buffers = heap_alloc((u32)txq.size * BUFFER_SIZE, 4096);
     for (u16 i = 0; i < rxq.size; i++) {
-        rxq.desc[i].addr = (u64)(rx_buffers + (u32)i * BUFFER_SIZE);
-        rxq.desc[i].len = BUFFER_SIZE;
-        rxq.desc[i].flags = VRING_DESC_F_WRITE;
-        vq_add(&rxq, i);
+        vq_add_buffer(&rxq, i, (u64)(rx_buffers + (u32)i * BUFFER_SIZE), BUFFER_SIZE, 1);
     }
     for (u16 i = 0; i < txq.size; i++) {
         tx_free[tx_free_count++] = (u16)(txq.size - 1 - i);
@@ -297,9 +296,9 @@ int net_init(struct pci_device *pci, u32 ip, int event_idx) {
 void net_print_up(void) {
     char ip[16];
     int link = (dev.features >> NET_F_STATUS) & 1 ? virtio_config16(&dev, NET_CONFIG_STATUS) & 1 : 1;
-    kprintf("guest: virtio-net up: mac %02x:%02x:%02x:%02x:%02x:%02x, ip %s, link %s, rings %u/%u, features 0x%lx%s\n",
+    kprintf("guest: virtio-net up: mac %02x:%02x:%02x:%02x:%02x:%02x, ip %s, link %s, rings %u/%u %s, features 0x%lx%s\n",
             my_mac[0], my_mac[1], my_mac[2], my_mac[3], my_mac[4], my_mac[5], ip_to_string(my_ip, ip), link ? "up" : "down",
-            rxq.size, txq.size, (unsigned long)dev.features, rxq.event_idx ? " (EVENT_IDX)" : "");
+            rxq.size, txq.size, rxq.packed ? "packed" : "split", (unsigned long)dev.features, rxq.event_idx ? " (EVENT_IDX)" : "");
 }
 
 u32 net_echo_requests_answered(void) { return echo_answered; }

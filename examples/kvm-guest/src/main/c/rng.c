@@ -22,22 +22,19 @@ int rng_read(struct pci_device *pci, u8 *out, u32 length) {
         return -1;
     }
     u8 *buffer = heap_alloc(length, 16);
-    q.desc[0].addr = (u64)buffer;
-    q.desc[0].len = length;
-    q.desc[0].flags = VRING_DESC_F_WRITE;
     vq_enable_interrupts(&q);
     virtio_driver_ok(&dev);
-    vq_add(&q, 0);
+    vq_add_buffer(&q, 0, (u64)buffer, length, 1);
     vq_publish(&q);
     u64 deadline = rdtsc() + ms_to_tsc(2000);
-    volatile struct vring_used_elem *e;
-    while ((e = vq_next_used(&q)) == 0) {
+    u32 id, written;
+    while (!vq_next_used(&q, &id, &written)) {
         if (rdtsc() >= deadline) {
             return -1;
         }
         wait_until(deadline);
     }
-    u32 got = e->len < length ? e->len : length;
+    u32 got = written < length ? written : length;
     memcpy(out, buffer, got);
     mmio_write8(dev.common + 0x14, 0);   /* reset: done with the device */
     return (int)got;

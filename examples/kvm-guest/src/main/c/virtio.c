@@ -140,18 +140,36 @@ int virtio_setup_queue(struct virtio_device *dev, struct virtqueue *q, u16 index
     if (size > max_size) {
         size = max_size;
     }
+    if (size > VQ_MAX_SIZE) {
+        size = VQ_MAX_SIZE;
+    }
     memset(q, 0, sizeof *q);
     q->index = index;
     q->size = size;
     q->event_idx = (dev->features >> VIRTIO_F_EVENT_IDX) & 1;
-    /* §2.7: descriptor table 16-aligned, driver area 2-aligned, device area 4-aligned; a page each here */
-    q->desc = heap_alloc(16u * size, 4096);
-    q->avail = heap_alloc(6u + 2u * size, 4096);
-    q->used = heap_alloc(6u + 8u * size, 4096);
+    q->packed = (dev->features >> VIRTIO_F_RING_PACKED) & 1;
     mmio_write16(dev->common + COMMON_Q_SIZE, size);
-    write64(dev->common + COMMON_Q_DESCLO, (u64)q->desc);
-    write64(dev->common + COMMON_Q_AVAILLO, (u64)q->avail);
-    write64(dev->common + COMMON_Q_USEDLO, (u64)q->used);
+    if (q->packed) {
+        /* §2.8.10.1: descriptor ring 16-aligned, zeroed (§2.8.13); the event structures 4-aligned, 0 = ENABLE */
+        q->ring = heap_alloc(16u * size, 4096);
+        q->driver_event = heap_alloc(sizeof *q->driver_event, 4);
+        q->device_event = heap_alloc(sizeof *q->device_event, 4);
+        q->avail_wrap = 1;
+        q->used_wrap = 1;   /* §2.8.1: both wrap counters start at 1 */
+        q->published_pos = PACKED_WRAP_BIT;
+        /* §4.1.4.3: with RING_PACKED queue_desc/driver/device name the ring and the two event structures */
+        write64(dev->common + COMMON_Q_DESCLO, (u64)q->ring);
+        write64(dev->common + COMMON_Q_AVAILLO, (u64)q->driver_event);
+        write64(dev->common + COMMON_Q_USEDLO, (u64)q->device_event);
+    } else {
+        /* §2.7: descriptor table 16-aligned, driver area 2-aligned, device area 4-aligned; a page each here */
+        q->desc = heap_alloc(16u * size, 4096);
+        q->avail = heap_alloc(6u + 2u * size, 4096);
+        q->used = heap_alloc(6u + 8u * size, 4096);
+        write64(dev->common + COMMON_Q_DESCLO, (u64)q->desc);
+        write64(dev->common + COMMON_Q_AVAILLO, (u64)q->avail);
+        write64(dev->common + COMMON_Q_USEDLO, (u64)q->used);
+    }
     if (msix != MSIX_NO_VECTOR) {
         mmio_write16(dev->common + COMMON_Q_MSIX, msix);
         if (mmio_read16(dev->common + COMMON_Q_MSIX) != msix) {
@@ -170,22 +188,62 @@ u8 virtio_config8(struct virtio_device *dev, u32 offset) { return mmio_read8(dev
 
 u16 virtio_config16(struct virtio_device *dev, u32 offset) { return mmio_read16(dev->device_config + offset); }
 
-int vq_publish(struct virtqueue *q) {
-    u16 old = q->published;
-    u16 now = q->next_avail;
-    if (old == now) {
+/* A packed position (offset | wrap << 15) counted modulo 2 * size; the first lap (wrap 1) starts at 0. */
+static u32 packed_linear(u16 position, u16 size) {
+    u32 offset = position & (PACKED_WRAP_BIT - 1);
+    return (position & PACKED_WRAP_BIT) ? offset : offset + size;
+}
+
+/* §2.8.10: whether moving the avail position from old to now passed the descriptor event names (vring_need_event, packed) */
+static int packed_need_event(u16 event, u16 now, u16 old, u16 size) {
+    u32 laps = 2u * size;
+    u32 e = packed_linear(event, size), n = packed_linear(now, size), o = packed_linear(old, size);
+    return (n + 2 * laps - e - 1) % laps < (n + laps - o) % laps;
+}
+
+static int packed_publish(struct virtqueue *q) {
+    if (q->pending == 0) {
         return 0;
     }
-    barrier();                    /* ring entries before the index (x86 keeps stores in order) */
-    q->avail->idx = now;
-    q->published = now;
-    full_fence();                 /* the index store before the load of the device's wish (§2.7.10) */
+    barrier();                    /* every other store of the batch before the first flags (x86 keeps stores in order) */
+    q->ring[q->pending_slot].flags = q->pending_flags;   /* §2.8.21.1: the first buffer's flags last expose the batch */
+    q->pending = 0;
+    u16 old = q->published_pos;
+    u16 now = (u16)(q->avail_offset | (q->avail_wrap ? PACKED_WRAP_BIT : 0));
+    q->published_pos = now;
+    full_fence();                 /* §2.8.21.3.1: the flags store before the load of the device's structure */
+    u16 flags = q->device_event->flags;
+    u16 off_wrap = q->device_event->off_wrap;
+    if (flags == RING_EVENT_FLAGS_DISABLE) {
+        return 0;
+    }
+    /* DESC only counts with EVENT_IDX and an offset inside the ring; any other value kicks, which is always safe */
+    if (flags == RING_EVENT_FLAGS_DESC && q->event_idx && (off_wrap & (PACKED_WRAP_BIT - 1)) < q->size) {
+        return packed_need_event(off_wrap, now, old, q->size);
+    }
+    return 1;
+}
+
+int vq_publish(struct virtqueue *q) {
     int kick;
-    if (q->event_idx) {
-        u16 avail_event = *vq_avail_event(q);
-        kick = (u16)(now - avail_event - 1) < (u16)(now - old);   /* vring_need_event */
+    if (q->packed) {
+        kick = packed_publish(q);
     } else {
-        kick = !(q->used->flags & VRING_USED_F_NO_NOTIFY);
+        u16 old = q->published;
+        u16 now = q->next_avail;
+        if (old == now) {
+            return 0;
+        }
+        barrier();                    /* ring entries before the index (x86 keeps stores in order) */
+        q->avail->idx = now;
+        q->published = now;
+        full_fence();                 /* the index store before the load of the device's wish (§2.7.10) */
+        if (q->event_idx) {
+            u16 avail_event = *vq_avail_event(q);
+            kick = (u16)(now - avail_event - 1) < (u16)(now - old);   /* vring_need_event */
+        } else {
+            kick = !(q->used->flags & VRING_USED_F_NO_NOTIFY);
+        }
     }
     if (kick) {
         mmio_write16(q->notify_address, q->index);   /* §4.1.4.4: the queue index, 16 bits */
@@ -194,15 +252,89 @@ int vq_publish(struct virtqueue *q) {
     return kick;
 }
 
-volatile struct vring_used_elem *vq_next_used(struct virtqueue *q) {
-    if (q->last_used == q->used->idx) {
+void vq_add_buffer(struct virtqueue *q, u16 id, u64 addr, u32 len, int writable) {
+    if (!q->packed) {
+        q->desc[id].addr = addr;
+        q->desc[id].len = len;
+        q->desc[id].flags = writable ? VRING_DESC_F_WRITE : 0;
+        q->avail->ring[q->next_avail & (q->size - 1)] = id;
+        q->next_avail++;
+        return;
+    }
+    volatile struct pvirtq_desc *d = &q->ring[q->avail_offset];
+    /* §2.8.1: available = AVAIL equal to the driver ring wrap counter, USED its inverse */
+    u16 flags = (u16)((q->avail_wrap ? PACKED_DESC_F_AVAIL : PACKED_DESC_F_USED) | (writable ? VRING_DESC_F_WRITE : 0));
+    d->addr = addr;
+    d->len = len;
+    d->id = id;
+    if (q->pending++ == 0) {
+        q->pending_slot = q->avail_offset;
+        q->pending_flags = flags;
+    } else {
+        d->flags = flags;         /* invisible to the device until the batch's first flags are stored */
+    }
+    q->in_flight[id] = 1;
+    if (++q->avail_offset == q->size) {
+        q->avail_offset = 0;
+        q->avail_wrap ^= 1;
+    }
+}
+
+static int packed_is_used(struct virtqueue *q, u16 flags) {
+    /* §2.8.1: used = AVAIL and USED both equal to the device ring wrap counter */
+    u16 both = flags & (PACKED_DESC_F_AVAIL | PACKED_DESC_F_USED);
+    return q->used_wrap ? both == (PACKED_DESC_F_AVAIL | PACKED_DESC_F_USED) : both == 0;
+}
+
+int vq_has_used(struct virtqueue *q) {
+    if (q->packed) {
+        return packed_is_used(q, q->ring[q->used_offset].flags);
+    }
+    return q->last_used != q->used->idx;
+}
+
+int vq_next_used(struct virtqueue *q, u32 *id, u32 *len) {
+    if (!q->packed) {
+        if (q->last_used == q->used->idx) {
+            return 0;
+        }
+        barrier();                /* the index before the entry (loads stay in order on x86) */
+        volatile struct vring_used_elem *e = &q->used->ring[q->last_used++ & (q->size - 1)];
+        *id = e->id;
+        *len = e->len;
+        return 1;
+    }
+    volatile struct pvirtq_desc *d = &q->ring[q->used_offset];
+    if (!packed_is_used(q, d->flags)) {
         return 0;
     }
-    barrier();                    /* the index before the entry (loads stay in order on x86) */
-    return &q->used->ring[q->last_used++ & (q->size - 1)];
+    barrier();                    /* the flags before id and len (loads stay in order on x86) */
+    u32 used_id = d->id;
+    if (used_id >= q->size || !q->in_flight[used_id]) {
+        fail(STATUS_DEVICE_ERROR, "virtio queue %u: the device used buffer id %u at slot %u, which is not in flight "
+             "(queue size %u, virtio 1.2 §2.8.22)", q->index, used_id, q->used_offset, q->size);
+    }
+    q->in_flight[used_id] = 0;
+    *id = used_id;
+    *len = d->len;
+    if (++q->used_offset == q->size) {   /* each buffer of this guest takes one slot (§2.8.6) */
+        q->used_offset = 0;
+        q->used_wrap ^= 1;
+    }
+    return 1;
 }
 
 void vq_enable_interrupts(struct virtqueue *q) {
+    if (q->packed) {
+        if (q->event_idx) {
+            /* §2.8.10: an interrupt when the device writes the used descriptor at the next used slot */
+            u32 off_wrap = q->used_offset | (q->used_wrap ? PACKED_WRAP_BIT : 0);
+            *(volatile u32 *)q->driver_event = off_wrap | (u32)RING_EVENT_FLAGS_DESC << 16;   /* one store: off_wrap, flags */
+        } else {
+            q->driver_event->flags = RING_EVENT_FLAGS_ENABLE;
+        }
+        return;
+    }
     if (q->event_idx) {
         *vq_used_event(q) = q->last_used;
     }

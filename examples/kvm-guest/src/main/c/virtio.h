@@ -1,4 +1,7 @@
-/* A virtio 1.x driver core over the modern PCI transport (virtio 1.2 §4.1) with split virtqueues (§2.7). */
+/*
+ * A virtio 1.x driver core over the modern PCI transport (virtio 1.2 §4.1) with split virtqueues
+ * (§2.7), or packed ones (§2.8) when VIRTIO_F_RING_PACKED is negotiated. The vq_* calls hide which.
+ */
 #ifndef VMM4J_VIRTIO_H
 #define VMM4J_VIRTIO_H
 
@@ -7,6 +10,7 @@
 
 #define VIRTIO_F_EVENT_IDX      29
 #define VIRTIO_F_VERSION_1      32
+#define VIRTIO_F_RING_PACKED    34
 
 /* §2.1 device status */
 #define STATUS_ACKNOWLEDGE 1
@@ -20,6 +24,17 @@
 #define VRING_DESC_F_WRITE       2
 #define VRING_USED_F_NO_NOTIFY   1
 #define MSIX_NO_VECTOR           0xffff
+
+/* §2.8.1, §2.8.10: packed descriptor flags and event suppression flags */
+#define PACKED_DESC_F_AVAIL      (1u << 7)
+#define PACKED_DESC_F_USED       (1u << 15)
+#define RING_EVENT_FLAGS_ENABLE  0
+#define RING_EVENT_FLAGS_DISABLE 1
+#define RING_EVENT_FLAGS_DESC    2
+#define PACKED_WRAP_BIT          (1u << 15)
+
+/* the largest queue this guest sets up (its packed rings keep per-buffer state in the queue) */
+#define VQ_MAX_SIZE              256
 
 struct vring_desc {
     u64 addr;
@@ -45,16 +60,45 @@ struct vring_used {
     struct vring_used_elem ring[];  /* then avail_event */
 };
 
+/* §2.8.13: a packed ring descriptor */
+struct pvirtq_desc {
+    u64 addr;
+    u32 len;
+    u16 id;
+    u16 flags;
+};
+
+/* §2.8.14: an event suppression structure; off_wrap = offset in bits 0-14, wrap counter in bit 15 */
+struct pvirtq_event_suppress {
+    u16 off_wrap;
+    u16 flags;
+};
+
 struct virtqueue {
     u16 index;
     u16 size;
     int event_idx;
+    int packed;
+    /* split (§2.7) */
     volatile struct vring_desc *desc;
     volatile struct vring_avail *avail;
     volatile struct vring_used *used;
     u16 next_avail;     /* the driver's shadow of avail->idx */
     u16 published;      /* avail->idx as last published */
     u16 last_used;      /* next used entry to look at */
+    /* packed (§2.8): every buffer of this guest is one descriptor, its id the caller's buffer number */
+    volatile struct pvirtq_desc *ring;
+    volatile struct pvirtq_event_suppress *driver_event;   /* the driver writes it: used buffer notifications */
+    volatile struct pvirtq_event_suppress *device_event;   /* the device writes it: kicks */
+    u16 avail_offset;   /* next slot to fill, and the driver ring wrap counter there */
+    u8 avail_wrap;
+    u16 used_offset;    /* next slot the device writes a used descriptor to, and the device ring wrap counter */
+    u8 used_wrap;
+    u16 pending;        /* buffers added since the last publish */
+    u16 pending_slot;   /* the first of them: its flags are stored last, at publish */
+    u16 pending_flags;
+    u16 published_pos;  /* avail position (offset | wrap << 15) at the last publish */
+    u8 in_flight[VQ_MAX_SIZE];
     u64 notify_address;
 };
 
@@ -95,16 +139,18 @@ static inline volatile u16 *vq_avail_event(struct virtqueue *q) {
     return (volatile u16 *)((volatile u8 *)q->used + 4 + 8u * q->size);
 }
 
-/* Publishes the new avail entries and notifies the device unless it asked not to (§2.7.10); returns 1 if it kicked. */
+/* Publishes the buffers added since the last publish and notifies the device unless it asked not to (§2.7.10, §2.8.10); returns 1 if it kicked. */
 int vq_publish(struct virtqueue *q);
-/* Makes entry id (a descriptor chain head) available. */
-static inline void vq_add(struct virtqueue *q, u16 id) {
-    q->avail->ring[q->next_avail & (q->size - 1)] = id;
-    q->next_avail++;
-}
-/* The next used element, or 0 if the device has not used more. */
-volatile struct vring_used_elem *vq_next_used(struct virtqueue *q);
-/* Asks for an interrupt at the next used buffer (§2.7.7: used_event with EVENT_IDX, else the flag stays clear). */
+/*
+ * Adds buffer id (0..size-1, at most once in flight) of one segment, device-writable or readable;
+ * the device sees it at the next vq_publish. Split: descriptor id is the buffer; packed: the next slot carries id.
+ */
+void vq_add_buffer(struct virtqueue *q, u16 id, u64 addr, u32 len, int writable);
+/* Takes the next used buffer: 1 with its id and written length, or 0 if the device has not used more. */
+int vq_next_used(struct virtqueue *q, u32 *id, u32 *len);
+/* Whether the device has used a buffer not taken yet. */
+int vq_has_used(struct virtqueue *q);
+/* Asks for an interrupt at the next used buffer (§2.7.7: used_event with EVENT_IDX; §2.8.10: DESC with EVENT_IDX, else ENABLE). */
 void vq_enable_interrupts(struct virtqueue *q);
 
 #endif

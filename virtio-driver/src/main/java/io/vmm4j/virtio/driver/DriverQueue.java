@@ -27,12 +27,10 @@ import static io.vmm4j.virtio.queue.SplitRing.DESC_F_WRITE;
  * Those hooks only bypass ring rules; they never write outside the descriptor table and avail ring.
  *
  * <p>Free descriptors are tracked in a driver-private list (like Linux's {@code desc_extra}), not in
- * guest memory, so nothing the device writes can corrupt it. Not thread-safe.
+ * guest memory, so nothing the device writes can corrupt it. Not thread-safe. {@link
+ * PackedDriverQueue} is the packed ring's counterpart behind the same {@link DriverVirtqueue}.
  */
-public final class DriverQueue {
-    /** A chain the device returned: its head and the bytes the device says it wrote (§2.7.8). */
-    public record Used(int head, int length) {
-    }
+public final class DriverQueue implements DriverVirtqueue {
 
     private final GuestMemory memory;
     private final int size;
@@ -92,6 +90,26 @@ public final class DriverQueue {
         return descTable;
     }
 
+    @Override
+    public long descriptorArea() {
+        return descTable;
+    }
+
+    @Override
+    public long driverArea() {
+        return availRing;
+    }
+
+    @Override
+    public long deviceArea() {
+        return usedRing;
+    }
+
+    @Override
+    public boolean packed() {
+        return false;
+    }
+
     public long availRing() {
         return availRing;
     }
@@ -100,15 +118,18 @@ public final class DriverQueue {
         return usedRing;
     }
 
+    @Override
     public int size() {
         return size;
     }
 
+    @Override
     public boolean eventIdx() {
         return eventIdx;
     }
 
     /** Descriptors not held by a chain in flight. */
+    @Override
     public int freeDescriptors() {
         return freeCount;
     }
@@ -119,6 +140,7 @@ public final class DriverQueue {
     }
 
     /** The used idx up to which {@link #pollUsed()} has taken elements (a 16-bit counter). */
+    @Override
     public int lastUsed() {
         return lastUsed;
     }
@@ -128,6 +150,7 @@ public final class DriverQueue {
      * and its head in the next avail entry; the device sees it after {@link #publish()}. Returns the
      * head, or -1 if fewer than {@code addrs.length} descriptors are free.
      */
+    @Override
     public int add(long[] addrs, int[] lens, int readableCount) {
         checkSegments(addrs, lens, readableCount);
         int n = addrs.length;
@@ -154,6 +177,7 @@ public final class DriverQueue {
      * {@code 16 * addrs.length} bytes there) and adds one descriptor naming it (§2.7.5.3). Returns
      * the head, or -1 if no descriptor is free.
      */
+    @Override
     public int addIndirect(long tableAddr, long[] addrs, int[] lens, int readableCount) {
         checkSegments(addrs, lens, readableCount);
         if (freeCount == 0) {
@@ -192,6 +216,7 @@ public final class DriverQueue {
     }
 
     /** Makes the added heads visible: their avail entries were written first, idx is release-stored after (§2.7.13.3). */
+    @Override
     public void publish() {
         memory.storeReleaseShort(availRing + SplitRing.RING_IDX, (short) availIdx);
         publishedAvail = availIdx;
@@ -202,6 +227,7 @@ public final class DriverQueue {
      * EVENT_IDX when avail idx passed avail_event, otherwise unless used flags has NO_NOTIFY. False
      * if nothing was published since the last decision.
      */
+    @Override
     public boolean needsKick() {
         // virtio 1.2 §2.7.13.4.1: a full barrier between the idx store and reading flags / avail_event
         VarHandle.fullFence();
@@ -218,6 +244,7 @@ public final class DriverQueue {
     }
 
     /** Whether the device has published used elements not yet taken. */
+    @Override
     public boolean hasUsed() {
         return Short.toUnsignedInt(memory.loadAcquireShort(usedRing + SplitRing.RING_IDX)) != lastUsed;
     }
@@ -229,6 +256,7 @@ public final class DriverQueue {
      *
      * @throws IllegalStateException if the device broke the used ring
      */
+    @Override
     public Used pollUsed() {
         int head = pollUsedHead();
         return head < 0 ? null : new Used(head, lastUsedLength);
@@ -238,6 +266,7 @@ public final class DriverQueue {
      * {@link #pollUsed()} without allocating: returns the head of the next used element, or -1 if
      * there is none; its written length is then {@link #lastUsedLength()}.
      */
+    @Override
     public int pollUsedHead() {
         // acquire: the element is read after the idx that published it (§2.7.14)
         int usedIdx = Short.toUnsignedInt(memory.loadAcquireShort(usedRing + SplitRing.RING_IDX));
@@ -270,6 +299,7 @@ public final class DriverQueue {
     }
 
     /** The written length of the element {@link #pollUsedHead()} returned last. */
+    @Override
     public int lastUsedLength() {
         return lastUsedLength;
     }
@@ -294,6 +324,7 @@ public final class DriverQueue {
      * EVENT_IDX through NO_INTERRUPT in avail flags; with it through used_event, set to the element
      * just taken (the device does not reach it again for 65536 elements) or to the next one.
      */
+    @Override
     public void setInterruptSuppressed(boolean suppressed) {
         interruptSuppressed = suppressed;
         if (eventIdx) {

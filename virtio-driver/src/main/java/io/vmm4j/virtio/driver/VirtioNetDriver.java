@@ -16,7 +16,9 @@ import java.util.List;
  * A guest-side virtio-net driver on top of {@link VirtioPciDriver}, in the spirit of Linux's
  * virtio_net: negotiates features, sets up receive/transmit pairs and the control queue with one
  * MSI-X vector each, keeps the receive queues full of buffers, sends frames as a header
- * descriptor followed by a payload descriptor, and reassembles mergeable receive buffers.
+ * descriptor followed by a payload descriptor, and reassembles mergeable receive buffers. The
+ * queues are packed rings when VIRTIO_F_RING_PACKED is negotiated (ask for it in the wanted
+ * features), split ones otherwise ({@link VirtioPciDriver#setupVirtqueue}).
  * Single-threaded: the guest's vCPU thread calls everything.
  */
 public final class VirtioNetDriver {
@@ -38,7 +40,7 @@ public final class VirtioNetDriver {
     private final GuestLocalApic apic;
     private final List<RxQueue> rx = new ArrayList<>();
     private final List<TxQueue> tx = new ArrayList<>();
-    private DriverQueue control;
+    private DriverVirtqueue control;
     private long controlNotify;
     private int controlIndex;
     private long controlBuffer;
@@ -50,35 +52,43 @@ public final class VirtioNetDriver {
 
     private final class RxQueue {
         final int pair;
-        final DriverQueue queue;
+        final DriverVirtqueue queue;
         final long notify;
         final long[] bufferOf;
         final int bufferSize;
+        final long[] addrs = new long[1];
+        final int[] lens = new int[1];
 
-        RxQueue(int pair, DriverQueue queue, long notify, int bufferSize) {
+        RxQueue(int pair, DriverVirtqueue queue, long notify, int bufferSize) {
             this.pair = pair;
             this.queue = queue;
             this.notify = notify;
             this.bufferOf = new long[queue.size()];
             this.bufferSize = bufferSize;
+            this.lens[0] = bufferSize;
         }
 
         void post(long buffer) {
-            int head = queue.add(new long[] {buffer}, new int[] {bufferSize}, 0);
+            addrs[0] = buffer;
+            int head = queue.add(addrs, lens, 0);
+            if (head < 0) {
+                // a buffer is only re-posted after the device returned it, so its descriptors are free
+                throw new IllegalStateException("receive queue " + 2 * pair + " has no free descriptor for a returned buffer: " + queue);
+            }
             bufferOf[head] = buffer;
         }
     }
 
     private final class TxQueue {
         final int index;
-        final DriverQueue queue;
+        final DriverVirtqueue queue;
         final long notify;
         final ArrayDeque<long[]> free = new ArrayDeque<>();
         final long[] addrs = new long[2];
         final int[] lens = new int[2];
         final long[][] slotOfHead;
 
-        TxQueue(int index, DriverQueue queue, long notify, int slots, int slotSize) {
+        TxQueue(int index, DriverVirtqueue queue, long notify, int slots, int slotSize) {
             this.index = index;
             this.queue = queue;
             this.notify = notify;
@@ -120,7 +130,10 @@ public final class VirtioNetDriver {
         return rx.size();
     }
 
-    /** The next used index the driver will read on pair {@code pair}'s receive queue (how far the ring has gone since setup). */
+    /**
+     * Where the driver will read the next used buffer on pair {@code pair}'s receive queue (how far the
+     * ring has gone since setup): a used idx on a split ring, offset and wrap counter on a packed one.
+     */
     public int rxUsedIndex(int pair) {
         return rx.get(pair).queue.lastUsed();
     }
@@ -150,6 +163,20 @@ public final class VirtioNetDriver {
         return has(NetFeatures.MTU) ? (int) pci.readDeviceConfig(VirtioNet.CONFIG_MTU, 2) : 1500;
     }
 
+    /** Whether the queues are packed rings (VIRTIO_F_RING_PACKED was negotiated). */
+    public boolean packedRings() {
+        return has(VirtioFeatures.RING_PACKED);
+    }
+
+    /** The size of pair {@code pair}'s receive queue and transmit queue. */
+    public int rxQueueSize(int pair) {
+        return rx.get(pair).queue.size();
+    }
+
+    public int txQueueSize(int pair) {
+        return tx.get(pair).queue.size();
+    }
+
     public int maxQueuePairs() {
         return has(NetFeatures.MQ) ? (int) pci.readDeviceConfig(VirtioNet.CONFIG_MAX_PAIRS, 2) : 1;
     }
@@ -173,8 +200,8 @@ public final class VirtioNetDriver {
         for (int p = 0; p < pairs; p++) {
             int rxVector = vectorFor(1 + 2 * p);
             int txVector = vectorFor(2 + 2 * p);
-            DriverQueue rq = pci.setupQueue(2 * p, 0, rxVector);
-            DriverQueue tq = pci.setupQueue(2 * p + 1, 0, txVector);
+            DriverVirtqueue rq = pci.setupVirtqueue(2 * p, 0, rxVector);
+            DriverVirtqueue tq = pci.setupVirtqueue(2 * p + 1, 0, txVector);
             RxQueue r = new RxQueue(p, rq, pci.notifyAddress(2 * p), rxBufferSize);
             int buffers = Math.min(o.rxBuffersPerQueue(), rq.size());
             for (int i = 0; i < buffers; i++) {
@@ -186,7 +213,7 @@ public final class VirtioNetDriver {
             tx.add(new TxQueue(2 * p + 1, tq, pci.notifyAddress(2 * p + 1), Math.min(tq.size(), 32), mtu() + 18));
         }
         if (ctrl) {
-            control = pci.setupQueue(2 * maxPairs, 0, vectorFor(1 + 2 * pairs));
+            control = pci.setupVirtqueue(2 * maxPairs, 0, vectorFor(1 + 2 * pairs));
             controlNotify = pci.notifyAddress(2 * maxPairs);
             controlIndex = 2 * maxPairs;
             controlBuffer = allocator.allocate(4096, 16);
@@ -245,10 +272,10 @@ public final class VirtioNetDriver {
         int delivered = 0;
         for (RxQueue r : rx) {
             boolean reposted = false;
-            DriverQueue.Used used;
-            while ((used = r.queue.pollUsed()) != null) {
-                long buffer = r.bufferOf[used.head()];
-                int len = used.length();
+            int head;
+            while ((head = r.queue.pollUsedHead()) >= 0) {
+                long buffer = r.bufferOf[head];
+                int len = r.queue.lastUsedLength();
                 memory.read(buffer, assembly, 0, Math.min(len, assembly.length));
                 int numBuffers = has(NetFeatures.MRG_RXBUF) ? (assembly[VirtioNetHeader.NUM_BUFFERS] & 0xFF)
                         | (assembly[VirtioNetHeader.NUM_BUFFERS + 1] & 0xFF) << 8 : 1;
@@ -256,12 +283,12 @@ public final class VirtioNetDriver {
                 r.post(buffer);
                 reposted = true;
                 for (int i = 1; i < numBuffers; i++) {
-                    DriverQueue.Used more = r.queue.pollUsed();
-                    if (more == null) {
+                    int more = r.queue.pollUsedHead();
+                    if (more < 0) {
                         throw new IllegalStateException("num_buffers " + numBuffers + " but only " + i + " buffers used");
                     }
-                    long b = r.bufferOf[more.head()];
-                    int n = Math.min(more.length(), assembly.length - total);
+                    long b = r.bufferOf[more];
+                    int n = Math.min(r.queue.lastUsedLength(), assembly.length - total);
                     memory.read(b, assembly, total, n);
                     total += n;
                     r.post(b);
@@ -329,7 +356,7 @@ public final class VirtioNetDriver {
         int head = data.length == 0
                 ? control.add(new long[] {controlBuffer, ack}, new int[] {2, 1}, 1)
                 : control.add(new long[] {controlBuffer, controlBuffer + 2, ack}, new int[] {2, data.length, 1}, 2);
-        DriverQueue.Used used = submitControl(head);
+        DriverVirtqueue.Used used = submitControl(head);
         return used == null ? -1 : memory.readByte(ack) & 0xFF;
     }
 
@@ -340,7 +367,7 @@ public final class VirtioNetDriver {
      * device to use it; returns the used element (its length is what the device says it wrote) or
      * null on timeout. The writable bytes start at {@link #controlWritable()}.
      */
-    public DriverQueue.Used controlChain(byte[] readable, int readableSegments, int writableLength, int writableSegments) {
+    public DriverVirtqueue.Used controlChain(byte[] readable, int readableSegments, int writableLength, int writableSegments) {
         if (control == null) {
             throw new IllegalStateException("the control queue was not negotiated (CTRL_VQ)");
         }
@@ -377,12 +404,12 @@ public final class VirtioNetDriver {
     }
 
     /** Publishes chain {@code head}, kicks, and waits for the device to use it; null on timeout. */
-    private DriverQueue.Used submitControl(int head) {
+    private DriverVirtqueue.Used submitControl(int head) {
         control.publish();
         pci.kick(controlNotify, controlIndex);
         long deadline = System.nanoTime() + CONTROL_TIMEOUT_MS * 1_000_000L;
         while (System.nanoTime() < deadline) {
-            DriverQueue.Used used = control.pollUsed();
+            DriverVirtqueue.Used used = control.pollUsed();
             if (used != null) {
                 if (used.head() != head) {
                     throw new IllegalStateException("control queue returned head " + used.head() + ", expected " + head);

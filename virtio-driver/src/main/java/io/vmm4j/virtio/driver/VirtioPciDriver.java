@@ -228,10 +228,39 @@ public final class VirtioPciDriver {
     }
 
     /**
-     * Sets up queue {@code index} with {@code size} entries (0: the device's maximum) and MSI-X
-     * {@code vector} (NO_VECTOR for none), and enables it (§4.1.5.1.3).
+     * Sets up queue {@code index} as a split ring with {@code size} entries (0: the device's maximum)
+     * and MSI-X {@code vector} (NO_VECTOR for none), and enables it (§4.1.5.1.3). For a driver that
+     * negotiated VIRTIO_F_RING_PACKED, {@link #setupVirtqueue} sets up the packed ring instead.
+     *
+     * @throws DriverException if RING_PACKED was acked: the device then reads the areas as a packed ring
      */
     public DriverQueue setupQueue(int index, int size, int vector) {
+        if (VirtioFeatures.has(acked, VirtioFeatures.RING_PACKED)) {
+            throw new DriverException("queue " + index + ": VIRTIO_F_RING_PACKED was negotiated, so the device expects a packed"
+                    + " ring (virtio 1.2 §2.8); use setupVirtqueue");
+        }
+        int chosen = chooseSize(index, size);
+        DriverQueue queue = new DriverQueue(memory, allocator, chosen, VirtioFeatures.has(acked, VirtioFeatures.EVENT_IDX));
+        program(index, chosen, vector, queue);
+        return queue;
+    }
+
+    /**
+     * Sets up queue {@code index} in the layout the features negotiated: a packed ring with
+     * VIRTIO_F_RING_PACKED (any size up to the device's maximum, §2.8.10.1), a split one otherwise.
+     * {@code size} 0 is the device's maximum.
+     */
+    public DriverVirtqueue setupVirtqueue(int index, int size, int vector) {
+        if (!VirtioFeatures.has(acked, VirtioFeatures.RING_PACKED)) {
+            return setupQueue(index, size, vector);
+        }
+        int chosen = chooseSize(index, size);
+        PackedDriverQueue queue = new PackedDriverQueue(memory, allocator, chosen, VirtioFeatures.has(acked, VirtioFeatures.EVENT_IDX));
+        program(index, chosen, vector, queue);
+        return queue;
+    }
+
+    private int chooseSize(int index, int size) {
         writeCommon(CommonConfig.QUEUE_SELECT, 2, index);
         int max = (int) readCommon(CommonConfig.QUEUE_SIZE, 2);
         if (max == 0) {
@@ -241,11 +270,16 @@ public final class VirtioPciDriver {
         if (chosen > max) {
             throw new DriverException("queue " + index + " allows at most " + max + " entries, wanted " + chosen);
         }
-        DriverQueue queue = new DriverQueue(memory, allocator, chosen, VirtioFeatures.has(acked, VirtioFeatures.EVENT_IDX));
-        writeCommon(CommonConfig.QUEUE_SIZE, 2, chosen);
-        writeCommon(CommonConfig.QUEUE_DESC, 8, queue.descTable());
-        writeCommon(CommonConfig.QUEUE_DRIVER, 8, queue.availRing());
-        writeCommon(CommonConfig.QUEUE_DEVICE, 8, queue.usedRing());
+        return chosen;
+    }
+
+    /** Writes the queue's size, its three areas (queue_desc, queue_driver, queue_device), the vector, and enables it. */
+    private void program(int index, int size, int vector, DriverVirtqueue queue) {
+        writeCommon(CommonConfig.QUEUE_SELECT, 2, index);
+        writeCommon(CommonConfig.QUEUE_SIZE, 2, size);
+        writeCommon(CommonConfig.QUEUE_DESC, 8, queue.descriptorArea());
+        writeCommon(CommonConfig.QUEUE_DRIVER, 8, queue.driverArea());
+        writeCommon(CommonConfig.QUEUE_DEVICE, 8, queue.deviceArea());
         if (vector != MsixTable.NO_VECTOR) {
             writeCommon(CommonConfig.QUEUE_MSIX_VECTOR, 2, vector);
             if (readCommon(CommonConfig.QUEUE_MSIX_VECTOR, 2) != vector) {
@@ -253,7 +287,6 @@ public final class VirtioPciDriver {
             }
         }
         writeCommon(CommonConfig.QUEUE_ENABLE, 2, 1);
-        return queue;
     }
 
     /** The notify address of queue {@code index}: notify base + queue_notify_off * multiplier (§4.1.4.4). */

@@ -65,8 +65,8 @@ final class GuestNic {
         linkUp = d.linkUp();
         MacAddress mac = MacAddress.of(d.mac());
         int ip = Ipv4Address.parseValue(options.guestIp());
-        log.printf("guest: virtio-net up: mac %s, ip %s, mtu %d, link %s, %d queue pair(s)%n", mac, options.guestIp(),
-                d.mtu(), linkUp ? "up" : "down", pairs);
+        log.printf("guest: virtio-net up: mac %s, ip %s, mtu %d, link %s, %d queue pair(s), rings %d/%d %s%n", mac, options.guestIp(),
+                d.mtu(), linkUp ? "up" : "down", pairs, d.rxQueueSize(0), d.txQueueSize(0), d.packedRings() ? "packed" : "split");
         stack = new GuestNetStack(mac, ip, d.mtu(), (frame, off, len) -> {
             if (!d.transmit(pairFor(frame, off, len), frame, off, len) && txRingFull++ == 0) {
                 log.println("guest: transmit ring full, frame dropped (counted from now on, not logged)");

@@ -80,8 +80,8 @@ final class KvmMachine extends GuestMachine {
             throw new ToyVm.VmException("the KVM guest drives one queue pair and pings only: drop --queues and --udp-port with --vcpu kvm");
         }
         if (options.wantedFeatures() != GuestDefaults.features()) {
-            throw new ToyVm.VmException("--guest-features configures the Java guest; the KVM guest negotiates VERSION_1, MAC, STATUS and "
-                    + "EVENT_IDX");
+            throw new ToyVm.VmException("--guest-features configures the Java guest; the KVM guest negotiates VERSION_1, MAC, STATUS, "
+                    + "EVENT_IDX and RING_PACKED (when --ring packed offers it)");
         }
         if (!KvmGuestImage.built()) {
             throw new ToyVm.VmException("--vcpu kvm: the KVM guest image was not built (this build had no gcc): apt-get install gcc, "

@@ -10,6 +10,7 @@ import org.junit.jupiter.api.Test;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -62,6 +63,48 @@ class KvmGuestNetworkTest {
             assertTrue(guest.get("rxInterrupts").asLong() >= 5, "replies came as irqfd interrupts: " + guest);
             assertTrue(vmm.stderr().contains("guest: pci 00:01.0 1af4:1041"), vmm.stderr());
             assertTrue(vmm.stderr().contains("5 sent, 5 received, 0% loss"), vmm.stderr());
+            // --ring split is the default: no RING_PACKED offered, so the C guest runs split rings
+            assertFalse(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
+            assertTrue(vmm.stderr().contains(", rings 256/256 split,"), vmm.stderr());
+        }
+    }
+
+    @Test
+    void theKvmGuestRunsPackedRingsWhenOfferedWithNoExitsInSteadyTraffic() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--vcpu", "kvm", "--ring", "packed", "--count", "20",
+                     "--interval", "50", "--json")) {
+            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            JsonNode j = vmm.json();
+            assertEquals("emulated", j.get("backend").asText());
+            assertTrue(j.get("features").toString().contains("RING_PACKED"), "the C guest acked what --ring packed offered: "
+                    + j.get("features"));
+            assertTrue(vmm.stderr().contains(", rings 256/256 packed,"), "the guest set up packed queues:\n" + vmm.stderr());
+            assertEquals(20, j.get("ping").get("received").asInt(), vmm.describe());
+            JsonNode quiet = quiet(j);
+            assertTrue(quiet.get("packets").asLong() >= 40, "ARP and 20 pings each way moved through the device: " + quiet);
+            // with EVENT_IDX the device's off_wrap says when to kick: each ping needs one, and no more than one per frame sent
+            long kicks = quiet.get("kicks").asLong();
+            assertTrue(kicks >= 20 && kicks <= quiet.get("packets").asLong(), "kicks in steady traffic: " + quiet);
+            assertTrue(quiet.get("exitsPerPacket").asDouble() < 0.05, "exits per packet in steady traffic: " + quiet);
+            assertTrue(j.get("kvm").get("guest").get("rxInterrupts").asLong() >= 20, "replies came as irqfd interrupts: " + j.get("kvm"));
+            assertTrue(vmm.stderr().contains("20 sent, 20 received, 0% loss"), vmm.stderr());
+        }
+    }
+
+    @Test
+    void theHostPingsTheKvmGuestOnPackedRingsPastTheRingSize() throws Exception {
+        // 300 requests in and 300 replies out go round the 256-slot rings more than once: both wrap counters flip
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--vcpu", "kvm", "--ring", "packed", "--count", "0", "--serve", "12",
+                     "--json")) {
+            vmm.awaitOutput("guest: serving at 10.0.2.15", 30);
+            CommandResult ping = ns.exec("ping", "-c", "300", "-i", "0.01", "-W", "2", "10.0.2.15");
+            assertTrue(ping.stdout().contains("300 packets transmitted, 300 received"), ping.stdout() + ping.stderr());
+            assertEquals(0, vmm.waitFor(30), vmm.describe());
+            JsonNode j = vmm.json();
+            assertTrue(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
+            assertTrue(j.get("echoRequestsAnswered").asLong() >= 300, vmm.describe());
         }
     }
 
@@ -86,6 +129,29 @@ class KvmGuestNetworkTest {
                     assertEquals(0, q.get("packets").asLong(), "the VMM moved no frames itself: " + q);
                 }
             }
+        }
+    }
+
+    @Test
+    void theKvmGuestPingsThroughTheVhostUserDaemonOnPackedRings() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("vmm4j-kvm-vu");
+        java.nio.file.Path socket = dir.resolve("vu.sock");
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess daemon = VmmProcess.start(in(ns), "vhost-user-backend", "--socket", socket.toString(), "--tap",
+                     ToyVmNetworkTest.unique("vt"))) {
+            daemon.awaitOutput("vhost-user-backend: listening on " + socket, 30);
+            try (VmmProcess vmm = VmmProcess.start(in(ns), "run", "--vcpu", "kvm", "--backend", "vhost-user", "--socket",
+                    socket.toString(), "--ring", "packed", "--count", "5", "--json")) {
+                assertEquals(0, vmm.waitFor(60), vmm.describe() + "\ndaemon:\n" + daemon.describe());
+                JsonNode j = vmm.json();
+                assertTrue(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
+                assertTrue(vmm.stderr().contains(", rings 256/256 packed,"), vmm.stderr());
+                assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe() + "\ndaemon:\n" + daemon.describe());
+                assertTrue(quiet(j).get("exitsPerPacket").asDouble() < 0.05, "exits per packet in steady traffic: " + quiet(j));
+            }
+        } finally {
+            java.nio.file.Files.deleteIfExists(socket);
+            java.nio.file.Files.deleteIfExists(dir);
         }
     }
 

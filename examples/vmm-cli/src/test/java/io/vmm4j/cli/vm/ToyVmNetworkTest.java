@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -65,6 +66,62 @@ class ToyVmNetworkTest {
                 assertTrue(q.get("bytes").asLong() > 0, "queue " + q);
             }
             assertTrue(vmm.stderr().contains("firmware: 00:01.0 1af4:1041"), "the boot log goes to stderr with --json");
+            // --ring split is the default: the NIC does not offer packed rings, so the Java guest runs split ones
+            assertFalse(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
+            assertTrue(vmm.stderr().contains(", rings 256/256 split"), vmm.stderr());
+        }
+    }
+
+    @Test
+    void withPackedRingsOfferedTheJavaGuestRunsThemAndGetsFiveOfFive() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--ring", "packed", "--count", "5", "--json")) {
+            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            JsonNode j = vmm.json();
+            assertEquals("emulated", j.get("backend").asText());
+            assertTrue(j.get("features").toString().contains("RING_PACKED"), "the driver acked what --ring packed offered: "
+                    + j.get("features"));
+            assertTrue(j.get("features").toString().contains("EVENT_IDX"), "event suppression in its off_wrap/DESC mode too: "
+                    + j.get("features"));
+            assertTrue(vmm.stderr().contains(", rings 256/256 packed"), "the guest set up packed queues:\n" + vmm.stderr());
+            assertEquals(5, j.get("ping").get("sent").asInt());
+            assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe());
+            for (JsonNode q : j.get("queues")) {
+                assertTrue(q.get("packets").asLong() >= 5, "queue " + q);
+            }
+            assertTrue(vmm.stderr().contains("virtio-rng gave 16 bytes") || vmm.stdout().contains("virtio-rng gave 16 bytes"),
+                    "the rng device, whose driver asks for split rings only, still works next to it");
+        }
+    }
+
+    @Test
+    void onPackedRingsTwoPairsComeUpAndJumboFramesSpanMergeableBuffers() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--ring", "packed", "--queues", "2", "--mtu", "9000",
+                     "--ping-size", "8000", "--count", "3", "--json")) {
+            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            JsonNode j = vmm.json();
+            assertTrue(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
+            assertEquals(2, j.get("queuePairs").asInt());
+            assertTrue(vmm.stderr().contains("the driver set 2 active queue pair(s)"),
+                    "the MQ command went through the packed control queue:\n" + vmm.stderr());
+            assertEquals(3, j.get("ping").get("received").asInt(), "8000-byte pings out (two-descriptor chains) and back: "
+                    + vmm.describe());
+            assertTrue(j.get("maxRxBuffersPerFrame").asInt() >= 4, "an 8042-byte frame over 2048-byte buffers needs >= 4: "
+                    + j.get("maxRxBuffersPerFrame"));
+        }
+    }
+
+    @Test
+    void hostPingsTheJavaGuestOnPackedRings() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--ring", "packed", "--count", "0", "--serve", "8", "--json")) {
+            vmm.awaitOutput("guest: serving at 10.0.2.15", 30);
+            CommandResult ping = ns.exec("ping", "-c", "20", "-i", "0.05", "-W", "2", "10.0.2.15");
+            assertTrue(ping.stdout().contains("20 packets transmitted, 20 received"), ping.stdout() + ping.stderr());
+            assertEquals(0, vmm.waitFor(30), vmm.describe());
+            assertTrue(vmm.json().get("features").toString().contains("RING_PACKED"), vmm.describe());
+            assertTrue(vmm.json().get("echoRequestsAnswered").asLong() >= 20, vmm.describe());
         }
     }
 

@@ -147,6 +147,29 @@ class ToyVmVhostUserTest {
     }
 
     @Test
+    void withPackedRingsTheDaemonServesTheJavaGuestsPackedQueues() throws Exception {
+        String tap = ToyVmNetworkTest.unique("vt");
+        Path socket = dir.resolve("vu.sock");
+        Path stats = dir.resolve("stats.json");
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess daemon = startDaemon(ns, socket, tap, stats)) {
+            try (VmmProcess vmm = VmmProcess.start(in(ns), "run", "--backend", "vhost-user", "--socket", socket.toString(),
+                    "--ring", "packed", "--count", "5", "--json")) {
+                assertEquals(0, vmm.waitFor(60), vmm.describe() + "\ndaemon:\n" + daemon.describe());
+                JsonNode j = vmm.json();
+                assertTrue(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
+                assertTrue(vmm.stderr().contains(", rings 256/256 packed"), vmm.stderr());
+                assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe() + "\ndaemon:\n" + daemon.describe());
+            }
+            daemon.awaitOutput("front-end 1 disconnected", 10);
+            JsonNode s = awaitStats(stats, 1);
+            assertTrue(s.get("lastAckedFeatureNames").toString().contains("RING_PACKED"), "the daemon served packed rings: " + s);
+            assertTrue(s.get("queues").get(1).get("packets").asLong() >= 5, "daemon tx0 (guest -> tap): " + s.get("queues").get(1));
+            assertTrue(s.get("queues").get(0).get("packets").asLong() >= 5, "daemon rx0 (tap -> guest): " + s.get("queues").get(0));
+        }
+    }
+
+    @Test
     void withTheLinkDownTheDaemonsRingsAreStoppedNothingPassesAndTrafficResumesWhereItStopped() throws Exception {
         String tap = ToyVmNetworkTest.unique("vt");
         Path socket = dir.resolve("vu.sock");

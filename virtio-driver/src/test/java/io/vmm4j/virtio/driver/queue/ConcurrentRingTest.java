@@ -1,6 +1,6 @@
 package io.vmm4j.virtio.driver.queue;
 
-import io.vmm4j.virtio.driver.DriverQueue.Used;
+import io.vmm4j.virtio.driver.DriverVirtqueue.Used;
 import io.vmm4j.virtio.queue.DescriptorChain;
 import io.vmm4j.virtio.queue.SplitQueue;
 import org.junit.jupiter.api.Timeout;

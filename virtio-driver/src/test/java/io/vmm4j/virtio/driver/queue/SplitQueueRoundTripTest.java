@@ -1,6 +1,6 @@
 package io.vmm4j.virtio.driver.queue;
 
-import io.vmm4j.virtio.driver.DriverQueue.Used;
+import io.vmm4j.virtio.driver.DriverVirtqueue.Used;
 import io.vmm4j.virtio.driver.DriverQueue;
 import io.vmm4j.virtio.queue.DescriptorChain;
 import io.vmm4j.virtio.queue.SplitQueue;
@@ -419,7 +419,7 @@ class SplitQueueRoundTripTest {
      * because the test is compiled into a module that does not read jdk.management; called through
      * an exact method handle so the call itself allocates nothing.
      */
-    private static final class AllocationCounter {
+    static final class AllocationCounter {
         private final Object bean;
         private final MethodHandle allocatedBytes;
         private final long thread = Thread.currentThread().threadId();

@@ -10,6 +10,8 @@ import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.QueuePositions;
 import io.vmm4j.virtio.net.VirtioNet;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
+import io.vmm4j.virtio.queue.PackedRing;
+import io.vmm4j.virtio.queue.RingLayout;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -31,8 +33,12 @@ class VirtioNetControlPlaneTest {
     private TransportFixture vm;
 
     private void boot(long backendFeatures, int pairs) {
+        boot(backendFeatures, pairs, RingLayout.SPLIT);
+    }
+
+    private void boot(long backendFeatures, int pairs, RingLayout offeredRings) {
         backend = new RecordingNetBackend(backendFeatures, pairs);
-        net = new VirtioNet(new NetConfig(MAC, 1500, pairs, 256), backend, control);
+        net = new VirtioNet(new NetConfig(MAC, 1500, pairs, 256, offeredRings), backend, control);
         vm = new TransportFixture(net, VirtioPciTransport.NotifyMode.IOEVENTFD, 2 + 2 * pairs);
     }
 
@@ -116,6 +122,40 @@ class VirtioNetControlPlaneTest {
         assertEquals(VirtioNet.CTRL_ERR, d.controlCommand(9, 0, new byte[] {1}), "unknown class");
         assertEquals(VirtioNet.CTRL_ERR, d.controlCommand(VirtioNet.CLASS_RX, 7, new byte[] {1}), "unknown rx command");
         assertEquals(0, vm.transport.status() & DeviceStatus.DEVICE_NEEDS_RESET);
+    }
+
+    @Test
+    void withPackedRingsTheDriverSetsThemUpAndTheBackendStartsAtOffsetZeroWrapOne() {
+        boot(-1L, 2, RingLayout.PACKED);
+        long offered = net.offeredFeatures();
+        assertTrue(VirtioFeatures.has(offered, VirtioFeatures.RING_PACKED), "the NIC offers packed rings");
+        VirtioNetDriver d = bringUp(offered, 2);
+        assertTrue(d.packedRings(), "the driver acked RING_PACKED and set up packed queues");
+        assertEquals(256, d.rxQueueSize(0));
+        // §2.8.1: both wrap counters start at 1, so a fresh ring resumes at offset 0 with bit 15 set, not at 0
+        int start = PackedRing.position(0, true);
+        QueuePositions fresh = new QueuePositions(new int[] {start, start, start, start}, new int[] {start, start, start, start});
+        assertEquals("start pairs=2 active=1 resume=" + fresh, backend.log.getFirst());
+        // the control queue is packed too, served by the VMM: commands and their acks go through it
+        assertEquals("pairs 2", backend.log.get(1), "the driver's MQ command reached the data plane");
+        for (int i = 0; i < 300; i++) {
+            assertEquals(VirtioNet.CTRL_OK, d.setRxMode(VirtioNet.RX_PROMISC, i % 2 == 0), "command " + i + ", past the ring's 64 slots");
+        }
+        assertEquals(VirtioNet.CTRL_ERR, d.controlCommand(9, 0, new byte[] {1}), "unknown class");
+        assertEquals(0, vm.transport.status() & DeviceStatus.DEVICE_NEEDS_RESET);
+    }
+
+    @Test
+    void withPackedRingsOfferedADriverMayStillChooseSplit() {
+        boot(-1L, 1, RingLayout.PACKED);
+        VirtioNetDriver d = bringUp(net.offeredFeatures() & ~bit(VirtioFeatures.RING_PACKED), 1);
+        assertFalse(d.packedRings());
+        assertEquals("start pairs=1 active=1 resume=" + QueuePositions.zero(2), backend.log.getFirst());
+        assertEquals(VirtioNet.CTRL_OK, d.setRxMode(VirtioNet.RX_PROMISC, true));
+        assertThrows(VirtioPciDriver.DriverException.class, () -> {
+            vm.driver.negotiate(bit(VirtioFeatures.VERSION_1) | bit(VirtioFeatures.RING_PACKED));
+            vm.driver.setupQueue(0, 0, io.vmm4j.virtio.pci.MsixTable.NO_VECTOR);
+        }, "setupQueue builds split rings only; with RING_PACKED acked it refuses");
     }
 
     @Test
