@@ -69,6 +69,21 @@ class KvmGuestNetworkTest {
         }
     }
 
+    /** emulated-sync: each kick is a vCPU exit served on the vCPU thread, on packed rings as on split ones. */
+    @Test
+    void theKvmGuestRunsPackedRingsOnTheEmulatedSyncDataPlane() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--vcpu", "kvm", "--backend", "emulated-sync", "--ring", "packed",
+                     "--count", "5", "--json")) {
+            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            JsonNode j = vmm.json();
+            assertEquals("emulated-sync", j.get("backend").asText());
+            assertTrue(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
+            assertTrue(vmm.stderr().contains(", rings 256/256 packed,"), vmm.stderr());
+            assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe());
+        }
+    }
+
     @Test
     void theKvmGuestRunsPackedRingsWhenOfferedWithNoExitsInSteadyTraffic() throws Exception {
         try (NetNamespace ns = NetNamespace.create(ToyVmNetworkTest.unique("vtns"));

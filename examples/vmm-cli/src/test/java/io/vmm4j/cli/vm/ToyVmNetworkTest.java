@@ -72,6 +72,21 @@ class ToyVmNetworkTest {
         }
     }
 
+    /** emulated-sync serves a notify on the notifying (guest) thread: the same packed engine, driven from there. */
+    @Test
+    void packedRingsOnTheEmulatedSyncDataPlane() throws Exception {
+        try (NetNamespace ns = NetNamespace.create(unique("vtns"));
+             VmmProcess vmm = VmmProcess.start(in(ns), "run", "--backend", "emulated-sync", "--ring", "packed", "--count", "5",
+                     "--json")) {
+            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            JsonNode j = vmm.json();
+            assertEquals("emulated-sync", j.get("backend").asText());
+            assertTrue(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
+            assertTrue(vmm.stderr().contains(", rings 256/256 packed"), vmm.stderr());
+            assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe());
+        }
+    }
+
     @Test
     void withPackedRingsOfferedTheJavaGuestRunsThemAndGetsFiveOfFive() throws Exception {
         try (NetNamespace ns = NetNamespace.create(unique("vtns"));
