@@ -6,10 +6,13 @@ import io.vmm4j.core.memory.GuestMemory;
 import io.vmm4j.virtio.QueueBinding;
 import io.vmm4j.virtio.VirtioDeviceHost;
 import io.vmm4j.virtio.driver.DriverQueue;
+import io.vmm4j.virtio.driver.DriverVirtqueue;
+import io.vmm4j.virtio.driver.PackedDriverQueue;
 import io.vmm4j.virtio.net.NetActivation;
 import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.net.QueuePositions;
 import io.vmm4j.virtio.net.VirtioNetHeader;
+import io.vmm4j.virtio.queue.RingLayout;
 import io.vmm4j.virtio.queue.SplitRing;
 
 import java.util.ArrayDeque;
@@ -39,6 +42,7 @@ public final class DriverQueuePairs implements AutoCloseable {
     private final GuestMemory memory = GuestMemory.builder().region(0, MEMORY).build();
     private final GuestAllocator buffers = new GuestAllocator(RINGS, MEMORY - RINGS);
     private final boolean eventIdx;
+    private final RingLayout layout;
     private final Pair[] pairs;
     private final List<NetQueueCounters> counters = new ArrayList<>();
     private final List<String> deviceErrors = new CopyOnWriteArrayList<>();
@@ -52,8 +56,8 @@ public final class DriverQueuePairs implements AutoCloseable {
         final EventFd txKick = EventFd.create();
         final EventFd txCall = EventFd.create();
         final int index;
-        DriverQueue rx;
-        DriverQueue tx;
+        DriverVirtqueue rx;
+        DriverVirtqueue tx;
         QueueBinding rxBinding;
         QueueBinding txBinding;
         final long[] rxBufferOf = new long[QUEUE_SIZE];
@@ -65,12 +69,12 @@ public final class DriverQueuePairs implements AutoCloseable {
         }
 
         void newRings() {
-            rx = new DriverQueue(memory, rings, QUEUE_SIZE, eventIdx);
-            tx = new DriverQueue(memory, rings, QUEUE_SIZE, eventIdx);
-            rxBinding = new QueueBinding(2 * index, QUEUE_SIZE, rx.descTable(), rx.availRing(), rx.usedRing(), eventIdx, memory,
-                    rxKick, rxCall, false, rxCall::signal);
-            txBinding = new QueueBinding(2 * index + 1, QUEUE_SIZE, tx.descTable(), tx.availRing(), tx.usedRing(), eventIdx, memory,
-                    txKick, txCall, false, txCall::signal);
+            rx = newQueue();
+            tx = newQueue();
+            rxBinding = new QueueBinding(2 * index, QUEUE_SIZE, layout, false, rx.descriptorArea(), rx.driverArea(), rx.deviceArea(),
+                    eventIdx, memory, rxKick, rxCall, false, rxCall::signal);
+            txBinding = new QueueBinding(2 * index + 1, QUEUE_SIZE, layout, false, tx.descriptorArea(), tx.driverArea(),
+                    tx.deviceArea(), eventIdx, memory, txKick, txCall, false, txCall::signal);
             Arrays.fill(rxBufferOf, -1);
             Arrays.fill(txBufferOf, -1);
         }
@@ -83,9 +87,20 @@ public final class DriverQueuePairs implements AutoCloseable {
         }
     }
 
+    private DriverVirtqueue newQueue() {
+        return layout == RingLayout.PACKED ? new PackedDriverQueue(memory, rings, QUEUE_SIZE, eventIdx)
+                : new DriverQueue(memory, rings, QUEUE_SIZE, eventIdx);
+    }
+
     /** @param eventIdx whether the driver negotiated VIRTIO_F_EVENT_IDX (used_event / avail_event instead of flags) */
     public DriverQueuePairs(int pairs, boolean eventIdx) {
+        this(pairs, eventIdx, RingLayout.SPLIT);
+    }
+
+    /** @param layout split rings, or packed ones (the features the test acks must then include VIRTIO_F_RING_PACKED) */
+    public DriverQueuePairs(int pairs, boolean eventIdx, RingLayout layout) {
         this.eventIdx = eventIdx;
+        this.layout = layout;
         this.pairs = new Pair[pairs];
         for (int p = 0; p < pairs; p++) {
             this.pairs[p] = new Pair(p);
@@ -114,7 +129,7 @@ public final class DriverQueuePairs implements AutoCloseable {
 
     /** A fresh start after a device reset: {@code activePairs} of all pairs, from index 0. */
     public NetActivation activation(long ackedFeatures, int activePairs) {
-        return activation(ackedFeatures, activePairs, QueuePositions.zero(2 * pairs.length));
+        return activation(ackedFeatures, activePairs, QueuePositions.start(2 * pairs.length, layout));
     }
 
     /** The device's counters of virtqueue {@code queue} (rx of pair p is 2p, tx 2p + 1). */
@@ -127,11 +142,11 @@ public final class DriverQueuePairs implements AutoCloseable {
         return deviceErrors;
     }
 
-    public DriverQueue rx(int pair) {
+    public DriverVirtqueue rx(int pair) {
         return pairs[pair].rx;
     }
 
-    public DriverQueue tx(int pair) {
+    public DriverVirtqueue tx(int pair) {
         return pairs[pair].tx;
     }
 
@@ -200,7 +215,7 @@ public final class DriverQueuePairs implements AutoCloseable {
     public int reclaimTransmitted(int pair) {
         Pair p = pairs[pair];
         int n = 0;
-        for (DriverQueue.Used u; (u = p.tx.pollUsed()) != null; n++) {
+        for (DriverVirtqueue.Used u; (u = p.tx.pollUsed()) != null; n++) {
             freeBuffers.push(p.txBufferOf[u.head()]);
             p.txBufferOf[u.head()] = -1;
         }
@@ -242,7 +257,7 @@ public final class DriverQueuePairs implements AutoCloseable {
     /** The next received frame on pair {@code pair} (header stripped; buffer recycled, not re-posted), or null. */
     public byte[] pollReceived(int pair) {
         Pair p = pairs[pair];
-        DriverQueue.Used used = p.rx.pollUsed();
+        DriverVirtqueue.Used used = p.rx.pollUsed();
         if (used == null) {
             return null;
         }
@@ -273,7 +288,10 @@ public final class DriverQueuePairs implements AutoCloseable {
     /** The used idx the device has published on virtqueue {@code queue}, read from guest memory (the driver takes nothing). */
     public int usedIdx(int queue) {
         Pair p = pairs[queue / 2];
-        DriverQueue q = queue % 2 == 0 ? p.rx : p.tx;
+        DriverVirtqueue ring = queue % 2 == 0 ? p.rx : p.tx;
+        if (!(ring instanceof DriverQueue q)) {
+            throw new IllegalStateException("a packed ring has no used idx in memory");
+        }
         return Short.toUnsignedInt(memory.loadAcquireShort(q.usedRing() + SplitRing.RING_IDX));
     }
 

@@ -46,6 +46,15 @@ public final class DaemonOnThread implements AutoCloseable {
         return ports[1];
     }
 
+    /**
+     * The daemon's own end of its port. Another data plane may serve it while no front-end's rings
+     * run on the daemon (the engine polls the port only while a queue pair runs): a backend switch
+     * between the daemon and an in-process plane on the same host network.
+     */
+    public MemoryPort port() {
+        return ports[0];
+    }
+
     boolean alive() {
         return thread.isAlive();
     }
