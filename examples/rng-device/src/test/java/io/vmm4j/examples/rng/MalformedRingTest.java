@@ -17,6 +17,7 @@ import io.vmm4j.virtio.pci.CommonConfig;
 import io.vmm4j.virtio.pci.PciHost;
 import io.vmm4j.virtio.pci.VirtioPciTransport;
 import io.vmm4j.virtio.pci.VirtioPciTransport.NotifyMode;
+import io.vmm4j.virtio.queue.RingLayout;
 import io.vmm4j.virtio.queue.SplitRing;
 import org.junit.jupiter.api.DynamicContainer;
 import org.junit.jupiter.api.DynamicNode;
@@ -46,9 +47,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class MalformedRingTest {
     private static final long PAGE = GuestMemory.PAGE_SIZE;
     private static final long RAM_SIZE = 1L << 20;
-    private static final long RAM_END = RAM_SIZE;
+    static final long RAM_END = RAM_SIZE;
     private static final byte CANARY = (byte) 0xA5;
-    private static final int CONFIG_VECTOR = 0x30;
+    static final int CONFIG_VECTOR = 0x30;
     private static final int QUEUE_SIZE = 16;
 
     /** One VM with a hostile guest. */
@@ -65,6 +66,11 @@ class MalformedRingTest {
         long notify;
 
         Rig(NotifyMode mode) {
+            this(mode, RingLayout.SPLIT);
+        }
+
+        /** @param rings PACKED: the device offers VIRTIO_F_RING_PACKED and the driver acks it (queues laid out by hand) */
+        Rig(NotifyMode mode, RingLayout rings) {
             int fd = LibC.memfdCreate("malformed-ring", LibC.MFD_CLOEXEC);
             LibC.ftruncate(fd, RAM_SIZE + 2 * PAGE);
             file = LibC.mmap(RAM_SIZE + 2 * PAGE, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED, fd, 0);
@@ -74,13 +80,14 @@ class MalformedRingTest {
             Bus pio = new Bus("pio");
             Bus mmio = new Bus("mmio");
             PciHost host = new PciHost(pio, mmio, 0xB000_0000L);
-            transport = new VirtioPciTransport(new VirtioRng(io, new SecureRandom()), memory, mmio, apic::receive, IntxLine.NONE, irq, mode, 2);
+            transport = new VirtioPciTransport(new VirtioRng(io, new SecureRandom(), rings), memory, mmio, apic::receive, IntxLine.NONE, irq, mode, 2);
             host.attach(1, transport);
             ConfigAccess cfg = ConfigAccess.ports(pio);
             PciFirmware.Device dev = PciFirmware.enumerateAndAssign(cfg, 0xC000_0000L, 0x100_0000L).stream()
                     .filter(d -> d.slot() == 1).findFirst().orElseThrow();
             driver = new VirtioPciDriver(cfg, mmio, memory, allocator, dev);
-            driver.negotiate(VirtioFeatures.bit(VirtioFeatures.VERSION_1));
+            driver.negotiate(VirtioFeatures.bit(VirtioFeatures.VERSION_1)
+                    | (rings == RingLayout.PACKED ? VirtioFeatures.bit(VirtioFeatures.RING_PACKED) : 0));
             driver.enableMsix(2, CONFIG_VECTOR);
             driver.setConfigVector(0);
         }
@@ -222,7 +229,7 @@ class MalformedRingTest {
         return c;
     }
 
-    private static void layout(Rig r, int size, long desc, long avail, long used) {
+    static void layout(Rig r, int size, long desc, long avail, long used) {
         r.driver.writeCommon(CommonConfig.QUEUE_SELECT, 2, 0);
         r.driver.writeCommon(CommonConfig.QUEUE_SIZE, 2, size);
         r.driver.writeCommon(CommonConfig.QUEUE_DESC, 8, desc);
