@@ -111,6 +111,7 @@ class RunCommandTest {
      */
     static Stream<Arguments> badFlags() {
         return Stream.of(
+                Arguments.of(List.of("--ring", "circular"), "--ring: 'circular' is not allowed; allowed: split, packed"),
                 // the guest's address
                 Arguments.of(List.of("--guest-ip", "0.0.0.0"), "--guest-ip: '0.0.0.0' is the unspecified address ('any'), which no host "
                         + "can be reached at; allowed: a unicast IPv4 address like 10.0.2.15"),

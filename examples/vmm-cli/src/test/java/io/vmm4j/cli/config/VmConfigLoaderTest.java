@@ -111,7 +111,8 @@ class VmConfigLoaderTest {
                         "'localhost:http': the port 'http' is not a number; allowed: ADDR:PORT like 127.0.0.1:9464"),
                 Arguments.of("{\"management\": {\"metrics\": \"127.0.0.1:70000\"}}", "$.management.metrics",
                         "'127.0.0.1:70000': the port 70000 is out of range 0..65535; allowed: ADDR:PORT"),
-                Arguments.of("{\"management\": {\"qmp\": \" \"}}", "$.management.qmp", "allowed: a file path"));
+                Arguments.of("{\"management\": {\"qmp\": \" \"}}", "$.management.qmp", "allowed: a file path"),
+                Arguments.of("{\"net\": {\"ring\": \"circular\"}}", "$.net.ring", "'circular' is not allowed; allowed: split, packed"));
     }
 
     @ParameterizedTest(name = "{1}")
@@ -237,7 +238,7 @@ class VmConfigLoaderTest {
               "memoryMiB": 256,
               "net": {"port": "tap", "tap": "vmm4j7", "bridge": "br0", "mac": "52:54:00:ab:cd:ef", "mtu": 9000,
                       "queues": 2, "queueSize": 1024, "hostIp": "10.0.9.1/24", "socket": "/tmp/vu.sock",
-                      "reconnect": 2, "socketListen": "/tmp/vmm.sock"},
+                      "reconnect": 2, "socketListen": "/tmp/vmm.sock", "ring": "packed"},
               "guest": {"ip": "10.0.9.15", "features": ["GUEST_CSUM", "GUEST_TSO4"],
                         "ping": {"target": "10.0.9.1", "count": 5, "size": 1000, "intervalMs": 100},
                         "udpPort": 7, "serveSeconds": 30},
