@@ -144,6 +144,9 @@ public final class VhostNetLabCases {
             TapDevice tap = (TapDevice) vm.port();
             long tapRxBefore = tapPackets(tap.name())[0];
             long rcvbufErrorsBefore = udpCounter("RcvbufErrors");
+            long inErrorsBefore = udpCounter("InErrors");
+            long csumErrorsBefore = udpCounter("InCsumErrors");
+            long backlogDropsBefore = softnetDropped();
             List<String> path = new ArrayList<>();
             path.add(vm.net().backend().name());
             GuestTraffic.StreamResult r = vm.guest().traffic().udpStream(count, port, 1000, seq -> {
@@ -158,6 +161,10 @@ public final class VhostNetLabCases {
             facts.put("path", path);
             facts.put("tapRxPackets", tapPackets(tap.name())[0] - tapRxBefore);
             facts.put("hostUdpRcvbufErrors", udpCounter("RcvbufErrors") - rcvbufErrorsBefore);
+            // where a datagram that reached the tap can still be lost on the host: a bad checksum, a full backlog
+            facts.put("hostUdpInErrors", udpCounter("InErrors") - inErrorsBefore);
+            facts.put("hostUdpInCsumErrors", udpCounter("InCsumErrors") - csumErrorsBefore);
+            facts.put("hostBacklogDrops", softnetDropped() - backlogDropsBefore);
             facts.put("guestTxRingFull", vm.guest().nic().txRingFull());
             facts.put("switches", vm.net().switchLog());
             facts.put("sent", r.sent());
@@ -204,6 +211,15 @@ public final class VhostNetLabCases {
             check(replies == 5, "5/5 pings after DRIVER_OK again");
             check(!vm.summary().deviceStatus().contains("NEEDS_RESET"), "no DEVICE_NEEDS_RESET");
         }
+    }
+
+    /** Frames the host's network stack dropped for a full per-CPU backlog (second column of /proc/net/softnet_stat, hex). */
+    private static long softnetDropped() throws IOException {
+        long n = 0;
+        for (String l : Files.readAllLines(Path.of("/proc/net/softnet_stat"))) {
+            n += Long.parseLong(l.trim().split("\\s+")[1], 16);
+        }
+        return n;
     }
 
     /** A counter of the host's UDP stack from /proc/net/snmp, e.g. RcvbufErrors (datagrams dropped for a full socket buffer). */
