@@ -153,11 +153,17 @@ class DpdkVhostClientReconnectTest {
             });
             restarted.get(60, TimeUnit.SECONDS);
             long resumedMillis = Long.MAX_VALUE;
+            int resumedAt = STREAM;
             for (int seq = KILL_AT + 1; seq < STREAM; seq++) {
                 if (r.echoes()[seq] > 0 && sentAt[seq] > restartedAt.get()) {
                     resumedMillis = TimeUnit.NANOSECONDS.toMillis(sentAt[seq] - restartedAt.get());
+                    resumedAt = seq;
                     break;
                 }
+            }
+            int lostAfterResume = 0;
+            for (int seq = resumedAt; seq < STREAM; seq++) {
+                lostAfterResume += r.echoes()[seq] == 0 ? 1 : 0;
             }
             String facts = "sent " + r.sent() + ", echoed once " + r.echoedOnce() + ", duplicates " + r.duplicates() + ", missing "
                     + r.missing() + ", VMM dropped while testpmd was away " + vm.framesDroppedWhileBackendAway() + ", resumed "
@@ -170,7 +176,9 @@ class DpdkVhostClientReconnectTest {
             assertEquals(0, r.duplicates(), "no number came back twice: " + facts);
             assertTrue(resumedMillis < 5_000, "the stream resumed within 5 s of the restart: " + facts);
             assertEquals(STREAM, r.sent(), facts);
-            assertTrue(r.echoedOnce() > KILL_AT + 2_000, "most of the stream after the outage came back: " + facts);
+            // how long the outage lasts depends on how fast testpmd starts on a loaded machine; once it serves, nothing is lost
+            assertEquals(0, lostAfterResume, "every number sent after the stream resumed (at " + resumedAt + ") came back: " + facts);
+            assertTrue(STREAM - resumedAt >= 500, "the stream resumed with at least 500 numbers to go: " + facts);
             long dropped = vm.framesDroppedWhileBackendAway();
             assertTrue(r.missing() >= dropped && r.missing() - dropped <= 256, "the numbers lost are the frames the VMM counted as "
                     + "dropped while testpmd was away, plus at most a ring's worth testpmd held when it was killed: " + facts);
