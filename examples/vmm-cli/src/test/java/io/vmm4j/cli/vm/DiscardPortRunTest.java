@@ -48,4 +48,18 @@ class DiscardPortRunTest {
             assertTrue(vmm.stderr().contains("--count 0 --udp-port 0 and --serve N"), vmm.describe());
         }
     }
+
+    @Test
+    void theDaemonRefusesAFrameSizeOutsideEthernetsNamingTheFlag() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("vmm4j-discard");
+        try (VmmProcess vmm = VmmProcess.start(List.of(), "vhost-user-backend", "--socket", dir.resolve("vu.sock").toString(),
+                "--port", "discard", "--frame-size", "59")) {
+            assertNotEquals(0, vmm.waitFor(60), vmm.describe());
+            assertTrue(vmm.describe().contains("--frame-size must be 60..1514 bytes (an Ethernet frame without its FCS), was 59"),
+                    vmm.describe());
+        } finally {
+            java.nio.file.Files.deleteIfExists(dir.resolve("vu.sock"));
+            java.nio.file.Files.delete(dir);
+        }
+    }
 }
