@@ -25,13 +25,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The daemon's discard port against DPDK's virtio_user in testpmd (no hugepages, no tap, no
  * kernel path): txonly, whose frames the port counts and drops, and rxonly, which receives the
  * frames the port makes for every buffer virtio_user posts. testpmd's totals, the daemon's queue
- * counters and the discard port's own counters must agree, but for what sat in the 256-entry
- * ring when testpmd stopped.
+ * counters and the discard port's own counters must agree: the daemon's and the port's exactly (but a
+ * frame waiting in the bounce buffer), testpmd's but for what sat in the 256-entry ring when it
+ * stopped (txonly) and, in rxonly, also what its start flushed.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class DpdkDiscardPortTest {
     private static final int RING_SIZE = 256;
     private static final int MIN_PACKETS = 10_000;
+    /** rxonly: frames the daemon delivers that testpmd never counts (flushed at its start, left in the ring at its stop). */
+    private static final int UNCOUNTED_BY_TESTPMD = 8 * RING_SIZE;
     private static final Pattern FORWARD_STATS = Pattern.compile("Forward statistics for port 0\\s+-+\\s+RX-packets:\\s+(\\d+)\\s+"
             + "RX-dropped:\\s+(\\d+)\\s+RX-total:\\s+(\\d+)\\s+TX-packets:\\s+(\\d+)\\s+TX-dropped:\\s+(\\d+)");
 
@@ -149,10 +152,11 @@ class DpdkDiscardPortTest {
             assertEquals(0, pmdRx, why);
         } else {
             assertTrue(pmdRx >= MIN_PACKETS, "testpmd received at least " + MIN_PACKETS + " frames: " + why);
-            // the port fills the ring the moment virtio_user posts it, so two ringfuls are uncounted by testpmd: the one its
-            // start flushes before forwarding (testpmd's flush_fwd_rx_queues) and the one still in the ring at the stop
-            assertTrue(pmdRx <= daemonRx && pmdRx >= daemonRx - 2 * RING_SIZE, "testpmd received what the daemon delivered but the "
-                    + "ringful flushed at its start and the one in the ring at the stop: " + why);
+            // the port fills the ring the moment virtio_user posts it, so testpmd does not count: what its start flushes before
+            // forwarding (flush_fwd_rx_queues: two passes, each until the queue reads empty, which a port that refills at once
+            // makes last a few ringfuls; 512..960 frames seen) and the ringful still in the ring at the stop
+            assertTrue(pmdRx <= daemonRx && pmdRx >= daemonRx - UNCOUNTED_BY_TESTPMD, "testpmd received what the daemon delivered "
+                    + "but what its start flushed and what was in the ring at the stop (at most " + UNCOUNTED_BY_TESTPMD + "): " + why);
             assertTrue(portRx - daemonRx == 0 || portRx - daemonRx == 1, "the daemon delivered what the port made (one may wait in "
                     + "the bounce buffer): " + why);
             assertEquals(0, pmdTx, why);
