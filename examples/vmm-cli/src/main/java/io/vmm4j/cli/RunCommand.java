@@ -89,7 +89,9 @@ public final class RunCommand implements Callable<Integer> {
     String backend;
 
     @Option(names = "--port", defaultValue = "auto",
-            description = "auto, tap or memory. Default: ${DEFAULT-VALUE} (tap with CAP_NET_ADMIN, else memory).")
+            description = "auto, tap, memory or discard. Default: ${DEFAULT-VALUE} (tap with CAP_NET_ADMIN, else memory). discard "
+                    + "counts and drops what the guest sends and fills each receive buffer it posts with a 64-byte UDP frame; it "
+                    + "answers nothing, so it needs --count 0 and --udp-port 0 (use --serve N to run N seconds).")
     String port;
 
     @Option(names = "--tap", description = "Tap name; an existing tap is used as is, a new one gets --host-ip. Default: the kernel picks vmm4jN.")
@@ -223,6 +225,11 @@ public final class RunCommand implements Callable<Integer> {
                         q.direction(), queue.pair(), q.packets(), q.bytes(), q.kicks(), q.interrupts(), q.interruptsSuppressed(),
                         q.dropsNoBuffer());
             }
+            if (summary.discardPort() != null) {
+                io.vmm4j.tap.DiscardPort.Stats d = summary.discardPort();
+                log.printf("discard port: %d frame(s) (%d bytes) from the guest dropped, %d frame(s) (%d bytes) made for it%n",
+                        d.txFrames(), d.txBytes(), d.rxFrames(), d.rxBytes());
+            }
             if (summary.linux() != null) {
                 RunSummary.Linux l = summary.linux();
                 log.printf("linux guest: %s after %.1f s%s; %d result line%s; features acked %s%n", l.ending(), l.seconds(),
@@ -288,6 +295,10 @@ public final class RunCommand implements Callable<Integer> {
         check("--mtu", VmRules.range(mtu, VmRules.MIN_MTU, VmRules.MAX_MTU, "bytes"));
         check("--ping-size", VmRules.range(pingSize, 0, mtu - 28, "bytes (the MTU " + mtu + " minus 28 bytes of IPv4 and ICMP headers)"));
         check("--udp-port", VmRules.range(udpPort, 0, 65535, "(0: no UDP flows)"));
+        if ("discard".equals(port) && (count != 0 || udpPort != 0)) {
+            check(count != 0 ? "--count" : "--udp-port", (count != 0 ? count : udpPort) + ": the discard port answers nothing, so no ping"
+                    + " or UDP echo would come back; give --count 0 --udp-port 0 and --serve N to flood the guest for N seconds");
+        }
         check("--mac", VmRules.mac(mac));
         checkVhostUserEndpoint();
         if (tap != null && !tap.isEmpty()) {

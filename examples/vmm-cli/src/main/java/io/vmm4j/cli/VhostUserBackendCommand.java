@@ -8,6 +8,7 @@ import io.vmm4j.cli.vm.InVmmHost;
 import io.vmm4j.cli.vm.SwitchPort;
 import io.vmm4j.core.linux.SocketPathException;
 import io.vmm4j.core.linux.UnixListener;
+import io.vmm4j.tap.DiscardPort;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.tap.TapDevice;
@@ -32,7 +33,10 @@ import java.util.concurrent.Callable;
                     + "maps the guest memory it is sent, waits on the kick eventfds and signals the call eventfds.",
             "It listens on --socket, serves one front-end at a time and outlives each: when a front-end goes, its per-queue "
                     + "counters are printed and the next one is accepted. Frames go to a tap (--tap, created with --host-ip if it "
-                    + "does not exist) or to an in-memory port answered by a small IPv4 host inside this process (--port memory).",
+                    + "does not exist), to an in-memory port answered by a small IPv4 host inside this process (--port memory), or to "
+                    + "a discard port (--port discard) that counts and drops what the guest sends and fills every receive buffer "
+                    + "the guest posts with one fixed UDP frame of --frame-size bytes: the engine measured without a kernel path, "
+                    + "like DPDK testpmd's rxonly/txonly.",
             "Every message is checked; a bad one is refused (REPLY_ACK) or ends that connection, never the daemon. "
                     + "A connection that sends nothing within --first-message-timeout, a message that does not arrive whole within "
                     + "2 s of its first byte, and a front-end that leaves a reply unread for 2 s end that connection too. "
@@ -44,6 +48,8 @@ import java.util.concurrent.Callable;
                 "  ./vmm vhost-user-backend --socket /tmp/vu.sock --tap vu0 --bridge ovs:br0   the tap as a port of OVS bridge br0",
                 "",
                 "  ./vmm vhost-user-backend --socket /tmp/vu.sock --port memory --stats-json /tmp/vu-stats.json",
+                "",
+                "  ./vmm vhost-user-backend --socket /tmp/vu.sock --port discard --stats-json /tmp/vu-stats.json   a sink and source",
                 "",
                 "With QEMU as the front-end (guest RAM must be shared memory; vectors=0 avoids a QEMU 7.2 TCG MSI-X crash):",
                 "  qemu-system-x86_64 ... -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \\",
@@ -72,8 +78,15 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
             + "(ovs-vsctl add-port at start, del-port at exit).")
     String bridge;
 
-    @Option(names = "--port", description = "memory: an in-memory port whose peer is an IPv4 host inside this process (no root needed).")
+    @Option(names = "--port", description = "memory: an in-memory port whose peer is an IPv4 host inside this process (no root "
+            + "needed). discard: TX frames are counted and dropped, RX buffers are filled on demand with a broadcast UDP frame "
+            + "(10.0.2.2:9 -> 255.255.255.255:9); nothing is answered.")
     String port;
+
+    @Option(names = "--frame-size", defaultValue = "" + DiscardPort.DEFAULT_FRAME_SIZE, description = "With --port discard: bytes of "
+            + "each frame it makes, Ethernet header included, FCS not (" + DiscardPort.MIN_FRAME_SIZE + ".." + DiscardPort.MAX_FRAME_SIZE
+            + "). Default: ${DEFAULT-VALUE}, testpmd txonly's default.")
+    int frameSize;
 
     @Mixin
     LinkOptions link;
@@ -92,10 +105,18 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintStream log = System.out;
         if ((tap == null) == (port == null)) {
-            throw new IllegalArgumentException("give exactly one of --tap NAME (a tap, created if missing) or --port memory");
+            throw new IllegalArgumentException("give exactly one of --tap NAME (a tap, created if missing), --port memory or --port discard");
         }
-        if (port != null && !port.equals("memory")) {
-            throw new IllegalArgumentException("--port takes only 'memory', not '" + port + "'; for a tap use --tap NAME");
+        if (port != null && !port.equals("memory") && !port.equals("discard")) {
+            throw new IllegalArgumentException("--port takes 'memory' or 'discard', not '" + port + "'; for a tap use --tap NAME");
+        }
+        boolean discard = "discard".equals(port);
+        if (frameSize != DiscardPort.DEFAULT_FRAME_SIZE && !discard) {
+            throw new IllegalArgumentException("--frame-size " + frameSize + " applies only to --port discard");
+        }
+        if (discard && (frameSize < DiscardPort.MIN_FRAME_SIZE || frameSize > DiscardPort.MAX_FRAME_SIZE)) {
+            throw new IllegalArgumentException("--frame-size must be " + DiscardPort.MIN_FRAME_SIZE + ".." + DiscardPort.MAX_FRAME_SIZE
+                    + " bytes (an Ethernet frame without its FCS), was " + frameSize);
         }
         if (bridge != null) {
             if (tap == null) {
@@ -129,6 +150,7 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
         List<AutoCloseable> resources = new ArrayList<>();
         VhostUserNetDaemon daemon;
         InVmmHost host = null;
+        DiscardPort discardPort = null;
         try {
             PacketPort packets;
             boolean createdTap = false;
@@ -147,6 +169,11 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                     resources.add(SwitchPort.attach("--bridge", bridge, device.name(), log, "vhost-user-backend"));
                 }
                 packets = device;
+            } else if (discard) {
+                discardPort = new DiscardPort("discard", queues, TapDevice.VNET_HEADER_V1_SIZE, frameSize);
+                resources.add(discardPort);
+                log.printf("vhost-user-backend: discard port: TX counted and dropped, RX filled with %d-byte UDP frames%n", frameSize);
+                packets = discardPort;
             } else {
                 MemoryPort[] pair = MemoryPort.pair(queues, TapDevice.VNET_HEADER_V1_SIZE);
                 resources.add(pair[0]);
@@ -162,7 +189,7 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
                     : new VhostUserNetDaemon(listener, packets, daemonOptions, log);
             if (statsJson != null) {
                 try {
-                    writeStatsFile(daemon, host);
+                    writeStatsFile(daemon, host, discardPort);
                 } catch (IOException e) {
                     daemon.close();
                     throw new IllegalArgumentException("--stats-json " + statsJson + ": cannot write it: " + e.getMessage(), e);
@@ -176,12 +203,18 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
             throw e;
         }
         InVmmHost inMemoryHost = host;
+        DiscardPort sink = discardPort;
         if (statsJson != null) {
-            daemon.onSessionEnd(s -> writeStats(daemon, inMemoryHost, log));
+            daemon.onSessionEnd(s -> writeStats(daemon, inMemoryHost, sink, log));
         }
         Thread stop = Thread.ofPlatform().unstarted(() -> {
             daemon.close(3_000);
-            writeStats(daemon, inMemoryHost, log);
+            writeStats(daemon, inMemoryHost, sink, log);
+            if (sink != null) {
+                DiscardPort.Stats d = sink.stats();
+                log.printf("vhost-user-backend: discard port: %d frame(s) (%d bytes) dropped, %d frame(s) (%d bytes) made%n",
+                        d.txFrames(), d.txBytes(), d.rxFrames(), d.rxBytes());
+            }
             log.printf("vhost-user-backend: stopped after %d front-end(s)%n", daemon.frontends());
             closeAll(resources, log);
         });
@@ -224,23 +257,26 @@ public final class VhostUserBackendCommand implements Callable<Integer> {
         }
     }
 
-    private synchronized void writeStats(VhostUserNetDaemon daemon, InVmmHost host, PrintStream log) {
+    private synchronized void writeStats(VhostUserNetDaemon daemon, InVmmHost host, DiscardPort discard, PrintStream log) {
         if (statsJson == null) {
             return;
         }
         try {
-            writeStatsFile(daemon, host);
+            writeStatsFile(daemon, host, discard);
         } catch (IOException e) {
             log.println("vhost-user-backend: writing " + statsJson + " failed: " + e.getMessage());
         }
     }
 
-    /** The daemon's counters, and the in-memory host's under "inMemoryHost", replaced atomically. */
-    private synchronized void writeStatsFile(VhostUserNetDaemon daemon, InVmmHost host) throws IOException {
+    /** The daemon's counters, the in-memory host's under "inMemoryHost", the discard port's under "discardPort", replaced atomically. */
+    private synchronized void writeStatsFile(VhostUserNetDaemon daemon, InVmmHost host, DiscardPort discard) throws IOException {
         ObjectMapper mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode root = mapper.valueToTree(daemon.stats());
         if (host != null) {
             root.set("inMemoryHost", mapper.valueToTree(host.stats()));
+        }
+        if (discard != null) {
+            root.set("discardPort", mapper.valueToTree(discard.stats()));
         }
         Path tmp = statsJson.resolveSibling(statsJson.getFileName() + ".tmp");
         mapper.writeValue(tmp.toFile(), root);

@@ -4,6 +4,7 @@ import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.core.linux.Errno;
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.tap.InProcessPort;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.virtio.QueueDoorbell;
 import io.vmm4j.virtio.VirtioFeatures;
@@ -34,6 +35,10 @@ import java.util.function.Consumer;
  * straight into guest buffers, spread over several when MRG_RXBUF is on. Nothing is allocated
  * per packet. Kicks arrive from the transport (ioeventfd on this loop, or the vCPU thread in
  * synchronous mode), port readiness from epoll (edge-triggered: a kick re-reads the port).
+ *
+ * <p>An {@link InProcessPort} (the discard port) has no fd: the same iovecs go to its
+ * transmit/receive methods instead of writev/readv, nothing is registered with epoll, and receive
+ * buffers are filled when the guest's receive kick (or the start) says they were posted.
  */
 public final class QueuePairWorker {
     private static final Logger LOG = LoggerFactory.getLogger(QueuePairWorker.class);
@@ -46,7 +51,10 @@ public final class QueuePairWorker {
     private final int pair;
     private final EventLoop loop;
     private final PacketPort port;
+    /** The port's fd for readv/writev and epoll, or -1 for an in-process port. */
     private final int fd;
+    /** The port when it is served in this process (no fd, no syscall), else null: checked once, here. */
+    private final InProcessPort inProcess;
     private final GuestMemory memory;
     private final QueueDoorbell rxDoorbell;
     private final QueueDoorbell txDoorbell;
@@ -60,6 +68,8 @@ public final class QueuePairWorker {
     private final Arena arena = Arena.ofShared();
     private final MemorySegment iov = arena.allocate(LibC.IOVEC, MAX_IOV);
     private final MemorySegment bounce;
+    /** One iovec covering {@link #bounce}, for an in-process port's receive into it. */
+    private final MemorySegment bounceIov = arena.allocate(LibC.IOVEC, 1);
     private final List<DescriptorChain> rxChains = new ArrayList<>();
     private final DescriptorChain txChain;
     private final byte[] numBuffers = new byte[2];
@@ -112,7 +122,8 @@ public final class QueuePairWorker {
         this.pair = pair;
         this.loop = loop;
         this.port = port;
-        this.fd = port.fd(pair);
+        this.inProcess = port instanceof InProcessPort p ? p : null;
+        this.fd = inProcess == null ? port.fd(pair) : -1;
         this.memory = queues.memory();
         this.rxDoorbell = queues.rxDoorbell();
         this.txDoorbell = queues.txDoorbell();
@@ -124,6 +135,7 @@ public final class QueuePairWorker {
         this.headerSize = port.vnetHeaderSize();
         this.maxFrame = headerSize + (queues.guestGso() ? MAX_GSO_FRAME : Math.max(queues.mtu(), 1500) + 14 + 4);
         this.bounce = arena.allocate(headerSize + MAX_GSO_FRAME, 8);
+        LibC.setIovec(bounceIov, 0, bounce.address(), bounce.byteSize());
         this.txChain = new DescriptorChain(tx.maxChainSegments());
         this.onRingError = queues.onRingError();
     }
@@ -138,14 +150,16 @@ public final class QueuePairWorker {
             txCounters.kicks++;
             processTx();
         });
-        portReady = loop.register(fd, LibC.EPOLLIN | LibC.EPOLLOUT | LibC.EPOLLET, ready -> {
-            if ((ready & LibC.EPOLLOUT) != 0 && txBlocked) {
-                processTx();
-            }
-            if ((ready & (LibC.EPOLLIN | LibC.EPOLLERR | LibC.EPOLLHUP)) != 0) {
-                processRx();
-            }
-        });
+        if (inProcess == null) { // an in-process port is never full and makes frames when asked: nothing to wait on
+            portReady = loop.register(fd, LibC.EPOLLIN | LibC.EPOLLOUT | LibC.EPOLLET, ready -> {
+                if ((ready & LibC.EPOLLOUT) != 0 && txBlocked) {
+                    processTx();
+                }
+                if ((ready & (LibC.EPOLLIN | LibC.EPOLLERR | LibC.EPOLLHUP)) != 0) {
+                    processRx();
+                }
+            });
+        }
         // after a switch the rings may already hold work nobody kicked for
         loop.execute(() -> {
             processTx();
@@ -159,7 +173,9 @@ public final class QueuePairWorker {
         if (rxKicks != null) {
             rxKicks.close();
             txKicks.close();
-            portReady.close();
+            if (portReady != null) {
+                portReady.close();
+            }
         }
         // a handler already running (loop thread or, in synchronous mode, a vCPU) finishes first
         rxLock.lock();
@@ -275,7 +291,7 @@ public final class QueuePairWorker {
             } else if (!linkUp) {
                 txCounters.dropsLinkDown++; // no carrier: the frame is consumed, never sent
             } else {
-                long n = LibC.writevRaw(fd, iov, count);
+                long n = inProcess != null ? inProcess.transmit(pair, iov, count) : LibC.writevRaw(fd, iov, count);
                 if (n == -Errno.EAGAIN) {
                     txBlocked = true; // the port is full: resend this chain when it drains (EPOLLOUT)
                     return DEFER;
@@ -308,8 +324,8 @@ public final class QueuePairWorker {
                 return;
             }
             if (!linkUp) {
-                // no carrier: whatever the host sends is lost, and the guest's buffers stay posted
-                while (running && LibC.readRaw(fd, bounce, bounce.byteSize()) > 0) {
+                // no carrier: whatever the host sends is lost, and the guest's buffers stay posted (an in-process port has no backlog)
+                while (running && inProcess == null && LibC.readRaw(fd, bounce, bounce.byteSize()) > 0) {
                     rxCounters.dropsLinkDown++;
                 }
                 pendingLength = 0;
@@ -403,7 +419,7 @@ public final class QueuePairWorker {
         }
         long n;
         if (pendingLength == 0 && space >= maxFrame) {
-            n = LibC.readvRaw(fd, iov, count);
+            n = inProcess != null ? received(inProcess.receive(pair, iov, count)) : LibC.readvRaw(fd, iov, count);
             if (n == -Errno.EFAULT) {
                 // the kernel could not write a buffer: that part of guest memory is gone (its file shrank)
                 throw new GuestMemoryFault("readv from the port: EFAULT");
@@ -418,7 +434,7 @@ public final class QueuePairWorker {
         } else {
             // not room for the largest frame: read into the bounce buffer, then see whether it fits
             if (pendingLength == 0) {
-                n = LibC.readRaw(fd, bounce, bounce.byteSize());
+                n = inProcess != null ? received(inProcess.receive(pair, bounceIov, 1)) : LibC.readRaw(fd, bounce, bounce.byteSize());
                 if (n < 0) {
                     rx.rewind(chains);
                     if (n != -Errno.EAGAIN) {
@@ -495,6 +511,11 @@ public final class QueuePairWorker {
             LOG.debug("receiveq{}: dropped a {}-byte frame: {}", pair + 1, pendingLength, why);
         }
         pendingLength = 0;
+    }
+
+    /** An in-process port's "no frame now" (-1) as readv's EAGAIN, so both ports share one path. */
+    private static long received(long n) {
+        return n < 0 ? -Errno.EAGAIN : n;
     }
 
     private void scatterBounce(int count, long length) {

@@ -1,6 +1,7 @@
 package io.vmm4j.cli.vm;
 
 import io.vmm4j.cli.doctor.HostProbe;
+import io.vmm4j.tap.DiscardPort;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.tap.TapDevice;
@@ -42,6 +43,7 @@ final class NetPort implements AutoCloseable {
         try {
             return switch (choose(options, log)) {
                 case MEMORY -> openMemory(options, owned);
+                case DISCARD -> openDiscard(options, log, owned);
                 case TAP, AUTO -> openTap(options, log, owned);
             };
         } catch (RuntimeException e) {
@@ -71,6 +73,15 @@ final class NetPort implements AutoCloseable {
         return new NetPort(pair[0], "in-memory port", pair[0].name(), owned);
     }
 
+    /** A sink and source with no kernel path (the engine measured alone); it answers nothing, so nobody answers the guest's pings. */
+    private static NetPort openDiscard(VmOptions options, PrintStream log, OwnedResources owned) {
+        DiscardPort discard = new DiscardPort("discard", options.pairs(), TapDevice.VNET_HEADER_V1_SIZE, DiscardPort.DEFAULT_FRAME_SIZE);
+        owned.add(discard);
+        log.printf("vmm4j: discard port: the guest's frames are counted and dropped, its receive buffers filled with %d-byte UDP"
+                + " frames; nothing answers%n", discard.frameSize());
+        return new NetPort(discard, "discard port", discard.name(), owned);
+    }
+
     /** An existing tap is used as is; a new one gets the host address, unless it joins a bridge (Linux or Open vSwitch). */
     private static NetPort openTap(VmOptions options, PrintStream log, OwnedResources owned) {
         String name = options.tap() == null ? "" : options.tap();
@@ -98,7 +109,12 @@ final class NetPort implements AutoCloseable {
         return port;
     }
 
-    /** What kind of port it is: "tap", "in-memory port" or "vhost-user back-end". */
+    /** The discard port's counters, or null for another port. */
+    DiscardPort.Stats discardStats() {
+        return port instanceof DiscardPort d ? d.stats() : null;
+    }
+
+    /** What kind of port it is: "tap", "in-memory port", "discard port" or "vhost-user back-end". */
     String kind() {
         return kind;
     }

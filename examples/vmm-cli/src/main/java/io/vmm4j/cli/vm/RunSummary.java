@@ -2,6 +2,7 @@ package io.vmm4j.cli.vm;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonUnwrapped;
+import io.vmm4j.tap.DiscardPort;
 import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
@@ -19,13 +20,14 @@ import java.util.Map;
  * the guest last read and its changes. {@code vmExits} (exits of the vCPU to the VMM, by KVM exit
  * reason) and {@code kvm} are there only with {@code --vcpu kvm}. A Linux guest ({@code --kernel})
  * has {@code linux} instead of {@code ping}, {@code kvm} and {@code rng}: how the run ended, and the
- * {@code vmm4j-result:} lines its /init printed; {@code features} are what Linux's driver acked.
+ * {@code vmm4j-result:} lines its /init printed; {@code features} are what Linux's driver acked. {@code discardPort}
+ * is there only with {@code --port discard}: the frames (and bytes) it dropped (tx) and made (rx).
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record RunSummary(String backend, String port, String portName, String guestIp, String hostIp, List<String> features,
                          int queuePairs, Ping ping, Udp udp, int maxRxBuffersPerFrame, long echoRequestsAnswered,
                          List<Queue> queues, String rng, String deviceStatus, String error, GuestLink guestLink, String vcpu,
-                         Map<String, Long> vmExits, Kvm kvm, Linux linux) {
+                         Map<String, Long> vmExits, Kvm kvm, Linux linux, DiscardPort.Stats discardPort) {
     /** @param rttMs round-trip times of the replies, in order */
     public record Ping(String target, int sent, int received, List<Double> rttMs) {
     }
@@ -63,7 +65,8 @@ public record RunSummary(String backend, String port, String portName, String gu
         String error = g.error() != null ? g.error() : nic.lastError() != null ? nic.lastError() : backendGone;
         return new RunSummary(options.dataPlane().label(), port.kind(), port.name(), options.guestIp(), options.hostIp(),
                 NetFeatures.names(g.acked()), g.pairs(), ping, udp, g.maxRxBuffers(), g.echoRequestsAnswered(), List.copyOf(queues),
-                g.rng(), DeviceStatus.describe(nic.status()), error, g.link(), options.vcpu().label(), g.vmExits(), g.kvm(), g.linux());
+                g.rng(), DeviceStatus.describe(nic.status()), error, g.link(), options.vcpu().label(), g.vmExits(), g.kvm(), g.linux(),
+                port.discardStats());
     }
 
     /**

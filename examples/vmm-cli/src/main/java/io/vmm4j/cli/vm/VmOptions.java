@@ -70,7 +70,9 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
         AUTO,
         TAP,
         /** An in-memory port whose peer is a small IPv4 host inside the VMM. */
-        MEMORY
+        MEMORY,
+        /** Counts and drops what the guest sends, fills every receive buffer with a 64-byte UDP frame; answers nothing. */
+        DISCARD
     }
 
     /** Who runs the guest ({@code --vcpu}). */
