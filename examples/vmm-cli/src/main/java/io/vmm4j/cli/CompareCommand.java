@@ -12,6 +12,7 @@ import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.doctor.HostProbe;
 import io.vmm4j.cli.vm.LinuxGuestImage;
 import io.vmm4j.vhost.kernel.VhostKernel;
+import io.vmm4j.virtio.queue.RingLayout;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -37,6 +38,11 @@ import java.util.concurrent.Callable;
 public final class CompareCommand implements Callable<Integer> {
     @Option(names = "--modes", split = ",", description = "Which data planes (default: every one available here).")
     List<String> modes;
+
+    @Option(names = "--rings", split = ",", defaultValue = "split",
+            description = "Ring layouts the NIC offers, each measured in turn over every mode: split, packed or split,packed (rows are "
+                    + "then labelled \"emulated (packed)\"; vhost-net serves split only). Java and KVM guests. Default: ${DEFAULT-VALUE}.")
+    List<String> rings;
 
     @Option(names = "--sizes", split = ",", defaultValue = "64,1500", description = "Frame sizes in bytes. Default: ${DEFAULT-VALUE}.")
     List<Integer> sizes;
@@ -143,6 +149,21 @@ public final class CompareCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--sizes must be Ethernet frame sizes in 64..1514, not " + s);
             }
         }
+        List<RingLayout> layouts = new ArrayList<>();
+        for (String r : rings) {
+            String problem = VmRules.oneOf(r, VmRules.RINGS);
+            if (problem != null) {
+                throw new IllegalArgumentException("--rings: " + problem);
+            }
+            RingLayout layout = RingLayout.valueOf(r.toUpperCase(java.util.Locale.ROOT));
+            if (!layouts.contains(layout)) {
+                layouts.add(layout);
+            }
+        }
+        if (kind.equals("linux") && !layouts.equals(List.of(RingLayout.SPLIT))) {
+            throw new IllegalArgumentException("--rings with --guest linux: the Linux comparison runs split rings (the lab test proves "
+                    + "Linux on packed ones); drop --rings " + String.join(",", rings));
+        }
         List<String> chosen = modes != null ? modes : kind.equals("linux") ? availableForLinux() : available();
         for (String m : chosen) {
             if (!VmRules.BACKENDS.contains(m)) {
@@ -153,9 +174,10 @@ public final class CompareCommand implements Callable<Integer> {
             return compareLinux(chosen);
         }
         boolean kvm = kind.equals("kvm");
-        int steps = kvm ? chosen.size() : 1 + chosen.size() * (1 + 2 * sizes.size());
+        int steps = kvm ? chosen.size() * layouts.size() : 1 + chosen.size() * layouts.size() * (1 + 2 * sizes.size());
         Progress progress = new Progress(System.err, steps);
-        Report report = new Comparison(new Comparison.Plan(chosen, sizes, (long) (duration * 1e9), System.err, progress, kvm)).run();
+        Report report = new Comparison(new Comparison.Plan(chosen, sizes, (long) (duration * 1e9), System.err, progress, kvm, layouts))
+                .run();
         progress.finish();
         System.out.print(report.markdown());
         if (json != null) {

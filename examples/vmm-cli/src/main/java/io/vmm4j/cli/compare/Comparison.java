@@ -7,6 +7,7 @@ import io.vmm4j.cli.vm.Workload;
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.virtio.net.VirtioNetHeader;
+import io.vmm4j.virtio.queue.RingLayout;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -38,10 +39,24 @@ public final class Comparison {
     private static final int RX_WINDOW = 256;
     private static final int LATENCY_PINGS = 200;
 
-    /** What to compare and for how long; {@code kvm}: the C guest on a KVM vCPU instead of the Java guest. */
-    public record Plan(List<String> modes, List<Integer> frameSizes, long measureNanos, PrintStream log, Progress progress, boolean kvm) {
+    /**
+     * What to compare and for how long; {@code kvm}: the C guest on a KVM vCPU instead of the Java
+     * guest; {@code rings}: the ring layouts the NIC offers, each measured in turn ({@code --rings}),
+     * rows labelled with theirs unless split alone is measured.
+     */
+    public record Plan(List<String> modes, List<Integer> frameSizes, long measureNanos, PrintStream log, Progress progress, boolean kvm,
+                       List<RingLayout> rings) {
+        public Plan(List<String> modes, List<Integer> frameSizes, long measureNanos, PrintStream log, Progress progress, boolean kvm) {
+            this(modes, frameSizes, measureNanos, log, progress, kvm, List.of(RingLayout.SPLIT));
+        }
+
         public Plan(List<String> modes, List<Integer> frameSizes, long measureNanos, PrintStream log, Progress progress) {
             this(modes, frameSizes, measureNanos, log, progress, false);
+        }
+
+        /** A row's mode label: the mode, with the ring layout unless split rings alone are measured ("emulated (packed)"). */
+        String label(String mode, RingLayout ring) {
+            return rings.equals(List.of(RingLayout.SPLIT)) ? mode : mode + " (" + ring.label() + ")";
         }
     }
 
@@ -68,22 +83,27 @@ public final class Comparison {
     public Report run() {
         if (plan.kvm()) {
             List<Report.KvmRow> kvmRows = new ArrayList<>();
-            for (String mode : plan.modes()) {
-                kvmRows.add(measureKvm(mode));
+            for (RingLayout ring : plan.rings()) {
+                for (String mode : plan.modes()) {
+                    kvmRows.add(measureKvm(mode, ring));
+                }
             }
             return new Report(new Report.Ceiling(List.of()), List.of(), plan.measureNanos() / 1e9, kvmRows);
         }
         List<Report.Row> rows = new ArrayList<>();
         Report.Ceiling ceiling = measureCeiling();
-        for (String mode : plan.modes()) {
-            try {
-                rows.addAll(measureMode(mode));
-            } catch (Exception e) {
-                plan.log().println("compare: " + mode + " failed: " + e.getMessage());
-                if (System.getenv("VMM4J_DEBUG") != null) {
-                    e.printStackTrace(plan.log());
+        for (RingLayout ring : plan.rings()) {
+            for (String mode : plan.modes()) {
+                String label = plan.label(mode, ring);
+                try {
+                    rows.addAll(measureMode(mode, ring, label));
+                } catch (Exception e) {
+                    plan.log().println("compare: " + label + " failed: " + e.getMessage());
+                    if (System.getenv("VMM4J_DEBUG") != null) {
+                        e.printStackTrace(plan.log());
+                    }
+                    rows.add(Report.Row.failed(label, e.getMessage()));
                 }
-                rows.add(Report.Row.failed(mode, e.getMessage()));
             }
         }
         return new Report(ceiling, rows, plan.measureNanos() / 1e9);
@@ -93,12 +113,12 @@ public final class Comparison {
         return frameSize - 14 - 20 - 8; // Ethernet, IPv4 and UDP headers
     }
 
-    private VmOptions options(String mode, String socket) {
+    private VmOptions options(String mode, String socket, RingLayout ring) {
         DataPlane plane = DataPlane.of(mode);
         boolean vhostUser = plane == DataPlane.VHOST_USER;
         return VmOptions.builder().dataPlane(plane).port(vhostUser ? VmOptions.Port.AUTO : VmOptions.Port.TAP)
                 .tap(vhostUser ? null : "vcmp" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF)))
-                .guestIp(guestAddress()).hostIp(hostAddress() + "/24").count(0).intervalMs(100).memoryMiB(256).socket(socket).build();
+                .guestIp(guestAddress()).hostIp(hostAddress() + "/24").count(0).intervalMs(100).memoryMiB(256).socket(socket).ring(ring).build();
     }
 
     /** The vhost-user back-end daemon as its own process, on a tap of its own. */
@@ -136,33 +156,33 @@ public final class Comparison {
         }
     }
 
-    private List<Report.Row> measureMode(String mode) throws Exception {
+    private List<Report.Row> measureMode(String mode, RingLayout ring, String label) throws Exception {
         List<Report.Row> rows = new ArrayList<>();
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         try (Daemon daemon = DataPlane.of(mode) == DataPlane.VHOST_USER ? Daemon.start(hostAddress() + "/24", plan.log()) : null;
-             ToyVm vm = new ToyVm(options(mode, daemon == null ? null : daemon.socket().toString()), quiet);
+             ToyVm vm = new ToyVm(options(mode, daemon == null ? null : daemon.socket().toString(), ring), quiet);
              Workload guest = vm.workload()) {
             String tap = daemon != null ? daemon.tap() : vm.port().name();
             long pid = ProcessHandle.current().pid();
             long daemonPid = daemon != null ? daemon.process().pid() : -1;
-            plan.progress().step(mode + ": latency");
+            plan.progress().step(label + ": latency");
             long[] rtts = guest.pingRoundTrips(LATENCY_PINGS, 56);
             Arrays.sort(rtts);
             for (int frame : plan.frameSizes()) {
-                plan.progress().step(mode + ": transmit " + frame + " B");
+                plan.progress().step(label + ": transmit " + frame + " B");
                 Snapshot before = Snapshot.take(pid, daemonPid);
                 long tapRx = tapCounter(tap, "rx_packets");
                 long sent = guest.floodUdp(plan.measureNanos(), payloadFor(frame));
                 Thread.sleep(100); // let the last frames cross
                 long received = tapCounter(tap, "rx_packets") - tapRx;
                 Snapshot after = Snapshot.take(pid, daemonPid);
-                rows.add(Report.Row.of(mode, "tx", frame, sent, received, plan.measureNanos(), after.minus(before), rtts));
+                rows.add(Report.Row.of(label, "tx", frame, sent, received, plan.measureNanos(), after.minus(before), rtts));
 
-                plan.progress().step(mode + ": receive " + frame + " B");
+                plan.progress().step(label + ": receive " + frame + " B");
                 before = Snapshot.take(pid, daemonPid);
                 long[] counts = receive(guest, payloadFor(frame));
                 after = Snapshot.take(pid, daemonPid);
-                rows.add(Report.Row.of(mode, "rx", frame, counts[0], counts[1], plan.measureNanos(), after.minus(before), rtts));
+                rows.add(Report.Row.of(label, "rx", frame, counts[0], counts[1], plan.measureNanos(), after.minus(before), rtts));
             }
         }
         return rows;
@@ -173,11 +193,12 @@ public final class Comparison {
      * kicks are KVM ioeventfds and its interrupts KVM irqfds (except in emulated-sync, where each
      * kick exits), so what the VMM's own threads do per packet is what is left of the data plane.
      */
-    private Report.KvmRow measureKvm(String mode) {
-        plan.progress().step(mode + ": KVM guest pings");
+    private Report.KvmRow measureKvm(String mode, RingLayout ring) {
+        String label = plan.label(mode, ring);
+        plan.progress().step(label + ": KVM guest pings");
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         try (Daemon daemon = DataPlane.of(mode) == DataPlane.VHOST_USER ? Daemon.start(hostAddress() + "/24", plan.log()) : null) {
-            VmOptions kvm = options(mode, daemon == null ? null : daemon.socket().toString()).toBuilder().count(KVM_PINGS)
+            VmOptions kvm = options(mode, daemon == null ? null : daemon.socket().toString(), ring).toBuilder().count(KVM_PINGS)
                     .intervalMs(KVM_PING_INTERVAL_MS).vcpu(VmOptions.Vcpu.KVM).build();
             long pid = ProcessHandle.current().pid();
             long daemonPid = daemon != null ? daemon.process().pid() : -1;
@@ -187,14 +208,14 @@ public final class Comparison {
                 Snapshot d = Snapshot.take(pid, daemonPid).minus(before);
                 long[] rtts = s.ping().rttMs().stream().mapToLong(ms -> (long) (ms * 1e6)).sorted().toArray();
                 double packets = Math.max(2.0 * s.ping().received(), 1);
-                return new Report.KvmRow(mode, s.ping().sent(), s.ping().received(), Report.percentile(rtts, 0.5) / 1e3,
+                return new Report.KvmRow(label, s.ping().sent(), s.ping().received(), Report.percentile(rtts, 0.5) / 1e3,
                         Report.percentile(rtts, 0.99) / 1e3, s.kvm().quietPhase().exits() / packets,
                         d.vmmThreads().syscalls() / packets, d.vmmThreads().voluntarySwitches() / packets,
                         d.vmmThreads().cpuNanos() / packets, d.daemon().cpuNanos() / packets, s.error());
             }
         } catch (Exception e) {
-            plan.log().println("compare: " + mode + " under KVM failed: " + e.getMessage());
-            return new Report.KvmRow(mode, 0, 0, 0, 0, 0, 0, 0, 0, 0, String.valueOf(e.getMessage()));
+            plan.log().println("compare: " + label + " under KVM failed: " + e.getMessage());
+            return new Report.KvmRow(label, 0, 0, 0, 0, 0, 0, 0, 0, 0, String.valueOf(e.getMessage()));
         }
     }
 

@@ -43,6 +43,29 @@ class CompareCommandTest {
         }
     }
 
+    /** Split and packed rings side by side: each mode measured with each layout, the rows labelled with it. */
+    @Test
+    void compareMeasuresSplitAndPackedRingsSideBySide() throws Exception {
+        HostRequirements.requireTaps("taps");
+        Path json = Files.createTempDirectory("vmm4j-compare-rings").resolve("out.json");
+        try (VmmProcess vmm = VmmProcess.start(List.of(), "compare", "--modes", "emulated", "--sizes", "64", "--duration", "0.3",
+                "--rings", "split,packed", "--json", json.toString())) {
+            assertEquals(0, vmm.waitFor(120), vmm.describe());
+            String table = vmm.stdout();
+            assertTrue(table.contains("| emulated (split) | tx | 64 |") && table.contains("| emulated (packed) | rx | 64 |"), table);
+            JsonNode rows = new ObjectMapper().readTree(json.toFile()).get("rows");
+            assertEquals(4, rows.size(), "1 mode x 2 ring layouts x tx/rx: " + rows);
+            for (JsonNode row : rows) {
+                assertTrue(row.get("error").isNull(), row.toString());
+                assertTrue(row.get("received").asLong() > 0, row.toString());
+            }
+        }
+        try (VmmProcess bad = VmmProcess.start(List.of(), "compare", "--modes", "emulated", "--rings", "circular")) {
+            assertTrue(bad.waitFor(60) != 0, bad.describe());
+            assertTrue(bad.stderr().contains("--rings: 'circular' is not allowed; allowed: split, packed"), bad.describe());
+        }
+    }
+
     @Test
     void compareWithTheKvmGuestShowsKicksBypassingTheVmm() throws Exception {
         HostRequirements.requireRoot("taps");
