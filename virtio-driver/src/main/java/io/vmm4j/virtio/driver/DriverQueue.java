@@ -152,7 +152,7 @@ public final class DriverQueue implements DriverVirtqueue {
      */
     @Override
     public int add(long[] addrs, int[] lens, int readableCount) {
-        checkSegments(addrs, lens, readableCount);
+        BufferSegments.check(addrs, lens, readableCount);
         int n = addrs.length;
         if (n > freeCount) {
             return -1;
@@ -179,7 +179,7 @@ public final class DriverQueue implements DriverVirtqueue {
      */
     @Override
     public int addIndirect(long tableAddr, long[] addrs, int[] lens, int readableCount) {
-        checkSegments(addrs, lens, readableCount);
+        BufferSegments.check(addrs, lens, readableCount);
         if (freeCount == 0) {
             return -1;
         }
@@ -196,23 +196,6 @@ public final class DriverQueue implements DriverVirtqueue {
         chainDescriptors[head] = 1;
         pushAvail(head);
         return head;
-    }
-
-    private static void checkSegments(long[] addrs, int[] lens, int readableCount) {
-        if (addrs.length == 0 || addrs.length != lens.length) {
-            throw new IllegalArgumentException(String.format(
-                    "a chain needs at least one segment and one length per address, got %d addresses and %d lengths",
-                    addrs.length, lens.length));
-        }
-        if (readableCount < 0 || readableCount > addrs.length) {
-            throw new IllegalArgumentException(String.format(
-                    "readable count %d is outside 0..%d segments", readableCount, addrs.length));
-        }
-        for (int len : lens) {
-            if (len < 0) {
-                throw new IllegalArgumentException("segment length " + len + " is negative; use writeDescriptor for raw values");
-            }
-        }
     }
 
     /** Makes the added heads visible: their avail entries were written first, idx is release-stored after (§2.7.13.3). */

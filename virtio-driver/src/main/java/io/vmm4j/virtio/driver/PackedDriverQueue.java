@@ -173,7 +173,7 @@ public final class PackedDriverQueue implements DriverVirtqueue {
      */
     @Override
     public int add(long[] addrs, int[] lens, int readableCount) {
-        checkSegments(addrs, lens, readableCount);
+        BufferSegments.check(addrs, lens, readableCount);
         int n = addrs.length;
         if (n > freeSlots || freeIdCount == 0) {
             return -1;
@@ -208,7 +208,7 @@ public final class PackedDriverQueue implements DriverVirtqueue {
      */
     @Override
     public int addIndirect(long tableAddr, long[] addrs, int[] lens, int readableCount) {
-        checkSegments(addrs, lens, readableCount);
+        BufferSegments.check(addrs, lens, readableCount);
         if (freeSlots == 0 || freeIdCount == 0) {
             return -1;
         }
@@ -243,23 +243,6 @@ public final class PackedDriverQueue implements DriverVirtqueue {
         pendingSlot[pendingCount] = firstSlot;
         pendingFlags[pendingCount] = (short) firstFlags;
         pendingCount++;
-    }
-
-    private static void checkSegments(long[] addrs, int[] lens, int readableCount) {
-        if (addrs.length == 0 || addrs.length != lens.length) {
-            throw new IllegalArgumentException(String.format(
-                    "a buffer needs at least one segment and one length per address, got %d addresses and %d lengths",
-                    addrs.length, lens.length));
-        }
-        if (readableCount < 0 || readableCount > addrs.length) {
-            throw new IllegalArgumentException(String.format(
-                    "readable count %d is outside 0..%d segments", readableCount, addrs.length));
-        }
-        for (int len : lens) {
-            if (len < 0) {
-                throw new IllegalArgumentException("segment length " + len + " is negative");
-            }
-        }
     }
 
     /**
