@@ -211,6 +211,13 @@ public final class DriverQueuePairs implements AutoCloseable {
         return kick;
     }
 
+    /** Publishes what was queued on the transmit ring but never kicks; returns whether the device asked for a kick. */
+    public boolean publishTransmitWithoutKick(int pair) {
+        Pair p = pairs[pair];
+        p.tx.publish();
+        return p.tx.needsKick();
+    }
+
     /** Takes back the transmit chains the device returned so far; returns how many. */
     public int reclaimTransmitted(int pair) {
         Pair p = pairs[pair];
@@ -239,6 +246,13 @@ public final class DriverQueuePairs implements AutoCloseable {
 
     /** Posts {@code n} receive buffers on pair {@code pair}, publishes them and kicks if asked. */
     public void postReceiveBuffers(int pair, int n) {
+        if (postReceiveBuffersWithoutKick(pair, n)) {
+            pairs[pair].rxKick.signal();
+        }
+    }
+
+    /** Posts and publishes {@code n} receive buffers but never kicks; returns whether the device asked for a kick. */
+    public boolean postReceiveBuffersWithoutKick(int pair, int n) {
         Pair p = pairs[pair];
         for (int i = 0; i < n; i++) {
             long buf = buffer();
@@ -249,9 +263,7 @@ public final class DriverQueuePairs implements AutoCloseable {
             p.rxBufferOf[head] = buf;
         }
         p.rx.publish();
-        if (p.rx.needsKick()) {
-            p.rxKick.signal();
-        }
+        return p.rx.needsKick();
     }
 
     /** The next received frame on pair {@code pair} (header stripped; buffer recycled, not re-posted), or null. */

@@ -154,6 +154,13 @@ public final class RunCommand implements Callable<Integer> {
                     + "--reconnect/--socket-listen; there the NIC offers split only. Default: ${DEFAULT-VALUE}.")
     String ring;
 
+    @Option(names = "--poll-us", paramLabel = "MICROS", defaultValue = "0",
+            description = "With the emulated data plane: busy-poll — after its last frame each I/O thread keeps polling its rings "
+                    + "and port this long before it sleeps, the guest's kicks off meanwhile (a CPU spent for fewer kicks, wake-ups "
+                    + "and syscalls per packet; vhost-net's busyloop_timeout). 0 to " + VmRules.MAX_POLL_MICROS + "; for vhost-user "
+                    + "give it to the back-end (./vmm vhost-user-backend --poll-us). Default: ${DEFAULT-VALUE}: no polling.")
+    int pollMicros;
+
     @Option(names = "--guest-features", split = ",",
             description = "virtio-net features the Java guest asks for, by name (e.g. GUEST_CSUM,GUEST_TSO4); added to its defaults.")
     String[] guestFeatures;
@@ -274,7 +281,7 @@ public final class RunCommand implements Callable<Integer> {
                 .memoryMiB(memoryMiB).wantedFeatures(wantedFeatures()).socket(socketListen != null ? socketListen : socket)
                 .socketListen(socketListen != null).reconnectSeconds(reconnectSeconds).queueSize(queueSize)
                 .vcpu(OptionValue.of(VmOptions.Vcpu.class, vcpu)).kernel(kernel).initrd(initrd).append(append).cpus(cpus)
-                .ring(RingLayout.valueOf(ring.toUpperCase(java.util.Locale.ROOT))).build();
+                .ring(RingLayout.valueOf(ring.toUpperCase(java.util.Locale.ROOT))).pollMicros(pollMicros).build();
     }
 
     Management.Settings managementSettings() {
@@ -288,6 +295,13 @@ public final class RunCommand implements Callable<Integer> {
         check("--queues", VmRules.range(link.queues(), 1, VmRules.MAX_QUEUE_PAIRS, "queue pairs"));
         check("--queue-size", VmRules.queueSize(queueSize));
         check("--ring", VmRules.oneOf(ring, VmRules.RINGS));
+        check("--poll-us", VmRules.range(pollMicros, 0, VmRules.MAX_POLL_MICROS, "µs (0: no busy-poll)"));
+        if (pollMicros > 0 && !backend.equals("emulated")) {
+            check("--poll-us", pollMicros + ": busy-poll is for the emulated data plane's I/O threads, and --backend is " + backend
+                    + (backend.equals("vhost-user") ? ": give --poll-us to the back-end (./vmm vhost-user-backend --poll-us N)"
+                    : backend.equals("vhost-net") ? ": the kernel's own is vhost-net's busyloop_timeout (not set by vmm4j)"
+                    : ": emulated-sync serves kicks on the vCPU thread; use --backend emulated"));
+        }
         check("--count", VmRules.atLeast(count, 0));
         check("--serve", VmRules.atLeast(serveSeconds, 0));
         check("--interval", VmRules.range(intervalMs, 1, 60_000, "ms"));

@@ -112,6 +112,11 @@ class RunCommandTest {
     static Stream<Arguments> badFlags() {
         return Stream.of(
                 Arguments.of(List.of("--ring", "circular"), "--ring: 'circular' is not allowed; allowed: split, packed"),
+                Arguments.of(List.of("--poll-us", "-5"), "--poll-us: -5 is out of range; allowed: 0 to 1000000 µs (0: no busy-poll)"),
+                Arguments.of(List.of("--poll-us", "50", "--backend", "emulated-sync"), "--poll-us: 50: busy-poll is for the emulated "
+                        + "data plane's I/O threads, and --backend is emulated-sync: emulated-sync serves kicks on the vCPU thread"),
+                Arguments.of(List.of("--poll-us", "50", "--backend", "vhost-user", "--socket", "/tmp/none.sock"), "--poll-us: 50: busy-poll"
+                        + " is for the emulated data plane's I/O threads, and --backend is vhost-user: give --poll-us to the back-end"),
                 // the guest's address
                 Arguments.of(List.of("--guest-ip", "0.0.0.0"), "--guest-ip: '0.0.0.0' is the unspecified address ('any'), which no host "
                         + "can be reached at; allowed: a unicast IPv4 address like 10.0.2.15"),

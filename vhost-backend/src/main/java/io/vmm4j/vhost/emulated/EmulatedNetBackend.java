@@ -35,6 +35,7 @@ public final class EmulatedNetBackend implements NetBackend {
     private NetActivation activation;
     private boolean linkUp = true;
     private FrameObserver frameObserver;
+    private long busyPollNanos;
 
     public EmulatedNetBackend(PacketPort port) {
         this.port = port;
@@ -60,6 +61,15 @@ public final class EmulatedNetBackend implements NetBackend {
         return port.queueCount();
     }
 
+    /**
+     * Lets each I/O thread poll its rings for {@code nanos} after the last frame before it sleeps
+     * ({@code --poll-us}; 0, the default: it sleeps at once and the guest kicks).
+     */
+    public synchronized void setBusyPoll(long nanos) {
+        busyPollNanos = nanos;
+        loops.forEach(l -> l.setBusyPoll(nanos));
+    }
+
     /** The I/O threads, one per queue pair, named {@code net-io-N}. */
     public List<Thread> threads() {
         return loops.stream().map(EventLoop::thread).toList();
@@ -74,7 +84,9 @@ public final class EmulatedNetBackend implements NetBackend {
         port.setOffloads(TapOffloads.fromGuestFeatures(a.ackedFeatures()));
         for (int p = 0; p < a.pairs().size(); p++) {
             if (loops.size() <= p) {
-                loops.add(new EventLoop("net-io-" + p));
+                EventLoop loop = new EventLoop("net-io-" + p);
+                loop.setBusyPoll(busyPollNanos);
+                loops.add(loop);
             }
             QueuePairWorker w = new QueuePairWorker(p, loops.get(p), port, QueuePairWorker.Queues.from(a, p));
             w.setFrameObserver(frameObserver);

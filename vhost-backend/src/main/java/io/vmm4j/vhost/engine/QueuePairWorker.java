@@ -87,6 +87,11 @@ public final class QueuePairWorker {
     private QueueDoorbell.Subscription rxKicks;
     private QueueDoorbell.Subscription txKicks;
     private EventLoop.Registration portReady;
+    private EventLoop.PollerRegistration poller;
+    /** Chains and frames served so far (handled, dropped or refused): a poller's "found work" is a change in it. */
+    private long served;
+    /** The last receive pass stopped for want of buffers, not because the port was empty: a busy-polling loop looks again. */
+    private boolean rxWantsBuffers;
     private volatile FrameObserver frameObserver;
     private MemorySegment captureBuffer;
 
@@ -160,6 +165,7 @@ public final class QueuePairWorker {
                 }
             });
         }
+        poller = loop.addPoller(new RingPoller());
         // after a switch the rings may already hold work nobody kicked for
         loop.execute(() -> {
             processTx();
@@ -170,6 +176,9 @@ public final class QueuePairWorker {
     /** Stops serving; when this returns no thread touches the rings for this pair. */
     public void stop() {
         running = false;
+        if (poller != null) {
+            poller.close();
+        }
         if (rxKicks != null) {
             rxKicks.close();
             txKicks.close();
@@ -251,14 +260,24 @@ public final class QueuePairWorker {
     // ---- transmit: guest -> port ----
 
     public void processTx() {
+        serveTx(false);
+    }
+
+    /** A transmit pass: with {@code polling}, notifications stay off and a full port is left to its EPOLLOUT. */
+    private void serveTx(boolean polling) {
         txLock.lock();
         try {
             // a pair beyond the active count is not the driver's to use (§5.1.6.5.5); tun would still take the frames
-            if (!running || !enabled) {
+            if (!running || !enabled || (polling && txBlocked)) {
                 return;
             }
-            txBlocked = false;
-            tx.serve(txChain, transmit);
+            if (polling) {
+                tx.disableNotifications();
+                tx.servePass(txChain, transmit);
+            } else {
+                txBlocked = false;
+                tx.serve(txChain, transmit);
+            }
         } catch (VirtqueueException e) {
             fail(2 * pair + 1, RingError.Cause.RING_BROKEN, e.getMessage());
         } catch (GuestMemoryFault e) {
@@ -280,6 +299,7 @@ public final class QueuePairWorker {
 
         @Override
         public int handle(DescriptorChain chain) {
+            served++;
             int count = 0;
             long total = 0;
             for (int i = 0; i < chain.readableCount() && count < MAX_IOV; i++, count++) {
@@ -294,6 +314,7 @@ public final class QueuePairWorker {
                 long n = inProcess != null ? inProcess.transmit(pair, iov, count) : LibC.writevRaw(fd, iov, count);
                 if (n == -Errno.EAGAIN) {
                     txBlocked = true; // the port is full: resend this chain when it drains (EPOLLOUT)
+                    served--;
                     return DEFER;
                 }
                 if (n == -Errno.EFAULT) {
@@ -318,6 +339,11 @@ public final class QueuePairWorker {
     // ---- receive: port -> guest ----
 
     public void processRx() {
+        serveRx(false);
+    }
+
+    /** A receive pass: with {@code polling}, notifications stay off when buffers run out (the loop looks again itself). */
+    private void serveRx(boolean polling) {
         rxLock.lock();
         try {
             if (!running || !enabled) {
@@ -334,13 +360,17 @@ public final class QueuePairWorker {
             // not Virtqueue.serve: one frame may take several chains, and a frame short of buffers waits with kicks on
             rx.disableNotifications();
             boolean delivered = false;
+            rxWantsBuffers = false;
             while (running) { // stop() ends a long run of frames here rather than waiting for the port to drain
                 int r = receiveOne();
                 if (r > 0) {
+                    served++;
                     delivered = true;
                     continue;
                 }
-                if (r < 0) {
+                if (r < 0 && polling) {
+                    rxWantsBuffers = true;
+                } else if (r < 0) {
                     // out of buffers: ask the driver to kick when it posts more, then look once more; buffers
                     // looked at and given back do not count as more (§2.7.10), so a frame they cannot hold sleeps
                     if (delivered) {
@@ -569,6 +599,31 @@ public final class QueuePairWorker {
             observer.frame(pair, direction, captureBuffer.asSlice(0, copied), wireLength);
         } catch (RuntimeException e) {
             LOG.warn("frame observer failed on pair {}: {}", pair, e.toString()); // the data path goes on
+        }
+    }
+
+    /**
+     * The pair as a busy-polling loop sees it ({@link EventLoop#setBusyPoll}): both rings served with
+     * the driver's kicks off, receive looked at again while it waits for buffers (an in-process port
+     * always has a frame); armed, both get the event-driven pass that turns kicks back on.
+     */
+    private final class RingPoller implements EventLoop.Poller {
+        @Override
+        public boolean poll() {
+            long before = served;
+            serveTx(true);
+            if (inProcess != null || rxWantsBuffers) {
+                serveRx(true);
+            }
+            return served != before;
+        }
+
+        @Override
+        public boolean arm() {
+            long before = served;
+            processTx();
+            processRx();
+            return served != before;
         }
     }
 

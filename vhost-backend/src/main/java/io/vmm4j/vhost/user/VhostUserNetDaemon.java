@@ -117,6 +117,7 @@ public final class VhostUserNetDaemon implements AutoCloseable {
     private final long offeredProtocolFeatures;
     private final UnixListener listener;
     private final EventLoop[] loops;
+    private long busyPollNanos;
     private final List<SessionStats> finished = new CopyOnWriteArrayList<>();
     private final List<Consumer<SessionStats>> sessionListeners = new CopyOnWriteArrayList<>();
     private final CountDownLatch served = new CountDownLatch(1);
@@ -235,8 +236,23 @@ public final class VhostUserNetDaemon implements AutoCloseable {
     synchronized EventLoop loop(int pair) {
         if (loops[pair] == null) {
             loops[pair] = new EventLoop("net-io-" + pair);
+            loops[pair].setBusyPoll(busyPollNanos);
         }
         return loops[pair];
+    }
+
+    /**
+     * Lets each pair's thread poll its rings for {@code nanos} after the last frame before it sleeps
+     * ({@code --poll-us}, like vhost-net's busyloop_timeout; 0, the default: it sleeps at once and the
+     * front-end kicks).
+     */
+    public synchronized void setBusyPoll(long nanos) {
+        busyPollNanos = nanos;
+        for (EventLoop l : loops) {
+            if (l != null) {
+                l.setBusyPoll(nanos);
+            }
+        }
     }
 
     void log(String format, Object... args) {

@@ -65,26 +65,38 @@ public interface Virtqueue {
     default void serve(DescriptorChain chain, ChainHandler handler) {
         do {
             disableNotifications();
-            int handled = 0;
-            boolean deferred = false;
-            while (handler.serving() && pop(chain)) {
-                int written = handler.handle(chain);
-                if (written == ChainHandler.DEFER) {
-                    rewind(1);
-                    deferred = true;
-                    break;
-                }
-                push(chain.head(), written);
-                handled++;
-            }
-            if (handled > 0) {
-                publish();
-                handler.published(needsNotification());
-            }
-            if (deferred) {
+            if (servePass(chain, handler) == ChainHandler.DEFER) {
                 return;
             }
         } while (handler.serving() && enableNotifications());
+    }
+
+    /**
+     * One pass of {@link #serve} with notifications left as they are, for a device that polls the
+     * ring: each available chain to {@code handler}, one publish for the batch. Returns the chains
+     * handled, or {@link ChainHandler#DEFER} if the handler gave one back (those before it are
+     * published). Allocates nothing.
+     *
+     * @throws VirtqueueException as {@link #serve} does
+     */
+    default int servePass(DescriptorChain chain, ChainHandler handler) {
+        int handled = 0;
+        boolean deferred = false;
+        while (handler.serving() && pop(chain)) {
+            int written = handler.handle(chain);
+            if (written == ChainHandler.DEFER) {
+                rewind(1);
+                deferred = true;
+                break;
+            }
+            push(chain.head(), written);
+            handled++;
+        }
+        if (handled > 0) {
+            publish();
+            handler.published(needsNotification());
+        }
+        return deferred ? ChainHandler.DEFER : handled;
     }
 
     /**

@@ -19,7 +19,7 @@ import java.util.Map;
  *     "queues": 1, "queueSize": 256,                   --queues --queue-size
  *     "hostIp": "10.0.2.2/24", "socket": null          --host-ip --socket
  *     "socketListen": null, "reconnect": 0,            --socket-listen --reconnect
- *     "ring": "split"                                  --ring
+ *     "ring": "split", "pollUs": 0                     --ring --poll-us
  *   },
  *   "guest": {
  *     "ip": "10.0.2.15", "features": ["GUEST_CSUM"],   --guest-ip --guest-features
@@ -35,7 +35,8 @@ import java.util.Map;
  */
 public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, Management management, String vcpu, Linux linux) {
     public record Net(String port, String tap, String bridge, String mac, Integer mtu, Integer queues, Integer queueSize,
-                      String hostIp, String socket, String socketListen, Integer reconnect, String ring) {
+                      String hostIp, String socket, String socketListen, Integer reconnect, String ring,
+                      Integer pollUs) {
     }
 
     public record Guest(String ip, List<String> features, Ping ping, Integer udpPort, Integer serveSeconds) {
@@ -58,7 +59,7 @@ public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, 
             Map.entry("--mac", "$.net.mac"), Map.entry("--mtu", "$.net.mtu"), Map.entry("--queues", "$.net.queues"),
             Map.entry("--queue-size", "$.net.queueSize"), Map.entry("--host-ip", "$.net.hostIp"), Map.entry("--socket", "$.net.socket"),
             Map.entry("--socket-listen", "$.net.socketListen"), Map.entry("--reconnect", "$.net.reconnect"),
-            Map.entry("--ring", "$.net.ring"),
+            Map.entry("--ring", "$.net.ring"), Map.entry("--poll-us", "$.net.pollUs"),
             Map.entry("--guest-ip", "$.guest.ip"), Map.entry("--guest-features", "$.guest.features"),
             Map.entry("--ping", "$.guest.ping.target"), Map.entry("--count", "$.guest.ping.count"),
             Map.entry("--ping-size", "$.guest.ping.size"), Map.entry("--interval", "$.guest.ping.intervalMs"),
@@ -88,6 +89,7 @@ public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, 
             put(flags, "--socket-listen", net.socketListen());
             put(flags, "--reconnect", net.reconnect());
             put(flags, "--ring", net.ring());
+            put(flags, "--poll-us", net.pollUs());
         }
         if (guest != null) {
             put(flags, "--guest-ip", guest.ip());

@@ -325,6 +325,7 @@ public final class VmConfigLoader {
             check(problems, "$.net.reconnect", n.reconnect(), v -> VmRules.range(v, 0, VmRules.MAX_RECONNECT_SECONDS,
                     "seconds (0: never reconnect)"));
             check(problems, "$.net.ring", n.ring(), v -> VmRules.oneOf(v, VmRules.RINGS));
+            check(problems, "$.net.pollUs", n.pollUs(), v -> VmRules.range(v, 0, VmRules.MAX_POLL_MICROS, "µs (0: no busy-poll)"));
             // socket with socketListen is refused with the flags (./vmm run names the file's fields): they exclude each other
         }
         VmConfig.Guest g = c.guest();

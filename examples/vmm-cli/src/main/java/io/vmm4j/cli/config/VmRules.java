@@ -29,6 +29,8 @@ public final class VmRules {
     public static final int MAX_QUEUE_SIZE = 1024;
     public static final int MIN_MTU = 68;
     public static final int MAX_MTU = 65535;
+    /** The longest --poll-us window: one second of a spinning CPU after the last frame. */
+    public static final int MAX_POLL_MICROS = 1_000_000;
 
     private VmRules() {
     }

@@ -11,6 +11,7 @@ import io.vmm4j.vhost.user.VhostUserNetBackend;
 import io.vmm4j.virtio.net.NetBackend;
 
 import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
 
 /** The {@link NetBackend} each {@link DataPlane} is, opened on the NIC's port. */
 final class NetBackends {
@@ -27,6 +28,10 @@ final class NetBackends {
             throw new ToyVm.VmException("--backend vhost-user needs --socket PATH, the back-end daemon's socket (or --socket-listen PATH "
                     + "for the back-end to connect to); " + startHint(options));
         }
+        if (options.pollMicros() > 0 && options.dataPlane() != DataPlane.EMULATED) {
+            throw new ToyVm.VmException("--poll-us is for the emulated data plane's I/O threads; the data plane here is "
+                    + options.dataPlane().label());
+        }
         if (options.dataPlane() != DataPlane.VHOST_USER && (options.socketListen() || options.reconnectSeconds() > 0)) {
             throw new ToyVm.VmException((options.socketListen() ? "--socket-listen" : "--reconnect") + " is for --backend vhost-user; "
                     + "the data plane here is " + options.dataPlane().label());
@@ -39,7 +44,11 @@ final class NetBackends {
      */
     static NetBackend open(VmOptions options, NetPort port, EventLoop control, LinkDownOnHangup onHangup) {
         return switch (options.dataPlane()) {
-            case EMULATED, EMULATED_SYNC -> new EmulatedNetBackend(port.port());
+            case EMULATED, EMULATED_SYNC -> {
+                EmulatedNetBackend emulated = new EmulatedNetBackend(port.port());
+                emulated.setBusyPoll(TimeUnit.MICROSECONDS.toNanos(options.pollMicros()));
+                yield emulated;
+            }
             case VHOST_NET -> {
                 if (!(port.port() instanceof TapDevice tap)) {
                     throw new ToyVm.VmException("--backend vhost-net moves frames between the rings and a tap: use --port tap (needs "

@@ -63,7 +63,8 @@ public final class ToyVm implements AutoCloseable {
                 hangup.attach(devices.net());
             }
             log.printf("vmm4j: %d MiB guest RAM, PCI host (CF8/CFC, ECAM at 0x%x), virtio-net on %s %s, data plane %s%s%s%n",
-                    options.memoryMiB(), machine.ecamBase(), port.kind(), port.name(), backend.name(), " " + options.dataPlane().describe(),
+                    options.memoryMiB(), machine.ecamBase(), port.kind(), port.name(), backend.name(),
+                    " " + options.dataPlane().describe() + (options.pollMicros() > 0 ? ", busy-poll " + options.pollMicros() + " µs" : ""),
                     machine.describe(mode));
         } catch (RuntimeException e) {
             close();

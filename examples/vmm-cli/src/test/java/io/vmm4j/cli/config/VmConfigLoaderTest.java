@@ -112,7 +112,9 @@ class VmConfigLoaderTest {
                 Arguments.of("{\"management\": {\"metrics\": \"127.0.0.1:70000\"}}", "$.management.metrics",
                         "'127.0.0.1:70000': the port 70000 is out of range 0..65535; allowed: ADDR:PORT"),
                 Arguments.of("{\"management\": {\"qmp\": \" \"}}", "$.management.qmp", "allowed: a file path"),
-                Arguments.of("{\"net\": {\"ring\": \"circular\"}}", "$.net.ring", "'circular' is not allowed; allowed: split, packed"));
+                Arguments.of("{\"net\": {\"ring\": \"circular\"}}", "$.net.ring", "'circular' is not allowed; allowed: split, packed"),
+                Arguments.of("{\"net\": {\"pollUs\": -1}}", "$.net.pollUs", "-1 is out of range; allowed: 0 to 1000000 µs"),
+                Arguments.of("{\"net\": {\"pollUs\": 2000000}}", "$.net.pollUs", "2000000 is out of range; allowed: 0 to 1000000 µs"));
     }
 
     @ParameterizedTest(name = "{1}")
@@ -238,7 +240,8 @@ class VmConfigLoaderTest {
               "memoryMiB": 256,
               "net": {"port": "tap", "tap": "vmm4j7", "bridge": "br0", "mac": "52:54:00:ab:cd:ef", "mtu": 9000,
                       "queues": 2, "queueSize": 1024, "hostIp": "10.0.9.1/24", "socket": "/tmp/vu.sock",
-                      "reconnect": 2, "socketListen": "/tmp/vmm.sock", "ring": "packed"},
+                      "reconnect": 2, "socketListen": "/tmp/vmm.sock", "ring": "packed",
+                      "pollUs": 50},
               "guest": {"ip": "10.0.9.15", "features": ["GUEST_CSUM", "GUEST_TSO4"],
                         "ping": {"target": "10.0.9.1", "count": 5, "size": 1000, "intervalMs": 100},
                         "udpPort": 7, "serveSeconds": 30},

@@ -7,12 +7,14 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -27,7 +29,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * frames the port makes for every buffer virtio_user posts. testpmd's totals, the daemon's queue
  * counters and the discard port's own counters must agree: the daemon's and the port's exactly (but a
  * frame waiting in the bounce buffer), testpmd's but for what sat in the 256-entry ring when it
- * stopped (txonly) and, in rxonly, also what its start flushed.
+ * stopped (txonly) and, in rxonly, also what its start flushed. A second daemon busy-polls
+ * ({@code --poll-us}): the same counts, with (almost) no kicks from virtio_user, which sees the
+ * rings' notifications off while the daemon polls.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class DpdkDiscardPortTest {
@@ -38,32 +42,39 @@ class DpdkDiscardPortTest {
     private static final Pattern FORWARD_STATS = Pattern.compile("Forward statistics for port 0\\s+-+\\s+RX-packets:\\s+(\\d+)\\s+"
             + "RX-dropped:\\s+(\\d+)\\s+RX-total:\\s+(\\d+)\\s+TX-packets:\\s+(\\d+)\\s+TX-dropped:\\s+(\\d+)");
 
+    /** The busy-poll daemon's window, µs. */
+    private static final int POLL_MICROS = 200;
+
     private Path dir;
-    private VmmProcess daemon;
-    private Path socket;
-    private Path stats;
-    private int sessions;
+    /** One daemon per --poll-us value (0: event-driven), with its socket, stats file and front-ends so far. */
+    private final Map<Integer, Daemon> daemons = new HashMap<>();
+
+    private record Daemon(VmmProcess process, Path socket, Path stats, int[] sessions) {
+    }
 
     @BeforeAll
-    void startDaemon() throws Exception {
+    void startDaemons() throws Exception {
         HostRequirements.requireCommand("dpdk-testpmd", "dpdk");
         dir = Files.createTempDirectory("vmm4j-dpdk-discard");
-        socket = dir.resolve("vu.sock");
-        stats = dir.resolve("stats.json");
-        daemon = VmmProcess.start(List.of(), "vhost-user-backend", "--socket", socket.toString(), "--port", "discard",
-                "--stats-json", stats.toString());
-        daemon.awaitOutput("listening on " + socket, 30);
+        for (int poll : new int[] {0, POLL_MICROS}) {
+            Path socket = dir.resolve("vu" + poll + ".sock");
+            Path stats = dir.resolve("stats" + poll + ".json");
+            VmmProcess p = VmmProcess.start(List.of(), "vhost-user-backend", "--socket", socket.toString(), "--port", "discard",
+                    "--stats-json", stats.toString(), "--poll-us", Integer.toString(poll));
+            daemons.put(poll, new Daemon(p, socket, stats, new int[1]));
+            p.awaitOutput("listening on " + socket, 30);
+        }
     }
 
     @AfterAll
     void stopAll() throws Exception {
         try {
-            if (daemon != null) {
-                daemon.terminate(15);
+            for (Daemon d : daemons.values()) {
+                d.process().terminate(15);
             }
         } finally {
-            if (daemon != null) {
-                daemon.close();
+            for (Daemon d : daemons.values()) {
+                d.process().close();
             }
             if (dir != null) {
                 try (Stream<Path> files = Files.walk(dir)) {
@@ -76,7 +87,8 @@ class DpdkDiscardPortTest {
     }
 
     /** The daemon's --stats-json once it covers {@code n} finished front-ends. */
-    private JsonNode awaitStats(int n) throws Exception {
+    private static JsonNode awaitStats(Daemon d, int n) throws Exception {
+        Path stats = d.stats();
         long deadline = System.currentTimeMillis() + 15_000;
         while (true) {
             if (Files.exists(stats)) {
@@ -85,22 +97,26 @@ class DpdkDiscardPortTest {
                     return s;
                 }
             }
-            assertTrue(System.currentTimeMillis() < deadline, "the daemon never reported front-end " + n + ":\n" + daemon.describe());
+            assertTrue(System.currentTimeMillis() < deadline, "the daemon never reported front-end " + n + ":\n" + d.process().describe());
             Thread.sleep(50);
         }
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"txonly", "rxonly"})
-    void testpmdAndTheDaemonCountTheSameFrames(String mode) throws Exception {
+    @ParameterizedTest(name = "{0}, --poll-us {1}")
+    @CsvSource({"txonly, 0", "rxonly, 0", "txonly, " + POLL_MICROS, "rxonly, " + POLL_MICROS})
+    void testpmdAndTheDaemonCountTheSameFrames(String mode, int pollMicros) throws Exception {
+        Daemon d = daemons.get(pollMicros);
+        VmmProcess daemon = d.process();
+        Path stats = d.stats();
+        Path socket = d.socket();
         JsonNode before = Files.exists(stats) ? new ObjectMapper().readTree(stats.toFile()).get("discardPort") : null;
         long txBefore = before == null ? 0 : before.get("txFrames").asLong();
         long rxBefore = before == null ? 0 : before.get("rxFrames").asLong();
-        String prefix = "vmm4j" + ProcessHandle.current().pid() + "discard" + mode;
+        String prefix = "vmm4j" + ProcessHandle.current().pid() + "discard" + mode + pollMicros;
         List<String> cmd = List.of("dpdk-testpmd", "-l", "0-1", "--no-pci", "--no-huge", "-m", "256", "--file-prefix", prefix,
                 "--vdev", "net_virtio_user0,path=" + socket + ",queues=1", "--", "--forward-mode=" + mode, "--stats-period", "1",
                 "--auto-start", "--total-num-mbufs=8192");
-        int session = ++sessions;
+        int session = ++d.sessions()[0];
         Path out = dir.resolve(prefix + ".log");
         Process testpmd = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile()).start();
         String log;
@@ -132,16 +148,24 @@ class DpdkDiscardPortTest {
         assertTrue(m.find(), "testpmd printed no forward statistics:\n" + log + "\ndaemon:\n" + daemon.describe());
         long pmdRx = Long.parseLong(m.group(1));
         long pmdTx = Long.parseLong(m.group(4));
-        JsonNode all = awaitStats(session);
+        JsonNode all = awaitStats(d, session);
         JsonNode s = all.get("sessions").get(session - 1);
         long daemonRx = s.get("queues").get(0).get("packets").asLong();
         long daemonTx = s.get("queues").get(1).get("packets").asLong();
         long portTx = all.get("discardPort").get("txFrames").asLong() - txBefore;
         long portRx = all.get("discardPort").get("rxFrames").asLong() - rxBefore;
-        String why = String.format("%s: testpmd RX %d TX %d, daemon rx0 %d tx0 %d, discard port made %d dropped %d%n%s", mode, pmdRx,
-                pmdTx, daemonRx, daemonTx, portRx, portTx, log.lines().filter(l -> l.contains("pps") || l.contains("packets")).toList());
+        long rxKicks = s.get("queues").get(0).get("kicks").asLong();
+        long txKicks = s.get("queues").get(1).get("kicks").asLong();
+        String why = String.format("%s, --poll-us %d: testpmd RX %d TX %d, daemon rx0 %d tx0 %d (kicks %d/%d), discard port made %d "
+                + "dropped %d%n%s", mode, pollMicros, pmdRx, pmdTx, daemonRx, daemonTx, rxKicks, txKicks, portRx, portTx, log.lines().filter(l -> l.contains("pps") || l.contains("packets")).toList());
         System.out.println(why);
         assertEquals("the front-end closed the connection", s.get("end").asText(), why);
+        if (pollMicros > 0) {
+            long frames = mode.equals("txonly") ? daemonTx : daemonRx;
+            long kicks = mode.equals("txonly") ? txKicks : rxKicks;
+            assertTrue(kicks * 1000 < frames, "a polling daemon needs no kicks: virtio_user sent one per " + frames / Math.max(kicks, 1)
+                    + " frames: " + why);
+        }
         if (mode.equals("txonly")) {
             assertTrue(pmdTx >= MIN_PACKETS, "testpmd sent at least " + MIN_PACKETS + " frames: " + why);
             assertTrue(daemonTx <= pmdTx && daemonTx >= pmdTx - RING_SIZE, "the daemon took every frame testpmd sent but those left "
