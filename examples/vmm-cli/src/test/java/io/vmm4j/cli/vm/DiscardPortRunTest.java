@@ -2,6 +2,8 @@ package io.vmm4j.cli.vm;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.List;
 
@@ -15,9 +17,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * it answers nothing, so a run that would wait for replies is refused up front.
  */
 class DiscardPortRunTest {
-    @Test
-    void theGuestIsFloodedAndThePortsCountersAgreeWithTheQueues() throws Exception {
-        try (VmmProcess vmm = VmmProcess.start(List.of(), "run", "--port", "discard", "--count", "0", "--serve", "3", "--json")) {
+    @ParameterizedTest(name = "--poll-us {0}")
+    @ValueSource(ints = {0, 200})
+    void theGuestIsFloodedAndThePortsCountersAgreeWithTheQueues(int pollMicros) throws Exception {
+        try (VmmProcess vmm = VmmProcess.start(List.of(), "run", "--port", "discard", "--count", "0", "--serve", "3", "--json",
+                "--poll-us", Integer.toString(pollMicros))) {
             assertEquals(0, vmm.waitFor(60), vmm.describe());
             JsonNode j = vmm.json();
             assertEquals("discard port", j.get("port").asText());
@@ -36,6 +40,28 @@ class DiscardPortRunTest {
                     + ", delivered " + delivered + ": " + j);
             assertEquals(tx0.get("packets").asLong(), d.get("txFrames").asLong(), "what the guest sent was counted by the port: " + j);
             assertTrue(vmm.stderr().contains("discard port"), vmm.stderr());
+            if (pollMicros > 0) {
+                assertTrue(vmm.stderr().contains("busy-poll " + pollMicros + " µs"), vmm.stderr());
+                // the I/O thread polls the receive ring with kicks off: the guest posts buffers without kicking
+                long kicks = rx0.get("kicks").asLong();
+                assertTrue(kicks * 100 < delivered, "a polling I/O thread needs (almost) no receive kicks: " + kicks + " for "
+                        + delivered + " frames: " + j);
+            }
+        }
+    }
+
+    @Test
+    void theDaemonRefusesABusyPollWindowOutOfRangeNamingTheFlag() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("vmm4j-discard");
+        try (VmmProcess vmm = VmmProcess.start(List.of(), "vhost-user-backend", "--socket", dir.resolve("vu.sock").toString(),
+                "--port", "discard", "--poll-us", "1000001")) {
+            assertNotEquals(0, vmm.waitFor(60), vmm.describe());
+            assertTrue(vmm.describe().contains("--poll-us 1000001 is out of range; allowed: 0 to 1000000 µs (0: no busy-poll)"),
+                    vmm.describe());
+            assertTrue(!java.nio.file.Files.exists(dir.resolve("vu.sock")), "refused before the socket was made");
+        } finally {
+            java.nio.file.Files.deleteIfExists(dir.resolve("vu.sock"));
+            java.nio.file.Files.delete(dir);
         }
     }
 
