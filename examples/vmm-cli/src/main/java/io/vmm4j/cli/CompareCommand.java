@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.vmm4j.cli.compare.Chart;
 import io.vmm4j.cli.compare.Comparison;
+import io.vmm4j.cli.compare.DpdkComparison;
 import io.vmm4j.cli.compare.LinuxComparison;
 import io.vmm4j.cli.compare.LinuxReport;
 import io.vmm4j.cli.compare.Progress;
@@ -33,6 +34,7 @@ import java.util.concurrent.Callable;
                 "  ./vmm compare                              everything, about a minute",
                 "  ./vmm compare --json out.json --chart out.png",
                 "  ./vmm compare --modes emulated --sizes 64 --duration 1",
+                "  ./vmm compare --guest dpdk --sizes 64 --duration 6   DPDK testpmd against DPDK's vhost PMD and our daemon",
                 "  ./vmm compare --guest linux --modes emulated,vhost-net,vhost-user --json linux.json",
                 "                                             a stock Linux kernel on KVM per data plane (needs a working /dev/kvm)"})
 public final class CompareCommand implements Callable<Integer> {
@@ -57,13 +59,24 @@ public final class CompareCommand implements Callable<Integer> {
     String vcpu;
 
     @Option(names = "--guest",
-            description = "Who the guest is: java or kvm (as --vcpu), or linux: a stock Linux kernel on KVM (its own virtio_net; "
+            description = "Who the guest is: java or kvm (as --vcpu); dpdk: DPDK testpmd's virtio_user drives DPDK's own vhost PMD "
+                    + "(the reference) and our back-end daemon with each of --ports, event-driven and with --poll-us, txonly and "
+                    + "rxonly, pinned to a core each (needs dpdk-testpmd; no hugepages); or linux: a stock Linux kernel on KVM (its own virtio_net; "
                     + "the lab's cached Debian kernel and the project's initramfs unless --kernel and --initrd are given) runs "
                     + "pktgen at each --sizes for --duration s, counts a host UDP flood and pings the host, per data plane; the table "
                     + "shows packets/s, loss, RTT and, over steady traffic, vCPU exits, VMM syscalls and wake-ups and the data-plane "
                     + "worker's CPU per packet (needs a /dev/kvm that boots stock kernels, e.g. the lab VM's nested KVM). "
                     + "Default: as --vcpu.")
     String guest;
+
+    @Option(names = "--ports", split = ",", defaultValue = "discard,tap", description = "With --guest dpdk: the ports our "
+            + "back-end daemon is measured with, discard (frames counted and dropped, made on demand) and/or tap. Default: ${DEFAULT-VALUE}.")
+    List<String> ports;
+
+    @Option(names = "--poll-us", paramLabel = "MICROS", defaultValue = "100", description = "With --guest dpdk: each port is also "
+            + "measured with the daemon busy-polling for this long (vhost-user-backend --poll-us); 0: event-driven rows only. "
+            + "Default: ${DEFAULT-VALUE}.")
+    int pollMicros;
 
     @Option(names = "--kernel", paramLabel = "BZIMAGE", description = "With --guest linux: the Linux kernel to boot (with --initrd).")
     Path kernel;
@@ -90,8 +103,11 @@ public final class CompareCommand implements Callable<Integer> {
         if (guest == null) {
             return vcpu == null ? "java" : vcpu;
         }
-        if (!List.of("java", "kvm", "linux").contains(guest)) {
-            throw new IllegalArgumentException("--guest must be java, kvm or linux, not '" + guest + "'");
+        if (!List.of("java", "kvm", "linux", "dpdk").contains(guest)) {
+            throw new IllegalArgumentException("--guest must be java, kvm, linux or dpdk, not '" + guest + "'");
+        }
+        if (guest.equals("dpdk") && vcpu != null) {
+            throw new IllegalArgumentException("--guest dpdk has no vCPU (DPDK testpmd's virtio_user is the front-end): drop --vcpu " + vcpu);
         }
         boolean agrees = vcpu == null || vcpu.equals(guest) || (guest.equals("linux") && vcpu.equals("kvm"));
         if (!agrees) {
@@ -138,6 +154,7 @@ public final class CompareCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         String kind = guestKind();
         checkLinuxFlags(kind.equals("linux"));
+        checkDpdkFlags(kind.equals("dpdk"));
         if (!HostProbe.hasEffectiveCapability(12)) {
             throw new IllegalStateException("compare needs taps: run it as root (CAP_NET_ADMIN)");
         }
@@ -159,6 +176,9 @@ public final class CompareCommand implements Callable<Integer> {
             if (!layouts.contains(layout)) {
                 layouts.add(layout);
             }
+        }
+        if (kind.equals("dpdk")) {
+            return compareDpdk(layouts);
         }
         if (kind.equals("linux") && !layouts.equals(List.of(RingLayout.SPLIT))) {
             throw new IllegalArgumentException("--rings with --guest linux: the Linux comparison runs split rings (the lab test proves "
@@ -207,6 +227,58 @@ public final class CompareCommand implements Callable<Integer> {
         Progress progress = new Progress(System.err, chosen.size() * LinuxComparison.STEPS_PER_MODE);
         LinuxReport report = new LinuxComparison(new LinuxComparison.Plan(chosen, sizes, (int) duration, k, i, consoleDir, System.err,
                 progress)).run();
+        progress.finish();
+        System.out.print(report.markdown());
+        if (json != null) {
+            Files.writeString(json, new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(report));
+        }
+        return report.rows().stream().anyMatch(r -> r.error() == null) ? 0 : 1;
+    }
+
+    /** The flags --guest dpdk takes, and only it, checked before anything starts; each problem names its flag and value. */
+    void checkDpdkFlags(boolean dpdk) {
+        if (!dpdk) {
+            if (!ports.equals(List.of("discard", "tap")) || pollMicros != 100) {
+                String flag = pollMicros != 100 ? "--poll-us " + pollMicros : "--ports " + String.join(",", ports);
+                throw new IllegalArgumentException(flag + " is for --guest dpdk: add --guest dpdk or drop " + flag.split(" ")[0]);
+            }
+            return;
+        }
+        if (modes != null) {
+            throw new IllegalArgumentException("--modes picks our data planes; with --guest dpdk every row is vhost-user (DPDK's "
+                    + "vhost PMD, then our daemon with each of --ports): drop --modes " + String.join(",", modes));
+        }
+        if (duration != Math.rint(duration) || duration < 1 || duration > 60) {
+            throw new IllegalArgumentException("--duration with --guest dpdk is whole seconds in 1..60 (testpmd samples once a second), "
+                    + "not " + duration);
+        }
+        for (String p : ports) {
+            if (!p.equals("discard") && !p.equals("tap")) {
+                throw new IllegalArgumentException("--ports: '" + p + "' is not allowed; allowed: discard, tap");
+            }
+        }
+        String pollProblem = VmRules.range(pollMicros, 0, VmRules.MAX_POLL_MICROS, "µs (0: event-driven rows only)");
+        if (pollProblem != null) {
+            throw new IllegalArgumentException("--poll-us " + pollProblem);
+        }
+        if (chart != null) {
+            throw new IllegalArgumentException("--chart draws the Java-guest comparison; with --guest dpdk the table and --json carry "
+                    + "the results: drop --chart " + chart);
+        }
+    }
+
+    private int compareDpdk(List<RingLayout> layouts) throws Exception {
+        for (String tool : List.of("dpdk-testpmd", "taskset", "stdbuf")) {
+            if (HostProbe.onPath(tool).isEmpty()) {
+                throw new IllegalStateException("--guest dpdk runs " + tool + ", which is not on PATH: apt-get install "
+                        + (tool.equals("taskset") ? "util-linux" : tool.equals("stdbuf") ? "coreutils" : "dpdk"));
+            }
+        }
+        List<String> daemon = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), "io.vmm4j.cli.Main");
+        Progress progress = new Progress(System.err, DpdkComparison.steps(sizes, layouts, ports, pollMicros));
+        DpdkComparison.Report report = new DpdkComparison(new DpdkComparison.Plan(sizes, (int) duration, ports, pollMicros, layouts,
+                daemon, System.err, progress)).run();
         progress.finish();
         System.out.print(report.markdown());
         if (json != null) {

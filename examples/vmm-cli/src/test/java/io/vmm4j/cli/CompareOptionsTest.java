@@ -35,11 +35,31 @@ class CompareOptionsTest {
 
     @Test
     void badOrContradictoryGuestsAreRefusedByName() {
-        assertEquals("--guest must be java, kvm or linux, not 'windows'", refusal("--guest", "windows"));
+        assertEquals("--guest must be java, kvm, linux or dpdk, not 'windows'", refusal("--guest", "windows"));
         assertEquals("--vcpu must be java or kvm, not 'tcg'", refusal("--vcpu", "tcg"));
         assertEquals("--guest linux and --vcpu java contradict each other: give one of them (a Linux guest runs on KVM)",
                 refusal("--guest", "linux", "--vcpu", "java"));
         assertEquals("--guest java and --vcpu kvm contradict each other: give one of them", refusal("--guest", "java", "--vcpu", "kvm"));
+    }
+
+    private static String dpdkRefusal(String... args) {
+        CompareCommand c = parse(args);
+        return assertThrows(IllegalArgumentException.class, () -> c.checkDpdkFlags(c.guestKind().equals("dpdk"))).getMessage();
+    }
+
+    @Test
+    void theDpdkComparisonsFlagsAreCheckedAndRefusedElsewhere() {
+        assertEquals("dpdk", parse("--guest", "dpdk").guestKind());
+        assertEquals("--guest dpdk has no vCPU (DPDK testpmd's virtio_user is the front-end): drop --vcpu kvm",
+                assertThrows(IllegalArgumentException.class, () -> parse("--guest", "dpdk", "--vcpu", "kvm").guestKind()).getMessage());
+        assertEquals("--ports: 'memory' is not allowed; allowed: discard, tap", dpdkRefusal("--guest", "dpdk", "--ports", "discard,memory"));
+        assertEquals("--poll-us -1 is out of range; allowed: 0 to 1000000 µs (0: event-driven rows only)",
+                dpdkRefusal("--guest", "dpdk", "--poll-us", "-1"));
+        assertTrue(dpdkRefusal("--guest", "dpdk", "--modes", "emulated").startsWith("--modes picks our data planes; with --guest dpdk"));
+        assertTrue(dpdkRefusal("--guest", "dpdk", "--duration", "0.5").startsWith("--duration with --guest dpdk is whole seconds"));
+        assertTrue(dpdkRefusal("--guest", "dpdk", "--chart", "x.png").endsWith("drop --chart x.png"));
+        assertEquals("--ports tap is for --guest dpdk: add --guest dpdk or drop --ports", dpdkRefusal("--ports", "tap"));
+        assertEquals("--poll-us 50 is for --guest dpdk: add --guest dpdk or drop --poll-us", dpdkRefusal("--vcpu", "kvm", "--poll-us", "50"));
     }
 
     @Test

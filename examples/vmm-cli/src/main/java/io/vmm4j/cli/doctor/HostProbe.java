@@ -268,7 +268,7 @@ public final class HostProbe {
         return new Capability(name, true, detail, enables, "");
     }
 
-    static Optional<Path> onPath(String name) {
+    public static Optional<Path> onPath(String name) {
         String pathVar = System.getenv().getOrDefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         for (String dir : pathVar.split(":")) {
             if (dir.isEmpty()) {

@@ -66,6 +66,29 @@ class CompareCommandTest {
         }
     }
 
+    /** DPDK testpmd as the front-end: DPDK's own vhost PMD and our daemon measured in one run, each with numbers and a ratio. */
+    @Test
+    void compareDrivesDpdksVhostPmdAndOurDaemonWithTestpmd() throws Exception {
+        HostRequirements.requireRoot("DPDK testpmd");
+        HostRequirements.requireCommand("dpdk-testpmd", "dpdk");
+        Path json = Files.createTempDirectory("vmm4j-compare-dpdk").resolve("out.json");
+        try (VmmProcess vmm = VmmProcess.start(List.of(), "compare", "--guest", "dpdk", "--sizes", "64", "--duration", "2",
+                "--ports", "discard", "--poll-us", "0", "--json", json.toString())) {
+            assertEquals(0, vmm.waitFor(240), vmm.describe());
+            JsonNode rows = new ObjectMapper().readTree(json.toFile()).get("rows");
+            System.out.println(vmm.stdout());
+            assertEquals(4, rows.size(), "DPDK's vhost PMD and the daemon's discard port, tx and rx each: " + rows);
+            for (JsonNode r : rows) {
+                assertTrue(r.get("error").isNull(), r.toString());
+                assertTrue(r.get("mpps").asDouble() > 0.01, "frames moved: " + r);
+                assertTrue(r.get("samplesMpps").size() >= 1, r.toString());
+                boolean reference = r.get("backEnd").asText().startsWith("DPDK");
+                assertEquals(reference, r.get("ratioToDpdk").isNull(), "ours have a ratio to DPDK's, DPDK's is the reference: " + r);
+            }
+            assertTrue(vmm.stdout().contains("| vmm4j daemon --port discard | rx 64 B | split |"), vmm.stdout());
+        }
+    }
+
     @Test
     void compareWithTheKvmGuestShowsKicksBypassingTheVmm() throws Exception {
         HostRequirements.requireRoot("taps");
