@@ -489,12 +489,17 @@ public final class PackedQueue implements Virtqueue {
         };
     }
 
-    /** Asks the driver not to kick: DISABLE in the device event suppression structure (§2.8.10). */
+    /**
+     * Asks the driver not to kick: DISABLE in the device event suppression structure (§2.8.10).
+     * Already off, it writes nothing (a polling device calls this every pass; see SplitQueue's).
+     */
     @Override
     public void disableNotifications() {
         checkUsable();
+        if (notificationsEnabled) {
+            memory.writeShort(deviceEvent + PackedRing.EVENT_FLAGS, (short) PackedRing.RING_EVENT_FLAGS_DISABLE);
+        }
         notificationsEnabled = false;
-        memory.writeShort(deviceEvent + PackedRing.EVENT_FLAGS, (short) PackedRing.RING_EVENT_FLAGS_DISABLE);
     }
 
     /**

@@ -360,14 +360,16 @@ public final class SplitQueue implements Virtqueue {
 
     /**
      * Asks the driver not to kick (§2.7.10): without EVENT_IDX by setting NO_NOTIFY in used flags,
-     * with it by no longer moving avail_event, which the driver soon passes.
+     * with it by no longer moving avail_event, which the driver soon passes. Already off, it writes
+     * nothing: a device that polls calls this every pass, and a store to the used ring's first line
+     * takes it away from the driver, which reads the used index there.
      */
     public void disableNotifications() {
         checkUsable();
-        notificationsEnabled = false;
-        if (!eventIdx) {
+        if (!eventIdx && notificationsEnabled) {
             memory.writeShort(usedRing + SplitRing.RING_FLAGS, (short) SplitRing.USED_F_NO_NOTIFY);
         }
+        notificationsEnabled = false;
     }
 
     /**
