@@ -1,6 +1,7 @@
 package io.vmm4j.vhost.engine;
 
 import io.vmm4j.core.event.EventLoop;
+import io.vmm4j.core.testing.AllocatedBytes;
 import io.vmm4j.tap.DiscardPort;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.DriverQueuePairs;
@@ -14,9 +15,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Deque;
@@ -231,27 +229,5 @@ class DiscardPortEngineTest {
         long[] id = new long[1];
         loop.executeAndWait(() -> id[0] = Thread.currentThread().threadId());
         return id[0];
-    }
-
-    /** Bytes a thread allocated, via com.sun.management.ThreadMXBean (reflectively: the test module does not read jdk.management). */
-    static final class AllocatedBytes {
-        private final Object bean;
-        private final MethodHandle allocatedBytes;
-
-        AllocatedBytes() throws ReflectiveOperationException {
-            bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean").invoke(null);
-            Class<?> type = Class.forName("com.sun.management.ThreadMXBean");
-            allocatedBytes = MethodHandles.publicLookup()
-                    .findVirtual(type, "getThreadAllocatedBytes", MethodType.methodType(long.class, long.class))
-                    .asType(MethodType.methodType(long.class, Object.class, long.class));
-        }
-
-        long of(long thread) {
-            try {
-                return (long) allocatedBytes.invokeExact(bean, thread);
-            } catch (Throwable e) {
-                throw new AssertionError(e);
-            }
-        }
     }
 }

@@ -49,7 +49,9 @@ public final class EventFd implements AutoCloseable {
         if (r == -Errno.EAGAIN) {
             return 0;
         }
-        LibC.check(r, "read", "eventfd=" + fd);
+        if (r < 0) {
+            LibC.check(r, "read", "eventfd=" + fd); // the message only on failure: a drain per wake-up allocates nothing
+        }
         return scratch.get(ValueLayout.JAVA_LONG, 0);
     }
 

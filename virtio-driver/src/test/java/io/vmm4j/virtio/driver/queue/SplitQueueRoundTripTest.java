@@ -1,5 +1,6 @@
 package io.vmm4j.virtio.driver.queue;
 
+import io.vmm4j.core.testing.AllocatedBytes;
 import io.vmm4j.virtio.driver.DriverVirtqueue.Used;
 import io.vmm4j.virtio.driver.DriverQueue;
 import io.vmm4j.virtio.queue.DescriptorChain;
@@ -10,9 +11,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -396,53 +394,23 @@ class SplitQueueRoundTripTest {
     void steadyStateDataPathAllocatesNothing() {
         q = new QueuePair(64, true);
         long buf = q.buffer(64);
-        AllocationCounter counter = new AllocationCounter();
+        AllocatedBytes counter = new AllocatedBytes();
+        long thread = Thread.currentThread().threadId();
         long[] measured = new long[5];
         for (int round = 0; round < measured.length; round++) {
             for (int i = 0; i < 64; i++) {
                 q.driver.add(new long[] {buf, buf}, new int[] {32, 32}, 1);
             }
             q.driver.publish();
-            long before = counter.bytes();
+            long before = counter.of(thread);
             deviceRound(q.device, q.chain);
-            measured[round] = counter.bytes() - before;
+            measured[round] = counter.of(thread) - before;
             while (q.driver.pollUsed() != null) {
                 // driver-side bookkeeping allocates Used records; it is not measured
             }
         }
         // the first rounds may load classes or run the interpreter; the last must allocate nothing
         assertEquals(0, measured[measured.length - 1], "bytes allocated by 64 pop/push cycles, per round: " + Arrays.toString(measured));
-    }
-
-    /**
-     * Bytes this thread allocated so far, via com.sun.management.ThreadMXBean. Looked up reflectively
-     * because the test is compiled into a module that does not read jdk.management; called through
-     * an exact method handle so the call itself allocates nothing.
-     */
-    static final class AllocationCounter {
-        private final Object bean;
-        private final MethodHandle allocatedBytes;
-        private final long thread = Thread.currentThread().threadId();
-
-        AllocationCounter() {
-            try {
-                bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean").invoke(null);
-                Class<?> type = Class.forName("com.sun.management.ThreadMXBean");
-                allocatedBytes = MethodHandles.publicLookup()
-                        .findVirtual(type, "getThreadAllocatedBytes", MethodType.methodType(long.class, long.class))
-                        .asType(MethodType.methodType(long.class, Object.class, long.class));
-            } catch (ReflectiveOperationException e) {
-                throw new AssertionError("this JDK cannot count allocated bytes per thread", e);
-            }
-        }
-
-        long bytes() {
-            try {
-                return (long) allocatedBytes.invokeExact(bean, thread);
-            } catch (Throwable e) {
-                throw new AssertionError(e);
-            }
-        }
     }
 
     private static void deviceRound(SplitQueue device, DescriptorChain chain) {
