@@ -2,6 +2,7 @@ package io.vmm4j.virtio.driver.queue;
 
 import io.vmm4j.core.memory.GuestAllocator;
 import io.vmm4j.core.memory.GuestMemory;
+import io.vmm4j.core.testing.AllocatedBytes;
 import io.vmm4j.virtio.driver.DriverVirtqueue;
 import io.vmm4j.virtio.driver.PackedDriverQueue;
 import io.vmm4j.virtio.queue.DescriptorChain;
@@ -500,28 +501,29 @@ class PackedDriverQueueTest {
         long payload = buffer(64);
         long[] addrs = {header, payload};
         int[] lens = {12, 64};
-        SplitQueueRoundTripTest.AllocationCounter counter = new SplitQueueRoundTripTest.AllocationCounter();
+        AllocatedBytes counter = new AllocatedBytes();
+        long thread = Thread.currentThread().threadId();
         long[] measured = new long[5];
         for (int round = 0; round < measured.length; round++) {
-            long before = counter.bytes();
+            long before = counter.of(thread);
             for (int i = 0; i < 32; i++) {
                 driver.add(addrs, lens, 1);
             }
             driver.publish();
             driver.needsKick();
-            long driverBytes = counter.bytes() - before;
+            long driverBytes = counter.of(thread) - before;
             device.disableNotifications();
             while (device.pop(chain)) {
                 device.push(chain.head(), 0);
             }
             device.publish();
             device.enableNotifications();
-            before = counter.bytes();
+            before = counter.of(thread);
             while (driver.pollUsedHead() >= 0) {
                 driver.lastUsedLength();
             }
             driver.hasUsed();
-            measured[round] = driverBytes + counter.bytes() - before;
+            measured[round] = driverBytes + counter.of(thread) - before;
         }
         assertEquals(0, measured[measured.length - 1], "bytes the driver allocated per 32 packets, per round: " + Arrays.toString(measured));
     }
