@@ -271,8 +271,9 @@ int net_init(struct pci_device *pci, u32 ip, int event_idx) {
         kprintf("guest: virtio-net queue setup failed\n");
         return -1;
     }
-    rx_buffers = heap_alloc((u32)rxq.size * BUFFER_SIZE, 4096);
-    tx_buffers = heap_alloc((u32)txq.size * BUFFER_SIZE, 4096);
+    /* the device writes what the guest reads of a receive buffer, and the guest writes each frame it sends: no zeroing */
+    rx_buffers = heap_reserve((u32)rxq.size * BUFFER_SIZE, 4096);
+    tx_buffers = heap_reserve((u32)txq.size * BUFFER_SIZE, 4096);
     for (u16 i = 0; i < rxq.size; i++) {
         vq_add_buffer(&rxq, i, (u64)(rx_buffers + (u32)i * BUFFER_SIZE), BUFFER_SIZE, 1);
     }
