@@ -274,6 +274,7 @@ void vq_add_buffer(struct virtqueue *q, u16 id, u64 addr, u32 len, int writable)
         d->flags = flags;         /* invisible to the device until the batch's first flags are stored */
     }
     q->in_flight[id] = 1;
+    q->outstanding++;
     if (++q->avail_offset == q->size) {
         q->avail_offset = 0;
         q->avail_wrap ^= 1;
@@ -315,6 +316,7 @@ int vq_next_used(struct virtqueue *q, u32 *id, u32 *len) {
              "(queue size %u, virtio 1.2 §2.8.22)", q->index, used_id, q->used_offset, q->size);
     }
     q->in_flight[used_id] = 0;
+    q->outstanding--;
     *id = used_id;
     *len = d->len;
     if (++q->used_offset == q->size) {   /* each buffer of this guest takes one slot (§2.8.6) */
@@ -339,4 +341,46 @@ void vq_enable_interrupts(struct virtqueue *q) {
         *vq_used_event(q) = q->last_used;
     }
     q->avail->flags = 0;
+}
+
+u16 vq_in_flight(struct virtqueue *q) {
+    return q->packed ? q->outstanding : (u16)(q->next_avail - q->last_used);
+}
+
+void vq_enable_interrupts_after(struct virtqueue *q, u16 count) {
+    if (count == 0 || count > q->size) {
+        count = 1;
+    }
+    if (q->packed) {
+        if (q->event_idx) {
+            /* §2.8.10: the slot count - 1 past the next used one, with the device ring wrap counter it will have there */
+            u32 offset = (u32)q->used_offset + count - 1;
+            u32 wrap = q->used_wrap;
+            if (offset >= q->size) {
+                offset -= q->size;
+                wrap ^= 1;
+            }
+            *(volatile u32 *)q->driver_event = (offset | (wrap ? PACKED_WRAP_BIT : 0)) | (u32)RING_EVENT_FLAGS_DESC << 16;
+        } else {
+            q->driver_event->flags = RING_EVENT_FLAGS_ENABLE;
+        }
+        return;
+    }
+    if (q->event_idx) {
+        /* §2.7.10: the device interrupts when it moves used idx past used_event */
+        *vq_used_event(q) = (u16)(q->last_used + count - 1);
+    }
+    q->avail->flags = 0;
+}
+
+void vq_disable_interrupts(struct virtqueue *q) {
+    if (q->packed) {
+        q->driver_event->flags = RING_EVENT_FLAGS_DISABLE;
+        return;
+    }
+    q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+    if (q->event_idx) {
+        /* half the index space ahead: the device passes it only after 32768 more used buffers (vring_need_event) */
+        *vq_used_event(q) = (u16)(q->last_used + 0x8000);
+    }
 }
