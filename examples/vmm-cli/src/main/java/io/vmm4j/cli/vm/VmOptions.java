@@ -37,12 +37,13 @@ import java.nio.file.Path;
  * @param reconnectSeconds with vhost-user as a client: retry the back-end's socket this often after it goes (0: never)
  * @param socketListen with vhost-user: the VMM listens on {@code socket} and the back-end connects (and reconnects) to it
  * @param ring        the ring layouts the NIC offers: PACKED adds VIRTIO_F_RING_PACKED where the data plane serves it
+ * @param flood       a flood the C guest on KVM runs after its pings, or null for none
  */
 public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
                         int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
                         int memoryMiB, long wantedFeatures, String socket, int queueSize, Vcpu vcpu, Path kernel,
                         Path initrd, String append, int cpus, int reconnectSeconds, boolean socketListen,
-                        RingLayout ring) {
+                        RingLayout ring, FloodWorkload flood) {
     // the defaults of ./vmm run's flags (picocli takes them from here)
     public static final String DEFAULT_GUEST_IP = "10.0.2.15";
     public static final String DEFAULT_HOST_IP = "10.0.2.2/24";
@@ -151,6 +152,7 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
         private int reconnectSeconds;
         private boolean socketListen;
         private RingLayout ring = RingLayout.SPLIT;
+        private FloodWorkload flood;
 
         private Builder() {
         }
@@ -183,6 +185,7 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
             ring = o.ring;
             socketListen = o.socketListen;
             cpus = o.cpus;
+            flood = o.flood;
         }
 
         public Builder dataPlane(DataPlane value) {
@@ -320,10 +323,15 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
             return this;
         }
 
+        public Builder flood(FloodWorkload value) {
+            flood = value;
+            return this;
+        }
+
         public VmOptions build() {
             return new VmOptions(dataPlane, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort,
                     serveSeconds, mac, mtu, memoryMiB, wantedFeatures, socket, queueSize, vcpu, kernel, initrd, append, cpus,
-                    reconnectSeconds, socketListen, ring);
+                    reconnectSeconds, socketListen, ring, flood);
         }
     }
 }
