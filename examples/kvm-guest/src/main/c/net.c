@@ -450,6 +450,16 @@ int net_tx_flood(u32 target, u16 port, u32 frame_size, u32 ms) {
         return -1;
     }
     u32 length = build_udp(mac, target, port, frame_size - 14 - 20 - 8);
+    /* header (no offloads) and frame, 8-aligned like the buffers so that copies move 8 bytes at a time */
+    static u8 template[NET_HEADER + MAX_FLOOD_FRAME] __attribute__((aligned(8)));
+    memset(template, 0, NET_HEADER);
+    memcpy(template + NET_HEADER, frame, length);
+    /* into every free buffer before the clock starts (one still in flight gets it when it comes back) */
+    reclaim_tx();
+    for (u16 i = 0; i < tx_free_count; i++) {
+        memcpy(tx_buffers + (u32)tx_free[i] * BUFFER_SIZE, template, NET_HEADER + length);
+        tx_holds_flood[tx_free[i]] = 1;
+    }
     u64 spin = params->tsc_khz * SPIN_US / 1000;
     u64 sent = 0;
     vq_disable_interrupts(&txq);   /* woken only when the ring is full and the device slow (vq_enable_interrupts_after) */
@@ -458,24 +468,23 @@ int net_tx_flood(u32 target, u16 port, u32 frame_size, u32 ms) {
     u64 end = start + ms_to_tsc(ms);
     u64 last_progress = start;
     for (u64 now = start; now < end; now = rdtsc()) {
-        u16 free_before = tx_free_count;
-        reclaim_tx();
+        u16 taken = vq_take_used(&txq, tx_free + tx_free_count, 0, (u16)(MAX_RING - tx_free_count));
+        tx_free_count = (u16)(tx_free_count + taken);
         /* keep the ring full, in batches: one publish (and at most one kick) per batch, or sooner when the device runs dry */
         if (tx_free_count >= FLOOD_BATCH || (tx_free_count && vq_in_flight(&txq) < FLOOD_BATCH)) {
-            while (tx_free_count) {
-                u16 id = tx_free[--tx_free_count];
-                u8 *buffer = tx_buffers + (u32)id * BUFFER_SIZE;
-                if (!tx_holds_flood[id]) {
-                    memset(buffer, 0, NET_HEADER);
-                    memcpy(buffer + NET_HEADER, frame, length);
+            for (u16 i = 0; i < tx_free_count; i++) {
+                u16 id = tx_free[i];
+                if (!tx_holds_flood[id]) {   /* it carried an ARP or ICMP frame of the stack meanwhile */
+                    memcpy(tx_buffers + (u32)id * BUFFER_SIZE, template, NET_HEADER + length);
                     tx_holds_flood[id] = 1;
                 }
-                vq_add_buffer(&txq, id, (u64)buffer, NET_HEADER + length, 0);
-                sent++;
             }
+            vq_add_buffers(&txq, tx_free, tx_free_count, (u64)tx_buffers, BUFFER_SIZE, NET_HEADER + length, 0);
+            sent += tx_free_count;
+            tx_free_count = 0;
             vq_publish(&txq);   /* kicks only when the device asked (EVENT_IDX: avail_event / off_wrap; else NO_NOTIFY) */
             last_progress = now;
-        } else if (tx_free_count != free_before) {
+        } else if (taken) {
             last_progress = now;
         } else if (now - last_progress < spin) {
             __asm__ volatile("pause");
@@ -514,15 +523,17 @@ int net_tx_flood(u32 target, u16 port, u32 frame_size, u32 ms) {
     return vq_in_flight(&txq) ? -2 : 0;
 }
 
-/* Whether f is an IPv4 UDP datagram (unfragmented) to this guest's address and port. */
+/* Whether f is an IPv4 UDP datagram (unfragmented) to this guest's address and port; whole-field loads, few instructions. */
 static int is_udp_to(const u8 *f, u32 length, u16 port) {
-    if (length < 14 + 20 + 8 || get16(f + 12) != ETHERTYPE_IPV4) {
+    if (length < 14 + 20 + 8 || *(const u16 *)(f + 12) != __builtin_bswap16(ETHERTYPE_IPV4)) {
         return 0;
     }
     const u8 *ip = f + 14;
     u32 header = (u32)(ip[0] & 0xf) * 4;
-    return (ip[0] >> 4) == 4 && header >= 20 && length >= 14 + header + 8 && ip[9] == IP_PROTO_UDP && get32(ip + 16) == my_ip
-           && (get16(ip + 6) & 0x3fff) == 0 && get16(ip + header + 2) == port;
+    return (ip[0] >> 4) == 4 && header >= 20 && length >= 14 + header + 8 && ip[9] == IP_PROTO_UDP
+           && *(const u32 *)(ip + 16) == __builtin_bswap32(my_ip)
+           && (*(const u16 *)(ip + 6) & __builtin_bswap16(0x3fff)) == 0
+           && *(const u16 *)(ip + header + 2) == __builtin_bswap16(port);
 }
 
 void net_rx_count(u16 port, u32 ms) {
@@ -533,16 +544,14 @@ void net_rx_count(u16 port, u32 ms) {
     u64 start = rdtsc();
     u64 end = start + ms_to_tsc(ms);
     u64 last_progress = start;
+    static u16 ids[MAX_RING];
+    static u32 lengths[MAX_RING];
     for (u64 now = start; now < end; now = rdtsc()) {
-        u32 id, length;
-        u32 got = 0;
-        while (vq_next_used(&rxq, &id, &length)) {
-            if (id >= rxq.size) {
-                continue;   /* no buffer of ours (a split ring's device broke it) */
-            }
-            results->frames_received++;
-            got++;
-            const u8 *f = rx_buffers + id * BUFFER_SIZE + NET_HEADER;
+        u16 got = vq_take_used(&rxq, ids, lengths, MAX_RING);
+        results->frames_received += got;
+        for (u16 i = 0; i < got; i++) {
+            const u8 *f = rx_buffers + (u32)ids[i] * BUFFER_SIZE + NET_HEADER;
+            u32 length = lengths[i];
             u32 frame_length = length > NET_HEADER && length <= BUFFER_SIZE ? length - NET_HEADER : 0;
             if (is_udp_to(f, frame_length, port)) {
                 counted++;
@@ -553,8 +562,8 @@ void net_rx_count(u16 port, u32 ms) {
                     handle_frame(f, frame_length);   /* ARP above all: the host must learn where to send */
                 }
             }
-            vq_add_buffer(&rxq, (u16)id, (u64)(rx_buffers + id * BUFFER_SIZE), BUFFER_SIZE, 1);
         }
+        vq_add_buffers(&rxq, ids, got, (u64)rx_buffers, BUFFER_SIZE, BUFFER_SIZE, 1);
         if (got) {
             vq_publish(&rxq);   /* the batch back in one publish; a kick only when the device ran out and asked */
             last_progress = now;

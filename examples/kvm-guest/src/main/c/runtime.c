@@ -7,6 +7,11 @@ const struct boot_params *const params = (const struct boot_params *)BOOT_PARAMS
 void *memcpy(void *dst, const void *src, size_t n) {
     u8 *d = dst;
     const u8 *s = src;
+    if ((((u64)d ^ (u64)s) & 7) == 0) {
+        /* eight bytes a move where both line up: where every guest instruction is emulated (kvm_pvm) bytes cost dearly */
+        for (; n && ((u64)d & 7); n--) *d++ = *s++;
+        for (; n >= 8; n -= 8, d += 8, s += 8) *(volatile u64 *)d = *(const volatile u64 *)s;
+    }
     while (n--) *d++ = *s++;
     return dst;
 }

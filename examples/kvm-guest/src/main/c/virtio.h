@@ -161,6 +161,10 @@ void vq_enable_interrupts(struct virtqueue *q);
 void vq_enable_interrupts_after(struct virtqueue *q, u16 count);
 /* Asks for no interrupts (§2.7.7: NO_INTERRUPT, which a device with EVENT_IDX may ignore; §2.8.10: DISABLE). */
 void vq_disable_interrupts(struct virtqueue *q);
+/* Takes up to max used buffers at once, as vq_next_used does one: ids into ids[], written lengths into lens[] (unless 0); returns how many. */
+u16 vq_take_used(struct virtqueue *q, u16 *ids, u32 *lens, u16 max);
+/* Adds count buffers at once, as vq_add_buffer does one: buffer ids[i] at base + ids[i] * stride, len bytes, device-writable or readable. */
+void vq_add_buffers(struct virtqueue *q, const u16 *ids, u16 count, u64 base, u32 stride, u32 len, int writable);
 /* Buffers added and not yet taken back used. */
 u16 vq_in_flight(struct virtqueue *q);
 
