@@ -11,7 +11,7 @@
 #include <stdint.h>
 #endif
 
-#define ABI_VERSION          1
+#define ABI_VERSION          2
 
 /* guest-physical layout (the VMM's LongMode tables occupy 0x500-0x6fff) */
 #define BOOT_PARAMS_ADDRESS  0x7000
@@ -32,6 +32,13 @@
 #define RESULTS_MAGIC        0x52344a56u /* "VJ4R" */
 
 #define FLAG_EVENT_IDX       (1u << 0)  /* negotiate VIRTIO_F_EVENT_IDX when offered */
+
+/* boot_params.workload: what the guest does after its pings, before serving */
+#define WORKLOAD_NONE        0
+#define WORKLOAD_TX_FLOOD    1          /* send UDP frames to target_ip:udp_port as fast as the TX ring allows */
+#define WORKLOAD_RX_COUNT    2          /* count the UDP frames to guest_ip:udp_port the host floods in */
+#define MIN_FLOOD_FRAME      60         /* Ethernet frame bytes without FCS: the shortest frame, ... */
+#define MAX_FLOOD_FRAME      1514       /* ... and the longest without GSO (MTU 1500) */
 
 /* status values for PORT_DONE and results.status */
 #define STATUS_OK            0
@@ -56,6 +63,10 @@ struct boot_params {
     uint32_t ping_size;         /* ICMP payload bytes, >= 8 */
     uint32_t serve_ms;          /* stay up answering for this long after the pings */
     uint32_t flags;             /* FLAG_* */
+    uint32_t workload;          /* WORKLOAD_* */
+    uint32_t frame_size;        /* tx flood: Ethernet frame bytes without FCS (14 + 20 + 8 + payload), MIN..MAX_FLOOD_FRAME */
+    uint32_t flood_ms;          /* how long the flood or the count lasts */
+    uint32_t udp_port;          /* tx flood: the destination port; rx count: the port counted */
     uint32_t reserved;
 };
 
@@ -77,6 +88,15 @@ struct guest_results {
     uint32_t rtt_count;
     uint32_t rtt_ns[MAX_RTTS];  /* round-trip times of the replies, in order */
     char     error[128];        /* what went wrong when status != 0 */
+    /* the flood workloads (WORKLOAD_TX_FLOOD, WORKLOAD_RX_COUNT) */
+    uint64_t flood_frames;      /* flood frames sent (every one came back used), or UDP frames to udp_port counted */
+    uint64_t flood_bytes;       /* their Ethernet bytes */
+    uint64_t flood_ns;          /* tx: first publish to the last buffer back; rx: the counting window (TSC) */
+    uint64_t flood_other_frames; /* rx: other frames received in the window (ARP, IPv6, ...) */
+    uint32_t flood_kicks;       /* notify writes during the flood or count */
+    uint32_t flood_interrupts;  /* rx and tx interrupts during it */
+    uint64_t frames_transmitted; /* every frame the guest queued for sending, the flood's and its stack's (ARP, ICMP) */
+    uint64_t frames_received;   /* every frame the device handed the guest */
 };
 #endif
 

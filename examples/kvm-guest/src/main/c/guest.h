@@ -53,7 +53,8 @@ void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void done(u32 status) __attribute__((noreturn));
 void fail(u32 status, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
-void *heap_alloc(size_t size, size_t align);
+void *heap_alloc(size_t size, size_t align);      /* zeroed */
+void *heap_reserve(size_t size, size_t align);    /* not zeroed: for what is written before it is read */
 extern struct guest_results *const results;
 extern const struct boot_params *const params;
 

@@ -2,7 +2,8 @@
  * vmm4j's KVM test guest: firmware and OS in a few KB. It enumerates PCI like firmware, brings up
  * virtio-net like Linux's driver (modern PCI transport, split or packed rings, MSI-X to its own local APIC),
  * pings the host through the VMM's data plane, answers the host's pings, and reports to the VMM
- * through the results block and the done port. During the ping and serve loops it prints nothing
+ * through the results block and the done port. On request it floods the host with UDP frames, or counts the
+ * host's flood, as fast as the rings allow. During the ping, flood and serve loops it prints nothing
  * and touches no port (the "quiet" phases the VMM measures): kicks are ioeventfds, interrupts
  * irqfds, waiting is HLT with the local APIC timer, all inside KVM.
  */
@@ -82,10 +83,60 @@ static void serve_phase(void) {
     kprintf("guest: answered %u echo requests\n", net_echo_requests_answered());
 }
 
+/* frames in ns as thousands per second, for the console */
+static u32 kpps(u64 frames, u64 ns) {
+    return ns ? (u32)(frames * 1000000ull / ns) : 0;
+}
+
+static void flood_phase(void) {
+    char who[16];
+    u32 ms = params->flood_ms;
+    u16 port = (u16)params->udp_port;
+    if (params->workload == WORKLOAD_TX_FLOOD) {
+        ip_to_string(params->target_ip, who);
+        kprintf("guest: tx flood: %u-byte UDP frames to %s:%u for %u ms\n", params->frame_size, who, port, ms);
+        int r = net_tx_flood(params->target_ip, port, params->frame_size, ms);
+        if (r == -1) {
+            fail(STATUS_DEVICE_ERROR, "tx flood: %s did not answer ARP within 3 s", who);
+        }
+        kprintf("guest: tx flood: %lu frames (%lu bytes) in %lu us, %u kpps, %u kicks, %u interrupts\n",
+                (unsigned long)results->flood_frames, (unsigned long)results->flood_bytes, (unsigned long)(results->flood_ns / 1000),
+                kpps(results->flood_frames, results->flood_ns), results->flood_kicks, results->flood_interrupts);
+        if (r == -2) {
+            fail(STATUS_DEVICE_ERROR, "tx flood: the device had not used every frame 1 s after the flood ended");
+        }
+    } else {
+        ip_to_string(params->guest_ip, who);
+        kprintf("guest: rx count: UDP frames to %s:%u for %u ms\n", who, port, ms);
+        net_rx_count(port, ms);
+        kprintf("guest: rx count: %lu frames (%lu bytes) in %lu us, %u kpps, %lu other frames, %u kicks, %u interrupts\n",
+                (unsigned long)results->flood_frames, (unsigned long)results->flood_bytes, (unsigned long)(results->flood_ns / 1000),
+                kpps(results->flood_frames, results->flood_ns), (unsigned long)results->flood_other_frames, results->flood_kicks,
+                results->flood_interrupts);
+    }
+}
+
+/* The flood parameters, checked: what is wrong, or 0. */
+static const char *bad_flood_params(void) {
+    if (params->workload == WORKLOAD_NONE) return 0;
+    if (params->workload != WORKLOAD_TX_FLOOD && params->workload != WORKLOAD_RX_COUNT) return "workload is not one of WORKLOAD_*";
+    if (params->flood_ms == 0) return "flood_ms is 0";
+    if (params->udp_port == 0 || params->udp_port > 65535) return "udp_port is not in 1..65535";
+    if (params->workload == WORKLOAD_TX_FLOOD && (params->frame_size < MIN_FLOOD_FRAME || params->frame_size > MAX_FLOOD_FRAME)) {
+        return "frame_size is not in MIN_FLOOD_FRAME..MAX_FLOOD_FRAME";
+    }
+    return 0;
+}
+
 void kmain(const struct boot_params *boot) {
     memset(results, 0, sizeof *results);
     if (boot != params || params->magic != BOOT_MAGIC || params->abi_version != ABI_VERSION || params->tsc_khz == 0) {
         fail(STATUS_BAD_PARAMS, "boot parameters at 0x%x are missing or from another ABI version", BOOT_PARAMS_ADDRESS);
+    }
+    const char *bad = bad_flood_params();
+    if (bad) {
+        fail(STATUS_BAD_PARAMS, "boot parameters: %s (workload %u, frame_size %u, flood_ms %u, udp_port %u)", bad, params->workload,
+             params->frame_size, params->flood_ms, params->udp_port);
     }
     cpu_init();
     timer_calibrate();
@@ -120,6 +171,9 @@ void kmain(const struct boot_params *boot) {
     net_print_up();
     if (params->ping_count) {
         ping_phase();
+    }
+    if (params->workload != WORKLOAD_NONE) {
+        flood_phase();
     }
     if (params->serve_ms) {
         serve_phase();

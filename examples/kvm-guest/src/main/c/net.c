@@ -11,6 +11,7 @@
 #define ETHERTYPE_IPV4      0x0800
 #define ETHERTYPE_ARP       0x0806
 #define IP_PROTO_ICMP       1
+#define IP_PROTO_UDP        17
 #define ICMP_ECHO_REPLY     0
 #define ICMP_ECHO_REQUEST   8
 #define PING_IDENTIFIER     0x4d4d
@@ -21,6 +22,7 @@ static struct virtqueue rxq, txq;
 static u8 *rx_buffers, *tx_buffers;
 static u16 tx_free[MAX_RING];
 static u16 tx_free_count;
+static u8 tx_holds_flood[MAX_RING];   /* the buffer still holds the flood's frame: no copy before sending it again */
 static u8 my_mac[6];
 static u32 my_ip;
 static u32 echo_answered;
@@ -102,8 +104,10 @@ static int transmit(const u8 *data, u32 length) {
     u8 *buffer = tx_buffers + (u32)id * BUFFER_SIZE;
     memset(buffer, 0, NET_HEADER);
     memcpy(buffer + NET_HEADER, data, length);
+    tx_holds_flood[id] = 0;
     vq_add_buffer(&txq, id, (u64)buffer, NET_HEADER + length, 0);
     vq_publish(&txq);
+    results->frames_transmitted++;
     return 0;
 }
 
@@ -231,6 +235,7 @@ void net_poll(void) {
             if (id >= rxq.size) {
                 continue;   /* no buffer of ours: nothing to hand back (a split ring's device broke it) */
             }
+            results->frames_received++;
             if (length > NET_HEADER && length <= BUFFER_SIZE) {
                 handle_frame(rx_buffers + id * BUFFER_SIZE + NET_HEADER, length - NET_HEADER);
             }
@@ -271,8 +276,9 @@ int net_init(struct pci_device *pci, u32 ip, int event_idx) {
         kprintf("guest: virtio-net queue setup failed\n");
         return -1;
     }
-    rx_buffers = heap_alloc((u32)rxq.size * BUFFER_SIZE, 4096);
-    tx_buffers = heap_alloc((u32)txq.size * BUFFER_SIZE, 4096);
+    /* the device writes what the guest reads of a receive buffer, and the guest writes each frame it sends: no zeroing */
+    rx_buffers = heap_reserve((u32)rxq.size * BUFFER_SIZE, 4096);
+    tx_buffers = heap_reserve((u32)txq.size * BUFFER_SIZE, 4096);
     for (u16 i = 0; i < rxq.size; i++) {
         vq_add_buffer(&rxq, i, (u64)(rx_buffers + (u32)i * BUFFER_SIZE), BUFFER_SIZE, 1);
     }
@@ -350,4 +356,233 @@ u32 net_ping(u32 target, u32 count, u32 interval_ms, u32 payload, struct ping_re
     results->pings_sent += sent;
     ping_out = 0;
     return ping_got < count ? ping_got : count;
+}
+
+/* ---- the flood workloads ---- */
+
+#define FLOOD_BATCH         32      /* refill the TX ring, and sleep for, this many buffers at a time */
+#define SPIN_US             20      /* poll this long before sleeping on an interrupt: longer, and on 2 cores the vCPU starves the data plane thread it waits for */
+
+/* Resolves ip by ARP within timeout_ms (a request every 500 ms); its MAC, or 0. */
+static const u8 *resolve(u32 ip, u32 timeout_ms) {
+    u64 end = rdtsc() + ms_to_tsc(timeout_ms);
+    u64 next_request = 0;
+    for (;;) {
+        net_poll();
+        const u8 *mac = arp_lookup(ip);
+        u64 now = rdtsc();
+        if (mac || now >= end) {
+            return mac;
+        }
+        if (now >= next_request) {
+            send_arp(1, 0, ip);
+            next_request = now + ms_to_tsc(500);
+        }
+        wait_until(next_request < end ? next_request : end);
+    }
+}
+
+/* An IPv4 + UDP datagram from port to port with payload bytes into frame, both checksums set (RFC 791, RFC 768); its length. */
+static u32 build_udp(const u8 *dst_mac, u32 dst_ip, u16 port, u32 payload) {
+    u8 *ip = ethernet(frame, dst_mac, ETHERTYPE_IPV4);
+    u32 udp_length = 8 + payload;
+    ip[0] = 0x45;
+    ip[1] = 0;
+    put16(ip + 2, (u16)(20 + udp_length));
+    put16(ip + 4, 0);            /* RFC 6864: the ID of an atomic (DF, unfragmented) datagram carries nothing */
+    put16(ip + 6, 0x4000);
+    ip[8] = 64;
+    ip[9] = IP_PROTO_UDP;
+    put16(ip + 10, 0);
+    put32(ip + 12, my_ip);
+    put32(ip + 16, dst_ip);
+    put16(ip + 10, checksum(ip, 20));
+    u8 *udp = ip + 20;
+    put16(udp, port);
+    put16(udp + 2, port);
+    put16(udp + 4, (u16)udp_length);
+    put16(udp + 6, 0);
+    for (u32 i = 0; i < payload; i++) udp[8 + i] = (u8)i;
+    /* RFC 768: the checksum covers a pseudo header of the addresses, the protocol and the UDP length */
+    u8 pseudo[12 + 8 + MAX_FLOOD_FRAME];
+    memcpy(pseudo, ip + 12, 8);
+    pseudo[8] = 0;
+    pseudo[9] = IP_PROTO_UDP;
+    put16(pseudo + 10, (u16)udp_length);
+    memcpy(pseudo + 12, udp, udp_length);
+    u16 sum = checksum(pseudo, 12 + udp_length);
+    put16(udp + 6, sum == 0 ? 0xffff : sum);   /* 0 would mean "no checksum" */
+    return 14 + 20 + udp_length;
+}
+
+/* Hands every used receive buffer straight back, counting the frames as other traffic; during the TX flood. */
+static void recycle_rx(void) {
+    u32 id, length;
+    int any = 0;
+    while (vq_next_used(&rxq, &id, &length)) {
+        if (id < rxq.size) {
+            results->frames_received++;
+            results->flood_other_frames++;
+            vq_add_buffer(&rxq, (u16)id, (u64)(rx_buffers + id * BUFFER_SIZE), BUFFER_SIZE, 1);
+            any = 1;
+        }
+    }
+    if (any) {
+        vq_publish(&rxq);
+    }
+}
+
+static void flood_begin(void) {
+    results->flood_kicks = results->kicks;
+    results->flood_interrupts = results->rx_interrupts + results->tx_interrupts;
+    phase(PHASE_QUIET_BEGIN);
+}
+
+static void flood_end(void) {
+    phase(PHASE_QUIET_END);
+    results->flood_kicks = results->kicks - results->flood_kicks;
+    results->flood_interrupts = results->rx_interrupts + results->tx_interrupts - results->flood_interrupts;
+}
+
+int net_tx_flood(u32 target, u16 port, u32 frame_size, u32 ms) {
+    const u8 *mac = resolve(target, 3000);
+    if (!mac) {
+        return -1;
+    }
+    u32 length = build_udp(mac, target, port, frame_size - 14 - 20 - 8);
+    /* header (no offloads) and frame, 8-aligned like the buffers so that copies move 8 bytes at a time */
+    static u8 template[NET_HEADER + MAX_FLOOD_FRAME] __attribute__((aligned(8)));
+    memset(template, 0, NET_HEADER);
+    memcpy(template + NET_HEADER, frame, length);
+    /* into every free buffer before the clock starts (one still in flight gets it when it comes back) */
+    reclaim_tx();
+    for (u16 i = 0; i < tx_free_count; i++) {
+        memcpy(tx_buffers + (u32)tx_free[i] * BUFFER_SIZE, template, NET_HEADER + length);
+        tx_holds_flood[tx_free[i]] = 1;
+    }
+    u64 spin = params->tsc_khz * SPIN_US / 1000;
+    u64 sent = 0;
+    vq_disable_interrupts(&txq);   /* woken only when the ring is full and the device slow (vq_enable_interrupts_after) */
+    flood_begin();
+    u64 start = rdtsc();
+    u64 end = start + ms_to_tsc(ms);
+    u64 last_progress = start;
+    for (u64 now = start; now < end; now = rdtsc()) {
+        u16 taken = vq_take_used(&txq, tx_free + tx_free_count, 0, (u16)(MAX_RING - tx_free_count));
+        tx_free_count = (u16)(tx_free_count + taken);
+        /* keep the ring full, in batches: one publish (and at most one kick) per batch, or sooner when the device runs dry */
+        if (tx_free_count >= FLOOD_BATCH || (tx_free_count && vq_in_flight(&txq) < FLOOD_BATCH)) {
+            for (u16 i = 0; i < tx_free_count; i++) {
+                u16 id = tx_free[i];
+                if (!tx_holds_flood[id]) {   /* it carried an ARP or ICMP frame of the stack meanwhile */
+                    memcpy(tx_buffers + (u32)id * BUFFER_SIZE, template, NET_HEADER + length);
+                    tx_holds_flood[id] = 1;
+                }
+            }
+            vq_add_buffers(&txq, tx_free, tx_free_count, (u64)tx_buffers, BUFFER_SIZE, NET_HEADER + length, 0);
+            sent += tx_free_count;
+            tx_free_count = 0;
+            vq_publish(&txq);   /* kicks only when the device asked (EVENT_IDX: avail_event / off_wrap; else NO_NOTIFY) */
+            last_progress = now;
+        } else if (taken) {
+            last_progress = now;
+        } else if (now - last_progress < spin) {
+            __asm__ volatile("pause");
+        } else {
+            /* the device is slow: sleep until it has used enough for the next batch (or the flood ends) */
+            vq_enable_interrupts_after(&txq, (u16)(FLOOD_BATCH - tx_free_count));
+            full_fence();
+            if (!vq_has_used(&txq)) {
+                wait_until(end);
+            }
+            vq_disable_interrupts(&txq);
+            last_progress = rdtsc();
+        }
+        if (vq_has_used(&rxq)) {
+            recycle_rx();   /* the host's answers (ICMP port unreachable) must not starve the receive ring */
+        }
+    }
+    /* every frame handed over comes back used before the clock stops (1 s at most) */
+    u64 last_back = rdtsc();
+    u64 give_up = last_back + ms_to_tsc(1000);
+    while (vq_in_flight(&txq) && rdtsc() < give_up) {
+        u16 free_before = tx_free_count;
+        reclaim_tx();
+        if (tx_free_count != free_before) {
+            last_back = rdtsc();
+        } else {
+            __asm__ volatile("pause");
+        }
+    }
+    flood_end();
+    results->frames_transmitted += sent;
+    results->flood_frames = sent;
+    results->flood_bytes = sent * length;
+    results->flood_ns = tsc_to_ns(last_back - start);
+    vq_enable_interrupts(&txq);
+    return vq_in_flight(&txq) ? -2 : 0;
+}
+
+/* Whether f is an IPv4 UDP datagram (unfragmented) to this guest's address and port; whole-field loads, few instructions. */
+static int is_udp_to(const u8 *f, u32 length, u16 port) {
+    if (length < 14 + 20 + 8 || *(const u16 *)(f + 12) != __builtin_bswap16(ETHERTYPE_IPV4)) {
+        return 0;
+    }
+    const u8 *ip = f + 14;
+    u32 header = (u32)(ip[0] & 0xf) * 4;
+    return (ip[0] >> 4) == 4 && header >= 20 && length >= 14 + header + 8 && ip[9] == IP_PROTO_UDP
+           && *(const u32 *)(ip + 16) == __builtin_bswap32(my_ip)
+           && (*(const u16 *)(ip + 6) & __builtin_bswap16(0x3fff)) == 0
+           && *(const u16 *)(ip + header + 2) == __builtin_bswap16(port);
+}
+
+void net_rx_count(u16 port, u32 ms) {
+    u64 spin = params->tsc_khz * SPIN_US / 1000;
+    u64 counted = 0, bytes = 0;
+    vq_disable_interrupts(&rxq);
+    flood_begin();
+    u64 start = rdtsc();
+    u64 end = start + ms_to_tsc(ms);
+    u64 last_progress = start;
+    static u16 ids[MAX_RING];
+    static u32 lengths[MAX_RING];
+    for (u64 now = start; now < end; now = rdtsc()) {
+        u16 got = vq_take_used(&rxq, ids, lengths, MAX_RING);
+        results->frames_received += got;
+        for (u16 i = 0; i < got; i++) {
+            const u8 *f = rx_buffers + (u32)ids[i] * BUFFER_SIZE + NET_HEADER;
+            u32 length = lengths[i];
+            u32 frame_length = length > NET_HEADER && length <= BUFFER_SIZE ? length - NET_HEADER : 0;
+            if (is_udp_to(f, frame_length, port)) {
+                counted++;
+                bytes += frame_length;
+            } else {
+                results->flood_other_frames++;
+                if (frame_length) {
+                    handle_frame(f, frame_length);   /* ARP above all: the host must learn where to send */
+                }
+            }
+        }
+        vq_add_buffers(&rxq, ids, got, (u64)rx_buffers, BUFFER_SIZE, BUFFER_SIZE, 1);
+        if (got) {
+            vq_publish(&rxq);   /* the batch back in one publish; a kick only when the device ran out and asked */
+            last_progress = now;
+        } else if (now - last_progress < spin) {
+            __asm__ volatile("pause");
+        } else {
+            vq_enable_interrupts(&rxq);
+            full_fence();
+            if (!vq_has_used(&rxq)) {
+                wait_until(end);
+            }
+            vq_disable_interrupts(&rxq);
+            last_progress = rdtsc();
+        }
+    }
+    u64 stop = rdtsc();
+    flood_end();
+    results->flood_frames = counted;
+    results->flood_bytes = bytes;
+    results->flood_ns = tsc_to_ns(stop - start);
+    vq_enable_interrupts(&rxq);
 }

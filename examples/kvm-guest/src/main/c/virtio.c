@@ -274,6 +274,7 @@ void vq_add_buffer(struct virtqueue *q, u16 id, u64 addr, u32 len, int writable)
         d->flags = flags;         /* invisible to the device until the batch's first flags are stored */
     }
     q->in_flight[id] = 1;
+    q->outstanding++;
     if (++q->avail_offset == q->size) {
         q->avail_offset = 0;
         q->avail_wrap ^= 1;
@@ -315,6 +316,7 @@ int vq_next_used(struct virtqueue *q, u32 *id, u32 *len) {
              "(queue size %u, virtio 1.2 §2.8.22)", q->index, used_id, q->used_offset, q->size);
     }
     q->in_flight[used_id] = 0;
+    q->outstanding--;
     *id = used_id;
     *len = d->len;
     if (++q->used_offset == q->size) {   /* each buffer of this guest takes one slot (§2.8.6) */
@@ -339,4 +341,169 @@ void vq_enable_interrupts(struct virtqueue *q) {
         *vq_used_event(q) = q->last_used;
     }
     q->avail->flags = 0;
+}
+
+u16 vq_in_flight(struct virtqueue *q) {
+    return q->packed ? q->outstanding : (u16)(q->next_avail - q->last_used);
+}
+
+void vq_enable_interrupts_after(struct virtqueue *q, u16 count) {
+    if (count == 0 || count > q->size) {
+        count = 1;
+    }
+    if (q->packed) {
+        if (q->event_idx) {
+            /* §2.8.10: the slot count - 1 past the next used one, with the device ring wrap counter it will have there */
+            u32 offset = (u32)q->used_offset + count - 1;
+            u32 wrap = q->used_wrap;
+            if (offset >= q->size) {
+                offset -= q->size;
+                wrap ^= 1;
+            }
+            *(volatile u32 *)q->driver_event = (offset | (wrap ? PACKED_WRAP_BIT : 0)) | (u32)RING_EVENT_FLAGS_DESC << 16;
+        } else {
+            q->driver_event->flags = RING_EVENT_FLAGS_ENABLE;
+        }
+        return;
+    }
+    if (q->event_idx) {
+        /* §2.7.10: the device interrupts when it moves used idx past used_event */
+        *vq_used_event(q) = (u16)(q->last_used + count - 1);
+    }
+    q->avail->flags = 0;
+}
+
+void vq_disable_interrupts(struct virtqueue *q) {
+    if (q->packed) {
+        q->driver_event->flags = RING_EVENT_FLAGS_DISABLE;
+        return;
+    }
+    q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+    if (q->event_idx) {
+        /* half the index space ahead: the device passes it only after 32768 more used buffers (vring_need_event) */
+        *vq_used_event(q) = (u16)(q->last_used + 0x8000);
+    }
+}
+
+/*
+ * The batch forms of vq_next_used and vq_add_buffer for the flood loops: the queue's indices live in
+ * locals for the whole batch (with -fno-strict-aliasing every ring store could alias them), which
+ * matters where each guest instruction is emulated (kvm_pvm) and costs about a microsecond.
+ */
+u16 vq_take_used(struct virtqueue *q, u16 *ids, u32 *lens, u16 max) {
+    u16 n = 0;
+    u16 size = q->size;
+    if (!q->packed) {
+        u16 last = q->last_used;
+        u16 avail_used = (u16)(q->used->idx - last);
+        barrier();                /* the index before the entries (loads stay in order on x86) */
+        volatile struct vring_used_elem *ring = q->used->ring;
+        while (n < max && avail_used) {
+            volatile struct vring_used_elem *e = &ring[last & (size - 1)];
+            u32 id = e->id;
+            last++;
+            avail_used--;
+            if (id >= size) {
+                continue;         /* no buffer of ours (a split ring's device broke it): nothing to hand back */
+            }
+            ids[n] = (u16)id;
+            if (lens) lens[n] = e->len;
+            n++;
+        }
+        q->last_used = last;
+        return n;
+    }
+    u16 offset = q->used_offset;
+    u8 wrap = q->used_wrap;
+    u16 want = wrap ? (u16)(PACKED_DESC_F_AVAIL | PACKED_DESC_F_USED) : 0;
+    volatile struct pvirtq_desc *ring = q->ring;
+    while (n < max) {
+        volatile struct pvirtq_desc *d = &ring[offset];
+        if ((d->flags & (PACKED_DESC_F_AVAIL | PACKED_DESC_F_USED)) != want) {
+            break;                /* §2.8.1: used = AVAIL and USED both equal to the device ring wrap counter */
+        }
+        barrier();                /* the flags before id and len */
+        u32 id = d->id;
+        if (id >= size || !q->in_flight[id]) {
+            q->used_offset = offset;
+            q->used_wrap = wrap;
+            fail(STATUS_DEVICE_ERROR, "virtio queue %u: the device used buffer id %u at slot %u, which is not in flight "
+                 "(queue size %u, virtio 1.2 §2.8.22)", q->index, id, offset, size);
+        }
+        q->in_flight[id] = 0;
+        ids[n] = (u16)id;
+        if (lens) lens[n] = d->len;
+        n++;
+        if (++offset == size) {   /* each buffer of this guest takes one slot (§2.8.6) */
+            offset = 0;
+            wrap ^= 1;
+            want = wrap ? (u16)(PACKED_DESC_F_AVAIL | PACKED_DESC_F_USED) : 0;
+        }
+    }
+    q->used_offset = offset;
+    q->used_wrap = wrap;
+    q->outstanding = (u16)(q->outstanding - n);
+    return n;
+}
+
+void vq_add_buffers(struct virtqueue *q, const u16 *ids, u16 count, u64 base, u32 stride, u32 len, int writable) {
+    if (count == 0) {
+        return;
+    }
+    u16 size = q->size;
+    if (!q->packed) {
+        volatile struct vring_desc *desc = q->desc;
+        volatile u16 *ring = q->avail->ring;
+        u16 next = q->next_avail;
+        u16 flags = writable ? VRING_DESC_F_WRITE : 0;
+        for (u16 i = 0; i < count; i++) {
+            u16 id = ids[i];
+            desc[id].addr = base + (u64)id * stride;
+            desc[id].len = len;
+            desc[id].flags = flags;
+            ring[next & (size - 1)] = id;
+            next++;
+        }
+        q->next_avail = next;
+        return;
+    }
+    volatile struct pvirtq_desc *ring = q->ring;
+    u16 offset = q->avail_offset;
+    u8 wrap = q->avail_wrap;
+    u16 write = writable ? VRING_DESC_F_WRITE : 0;
+    u16 i = 0;
+    if (q->pending == 0) {
+        /* §2.8.21.1: the batch's first flags are stored last, at publish */
+        u16 id = ids[0];
+        ring[offset].addr = base + (u64)id * stride;
+        ring[offset].len = len;
+        ring[offset].id = id;
+        q->pending_slot = offset;
+        q->pending_flags = (u16)((wrap ? PACKED_DESC_F_AVAIL : PACKED_DESC_F_USED) | write);
+        q->in_flight[id] = 1;
+        if (++offset == size) {
+            offset = 0;
+            wrap ^= 1;
+        }
+        i = 1;
+    }
+    u16 flags = (u16)((wrap ? PACKED_DESC_F_AVAIL : PACKED_DESC_F_USED) | write);
+    for (; i < count; i++) {
+        u16 id = ids[i];
+        volatile struct pvirtq_desc *d = &ring[offset];
+        d->addr = base + (u64)id * stride;
+        d->len = len;
+        d->id = id;
+        d->flags = flags;         /* invisible to the device until the batch's first flags are stored */
+        q->in_flight[id] = 1;
+        if (++offset == size) {
+            offset = 0;
+            wrap ^= 1;
+            flags = (u16)((wrap ? PACKED_DESC_F_AVAIL : PACKED_DESC_F_USED) | write);
+        }
+    }
+    q->pending = (u16)(q->pending + count);
+    q->outstanding = (u16)(q->outstanding + count);
+    q->avail_offset = offset;
+    q->avail_wrap = wrap;
 }

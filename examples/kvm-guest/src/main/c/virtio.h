@@ -23,6 +23,7 @@
 #define VRING_DESC_F_NEXT        1
 #define VRING_DESC_F_WRITE       2
 #define VRING_USED_F_NO_NOTIFY   1
+#define VRING_AVAIL_F_NO_INTERRUPT 1
 #define MSIX_NO_VECTOR           0xffff
 
 /* §2.8.1, §2.8.10: packed descriptor flags and event suppression flags */
@@ -98,6 +99,7 @@ struct virtqueue {
     u16 pending_slot;   /* the first of them: its flags are stored last, at publish */
     u16 pending_flags;
     u16 published_pos;  /* avail position (offset | wrap << 15) at the last publish */
+    u16 outstanding;    /* buffers added and not yet taken back used */
     u8 in_flight[VQ_MAX_SIZE];
     u64 notify_address;
 };
@@ -152,5 +154,18 @@ int vq_next_used(struct virtqueue *q, u32 *id, u32 *len);
 int vq_has_used(struct virtqueue *q);
 /* Asks for an interrupt at the next used buffer (§2.7.7: used_event with EVENT_IDX; §2.8.10: DESC with EVENT_IDX, else ENABLE). */
 void vq_enable_interrupts(struct virtqueue *q);
+/*
+ * Asks for an interrupt once count (>= 1) more buffers are used, like Linux's virtqueue_enable_cb_delayed: with EVENT_IDX
+ * the event index or descriptor points that far ahead; without it the device may interrupt at the next one.
+ */
+void vq_enable_interrupts_after(struct virtqueue *q, u16 count);
+/* Asks for no interrupts (§2.7.7: NO_INTERRUPT, which a device with EVENT_IDX may ignore; §2.8.10: DISABLE). */
+void vq_disable_interrupts(struct virtqueue *q);
+/* Takes up to max used buffers at once, as vq_next_used does one: ids into ids[], written lengths into lens[] (unless 0); returns how many. */
+u16 vq_take_used(struct virtqueue *q, u16 *ids, u32 *lens, u16 max);
+/* Adds count buffers at once, as vq_add_buffer does one: buffer ids[i] at base + ids[i] * stride, len bytes, device-writable or readable. */
+void vq_add_buffers(struct virtqueue *q, const u16 *ids, u16 count, u64 base, u32 stride, u32 len, int writable);
+/* Buffers added and not yet taken back used. */
+u16 vq_in_flight(struct virtqueue *q);
 
 #endif

@@ -54,8 +54,10 @@ public final class CompareCommand implements Callable<Integer> {
 
     @Option(names = "--vcpu",
             description = "java: the Java guest drives throughput, receive and latency workloads against the raw-tap ceiling; "
-                    + "kvm: the C guest on a KVM vCPU pings over each data plane, and the table shows vCPU exits and VMM "
-                    + "syscalls per packet (needs /dev/kvm); the same as --guest java or --guest kvm. Default: java.")
+                    + "kvm: the C guest on a KVM vCPU pings over each data plane (vCPU exits and VMM syscalls per packet), "
+                    + "then floods the host with UDP frames of each --sizes (TX, counted at the tap) and counts a host flood "
+                    + "(RX), next to a raw-tap ceiling measured by a C program in the same run (needs /dev/kvm); the same as "
+                    + "--guest java or --guest kvm. Default: java.")
     String vcpu;
 
     @Option(names = "--guest",
@@ -194,7 +196,8 @@ public final class CompareCommand implements Callable<Integer> {
             return compareLinux(chosen);
         }
         boolean kvm = kind.equals("kvm");
-        int steps = kvm ? chosen.size() * layouts.size() : 1 + chosen.size() * layouts.size() * (1 + 2 * sizes.size());
+        int steps = kvm ? Comparison.KVM_CEILING_STEPS + chosen.size() * layouts.size() * Comparison.kvmStepsPerMode(sizes.size())
+                : 1 + chosen.size() * layouts.size() * (1 + 2 * sizes.size());
         Progress progress = new Progress(System.err, steps);
         Report report = new Comparison(new Comparison.Plan(chosen, sizes, (long) (duration * 1e9), System.err, progress, kvm, layouts))
                 .run();

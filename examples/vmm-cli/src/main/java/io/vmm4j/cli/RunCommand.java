@@ -9,6 +9,7 @@ import io.vmm4j.cli.config.VmConfig;
 import io.vmm4j.cli.config.VmConfigLoader;
 import io.vmm4j.cli.config.VmRules;
 import io.vmm4j.cli.vm.DataPlane;
+import io.vmm4j.cli.vm.FloodWorkload;
 import io.vmm4j.cli.vm.LinuxGuestImage;
 import io.vmm4j.cli.vm.OptionValue;
 import io.vmm4j.cli.vm.RunSummary;
@@ -46,6 +47,8 @@ import java.util.concurrent.Callable;
                 "                                        QMP socket, metrics on 127.0.0.1:9464",
                 "  ./vmm run --pcap /tmp/vm.pcap         every frame into a pcap for tshark",
                 "  ./vmm run --vcpu kvm --count 5 --json  the C guest on KVM; vmExits and exits per packet in the JSON",
+                "  ./vmm run --vcpu kvm --count 0 --workload tx-flood --frame-size 64 --duration-ms 1000",
+                "                                        the C guest floods the host with UDP frames for a second",
                 "  ./vmm run --vcpu kvm --kernel /boot/vmlinuz --initrd guest.cpio.gz --append \"console=ttyS0 reboot=k vmm4j.workload=ping\"",
                 "                                        boot Linux directly; the run ends when the guest reboots",
                 "  ./vmm run --vcpu kvm --guest linux    the lab's Debian kernel and the project's initramfs: ping, then reboot"})
@@ -127,8 +130,24 @@ public final class RunCommand implements Callable<Integer> {
     int intervalMs;
 
     @Option(names = "--udp-port", defaultValue = "0",
-            description = "Also send --count UDP datagrams per queue pair to this host port and count echoes.")
+            description = "Also send --count UDP datagrams per queue pair to this host port and count echoes. With --workload: the "
+                    + "port the flood goes to or is counted at (0: " + FloodWorkload.DEFAULT_PORT + ", discard).")
     int udpPort;
+
+    @Option(names = "--workload", paramLabel = "tx-flood|rx-count",
+            description = "With --vcpu kvm, after the pings: tx-flood sends UDP frames of --frame-size bytes to the host as fast as "
+                    + "the TX ring allows, rx-count counts the UDP frames the host sends to the guest's --udp-port; for "
+                    + "--duration-ms. The JSON's kvm.flood has what the guest counted.")
+    String workload;
+
+    @Option(names = "--frame-size", defaultValue = "" + FloodWorkload.DEFAULT_FRAME_SIZE,
+            description = "With --workload tx-flood: Ethernet bytes per frame without FCS (14 + 20 + 8 + UDP payload), "
+                    + FloodWorkload.MIN_FRAME_SIZE + " to " + FloodWorkload.MAX_FRAME_SIZE + ". Default: ${DEFAULT-VALUE}.")
+    int frameSize;
+
+    @Option(names = "--duration-ms", defaultValue = "" + FloodWorkload.DEFAULT_DURATION_MS,
+            description = "With --workload: how long the flood or the count lasts, in ms. Default: ${DEFAULT-VALUE}.")
+    int durationMs;
 
     @Option(names = "--serve", defaultValue = "0",
             description = "Stay up this many seconds after the pings, answering the host. Default: ${DEFAULT-VALUE}.")
@@ -243,6 +262,12 @@ public final class RunCommand implements Callable<Integer> {
                         l.panic() == null ? "" : " (" + l.panic() + ")", l.results().size(), l.results().size() == 1 ? "" : "s",
                         summary.features());
             }
+            if (summary.kvm() != null && summary.kvm().flood() != null) {
+                RunSummary.Flood f = summary.kvm().flood();
+                log.printf("%s: %d frame(s) (%d bytes) in %.3f s, %.3f Mpps; %d kicks, %d interrupts, %d other frame(s) received%n",
+                        f.workload(), f.frames(), f.bytes(), f.seconds(), f.packetsPerSecond() / 1e6, f.kicks(), f.interrupts(),
+                        f.otherFrames());
+            }
             if (summary.kvm() != null) {
                 RunSummary.QuietPhase quiet = summary.kvm().quietPhase();
                 log.printf("vCPU exits to the VMM: %d %s; in steady traffic: %d exits for %d packets (%.3f per packet), %d kicks served%n",
@@ -277,11 +302,45 @@ public final class RunCommand implements Callable<Integer> {
         validate();
         return VmOptions.builder().dataPlane(DataPlane.of(backend)).port(OptionValue.of(VmOptions.Port.class, port)).tap(tap)
                 .bridge(bridge).guestIp(guestIp).hostIp(link.hostIp()).pingTarget(ping).pairs(link.queues()).count(count)
-                .pingSize(pingSize).intervalMs(intervalMs).udpPort(udpPort).serveSeconds(serveSeconds).mac(mac).mtu(mtu)
+                .pingSize(pingSize).intervalMs(intervalMs).udpPort(workload == null ? udpPort : 0).serveSeconds(serveSeconds)
+                .flood(flood()).mac(mac).mtu(mtu)
                 .memoryMiB(memoryMiB).wantedFeatures(wantedFeatures()).socket(socketListen != null ? socketListen : socket)
                 .socketListen(socketListen != null).reconnectSeconds(reconnectSeconds).queueSize(queueSize)
                 .vcpu(OptionValue.of(VmOptions.Vcpu.class, vcpu)).kernel(kernel).initrd(initrd).append(append).cpus(cpus)
                 .ring(RingLayout.valueOf(ring.toUpperCase(java.util.Locale.ROOT))).pollMicros(pollMicros).build();
+    }
+
+    /** The flood --workload asks for, or null; its values are checked in {@link #checkWorkload()}. */
+    private FloodWorkload flood() {
+        if (workload == null) {
+            return null;
+        }
+        return new FloodWorkload(OptionValue.of(FloodWorkload.Kind.class, workload), frameSize, durationMs,
+                udpPort == 0 ? FloodWorkload.DEFAULT_PORT : udpPort);
+    }
+
+    /** --workload and its --frame-size and --duration-ms: values in range, and only for the C guest on KVM. */
+    private void checkWorkload() {
+        CommandLine.ParseResult given = spec.commandLine().getParseResult();
+        if (workload == null) {
+            for (String flag : new String[] {"--frame-size", "--duration-ms"}) {
+                if (given.hasMatchedOption(flag) || fromFile.containsKey(flag)) {
+                    check(flag, "goes with --workload tx-flood or rx-count");
+                }
+            }
+            return;
+        }
+        check("--workload", VmRules.oneOf(workload, VmRules.WORKLOADS));
+        if (OptionValue.of(VmOptions.Vcpu.class, vcpu) != VmOptions.Vcpu.KVM || kernel != null) {
+            check("--workload", workload + " is a workload of the C guest on KVM: add --vcpu kvm"
+                    + (kernel != null ? " and drop --kernel/--guest linux" : ""));
+        }
+        check("--frame-size", VmRules.range(frameSize, FloodWorkload.MIN_FRAME_SIZE, FloodWorkload.MAX_FRAME_SIZE,
+                "bytes (an Ethernet frame without FCS)"));
+        check("--duration-ms", VmRules.range(durationMs, 1, FloodWorkload.MAX_DURATION_MS, "ms"));
+        if (frameSize > mtu + 14) {
+            check("--frame-size", frameSize + " bytes do not fit the NIC's --mtu " + mtu + " (at most MTU + 14 bytes of Ethernet header)");
+        }
     }
 
     Management.Settings managementSettings() {
@@ -327,6 +386,7 @@ public final class RunCommand implements Callable<Integer> {
             check("--ping", VmRules.unicastIpv4(ping));
         }
         checkAddressPlan();
+        checkWorkload();
         checkLinuxGuest();
         if (metrics != null) {
             check("--metrics", VmRules.metricsAddress(metrics));
@@ -480,7 +540,8 @@ public final class RunCommand implements Callable<Integer> {
         if (append != null && append.chars().anyMatch(c -> c < 0x20 || c == 0x7F)) {
             check("--append", "the kernel command line is one line of printable text");
         }
-        for (String flag : new String[] {"--count", "--ping", "--ping-size", "--interval", "--udp-port", "--serve", "--guest-features"}) {
+        for (String flag : new String[] {"--count", "--ping", "--ping-size", "--interval", "--udp-port", "--serve", "--guest-features",
+                "--workload"}) {
             if (given.hasMatchedOption(flag) || fromFile.containsKey(flag)) {
                 check(flag, "configures our own guests' pings; a Linux guest runs the workloads its command line names (--append "
                         + "\"... vmm4j.workload=ping\" with scripts/linux-guest's initramfs)");

@@ -66,6 +66,24 @@ class RunCommandTest {
     }
 
     @Test
+    void aWorkloadBecomesTheFloodOfTheKvmGuestOnItsPort() throws Exception {
+        VmOptions o = parse("--vcpu", "kvm", "--count", "0", "--workload", "tx-flood", "--frame-size", "1500", "--duration-ms", "250")
+                .resolve();
+        assertEquals(new io.vmm4j.cli.vm.FloodWorkload(io.vmm4j.cli.vm.FloodWorkload.Kind.TX_FLOOD, 1500, 250, 9), o.flood(),
+                "port 9 (discard) when --udp-port is not given");
+        assertEquals(0, o.udpPort(), "--udp-port is the flood's, not a UDP echo flow of the Java guest");
+        o = parse("--vcpu", "kvm", "--workload", "rx-count", "--udp-port", "5001").resolve();
+        assertEquals(5001, o.flood().port());
+        assertEquals(0, o.udpPort());
+        Path file = Files.writeString(dir.resolve("flood.json"), """
+                {"vcpu": "kvm", "guest": {"workload": {"kind": "rx-count", "durationMs": 400}}}
+                """);
+        assertEquals(new io.vmm4j.cli.vm.FloodWorkload(io.vmm4j.cli.vm.FloodWorkload.Kind.RX_COUNT, 64, 400, 9),
+                parse("--config", file.toString()).resolve().flood(), "from the file, the frame size by default");
+        assertNull(parse().resolve().flood(), "no --workload, no flood");
+    }
+
+    @Test
     void withoutAFileTheDefaultsHold() {
         VmOptions o = parse().resolve();
         assertEquals(DataPlane.EMULATED, o.dataPlane());
@@ -173,7 +191,17 @@ class RunCommandTest {
                         + "with --socket-listen: a listening VMM accepts the back-end again by itself; --reconnect is for --socket"),
                 Arguments.of(List.of("--reconnect", "2"), "--reconnect is for --backend vhost-user; --backend is emulated"),
                 Arguments.of(List.of("--backend", "vhost-user", "--reconnect", "2"), "--reconnect 2 needs --socket PATH, the back-end's "
-                        + "socket to retry"));
+                        + "socket to retry"),
+                // the C guest's floods
+                Arguments.of(List.of("--workload", "tx-flood"), "--workload: tx-flood is a workload of the C guest on KVM: add --vcpu kvm"),
+                Arguments.of(List.of("--vcpu", "kvm", "--workload", "flood"), "--workload: 'flood' is not allowed; allowed: tx-flood, rx-count"),
+                Arguments.of(List.of("--vcpu", "kvm", "--workload", "tx-flood", "--frame-size", "2000"), "--frame-size: 2000 is out of "
+                        + "range; allowed: 60 to 1514 bytes (an Ethernet frame without FCS)"),
+                Arguments.of(List.of("--vcpu", "kvm", "--workload", "tx-flood", "--frame-size", "1514", "--mtu", "1400"), "--frame-size: "
+                        + "1514 bytes do not fit the NIC's --mtu 1400 (at most MTU + 14 bytes of Ethernet header)"),
+                Arguments.of(List.of("--vcpu", "kvm", "--workload", "rx-count", "--duration-ms", "0"), "--duration-ms: 0 is out of range; "
+                        + "allowed: 1 to 3600000 ms"),
+                Arguments.of(List.of("--vcpu", "kvm", "--frame-size", "128"), "--frame-size: goes with --workload tx-flood or rx-count"));
     }
 
     @ParameterizedTest(name = "{0}")

@@ -1,10 +1,13 @@
 package io.vmm4j.cli.compare;
 
 import io.vmm4j.cli.vm.DataPlane;
+import io.vmm4j.cli.vm.FloodWorkload;
+import io.vmm4j.cli.vm.RunSummary;
 import io.vmm4j.cli.vm.ToyVm;
 import io.vmm4j.cli.vm.VmOptions;
 import io.vmm4j.cli.vm.Workload;
 import io.vmm4j.core.linux.LibC;
+import io.vmm4j.guest.TapFlood;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.virtio.net.VirtioNetHeader;
 import io.vmm4j.virtio.queue.RingLayout;
@@ -20,10 +23,12 @@ import java.nio.channels.DatagramChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
@@ -82,13 +87,15 @@ public final class Comparison {
     /** Runs every mode and the ceiling; never throws for a mode that fails: its row says why. */
     public Report run() {
         if (plan.kvm()) {
+            Report.Ceiling ceiling = measureTapCeiling();
             List<Report.KvmRow> kvmRows = new ArrayList<>();
+            List<Report.KvmFloodRow> floodRows = new ArrayList<>();
             for (RingLayout ring : plan.rings()) {
                 for (String mode : plan.modes()) {
-                    kvmRows.add(measureKvm(mode, ring));
+                    measureKvm(mode, ring, ceiling, kvmRows, floodRows);
                 }
             }
-            return new Report(new Report.Ceiling(List.of()), List.of(), plan.measureNanos() / 1e9, kvmRows);
+            return new Report(ceiling, List.of(), plan.measureNanos() / 1e9, kvmRows, floodRows);
         }
         List<Report.Row> rows = new ArrayList<>();
         Report.Ceiling ceiling = measureCeiling();
@@ -188,35 +195,193 @@ public final class Comparison {
         return rows;
     }
 
+    /** Steps of one mode and ring layout under the KVM guest: its pings, then a TX flood and an RX count per frame size. */
+    public static int kvmStepsPerMode(int frameSizes) {
+        return 1 + 2 * frameSizes;
+    }
+
+    /** Steps outside the modes under the KVM guest: the C tap ceiling. */
+    public static final int KVM_CEILING_STEPS = 1;
+
+    /** How much longer the guest counts than the host floods, so that the host's whole flood falls inside its window. */
+    private static final int RX_COUNT_SLACK_MS = 500;
+
     /**
-     * The C guest on a KVM vCPU pings the host {@value #KVM_PINGS} times over {@code mode}: its
-     * kicks are KVM ioeventfds and its interrupts KVM irqfds (except in emulated-sync, where each
-     * kick exits), so what the VMM's own threads do per packet is what is left of the data plane.
+     * The C guest on a KVM vCPU over {@code mode}: first it pings the host {@value #KVM_PINGS} times (its kicks are KVM
+     * ioeventfds and its interrupts KVM irqfds, except in emulated-sync, where each kick exits, so what the VMM's own
+     * threads do per packet is what is left of the data plane); then, a boot each, it floods the host at each frame size
+     * and counts the host's flood. Adds a row per measurement; a failure is its row's error.
      */
-    private Report.KvmRow measureKvm(String mode, RingLayout ring) {
+    private void measureKvm(String mode, RingLayout ring, Report.Ceiling ceiling, List<Report.KvmRow> pings,
+                            List<Report.KvmFloodRow> floods) {
         String label = plan.label(mode, ring);
         plan.progress().step(label + ": KVM guest pings");
-        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         try (Daemon daemon = DataPlane.of(mode) == DataPlane.VHOST_USER ? Daemon.start(hostAddress() + "/24", plan.log()) : null) {
-            VmOptions kvm = options(mode, daemon == null ? null : daemon.socket().toString(), ring).toBuilder().count(KVM_PINGS)
-                    .intervalMs(KVM_PING_INTERVAL_MS).vcpu(VmOptions.Vcpu.KVM).build();
-            long pid = ProcessHandle.current().pid();
-            long daemonPid = daemon != null ? daemon.process().pid() : -1;
-            try (ToyVm vm = new ToyVm(kvm, quiet)) {
-                Snapshot before = Snapshot.take(pid, daemonPid);
-                io.vmm4j.cli.vm.RunSummary s = vm.run();
-                Snapshot d = Snapshot.take(pid, daemonPid).minus(before);
-                long[] rtts = s.ping().rttMs().stream().mapToLong(ms -> (long) (ms * 1e6)).sorted().toArray();
-                double packets = Math.max(2.0 * s.ping().received(), 1);
-                return new Report.KvmRow(label, s.ping().sent(), s.ping().received(), Report.percentile(rtts, 0.5) / 1e3,
-                        Report.percentile(rtts, 0.99) / 1e3, s.kvm().quietPhase().exits() / packets,
-                        d.vmmThreads().syscalls() / packets, d.vmmThreads().voluntarySwitches() / packets,
-                        d.vmmThreads().cpuNanos() / packets, d.daemon().cpuNanos() / packets, s.error());
+            pings.add(kvmPings(mode, ring, label, daemon));
+            for (int frame : plan.frameSizes()) {
+                plan.progress().step(label + ": KVM guest transmit " + frame + " B");
+                floods.add(kvmFlood(mode, ring, label, daemon, ceiling, "tx", frame));
+                plan.progress().step(label + ": KVM guest receive " + frame + " B");
+                floods.add(kvmFlood(mode, ring, label, daemon, ceiling, "rx", frame));
             }
         } catch (Exception e) {
             plan.log().println("compare: " + label + " under KVM failed: " + e.getMessage());
+            pings.add(new Report.KvmRow(label, 0, 0, 0, 0, 0, 0, 0, 0, 0, String.valueOf(e.getMessage())));
+            for (int i = 1; i < kvmStepsPerMode(plan.frameSizes().size()); i++) {
+                plan.progress().step(label + ": skipped");
+            }
+        }
+    }
+
+    private VmOptions kvmOptions(String mode, RingLayout ring, Daemon daemon) {
+        return options(mode, daemon == null ? null : daemon.socket().toString(), ring).toBuilder().vcpu(VmOptions.Vcpu.KVM).build();
+    }
+
+    private Report.KvmRow kvmPings(String mode, RingLayout ring, String label, Daemon daemon) {
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        VmOptions kvm = kvmOptions(mode, ring, daemon).toBuilder().count(KVM_PINGS).intervalMs(KVM_PING_INTERVAL_MS).build();
+        long pid = ProcessHandle.current().pid();
+        long daemonPid = daemon != null ? daemon.process().pid() : -1;
+        try (ToyVm vm = new ToyVm(kvm, quiet)) {
+            Snapshot before = Snapshot.take(pid, daemonPid);
+            RunSummary s = vm.run();
+            Snapshot d = Snapshot.take(pid, daemonPid).minus(before);
+            long[] rtts = s.ping().rttMs().stream().mapToLong(ms -> (long) (ms * 1e6)).sorted().toArray();
+            double packets = Math.max(2.0 * s.ping().received(), 1);
+            return new Report.KvmRow(label, s.ping().sent(), s.ping().received(), Report.percentile(rtts, 0.5) / 1e3,
+                    Report.percentile(rtts, 0.99) / 1e3, s.kvm().quietPhase().exits() / packets,
+                    d.vmmThreads().syscalls() / packets, d.vmmThreads().voluntarySwitches() / packets,
+                    d.vmmThreads().cpuNanos() / packets, d.daemon().cpuNanos() / packets, s.error());
+        } catch (Exception e) {
+            plan.log().println("compare: " + label + " pings under KVM failed: " + e.getMessage());
             return new Report.KvmRow(label, 0, 0, 0, 0, 0, 0, 0, 0, 0, String.valueOf(e.getMessage()));
         }
+    }
+
+    /**
+     * One boot of the C guest for one flood. tx: it sends {@code frame}-byte UDP frames for the measuring time, and the tap
+     * that carries them to the host (the VMM's, or the daemon's with vhost-user) counts what arrives. rx: tapflood sends
+     * such datagrams from the host to the guest's port while the guest counts them (its window a little longer than the
+     * flood, so that it holds the whole flood).
+     */
+    private Report.KvmFloodRow kvmFlood(String mode, RingLayout ring, String label, Daemon daemon, Report.Ceiling ceiling, String direction,
+                                        int frame) {
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        boolean tx = direction.equals("tx");
+        int ms = (int) Math.max(1, plan.measureNanos() / 1_000_000);
+        FloodWorkload workload = new FloodWorkload(tx ? FloodWorkload.Kind.TX_FLOOD : FloodWorkload.Kind.RX_COUNT, frame,
+                tx ? ms : ms + RX_COUNT_SLACK_MS, Workload.BENCH_PORT);
+        VmOptions options = kvmOptions(mode, ring, daemon).toBuilder().count(0).flood(workload).build();
+        try (ToyVm vm = new ToyVm(options, quiet)) {
+            String tap = daemon != null ? daemon.tap() : vm.portName();
+            if (tx) {
+                long arrivedBefore = tapCounter(tap, "rx_packets");
+                long droppedBefore = tapCounter(tap, "rx_dropped");
+                RunSummary s = vm.run();
+                if (s.error() != null) {
+                    return Report.KvmFloodRow.failed(label, direction, frame, s.error());
+                }
+                RunSummary.Flood f = s.kvm().flood();
+                // the tap also carried the guest's ARP request: only the flood's frames count
+                long others = s.kvm().guest().framesTransmitted() - f.frames();
+                long arrived = Math.max(0, tapCounter(tap, "rx_packets") - arrivedBefore - others);
+                return Report.KvmFloodRow.of(label, direction, frame, f.frames(), Math.min(arrived, f.frames()), f.seconds(), ceiling,
+                        tapCounter(tap, "rx_dropped") - droppedBefore, f.kicks(), f.interrupts(), s.kvm().quietPhase().exitsPerPacket());
+            }
+            pinGuestNeighbour(tap);
+            long droppedBefore = tapCounter(tap, "tx_dropped");
+            CompletableFuture<RunSummary> run = new CompletableFuture<>();
+            Thread.ofPlatform().name("kvm-rx-count").start(() -> {
+                try {
+                    run.complete(vm.run());
+                } catch (Throwable t) {
+                    run.completeExceptionally(t);
+                }
+            });
+            if (!vm.awaitGuestQuietPhase(Duration.ofSeconds(30))) {
+                vm.requestStop();
+                RunSummary s = run.get(30, TimeUnit.SECONDS);
+                return Report.KvmFloodRow.failed(label, direction, frame, "the guest never began counting"
+                        + (s.error() == null ? "" : ": " + s.error()));
+            }
+            TapFlood.Result sent;
+            try (TapFlood.Run sender = TapFlood.send(hostAddress(), guestAddress(), Workload.BENCH_PORT, payloadFor(frame),
+                    plan.measureNanos() / 1e9, 0)) {
+                sent = sender.await(Duration.ofNanos(plan.measureNanos()).plusSeconds(30));
+            }
+            RunSummary s = run.get(ms + RX_COUNT_SLACK_MS + 30_000L, TimeUnit.MILLISECONDS);
+            if (s.error() != null) {
+                return Report.KvmFloodRow.failed(label, direction, frame, s.error());
+            }
+            RunSummary.Flood f = s.kvm().flood();
+            return Report.KvmFloodRow.of(label, direction, frame, sent.frames(), Math.min(f.frames(), sent.frames()), sent.seconds(), ceiling,
+                    tapCounter(tap, "tx_dropped") - droppedBefore, f.kicks(), f.interrupts(), s.kvm().quietPhase().exitsPerPacket());
+        } catch (Exception e) {
+            plan.log().println("compare: " + label + " " + direction + " " + frame + " B under KVM failed: " + e.getMessage());
+            if (System.getenv("VMM4J_DEBUG") != null) {
+                e.printStackTrace(plan.log());
+            }
+            return Report.KvmFloodRow.failed(label, direction, frame, String.valueOf(e.getMessage()));
+        }
+    }
+
+    /** The host sends to the guest's MAC without asking first: a permanent neighbour entry on the tap, as for the ceiling. */
+    private void pinGuestNeighbour(String tap) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder("ip", "neigh", "replace", guestAddress(), "lladdr", VmOptions.DEFAULT_MAC, "dev", tap)
+                .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) {
+            throw new IOException("ip neigh replace " + guestAddress() + " dev " + tap + " failed: " + out.strip());
+        }
+    }
+
+    /**
+     * The ceiling of the KVM comparison, in C (tapflood, one syscall per frame like the data planes), on a tap opened as
+     * the data planes open theirs: per frame size, writing frames into it for the measuring time (TX: what a data plane
+     * could deliver to the host), and reading what the host's C sender sends through it (RX). Without the helper the
+     * rows are missing and the ratios say "-".
+     */
+    private Report.Ceiling measureTapCeiling() {
+        plan.progress().step("ceiling: raw tap, in C");
+        if (!TapFlood.built()) {
+            plan.log().println("compare: no C tap ceiling: the tapflood helper was not built (this build had no gcc)");
+            return new Report.Ceiling(List.of());
+        }
+        List<Report.CeilingRow> rows = new ArrayList<>();
+        String name = "vcei" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF));
+        double seconds = plan.measureNanos() / 1e9;
+        Duration timeout = Duration.ofNanos(plan.measureNanos()).plusSeconds(30);
+        try (TapDevice tap = TapDevice.open(name, 1, VirtioNetHeader.SIZE)) {
+            tap.addAddress(hostAddress() + "/24");
+            tap.setUp();
+            byte[] hostMac = HexFormat.ofDelimiter(":").parseHex(Files.readString(Path.of("/sys/class/net", name, "address")).strip());
+            byte[] guestMac = HexFormat.ofDelimiter(":").parseHex(VmOptions.DEFAULT_MAC);
+            pinGuestNeighbour(name);
+            for (int frame : plan.frameSizes()) {
+                byte[] f = UdpFrame.build(guestMac, hostMac, guestAddress(), hostAddress(), Workload.BENCH_PORT, payloadFor(frame));
+                long arrivedBefore = tapCounter(name, "rx_packets");
+                TapFlood.Result written;
+                try (TapFlood.Run writer = TapFlood.write(tap.fd(0), VirtioNetHeader.SIZE, seconds, f)) {
+                    written = writer.await(timeout);
+                }
+                long arrived = tapCounter(name, "rx_packets") - arrivedBefore;
+                rows.add(new Report.CeilingRow("tx", frame, written.frames(), arrived, written.framesPerSecond()));
+
+                TapFlood.Result read;
+                TapFlood.Result sent;
+                try (TapFlood.Run reader = TapFlood.read(tap.fd(0), VirtioNetHeader.SIZE, seconds + RX_COUNT_SLACK_MS / 1e3);
+                     TapFlood.Run sender = TapFlood.send(hostAddress(), guestAddress(), Workload.BENCH_PORT, payloadFor(frame), seconds, 0)) {
+                    sent = sender.await(timeout);
+                    read = reader.await(timeout);
+                }
+                // the host's own frames (IPv6 router solicitations) may be read too; never count more than was sent
+                long received = Math.min(read.frames(), sent.frames());
+                rows.add(new Report.CeilingRow("rx", frame, sent.frames(), received, sent.seconds() > 0 ? received / sent.seconds() : 0));
+            }
+        } catch (Exception e) {
+            plan.log().println("compare: the C tap ceiling failed: " + e.getMessage());
+        }
+        return new Report.Ceiling(rows);
     }
 
     /** Host → guest with a bounded window; returns {sent, received}. */

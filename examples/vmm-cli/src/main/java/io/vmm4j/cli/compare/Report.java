@@ -4,11 +4,14 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
-/** The comparison's results: the raw-tap ceiling and one row per mode, direction and frame size. */
-public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasurement, List<KvmRow> kvmRows) {
+/**
+ * The comparison's results: the raw-tap ceiling and one row per mode, direction and frame size. With the C guest on KVM
+ * ({@code kvmRows}, {@code kvmFloodRows}) the ceiling is the C one (tapflood) of the same run.
+ */
+public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasurement, List<KvmRow> kvmRows, List<KvmFloodRow> kvmFloodRows) {
 
     public Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasurement) {
-        this(ceiling, rows, secondsPerMeasurement, List.of());
+        this(ceiling, rows, secondsPerMeasurement, List.of(), List.of());
     }
 
     /**
@@ -23,6 +26,42 @@ public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasureme
     public record KvmRow(String mode, int pings, int replies, double rttP50Micros, double rttP99Micros, double exitsPerPacket,
                          double vmmSyscallsPerPacket, double vmmWakeupsPerPacket, double vmmCpuNsPerPacket,
                          double daemonCpuNsPerPacket, String error) {
+    }
+
+    /**
+     * One flood of the C guest on a KVM vCPU over a data plane. tx: the guest sends as fast as its TX ring allows and the tap
+     * (the daemon's, with vhost-user) counts what arrives; rx: the C sender floods the guest's UDP port through the tap
+     * and the guest counts what reaches it. Per-packet figures divide by packets received.
+     *
+     * @param sent                tx: frames the guest sent (each one handed back used by the data plane); rx: datagrams the host sent
+     * @param received            tx: of those, frames on the tap; rx: frames the guest counted
+     * @param seconds             tx: the guest's flood, first frame to last buffer back (its TSC); rx: the host sender's
+     * @param ceilingRatio        packets/s over the same run's C tap ceiling for this direction and frame size (null without one)
+     * @param tapDrops            tx: the tap's rx_dropped; rx: its tx_dropped (its queue towards the data plane overflowed)
+     * @param kicksPerPacket      notify writes of the guest
+     * @param interruptsPerPacket interrupts the guest took
+     * @param exitsPerPacket      vCPU exits to the VMM in the guest's steady phase
+     */
+    public record KvmFloodRow(String mode, String direction, int frameBytes, long sent, long received, double seconds,
+                              double packetsPerSecond, Double ceilingRatio, long tapDrops, double kicksPerPacket,
+                              double interruptsPerPacket, double exitsPerPacket, String error) {
+        static KvmFloodRow of(String mode, String direction, int frame, long sent, long received, double seconds, Ceiling ceiling,
+                              long tapDrops, long kicks, long interrupts, double exitsPerPacket) {
+            double pps = seconds > 0 ? received / seconds : 0;
+            double per = Math.max(received, 1);
+            double ceilingPps = ceiling.pps(direction, frame);
+            Double ratio = ceilingPps > 0 ? pps / ceilingPps : null; // NaN (no ceiling row) is not > 0
+            return new KvmFloodRow(mode, direction, frame, sent, received, seconds, pps, ratio, tapDrops, kicks / per, interrupts / per,
+                    exitsPerPacket, null);
+        }
+
+        static KvmFloodRow failed(String mode, String direction, int frame, String why) {
+            return new KvmFloodRow(mode, direction, frame, 0, 0, 0, 0, null, 0, 0, 0, 0, why);
+        }
+
+        public long lost() {
+            return sent - received;
+        }
     }
 
     /** What a bare tap does with the same frames. */
@@ -85,6 +124,39 @@ public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasureme
         return sorted[i];
     }
 
+    /** The C guest's floods, each direction after the C tap ceiling it is measured against. */
+    private String kvmFloodTable() {
+        StringBuilder sb = new StringBuilder();
+        sb.append("| mode (KVM vCPU, flood) | dir | frame | sent | received | lost (tap drops) | Mpps | x C tap ceiling | kicks/pkt | interrupts/pkt | vCPU exits/pkt |\n");
+        sb.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        List<String> failures = new ArrayList<>();
+        for (String dir : List.of("tx", "rx")) {
+            for (CeilingRow c : ceiling.rows()) {
+                if (c.direction().equals(dir)) {
+                    sb.append(String.format(Locale.ROOT, "| C raw tap (ceiling) | %s | %d | %d | %d | %d | %.3f | 1.00 | - | - | - |%n", dir,
+                            c.frameBytes(), c.sent(), c.received(), c.sent() - c.received(), c.packetsPerSecond() / 1e6));
+                }
+            }
+            for (KvmFloodRow k : kvmFloodRows) {
+                if (!k.direction().equals(dir)) {
+                    continue;
+                }
+                if (k.error() != null) {
+                    failures.add("- " + k.mode() + " " + k.direction() + " " + k.frameBytes() + " B: " + k.error());
+                    continue;
+                }
+                sb.append(String.format(Locale.ROOT, "| %s | %s | %d | %d | %d | %d (%d) | %.3f | %s | %.3f | %.3f | %.3f |%n", k.mode(), dir,
+                        k.frameBytes(), k.sent(), k.received(), k.lost(), k.tapDrops(), k.packetsPerSecond() / 1e6,
+                        k.ceilingRatio() == null ? "-" : String.format(Locale.ROOT, "%.2f", k.ceilingRatio()), k.kicksPerPacket(),
+                        k.interruptsPerPacket(), k.exitsPerPacket()));
+            }
+        }
+        if (!failures.isEmpty()) {
+            sb.append("\nNot measured:\n").append(String.join("\n", failures)).append('\n');
+        }
+        return sb.toString();
+    }
+
     /** The table a person reads: one line per measurement, ratios to the same run's raw-tap ceiling. */
     public String markdown() {
         StringBuilder sb = new StringBuilder();
@@ -99,6 +171,9 @@ public record Report(Ceiling ceiling, List<Row> rows, double secondsPerMeasureme
                 sb.append(String.format(Locale.ROOT, "| %s | %d/%d | %.0f / %.0f | %.3f | %.2f | %.2f | %.2f / %.2f |%n", k.mode(),
                         k.replies(), k.pings(), k.rttP50Micros(), k.rttP99Micros(), k.exitsPerPacket(), k.vmmSyscallsPerPacket(),
                         k.vmmWakeupsPerPacket(), k.vmmCpuNsPerPacket() / 1e3, k.daemonCpuNsPerPacket() / 1e3));
+            }
+            if (!kvmFloodRows.isEmpty()) {
+                sb.append('\n').append(kvmFloodTable());
             }
             if (rows.isEmpty()) {
                 return sb.toString();

@@ -24,7 +24,8 @@ import java.util.Map;
  *   "guest": {
  *     "ip": "10.0.2.15", "features": ["GUEST_CSUM"],   --guest-ip --guest-features
  *     "ping": {"target": "10.0.2.2", "count": 3, "size": 56, "intervalMs": 200},  --ping --count --ping-size --interval
- *     "udpPort": 0, "serveSeconds": 0                  --udp-port --serve
+ *     "udpPort": 0, "serveSeconds": 0,                 --udp-port --serve
+ *     "workload": {"kind": "tx-flood", "frameSize": 64, "durationMs": 1000}  --workload --frame-size --duration-ms
  *   },
  *   "management": {"qmp": "/run/vm.qmp", "metrics": "127.0.0.1:9464", "pcap": "/tmp/vm.pcap"}, --qmp --metrics --pcap
  *   "vcpu": "kvm",                                --vcpu
@@ -39,7 +40,11 @@ public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, 
                       Integer pollUs) {
     }
 
-    public record Guest(String ip, List<String> features, Ping ping, Integer udpPort, Integer serveSeconds) {
+    public record Guest(String ip, List<String> features, Ping ping, Integer udpPort, Integer serveSeconds, Workload workload) {
+    }
+
+    /** A flood of the C guest on KVM. */
+    public record Workload(String kind, Integer frameSize, Integer durationMs) {
     }
 
     public record Ping(String target, Integer count, Integer size, Integer intervalMs) {
@@ -64,6 +69,8 @@ public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, 
             Map.entry("--ping", "$.guest.ping.target"), Map.entry("--count", "$.guest.ping.count"),
             Map.entry("--ping-size", "$.guest.ping.size"), Map.entry("--interval", "$.guest.ping.intervalMs"),
             Map.entry("--udp-port", "$.guest.udpPort"), Map.entry("--serve", "$.guest.serveSeconds"),
+            Map.entry("--workload", "$.guest.workload.kind"), Map.entry("--frame-size", "$.guest.workload.frameSize"),
+            Map.entry("--duration-ms", "$.guest.workload.durationMs"),
             Map.entry("--qmp", "$.management.qmp"), Map.entry("--metrics", "$.management.metrics"),
             Map.entry("--pcap", "$.management.pcap"), Map.entry("--vcpu", "$.vcpu"), Map.entry("--kernel", "$.linux.kernel"),
             Map.entry("--initrd", "$.linux.initrd"), Map.entry("--append", "$.linux.append"), Map.entry("--cpus", "$.linux.cpus"));
@@ -104,6 +111,11 @@ public record VmConfig(String backend, Integer memoryMiB, Net net, Guest guest, 
             }
             put(flags, "--udp-port", guest.udpPort());
             put(flags, "--serve", guest.serveSeconds());
+            if (guest.workload() != null) {
+                put(flags, "--workload", guest.workload().kind());
+                put(flags, "--frame-size", guest.workload().frameSize());
+                put(flags, "--duration-ms", guest.workload().durationMs());
+            }
         }
         if (management != null) {
             put(flags, "--qmp", management.qmp() == null ? null : Path.of(management.qmp()));

@@ -15,6 +15,8 @@ import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 
+import io.vmm4j.cli.vm.FloodWorkload;
+
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.reflect.RecordComponent;
@@ -346,6 +348,13 @@ public final class VmConfigLoader {
             }
             check(problems, "$.guest.udpPort", g.udpPort(), v -> VmRules.range(v, 0, 65535, "(0: no UDP flows)"));
             check(problems, "$.guest.serveSeconds", g.serveSeconds(), v -> VmRules.atLeast(v, 0));
+            VmConfig.Workload w = g.workload();
+            if (w != null) {
+                check(problems, "$.guest.workload.kind", w.kind(), v -> VmRules.oneOf(v, VmRules.WORKLOADS));
+                check(problems, "$.guest.workload.frameSize", w.frameSize(), v -> VmRules.range(v, FloodWorkload.MIN_FRAME_SIZE,
+                        FloodWorkload.MAX_FRAME_SIZE, "bytes (an Ethernet frame without FCS)"));
+                check(problems, "$.guest.workload.durationMs", w.durationMs(), v -> VmRules.range(v, 1, FloodWorkload.MAX_DURATION_MS, "ms"));
+            }
         }
         VmConfig.Management m = c.management();
         if (m != null) {

@@ -19,6 +19,8 @@ public final class VmRules {
     public static final List<String> BACKENDS = OptionValue.labels(DataPlane.class);
     public static final List<String> PORTS = OptionValue.labels(VmOptions.Port.class);
     public static final List<String> VCPUS = OptionValue.labels(VmOptions.Vcpu.class);
+    /** The C guest's flood workloads (--workload). */
+    public static final List<String> WORKLOADS = OptionValue.labels(io.vmm4j.cli.vm.FloodWorkload.Kind.class);
     /** The ring layouts the NIC may offer (--ring). */
     public static final List<String> RINGS = List.of("split", "packed");
     public static final int MIN_MEMORY_MIB = 16;

@@ -30,6 +30,10 @@ abstract class GuestMachine implements AutoCloseable {
 
     /** The machine {@code options} ask for; what that guest kind cannot do is refused before anything is created. */
     static GuestMachine create(VmOptions options, PrintStream log) {
+        if (options.flood() != null && (options.linux() || !options.kvm())) {
+            throw new ToyVm.VmException("--workload " + options.flood().kind().label() + " is a workload of the C guest on KVM: "
+                    + (options.linux() ? "drop --kernel/--guest linux" : "add --vcpu kvm"));
+        }
         if (options.linux()) {
             return LinuxGuestMachine.create(options, log);
         }

@@ -15,6 +15,7 @@ import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 
@@ -36,6 +37,9 @@ final class KvmGuest implements GuestRunner {
     private volatile Integer doneStatus;
     private volatile String error;
     private volatile boolean stopRequested;
+    /** Opens at the guest's first quiet phase, or when its run ends without one. */
+    private final CountDownLatch firstQuietPhaseOrEnd = new CountDownLatch(1);
+    private volatile boolean quietPhaseBegun;
     private GuestAbi.Results results;
     private long tscKhz;
     // quiet-phase accounting (vCPU thread only)
@@ -93,6 +97,8 @@ final class KvmGuest implements GuestRunner {
             phaseStartPackets = packets.getAsLong();
             phaseStartKicks = kicks.getAsLong();
             phaseStartNanos = System.nanoTime();
+            quietPhaseBegun = true;
+            firstQuietPhaseOrEnd.countDown();
         } else if (which == GuestAbi.PHASE_QUIET_END && phaseStartExits != null) {
             long[] window = now.minus(phaseStartExits).byReason();
             window[KvmIoctls.EXIT_IO]--; // this very OUT to the phase port
@@ -114,8 +120,11 @@ final class KvmGuest implements GuestRunner {
                 throw new IllegalStateException("KVM cannot tell this vCPU's TSC frequency (KVM_GET_TSC_KHZ), which the guest times with");
             }
             int flags = GuestAbi.FLAG_EVENT_IDX;
+            FloodWorkload flood = options.flood();
             new GuestAbi.BootParams(tscKhz, GuestAbi.ipv4(options.guestIp()), GuestAbi.ipv4(options.target()), options.count(),
-                    options.intervalMs(), options.pingSize(), options.serveSeconds() * 1000, flags).writeTo(memory);
+                    options.intervalMs(), options.pingSize(), options.serveSeconds() * 1000, flags,
+                    flood == null ? GuestAbi.WORKLOAD_NONE : flood.kind().abiValue(), flood == null ? 0 : flood.frameSize(),
+                    flood == null ? 0 : flood.durationMs(), flood == null ? 0 : flood.port()).writeTo(memory);
             memory.fill(GuestAbi.RESULTS_ADDRESS, 0x4000, (byte) 0);
             LongMode.enter(vcpu, memory, entry, GuestAbi.STACK_TOP, GuestAbi.BOOT_PARAMS_ADDRESS);
             watchdog = startWatchdog();
@@ -138,6 +147,7 @@ final class KvmGuest implements GuestRunner {
             if (error == null) {
                 error = outcome();
             }
+            firstQuietPhaseOrEnd.countDown();
         }
     }
 
@@ -156,7 +166,8 @@ final class KvmGuest implements GuestRunner {
 
     /** Stops a guest that outlives its own deadlines by far (a hang), with a message saying so. */
     private Thread startWatchdog() {
-        long seconds = 30 + (long) options.count() * options.intervalMs() / 1000 + options.serveSeconds();
+        long seconds = 30 + (long) options.count() * options.intervalMs() / 1000 + options.serveSeconds()
+                + (options.flood() == null ? 0 : options.flood().durationMs() / 1000);
         return Thread.ofPlatform().daemon().name("kvm-watchdog").start(() -> {
             try {
                 Thread.sleep(TimeUnit.SECONDS.toMillis(seconds));
@@ -166,6 +177,12 @@ final class KvmGuest implements GuestRunner {
             error = "the guest did not finish within " + seconds + " s; its last line was: " + console.lastLine();
             vcpu.requestStop();
         });
+    }
+
+    /** Waits until the guest enters its first quiet phase (its pings, flood or count loop); false if it did not in time. */
+    boolean awaitQuietPhase(long timeoutNanos) throws InterruptedException {
+        firstQuietPhaseOrEnd.await(timeoutNanos, TimeUnit.NANOSECONDS);
+        return quietPhaseBegun;
     }
 
     @Override
@@ -195,7 +212,15 @@ final class KvmGuest implements GuestRunner {
         RunSummary.QuietPhase q = new RunSummary.QuietPhase(quietPackets, quietKicks, quietExits.total(), quietExits.asMap(),
                 quietPackets == 0 ? 0 : (double) quietExits.total() / quietPackets, quietNanos / 1e9);
         RunSummary.GuestCounters counters = r == null ? null : new RunSummary.GuestCounters(r.kicks(), r.rxInterrupts(), r.txInterrupts(),
-                r.configInterrupts(), r.timerInterrupts());
-        return new RunSummary.Kvm(total.total(), q, counters, tscKhz);
+                r.configInterrupts(), r.timerInterrupts(), r.framesTransmitted(), r.framesReceived());
+        FloodWorkload w = options.flood();
+        RunSummary.Flood flood = null;
+        if (w != null && r != null) {
+            GuestAbi.Flood f = r.flood();
+            double seconds = f.nanos() / 1e9;
+            flood = new RunSummary.Flood(w.kind().label(), w.kind() == FloodWorkload.Kind.TX_FLOOD ? w.frameSize() : 0, w.port(),
+                    f.frames(), f.bytes(), seconds, seconds > 0 ? f.frames() / seconds : 0, f.otherFrames(), f.kicks(), f.interrupts());
+        }
+        return new RunSummary.Kvm(total.total(), q, counters, tscKhz, flood);
     }
 }

@@ -77,7 +77,8 @@ final class KvmMachine extends GuestMachine {
                     PciDevices.ECAM_BASE));
         }
         if (options.pairs() != 1 || options.udpPort() > 0) {
-            throw new ToyVm.VmException("the KVM guest drives one queue pair and pings only: drop --queues and --udp-port with --vcpu kvm");
+            throw new ToyVm.VmException("the KVM guest drives one queue pair and sends no UDP echo flows: drop --queues, and --udp-port "
+                    + "unless it is the port of a --workload, with --vcpu kvm");
         }
         if (options.wantedFeatures() != GuestDefaults.features()) {
             throw new ToyVm.VmException("--guest-features configures the Java guest; the KVM guest negotiates VERSION_1, MAC, STATUS, "

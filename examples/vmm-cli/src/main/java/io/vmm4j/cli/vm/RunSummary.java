@@ -74,8 +74,28 @@ public record RunSummary(String backend, String port, String portName, String gu
      * @param quietPhase   the guest's steady-traffic phases (pings, serving), where it prints nothing
      * @param guest        what the guest counted itself
      * @param tscKhz       the vCPU's TSC frequency the guest timed with
+     * @param flood        what the guest's flood workload did ({@code --workload}), or null without one
      */
-    public record Kvm(long vmExitsTotal, QuietPhase quietPhase, GuestCounters guest, long tscKhz) {
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Kvm(long vmExitsTotal, QuietPhase quietPhase, GuestCounters guest, long tscKhz, Flood flood) {
+    }
+
+    /**
+     * The C guest's flood workload, as it counted it on its own clock (the TSC).
+     *
+     * @param workload         tx-flood or rx-count
+     * @param frameSize        tx-flood: bytes of each frame sent (Ethernet, no FCS); 0 for rx-count
+     * @param port             the UDP port the frames went to
+     * @param frames           tx-flood: frames sent, every one handed back used by the device; rx-count: UDP frames to the port counted
+     * @param bytes            their Ethernet bytes
+     * @param seconds          tx-flood: first publish to the last buffer back; rx-count: the counting window
+     * @param packetsPerSecond frames / seconds
+     * @param otherFrames      other frames the guest received meanwhile (ARP, IPv6, ICMP errors)
+     * @param kicks            notify writes the guest made meanwhile
+     * @param interrupts       receive and transmit interrupts the guest took meanwhile
+     */
+    public record Flood(String workload, int frameSize, int port, long frames, long bytes, double seconds, double packetsPerSecond,
+                        long otherFrames, long kicks, long interrupts) {
     }
 
     /**
@@ -104,7 +124,12 @@ public record RunSummary(String backend, String port, String portName, String gu
                         List<Object> results, List<String> lastConsoleLines) {
     }
 
-    /** @param kicks notify writes the guest's driver made */
-    public record GuestCounters(long kicks, long rxInterrupts, long txInterrupts, long configInterrupts, long timerInterrupts) {
+    /**
+     * @param kicks             notify writes the guest's driver made
+     * @param framesTransmitted every frame the guest queued for sending (its flood's and its stack's: ARP, ICMP)
+     * @param framesReceived    every frame the device handed it
+     */
+    public record GuestCounters(long kicks, long rxInterrupts, long txInterrupts, long configInterrupts, long timerInterrupts,
+                                long framesTransmitted, long framesReceived) {
     }
 }

@@ -198,6 +198,25 @@ public final class ToyVm implements AutoCloseable {
         return guest;
     }
 
+    /**
+     * Waits until the C guest on KVM, booted by {@link #run()} on another thread, enters its first steady-traffic phase
+     * (its pings, or its flood or count loop): the moment a host-side flood should start. False when it did not in time,
+     * or its run ended first.
+     */
+    public boolean awaitGuestQuietPhase(java.time.Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!(runner instanceof KvmGuest)) {
+            if (!options.kvm() || options.linux()) {
+                throw new VmException("quiet phases are the C guest's: use --vcpu kvm");
+            }
+            if (System.nanoTime() >= deadline) {
+                return false;
+            }
+            Thread.sleep(1);
+        }
+        return ((KvmGuest) runner).awaitQuietPhase(Math.max(0, deadline - System.nanoTime()));
+    }
+
     /** Boots the guest on a vCPU thread and waits for it to finish its pings and serving. */
     public RunSummary run() throws InterruptedException {
         GuestRunner started = machine.runner(devices);

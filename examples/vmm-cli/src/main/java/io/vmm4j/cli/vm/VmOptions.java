@@ -38,12 +38,13 @@ import java.nio.file.Path;
  * @param socketListen with vhost-user: the VMM listens on {@code socket} and the back-end connects (and reconnects) to it
  * @param ring        the ring layouts the NIC offers: PACKED adds VIRTIO_F_RING_PACKED where the data plane serves it
  * @param pollMicros  with the emulated data plane: each I/O thread busy-polls its rings this long after its last frame (0: never)
+ * @param flood       a flood the C guest on KVM runs after its pings, or null for none
  */
 public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridge, String guestIp, String hostIp, String pingTarget,
                         int pairs, int count, int pingSize, int intervalMs, int udpPort, int serveSeconds, String mac, int mtu,
                         int memoryMiB, long wantedFeatures, String socket, int queueSize, Vcpu vcpu, Path kernel,
                         Path initrd, String append, int cpus, int reconnectSeconds, boolean socketListen,
-                        RingLayout ring, int pollMicros) {
+                        RingLayout ring, int pollMicros, FloodWorkload flood) {
     // the defaults of ./vmm run's flags (picocli takes them from here)
     public static final String DEFAULT_GUEST_IP = "10.0.2.15";
     public static final String DEFAULT_HOST_IP = "10.0.2.2/24";
@@ -153,6 +154,7 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
         private boolean socketListen;
         private RingLayout ring = RingLayout.SPLIT;
         private int pollMicros;
+        private FloodWorkload flood;
 
         private Builder() {
         }
@@ -186,6 +188,7 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
             pollMicros = o.pollMicros;
             socketListen = o.socketListen;
             cpus = o.cpus;
+            flood = o.flood;
         }
 
         public Builder dataPlane(DataPlane value) {
@@ -328,10 +331,15 @@ public record VmOptions(DataPlane dataPlane, Port port, String tap, String bridg
             return this;
         }
 
+        public Builder flood(FloodWorkload value) {
+            flood = value;
+            return this;
+        }
+
         public VmOptions build() {
             return new VmOptions(dataPlane, port, tap, bridge, guestIp, hostIp, pingTarget, pairs, count, pingSize, intervalMs, udpPort,
                     serveSeconds, mac, mtu, memoryMiB, wantedFeatures, socket, queueSize, vcpu, kernel, initrd, append, cpus,
-                    reconnectSeconds, socketListen, ring, pollMicros);
+                    reconnectSeconds, socketListen, ring, pollMicros, flood);
         }
     }
 }

@@ -89,16 +89,36 @@ class CompareCommandTest {
         }
     }
 
+    /** The KVM guest's pings, then its floods both ways next to the C tap ceiling of the same run. */
     @Test
-    void compareWithTheKvmGuestShowsKicksBypassingTheVmm() throws Exception {
+    void compareWithTheKvmGuestShowsKicksBypassingTheVmmAndFloodsAgainstTheCTapCeiling() throws Exception {
         HostRequirements.requireRoot("taps");
         HostRequirements.requireKvm();
-        HostRequirements.requireCommand("gcc", "gcc"); // the KVM guest image is built with it
+        HostRequirements.requireCommand("gcc", "gcc"); // the KVM guest image and the tap ceiling helper are built with it
         Path json = Files.createTempDirectory("vmm4j-compare-kvm").resolve("out.json");
         try (VmmProcess vmm = VmmProcess.start(List.of(), "compare", "--vcpu", "kvm", "--modes", "emulated-sync,emulated",
-                "--json", json.toString())) {
+                "--sizes", "64", "--duration", "1", "--json", json.toString())) {
             assertEquals(0, vmm.waitFor(180), vmm.describe());
-            JsonNode rows = new ObjectMapper().readTree(json.toFile()).get("kvmRows");
+            JsonNode report = new ObjectMapper().readTree(json.toFile());
+            JsonNode ceiling = report.get("ceiling").get("rows");
+            assertEquals(2, ceiling.size(), "the C ceiling: tx and rx at 64 B: " + ceiling);
+            for (JsonNode c : ceiling) {
+                assertTrue(c.get("sent").asLong() > 0 && c.get("received").asLong() > 0 && c.get("packetsPerSecond").asDouble() > 0,
+                        c.toString());
+            }
+            JsonNode floods = report.get("kvmFloodRows");
+            assertEquals(4, floods.size(), "2 modes x tx/rx x 1 size: " + floods);
+            for (JsonNode f : floods) {
+                assertTrue(f.get("error").isNull(), f.toString());
+                assertTrue(f.get("received").asLong() > 0 && f.get("received").asLong() <= f.get("sent").asLong(), f.toString());
+                assertTrue(f.get("packetsPerSecond").asDouble() > 0 && f.get("ceilingRatio").asDouble() > 0, f.toString());
+            }
+            String table = vmm.stdout();
+            assertTrue(table.contains("| C raw tap (ceiling) | tx | 64 |") && table.contains("| C raw tap (ceiling) | rx | 64 |"), table);
+            assertTrue(table.contains("| emulated-sync | tx | 64 |") && table.contains("| emulated | rx | 64 |"), table);
+            // 1 ceiling + 2 modes x (pings, tx, rx): the last step is number 6 of 7, and none comes after it
+            assertTrue(vmm.stderr().contains("]  6/7 ") && !vmm.stderr().contains("]  7/7 "), "progress steps: " + vmm.stderr());
+            JsonNode rows = report.get("kvmRows");
             assertEquals(2, rows.size(), rows.toString());
             for (JsonNode r : rows) {
                 assertTrue(r.get("error").isNull(), r.toString());
