@@ -70,8 +70,15 @@ public final class TapFlood {
 
     /** Writes {@code frame} (after a zero vnet header: no offloads) to the tap, one write() per frame, for {@code seconds}. */
     public static Run write(int tapFd, int vnetHeaderSize, double seconds, byte[] frame) {
-        return start(List.of("write", Integer.toString(CHILD_TAP_FD), Integer.toString(vnetHeaderSize), secondsArg(seconds),
-                HexFormat.of().formatHex(frame)), tapFd);
+        return write(tapFd, vnetHeaderSize, seconds, frame, -1);
+    }
+
+    /** As {@link #write(int, int, double, byte[])}, pinned to CPU {@code cpu} ({@code taskset -c}; -1: not pinned). */
+    public static Run write(int tapFd, int vnetHeaderSize, double seconds, byte[] frame, int cpu) {
+        List<String> args = new ArrayList<>(cpu < 0 ? List.of() : List.of("taskset", "-c", Integer.toString(cpu)));
+        args.addAll(List.of("write", Integer.toString(CHILD_TAP_FD), Integer.toString(vnetHeaderSize), secondsArg(seconds),
+                HexFormat.of().formatHex(frame)));
+        return start(args, tapFd);
     }
 
     /** Reads frames from the tap, one read() per frame, for {@code seconds}. */
@@ -122,8 +129,14 @@ public final class TapFlood {
         return executable;
     }
 
+    /** Runs the helper with {@code args}; a leading {@code taskset -c N} runs it through taskset, pinned. */
     private static Run start(List<String> args, int tapFd) {
         List<String> command = new ArrayList<>();
+        if (!args.isEmpty() && args.getFirst().equals("taskset")) {
+            command.add("/usr/bin/taskset");
+            command.addAll(args.subList(1, 3));
+            args = args.subList(3, args.size());
+        }
         command.add(executable().toString());
         command.addAll(args);
         Path output;

@@ -1,11 +1,14 @@
 package io.vmm4j.cli.compare;
 
+import io.vmm4j.guest.TapFlood;
+import io.vmm4j.tap.TapDevice;
 import io.vmm4j.virtio.queue.RingLayout;
 
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -32,6 +35,7 @@ public final class DpdkComparison {
     private static final int WARM_UP_SAMPLES = 2;
     private static final Pattern PPS = Pattern.compile("(Rx|Tx)-pps:\\s+(\\d+)");
     private static final String REFERENCE = "DPDK vhost PMD";
+    private static final String CEILING = "C tap write, one write() per frame";
 
     /**
      * What to measure: frame sizes, seconds per row, the daemon's ports ({@code discard}, {@code tap})
@@ -41,14 +45,18 @@ public final class DpdkComparison {
                        List<String> daemonCommand, PrintStream log, Progress progress) {
     }
 
-    /** Progress steps of a plan: per frame size and ring layout the two reference rows, then two per port and poll setting. */
+    /** Progress steps of a plan: per frame size and ring layout the two reference rows, the tap ceiling, then two per port and poll setting. */
     public static int steps(List<Integer> frameSizes, List<RingLayout> rings, List<String> ports, int pollMicros) {
-        return frameSizes.size() * rings.size() * (2 + ports.size() * 2 * (pollMicros > 0 ? 2 : 1));
+        return frameSizes.size() * rings.size() * (2 + (ports.contains("tap") ? 1 : 0) + ports.size() * 2 * (pollMicros > 0 ? 2 : 1));
     }
 
     /** One measured path: who is the back-end, which way the frames go, and the median of testpmd's 1 s samples. */
     public record Row(String backEnd, String direction, int frameSize, String ring, double mpps, List<Double> samplesMpps,
-                      Double ratioToDpdk, Long tapFrames, String error) {
+                      Double ratioToDpdk, Double ratioToTapCeiling, Long tapFrames, String error) {
+        Row withTapCeiling(Row ceiling) {
+            Double ratio = ceiling == null || ceiling.error() != null || ceiling.mpps() == 0 ? null : mpps / ceiling.mpps();
+            return new Row(backEnd, direction, frameSize, ring, mpps, samplesMpps, ratioToDpdk, ratio, tapFrames, error);
+        }
     }
 
     /** The rows, and the machine's load before and after. */
@@ -56,22 +64,26 @@ public final class DpdkComparison {
         public String markdown() {
             StringBuilder b = new StringBuilder();
             b.append(String.format("%n| back-end, driven by DPDK testpmd virtio_user | frames | ring | Mpps (median of 1 s samples) "
-                    + "| ratio to DPDK's vhost PMD | samples |%n|---|---|---|---:|---:|---|%n"));
+                    + "| ratio to DPDK's vhost PMD | ratio to the C tap ceiling | samples |%n|---|---|---|---:|---:|---:|---|%n"));
             for (Row r : rows) {
                 if (r.error() != null) {
-                    b.append(String.format("| %s | %s %d B | %s | failed: %s | | |%n", r.backEnd(), r.direction(), r.frameSize(), r.ring(),
+                    b.append(String.format("| %s | %s %d B | %s | failed: %s | | | |%n", r.backEnd(), r.direction(), r.frameSize(), r.ring(),
                             r.error()));
                     continue;
                 }
-                b.append(String.format("| %s | %s %d B | %s | %.2f | %s | %s |%n", r.backEnd(), r.direction(), r.frameSize(), r.ring(),
+                b.append(String.format("| %s | %s %d B | %s | %.2f | %s | %s | %s |%n", r.backEnd(), r.direction(), r.frameSize(), r.ring(),
                         r.mpps(), r.backEnd().equals(REFERENCE) ? "1 (reference)" : r.ratioToDpdk() == null ? "-"
                                 : String.format("%.2f", r.ratioToDpdk()),
+                        r.backEnd().equals(CEILING) ? "1 (ceiling)" : r.ratioToTapCeiling() == null ? "-"
+                                : String.format("%.2f", r.ratioToTapCeiling()),
                         r.samplesMpps().stream().map(s -> String.format("%.2f", s)).toList()
                                 + (r.tapFrames() == null ? "" : String.format("; the tap counted %.2f M frames", r.tapFrames() / 1e6))));
             }
             b.append(String.format("%n%d s per row; load before %s, after %s. tx: testpmd txonly transmits into the back-end "
                     + "(its Tx-pps; for DPDK the vhost PMD's Rx-pps); rx: testpmd rxonly receives what the back-end makes "
-                    + "(the discard port's frame, DPDK vhost PMD txonly's; a tap makes none, so tap rows are tx only).%n", seconds,
+                    + "(the discard port's frame, DPDK vhost PMD txonly's; a tap makes none, so tap rows are tx only). The C tap ceiling: a C "
+                    + "program on core 1 writing a frame like testpmd's (to a MAC not the tap's, so the kernel counts and drops it) "
+                    + "with one write() per frame to a tap set up like the daemon's.%n", seconds,
                     loadBefore, loadAfter));
             return b.toString();
         }
@@ -97,9 +109,15 @@ public final class DpdkComparison {
                     Row refRx = reference("rx", frame, ring);
                     rows.add(refTx);
                     rows.add(refRx);
+                    Row ceiling = plan.ports().contains("tap") ? tapCeiling(frame, ring) : null;
+                    if (ceiling != null) {
+                        rows.add(ceiling);
+                    }
                     for (String port : plan.ports()) {
                         for (int poll : plan.pollMicros() > 0 ? new int[] {0, plan.pollMicros()} : new int[] {0}) {
-                            rows.addAll(daemon(port, poll, frame, ring, refTx, refRx));
+                            for (Row r : daemon(port, poll, frame, ring, refTx, refRx)) {
+                                rows.add(port.equals("tap") ? r.withTapCeiling(ceiling) : r);
+                            }
                         }
                     }
                 }
@@ -138,6 +156,32 @@ public final class DpdkComparison {
             }
         } catch (Exception e) {
             return failed(label, direction, frame, ring, e);
+        }
+    }
+
+    /**
+     * What a tap takes on core 1 from a C program writing testpmd txonly's kind of frame (to a MAC that is not the
+     * tap's, so the kernel counts and drops it as it does testpmd's) with one write() per frame: the ceiling of the
+     * daemon's tap rows.
+     */
+    private Row tapCeiling(int frame, RingLayout ring) {
+        plan.progress().step("C tap ceiling: tx " + frame + " B");
+        String name = "vcdc" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF));
+        try (TapDevice tap = TapDevice.open(name, 1, TapDevice.VNET_HEADER_V1_SIZE)) {
+            tap.addAddress("10.203." + subnet + ".1/24");
+            tap.setUp();
+            byte[] f = UdpFrame.build(new byte[] {2, 0, 0, 0, 0, 1}, new byte[] {2, 0, 0, 0, 0, 0}, "198.18.0.1", "198.18.0.2", 9,
+                    frame - 42);
+            long before = tapRxPackets(name);
+            TapFlood.Result r;
+            try (TapFlood.Run writer = TapFlood.write(tap.fd(0), TapDevice.VNET_HEADER_V1_SIZE, plan.seconds(), f, 1)) {
+                r = writer.await(Duration.ofSeconds(plan.seconds() + 30L));
+            }
+            long counted = tapRxPackets(name) - before;
+            double mpps = r.framesPerSecond() / 1e6;
+            return new Row(CEILING, "tx", frame, ring.label(), mpps, List.of(mpps), null, null, counted, null);
+        } catch (Exception e) {
+            return failed(CEILING, "tx", frame, ring, e);
         }
     }
 
@@ -211,17 +255,17 @@ public final class DpdkComparison {
 
     private static Row row(String label, String direction, int frame, RingLayout ring, List<Double> samples, Row reference, Long tapFrames) {
         if (samples.isEmpty()) {
-            return new Row(label, direction, frame, ring.label(), 0, samples, null, tapFrames, "testpmd printed no samples");
+            return new Row(label, direction, frame, ring.label(), 0, samples, null, null, tapFrames, "testpmd printed no samples");
         }
         double[] sorted = samples.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         double median = sorted[(sorted.length - 1) / 2];
         Double ratio = reference == null || reference.error() != null || reference.mpps() == 0 ? null : median / reference.mpps();
-        return new Row(label, direction, frame, ring.label(), median, samples, ratio, tapFrames, null);
+        return new Row(label, direction, frame, ring.label(), median, samples, ratio, null, tapFrames, null);
     }
 
     private Row failed(String label, String direction, int frame, RingLayout ring, Exception e) {
         plan.log().println("compare: " + label + " " + direction + " " + frame + " B failed: " + e.getMessage());
-        return new Row(label, direction, frame, ring.label(), 0, List.of(), null, null, String.valueOf(e.getMessage()));
+        return new Row(label, direction, frame, ring.label(), 0, List.of(), null, null, null, String.valueOf(e.getMessage()));
     }
 
     private static void delete(Path dir) throws IOException {

@@ -71,21 +71,29 @@ class CompareCommandTest {
     void compareDrivesDpdksVhostPmdAndOurDaemonWithTestpmd() throws Exception {
         HostRequirements.requireRoot("DPDK testpmd");
         HostRequirements.requireCommand("dpdk-testpmd", "dpdk");
+        HostRequirements.requireCommand("gcc", "gcc"); // the C tap ceiling is built with it
         Path json = Files.createTempDirectory("vmm4j-compare-dpdk").resolve("out.json");
         try (VmmProcess vmm = VmmProcess.start(List.of(), "compare", "--guest", "dpdk", "--sizes", "64", "--duration", "2",
-                "--ports", "discard", "--poll-us", "0", "--json", json.toString())) {
-            assertEquals(0, vmm.waitFor(240), vmm.describe());
+                "--ports", "discard,tap", "--poll-us", "0", "--json", json.toString())) {
+            assertEquals(0, vmm.waitFor(300), vmm.describe());
             JsonNode rows = new ObjectMapper().readTree(json.toFile()).get("rows");
             System.out.println(vmm.stdout());
-            assertEquals(4, rows.size(), "DPDK's vhost PMD and the daemon's discard port, tx and rx each: " + rows);
+            assertEquals(6, rows.size(), "DPDK's vhost PMD tx and rx, the C tap ceiling, the discard port tx and rx, the tap tx: " + rows);
             for (JsonNode r : rows) {
                 assertTrue(r.get("error").isNull(), r.toString());
                 assertTrue(r.get("mpps").asDouble() > 0.01, "frames moved: " + r);
                 assertTrue(r.get("samplesMpps").size() >= 1, r.toString());
-                boolean reference = r.get("backEnd").asText().startsWith("DPDK");
-                assertEquals(reference, r.get("ratioToDpdk").isNull(), "ours have a ratio to DPDK's, DPDK's is the reference: " + r);
+                String backEnd = r.get("backEnd").asText();
+                boolean ours = backEnd.startsWith("vmm4j");
+                assertEquals(ours, !r.get("ratioToDpdk").isNull(), "ours have a ratio to DPDK's, DPDK's and the ceiling none: " + r);
+                assertEquals(backEnd.equals("vmm4j daemon --tap"), !r.get("ratioToTapCeiling").isNull(), "the tap row's ratio to the ceiling: " + r);
+                if (backEnd.startsWith("C tap") || backEnd.endsWith("--tap")) {
+                    // what testpmd (or the C writer) counted is what reached the tap: the tap's own count over the row's window
+                    assertTrue(r.get("tapFrames").asLong() > 1000, "the tap counted the frames: " + r);
+                }
             }
             assertTrue(vmm.stdout().contains("| vmm4j daemon --port discard | rx 64 B | split |"), vmm.stdout());
+            assertTrue(vmm.stdout().contains("| C tap write, one write() per frame | tx 64 B | split |"), vmm.stdout());
         }
     }
 
