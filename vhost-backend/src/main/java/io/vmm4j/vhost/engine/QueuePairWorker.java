@@ -359,13 +359,16 @@ public final class QueuePairWorker {
             }
             // not Virtqueue.serve: one frame may take several chains, and a frame short of buffers waits with kicks on
             rx.disableNotifications();
-            boolean delivered = false;
+            int delivered = 0; // frames pushed but not yet published
             rxWantsBuffers = false;
             while (running) { // stop() ends a long run of frames here rather than waiting for the port to drain
                 int r = receiveOne();
                 if (r > 0) {
                     served++;
-                    delivered = true;
+                    if (++delivered == Virtqueue.PUBLISH_BATCH) {
+                        publishReceived(); // the driver takes these while the port still has more
+                        delivered = 0;
+                    }
                     continue;
                 }
                 if (r < 0 && polling) {
@@ -373,9 +376,9 @@ public final class QueuePairWorker {
                 } else if (r < 0) {
                     // out of buffers: ask the driver to kick when it posts more, then look once more; buffers
                     // looked at and given back do not count as more (§2.7.10), so a frame they cannot hold sleeps
-                    if (delivered) {
+                    if (delivered > 0) {
                         publishReceived();
-                        delivered = false;
+                        delivered = 0;
                     }
                     if (rx.enableNotifications()) {
                         rx.disableNotifications();
@@ -384,7 +387,7 @@ public final class QueuePairWorker {
                 }
                 break;
             }
-            if (delivered) {
+            if (delivered > 0) {
                 publishReceived();
             }
         } catch (VirtqueueException e) {

@@ -13,6 +13,13 @@ package io.vmm4j.virtio.queue;
  * path allocates nothing.
  */
 public interface Virtqueue {
+    /**
+     * The most chains {@link #serve} pushes before it publishes them (and decides on a used buffer
+     * notification): vhost-net's VHOST_NET_BATCH. A pass over a full ring hands buffers back in
+     * steps, instead of holding all of them until its end.
+     */
+    int PUBLISH_BATCH = 64;
+
     /** The queue size the driver chose (Queue Size, §2.6). */
     int size();
 
@@ -54,7 +61,7 @@ public interface Virtqueue {
     /**
      * The service loop of a device that sleeps between kicks and returns each chain on its own:
      * notifications off; each available chain to {@code handler}, pushed used with the length it
-     * returns; one publish per batch, after which the handler hears whether the driver wants a used
+     * returns; one publish per batch (of at most {@link #PUBLISH_BATCH}), after which the handler hears whether the driver wants a used
      * buffer notification; notifications on with a last look, and round again if the driver added
      * chains meanwhile. A pass the handler ends ({@link ChainHandler#DEFER}, or
      * {@link ChainHandler#serving()} false) leaves notifications off. Allocates nothing.
@@ -73,7 +80,7 @@ public interface Virtqueue {
 
     /**
      * One pass of {@link #serve} with notifications left as they are, for a device that polls the
-     * ring: each available chain to {@code handler}, one publish for the batch. Returns the chains
+     * ring: each available chain to {@code handler}, one publish per {@link #PUBLISH_BATCH} chains and one for the rest. Returns the chains
      * handled, or {@link ChainHandler#DEFER} if the handler gave one back (those before it are
      * published). Allocates nothing.
      *
@@ -81,6 +88,7 @@ public interface Virtqueue {
      */
     default int servePass(DescriptorChain chain, ChainHandler handler) {
         int handled = 0;
+        int unpublished = 0;
         boolean deferred = false;
         while (handler.serving() && pop(chain)) {
             int written = handler.handle(chain);
@@ -91,8 +99,14 @@ public interface Virtqueue {
             }
             push(chain.head(), written);
             handled++;
+            if (++unpublished == PUBLISH_BATCH) {
+                // a long pass hands buffers back as it goes, so the driver refills while the device works on
+                publish();
+                handler.published(needsNotification());
+                unpublished = 0;
+            }
         }
-        if (handled > 0) {
+        if (unpublished > 0) {
             publish();
             handler.published(needsNotification());
         }

@@ -5,6 +5,7 @@ import io.vmm4j.virtio.queue.ChainHandler;
 import io.vmm4j.virtio.queue.DescriptorChain;
 import io.vmm4j.virtio.queue.SplitQueue;
 import io.vmm4j.virtio.queue.SplitRing;
+import io.vmm4j.virtio.queue.Virtqueue;
 import io.vmm4j.virtio.queue.VirtqueueException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -111,6 +112,32 @@ class SplitQueueServeTest {
         assertTrue(kicksAskedFrom(eventIdx, 3), "kicks are asked for again, from the next chain on, before the loop sleeps");
         offer();
         assertTrue(q.driver.needsKick(), "so a driver adding a chain now kicks");
+    }
+
+    /** A long pass hands buffers back every {@link Virtqueue#PUBLISH_BATCH} chains, so the driver can refill while it goes on. */
+    @ParameterizedTest(name = "eventIdx={0}")
+    @ValueSource(booleans = {false, true})
+    void aLongPassPublishesEveryBatchNotOnlyAtItsEnd(boolean eventIdx) {
+        q = new QueuePair(256, eventIdx);
+        buf = q.buffer(64);
+        for (int i = 0; i < 200; i++) {
+            q.driver.add(new long[] {buf}, new int[] {64}, 0);
+        }
+        q.driver.publish();
+        List<Integer> usedSeen = new ArrayList<>();
+        Recorder r = new Recorder();
+        r.lengths = c -> {
+            usedSeen.add(Short.toUnsignedInt(q.memory.loadAcquireShort(q.driver.usedRing() + SplitRing.RING_IDX)));
+            return 0;
+        };
+        q.device.serve(q.chain, r);
+        assertEquals(200, r.heads.size());
+        int batch = Virtqueue.PUBLISH_BATCH;
+        for (int i = 0; i < 200; i++) {
+            assertEquals(i / batch * batch, usedSeen.get(i), "chain " + i + " sees every full batch before it published");
+        }
+        assertEquals((200 + batch - 1) / batch, r.published.size(), "a publish per batch and one for the rest");
+        assertEquals(200, Short.toUnsignedInt(q.memory.loadAcquireShort(q.driver.usedRing() + SplitRing.RING_IDX)));
     }
 
     @ParameterizedTest(name = "eventIdx={0}")
