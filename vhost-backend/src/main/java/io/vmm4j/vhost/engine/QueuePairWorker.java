@@ -311,7 +311,9 @@ public final class QueuePairWorker {
             } else if (!linkUp) {
                 txCounters.dropsLinkDown++; // no carrier: the frame is consumed, never sent
             } else {
-                long n = inProcess != null ? inProcess.transmit(pair, iov, count) : LibC.writevRaw(fd, iov, count);
+                // one buffer (DPDK puts the header in front of the frame): write(2), without an iovec for the kernel to copy in
+                long n = inProcess != null ? inProcess.transmit(pair, iov, count)
+                        : count == 1 ? LibC.writeAtRaw(fd, LibC.iovecBase(iov, 0), total) : LibC.writevRaw(fd, iov, count);
                 if (n == -Errno.EAGAIN) {
                     txBlocked = true; // the port is full: resend this chain when it drains (EPOLLOUT)
                     served--;
@@ -319,7 +321,7 @@ public final class QueuePairWorker {
                 }
                 if (n == -Errno.EFAULT) {
                     // the kernel could not read a buffer: that part of guest memory is gone (its file shrank)
-                    throw new GuestMemoryFault("writev to the port: EFAULT");
+                    throw new GuestMemoryFault("write to the port: EFAULT");
                 }
                 if (n < 0) {
                     txCounters.portErrors++;

@@ -135,6 +135,8 @@ public final class LibC {
     private static final MethodHandle CLOSE = errnoCall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle READ = errnoCall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
     private static final MethodHandle WRITE = errnoCall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+    /** write(2) with the buffer as a raw address (x86-64 SysV passes a pointer as a 64-bit integer): no segment to make per call. */
+    private static final MethodHandle WRITE_AT = errnoCall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG));
     private static final MethodHandle READV = errnoCall("readv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle WRITEV = errnoCall("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle IOCTL_PTR = errnoCall("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS),
@@ -252,6 +254,21 @@ public final class LibC {
         MemorySegment state = STATE.get();
         try {
             long r = (long) WRITE.invokeExact(state, fd, buf, len);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * write(2) of {@code len} bytes at native address {@code address} (memory the caller keeps mapped,
+     * such as guest memory); returns bytes or -errno. For one buffer it is writev's path without the
+     * iovec array the kernel would copy in and check.
+     */
+    public static long writeAtRaw(int fd, long address, long len) {
+        MemorySegment state = STATE.get();
+        try {
+            long r = (long) WRITE_AT.invokeExact(state, fd, address, len);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
