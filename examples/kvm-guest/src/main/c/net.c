@@ -134,21 +134,26 @@ static void send_arp(u16 op, const u8 *target_mac, u32 target_ip) {
     transmit(frame, 14 + 28);
 }
 
-/* An IPv4 + ICMP echo message with payload (copied from data if given); returns the frame length. */
-static u32 build_echo(const u8 *dst_mac, u32 dst_ip, u8 type, u16 id, u16 seq, const u8 *data, u32 length, u16 ip_id) {
-    u8 *ip = ethernet(frame, dst_mac, ETHERTYPE_IPV4);
-    u32 total = 20 + 8 + length;
+/* A 20-byte IPv4 header from us to dst_ip, don't-fragment, TTL 64, its checksum set (RFC 791). */
+static void ipv4_header(u8 *ip, u8 protocol, u16 total_length, u16 id, u32 dst_ip) {
     ip[0] = 0x45;
     ip[1] = 0;
-    put16(ip + 2, (u16)total);
-    put16(ip + 4, ip_id);
+    put16(ip + 2, total_length);
+    put16(ip + 4, id);
     put16(ip + 6, 0x4000);       /* don't fragment */
     ip[8] = 64;
-    ip[9] = IP_PROTO_ICMP;
+    ip[9] = protocol;
     put16(ip + 10, 0);
     put32(ip + 12, my_ip);
     put32(ip + 16, dst_ip);
     put16(ip + 10, checksum(ip, 20));
+}
+
+/* An IPv4 + ICMP echo message with payload (copied from data if given); returns the frame length. */
+static u32 build_echo(const u8 *dst_mac, u32 dst_ip, u8 type, u16 id, u16 seq, const u8 *data, u32 length, u16 ip_id) {
+    u8 *ip = ethernet(frame, dst_mac, ETHERTYPE_IPV4);
+    u32 total = 20 + 8 + length;
+    ipv4_header(ip, IP_PROTO_ICMP, (u16)total, ip_id, dst_ip);
     u8 *icmp = ip + 20;
     icmp[0] = type;
     icmp[1] = 0;
@@ -386,17 +391,8 @@ static const u8 *resolve(u32 ip, u32 timeout_ms) {
 static u32 build_udp(const u8 *dst_mac, u32 dst_ip, u16 port, u32 payload) {
     u8 *ip = ethernet(frame, dst_mac, ETHERTYPE_IPV4);
     u32 udp_length = 8 + payload;
-    ip[0] = 0x45;
-    ip[1] = 0;
-    put16(ip + 2, (u16)(20 + udp_length));
-    put16(ip + 4, 0);            /* RFC 6864: the ID of an atomic (DF, unfragmented) datagram carries nothing */
-    put16(ip + 6, 0x4000);
-    ip[8] = 64;
-    ip[9] = IP_PROTO_UDP;
-    put16(ip + 10, 0);
-    put32(ip + 12, my_ip);
-    put32(ip + 16, dst_ip);
-    put16(ip + 10, checksum(ip, 20));
+    /* RFC 6864: the ID of an atomic (DF, unfragmented) datagram carries nothing */
+    ipv4_header(ip, IP_PROTO_UDP, (u16)(20 + udp_length), 0, dst_ip);
     u8 *udp = ip + 20;
     put16(udp, port);
     put16(udp + 2, port);

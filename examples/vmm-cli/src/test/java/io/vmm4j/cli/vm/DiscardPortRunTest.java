@@ -3,6 +3,7 @@ package io.vmm4j.cli.vm;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.List;
@@ -51,21 +52,6 @@ class DiscardPortRunTest {
     }
 
     @Test
-    void theDaemonRefusesABusyPollWindowOutOfRangeNamingTheFlag() throws Exception {
-        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("vmm4j-discard");
-        try (VmmProcess vmm = VmmProcess.start(List.of(), "vhost-user-backend", "--socket", dir.resolve("vu.sock").toString(),
-                "--port", "discard", "--poll-us", "1000001")) {
-            assertNotEquals(0, vmm.waitFor(60), vmm.describe());
-            assertTrue(vmm.describe().contains("--poll-us 1000001 is out of range; allowed: 0 to 1000000 µs (0: no busy-poll)"),
-                    vmm.describe());
-            assertTrue(!java.nio.file.Files.exists(dir.resolve("vu.sock")), "refused before the socket was made");
-        } finally {
-            java.nio.file.Files.deleteIfExists(dir.resolve("vu.sock"));
-            java.nio.file.Files.delete(dir);
-        }
-    }
-
-    @Test
     void pingsThatNobodyWillAnswerAreRefusedNamingTheFlag() throws Exception {
         try (VmmProcess vmm = VmmProcess.start(List.of(), "run", "--port", "discard", "--count", "3")) {
             int exit = vmm.waitFor(60);
@@ -75,14 +61,17 @@ class DiscardPortRunTest {
         }
     }
 
-    @Test
-    void theDaemonRefusesAFrameSizeOutsideEthernetsNamingTheFlag() throws Exception {
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource(delimiter = '|', value = {
+            "--frame-size | 59      | --frame-size must be 60..1514 bytes (an Ethernet frame without its FCS), was 59",
+            "--poll-us    | 1000001 | --poll-us 1000001 is out of range; allowed: 0 to 1000000 µs (0: no busy-poll)"})
+    void theDaemonRefusesAValueOutOfRangeNamingTheFlagBeforeItMakesItsSocket(String flag, String value, String message) throws Exception {
         java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("vmm4j-discard");
         try (VmmProcess vmm = VmmProcess.start(List.of(), "vhost-user-backend", "--socket", dir.resolve("vu.sock").toString(),
-                "--port", "discard", "--frame-size", "59")) {
+                "--port", "discard", flag, value)) {
             assertNotEquals(0, vmm.waitFor(60), vmm.describe());
-            assertTrue(vmm.describe().contains("--frame-size must be 60..1514 bytes (an Ethernet frame without its FCS), was 59"),
-                    vmm.describe());
+            assertTrue(vmm.describe().contains(message), vmm.describe());
+            assertTrue(!java.nio.file.Files.exists(dir.resolve("vu.sock")), "refused before the socket was made");
         } finally {
             java.nio.file.Files.deleteIfExists(dir.resolve("vu.sock"));
             java.nio.file.Files.delete(dir);
