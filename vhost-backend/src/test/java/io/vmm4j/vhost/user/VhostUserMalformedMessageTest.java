@@ -351,6 +351,28 @@ class VhostUserMalformedMessageTest {
             f.expectRefused(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(0, 0));
             f.expectRefused(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(0, 65536));
         }));
+        cases.add(new Case("packed ring base beyond its ring (offset 200 in a 100-slot ring)",
+                "vring 0 cannot start: packed ring positions are an offset below the queue size 100", f -> {
+            f.negotiate(1L << 34); // VIRTIO_F_RING_PACKED
+            goodTable(f);
+            EventFd rxKick = EventFd.create();
+            EventFd txKick = EventFd.create();
+            try {
+                for (int ring = 0; ring < 2; ring++) {
+                    long desc = USER + 0x10000L * (ring + 1); // descriptor ring 16-aligned, event structures 4-aligned (§2.8)
+                    assertEquals(0, f.ack(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(ring, 100)));
+                    assertEquals(0, f.ack(VhostUserRequest.SET_VRING_ADDR, VhostUserMessage.vringAddress(
+                            new VhostUserMessage.VringAddressDescription(ring, 0, new VringAddress(desc, desc + 0x2000, desc + 0x1000), 0))));
+                }
+                // vhost-user.rst: bits 0-14 the avail offset, 15 its wrap counter; 200 is no slot of a 100-slot ring
+                assertEquals(0, f.ack(VhostUserRequest.SET_VRING_BASE, VhostUserMessage.vringState(0, 200)), "taken, checked at start");
+                assertEquals(0, f.ack(VhostUserRequest.SET_VRING_KICK, VhostUserMessage.u64(0), rxKick.fd()), "one ring alone waits");
+                f.expectRefused(VhostUserRequest.SET_VRING_KICK, VhostUserMessage.u64(1), txKick.fd()); // the pair would start
+            } finally {
+                rxKick.close();
+                txKick.close();
+            }
+        }));
         cases.add(new Case("ring base beyond 16 bits", "a split ring index is 16 bits", f -> {
             f.negotiate();
             f.expectRefused(VhostUserRequest.SET_VRING_BASE, VhostUserMessage.vringState(0, 0x10000));
