@@ -170,7 +170,11 @@ public class TapIoUringBenchmark {
             for (int i = first; i < first + batch; i++) {
                 LibC.setIovec(batchIov, 2L * i, headers[i], HEADER);
                 LibC.setIovec(batchIov, 2L * i + 1, frames[i], frameSize);
-                r.queueWritev(fd, batchIov, 2L * i, 2, i);
+                while (!r.queueWritev(fd, batchIov, 2L * i, 2, i)) {
+                    // full: an SQPOLL thread frees SQ slots when it commits its whole batch, which can be after their CQEs
+                    r.submitAndWait(0);
+                    Thread.onSpinWait();
+                }
             }
             if (spin) {
                 r.submitAndWait(0); // publishes the tail; enters only to wake a sleeping SQPOLL thread

@@ -158,7 +158,9 @@ public class TapIoUringReadBenchmark {
             for (int i = first; i < first + batch; i++) {
                 LibC.setIovec(batchIov, 2L * i, headers[i], HEADER);
                 LibC.setIovec(batchIov, 2L * i + 1, buffers[i], frameSize);
-                ring.queueReadv(fd, batchIov, 2L * i, 2, i);
+                if (!ring.queueReadv(fd, batchIov, 2L * i, 2, i)) {
+                    throw new IllegalStateException("the ring refused request " + i + ": " + ring);
+                }
             }
             ring.submitAndWait(batch);
             int ready = ring.completionsReady();

@@ -278,12 +278,18 @@ public final class IoUring implements AutoCloseable {
                 + " (0 allows all, 1 only members of kernel.io_uring_group, 2 none), a seccomp filter, or a kernel built without it";
     }
 
-    /** Queues a writev(2) of {@code count} iovecs starting at element {@code firstIovec} of {@code iovecs}; false when the ring is full. */
+    /**
+     * Queues a writev(2) of {@code count} iovecs starting at element {@code firstIovec} of {@code iovecs}.
+     *
+     * @return false, queueing nothing, when the SQ ring is full or {@link #completionEntries()} requests are in
+     *         flight. With SQPOLL the kernel thread frees SQ slots only when it commits its whole batch, which can be
+     *         after that batch's completions are posted: a full ring there is normal for a moment.
+     */
     public boolean queueWritev(int fd, MemorySegment iovecs, long firstIovec, int count, long userData) {
         return queueReadWrite(IORING_OP_WRITEV, fd, iovecs, firstIovec, count, userData);
     }
 
-    /** Queues a readv(2) into {@code count} iovecs starting at element {@code firstIovec} of {@code iovecs}; false when the ring is full. */
+    /** Queues a readv(2) into {@code count} iovecs starting at element {@code firstIovec} of {@code iovecs}; false as {@link #queueWritev}. */
     public boolean queueReadv(int fd, MemorySegment iovecs, long firstIovec, int count, long userData) {
         return queueReadWrite(IORING_OP_READV, fd, iovecs, firstIovec, count, userData);
     }
