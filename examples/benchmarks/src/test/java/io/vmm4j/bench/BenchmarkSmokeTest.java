@@ -1,10 +1,11 @@
 package io.vmm4j.bench;
 
+import io.vmm4j.core.linux.IoUring;
 import io.vmm4j.core.testing.HostRequirements;
 import org.junit.jupiter.api.Test;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
-import org.openjdk.jmh.runner.options.Options;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
 import org.openjdk.jmh.runner.options.TimeValue;
 
@@ -19,9 +20,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class BenchmarkSmokeTest {
     private static Collection<RunResult> runBriefly(String benchmark) throws Exception {
-        Options o = new OptionsBuilder().include(benchmark).forks(0).warmupIterations(0).measurementIterations(1)
-                .measurementTime(TimeValue.milliseconds(200)).shouldFailOnError(true).build();
-        return new Runner(o).run();
+        return new Runner(brief(benchmark).build()).run();
+    }
+
+    private static ChainedOptionsBuilder brief(String benchmark) {
+        return new OptionsBuilder().include(benchmark).forks(0).warmupIterations(0).measurementIterations(1)
+                .measurementTime(TimeValue.milliseconds(200)).shouldFailOnError(true);
     }
 
     @Test
@@ -48,6 +52,20 @@ class BenchmarkSmokeTest {
         HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
         Collection<RunResult> results = runBriefly(EmulatedTxBenchmark.class.getSimpleName());
         assertEquals(2, results.size(), "emulatedTx and rawTapWrite");
+        for (RunResult r : results) {
+            assertTrue(r.getPrimaryResult().getScore() > 0, r.getParams().getBenchmark() + " scored " + r.getPrimaryResult().getScore());
+        }
+    }
+
+    @Test
+    void tapIoUringBenchmarksRunEveryVariant() throws Exception {
+        HostRequirements.requireRoot("a tap and a packet socket");
+        HostRequirements.requireFile("/dev/net/tun", "modprobe tun");
+        String reason = IoUring.unavailableReason();
+        HostRequirements.require(reason == null, "io_uring (" + reason + ")");
+        // one parameter set keeps this short; the variants are what must run
+        Collection<RunResult> results = new Runner(brief("TapIoUring").param("batch", "8").param("frameSize", "64").build()).run();
+        assertEquals(6, results.size(), "writev, io_uring, SQPOLL waiting and spinning; readv and io_uring readv");
         for (RunResult r : results) {
             assertTrue(r.getPrimaryResult().getScore() > 0, r.getParams().getBenchmark() + " scored " + r.getPrimaryResult().getScore());
         }

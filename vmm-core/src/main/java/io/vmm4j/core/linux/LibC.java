@@ -197,7 +197,8 @@ public final class LibC {
     private LibC() {
     }
 
-    private static MethodHandle errnoCall(String name, FunctionDescriptor descriptor, Linker.Option... extra) {
+    /** A downcall to libc's {@code name} that captures errno into the call-state segment passed first (IoUring uses it too). */
+    static MethodHandle errnoCall(String name, FunctionDescriptor descriptor, Linker.Option... extra) {
         Linker.Option[] options = new Linker.Option[extra.length + 1];
         options[0] = Linker.Option.captureCallState("errno");
         System.arraycopy(extra, 0, options, 1, extra.length);
@@ -212,7 +213,12 @@ public final class LibC {
         return LOOKUP.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no symbol " + name));
     }
 
-    private static int errno(MemorySegment state) {
+    /** This thread's call-state segment for {@link #errnoCall} handles. */
+    static MemorySegment callState() {
+        return STATE.get();
+    }
+
+    static int errno(MemorySegment state) {
         return (int) ERRNO.get(state, 0L);
     }
 
@@ -224,7 +230,7 @@ public final class LibC {
         return result;
     }
 
-    private static RuntimeException rethrow(Throwable t) {
+    static RuntimeException rethrow(Throwable t) {
         if (t instanceof RuntimeException r) {
             return r;
         }
