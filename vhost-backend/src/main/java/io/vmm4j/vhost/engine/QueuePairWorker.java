@@ -30,8 +30,8 @@ import java.util.function.Consumer;
  * The queue engine: one virtio-net queue pair served by a thread of this process, moving frames
  * between the guest's rings and the packet port. The VMM's emulated data plane runs one per pair
  * on its I/O threads; the vhost-user back-end daemon runs the same engine over the memory and
- * eventfds a front-end passed. TX chains go out with one writev straight from guest memory
- * (the guest's virtio_net_hdr_v1 is the tap's vnet header); RX frames come in with one readv
+ * eventfds a front-end passed. TX chains go out with one write (one buffer) or writev straight
+ * from guest memory (the guest's virtio_net_hdr_v1 is the tap's vnet header); RX frames come in with one readv
  * straight into guest buffers, spread over several when MRG_RXBUF is on. Nothing is allocated
  * per packet. Kicks arrive from the transport (ioeventfd on this loop, or the vCPU thread in
  * synchronous mode), port readiness from epoll (edge-triggered: a kick re-reads the port).
