@@ -23,6 +23,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -192,6 +194,37 @@ class VhostUserReconnectTest {
         int hostMissing() {
             return stream.sent() - hostCounts.size();
         }
+
+        /** The numbers the host saw more than once that the guest sent after the kill (none can be the dead back-end's). */
+        List<Integer> hostDuplicatesSentAfterTheKill() {
+            List<Integer> late = new ArrayList<>();
+            for (var e : hostCounts.properties()) {
+                int seq = Integer.parseInt(e.getKey());
+                if (e.getValue().asInt() > 1 && (seq >= sentAtNanos.length || sentAtNanos[seq] > killedAtNanos)) {
+                    late.add(seq);
+                }
+            }
+            return late;
+        }
+    }
+
+    private static final Pattern RESUBMITTED = Pattern.compile("vring (\\d+): (\\d+) chain\\(s\\) were in flight when the last back-end stopped");
+
+    /**
+     * The transmit chains (odd vrings) a restarted daemon says it resubmitted from its inflight
+     * record: those the dead one had taken and not returned. A chain it had already written to the
+     * tap goes out again — the one window the spec's record cannot close (vhost-user.rst, "Inflight
+     * I/O tracking": in-flight descriptors are resubmitted), so this bounds the host's duplicates.
+     */
+    static int resubmittedTransmitChains(String daemonLog) {
+        int chains = 0;
+        Matcher m = RESUBMITTED.matcher(daemonLog);
+        while (m.find()) {
+            if (Integer.parseInt(m.group(1)) % 2 == 1) {
+                chains += Integer.parseInt(m.group(2));
+            }
+        }
+        return chains;
     }
 
     private Outage streamAcrossAKill(ToyVm vm, NetNamespace ns, AtomicReference<VmmProcess> current, CheckedStart restart)
@@ -312,7 +345,11 @@ class VhostUserReconnectTest {
                             "the guest saw the link go down, then up: " + facts);
                     assertTrue(vm.guest().nic().linkUp(), facts);
                     assertEquals(0, o.stream().duplicates(), "no number came back to the guest twice: " + facts);
-                    assertEquals(0, o.hostDuplicates(), "no number reached the host twice: " + facts);
+                    // a frame reaches the host twice only if the dead daemon had written it and not yet returned its chain
+                    int resubmittedTx = resubmittedTransmitChains(daemon.get().stdout());
+                    assertTrue(o.hostDuplicates() <= (inflight ? resubmittedTx : 0), "a number reached the host twice only if the dead "
+                            + "daemon had it in flight (" + resubmittedTx + " transmit chain(s) resubmitted): " + facts);
+                    assertEquals(List.of(), o.hostDuplicatesSentAfterTheKill(), "no number sent after the kill reached the host twice: " + facts);
                     assertTrue(o.reconnectedAfterRestartMillis() < 5_000, "the new daemon served the rings within 5 s of its start: " + facts);
                     assertTrue(o.stream().echoedOnce() > o.killSeq() + 1_000, "most of the stream after the outage came back: " + facts);
                     if (inflight) {
