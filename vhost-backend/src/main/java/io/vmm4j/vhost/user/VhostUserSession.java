@@ -183,6 +183,10 @@ final class VhostUserSession implements AutoCloseable {
                     LibC.closeQuietly(fd);
                 }
             }
+            if (replyFd >= 0) { // a reply that was never sent: its fd is ours alone
+                LibC.closeQuietly(replyFd);
+                replyFd = -1;
+            }
         }
     }
 
@@ -295,8 +299,13 @@ final class VhostUserSession implements AutoCloseable {
         InflightRegion.checkShape(asked.numQueues(), asked.queueSize(), rings.count());
         int[] fd = new int[1];
         InflightRegion region = InflightRegion.create(asked.numQueues(), asked.queueSize(), fd);
+        try {
+            pairs.setInflight(region); // refused while queue pairs run (it closes the region then)
+        } catch (RuntimeException e) {
+            LibC.closeQuietly(fd[0]);
+            throw e;
+        }
         replyFd = fd[0];
-        pairs.setInflight(region);
         daemon.log("front-end %d: inflight region made: %d queue(s) of up to %d, %d bytes", number, asked.numQueues(),
                 asked.queueSize(), region.mmapSize());
         return VhostUserMessage.inflight(new VhostUserMessage.Inflight(region.mmapSize(), 0, asked.numQueues(), asked.queueSize()));

@@ -51,10 +51,21 @@ final class RawFrontend implements AutoCloseable {
 
     /** As {@link #negotiate()}, acking {@code moreFeatures} too (bits the daemon offers, such as RING_PACKED). */
     RawFrontend negotiate(long moreFeatures) {
+        return negotiate(moreFeatures, ~0L);
+    }
+
+    /** As {@link #negotiate()}, but sets only the protocol features in {@code protocolMask} of those offered. */
+    RawFrontend negotiateProtocol(long protocolMask) {
+        return negotiate(0, protocolMask);
+    }
+
+    private RawFrontend negotiate(long moreFeatures, long protocolMask) {
         long features = get(VhostUserRequest.GET_FEATURES);
-        long protocol = get(VhostUserRequest.GET_PROTOCOL_FEATURES);
+        long protocol = get(VhostUserRequest.GET_PROTOCOL_FEATURES) & protocolMask;
         send(VhostUserRequest.SET_PROTOCOL_FEATURES, false, VhostUserMessage.u64(protocol));
-        assertEquals(2, get(VhostUserRequest.GET_QUEUE_NUM));
+        if (VhostUserProtocol.has(protocol, VhostUserProtocol.PROTOCOL_F_MQ)) {
+            assertEquals(2, get(VhostUserRequest.GET_QUEUE_NUM));
+        }
         assertEquals(0, ack(VhostUserRequest.SET_OWNER, new byte[0]));
         long acked = features & (VhostUserProtocol.bit(VhostUserProtocol.F_PROTOCOL_FEATURES) | (1L << 32) | moreFeatures);
         assertEquals(0, ack(VhostUserRequest.SET_FEATURES, VhostUserMessage.u64(acked)));

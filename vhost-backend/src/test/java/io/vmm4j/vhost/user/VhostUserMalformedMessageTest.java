@@ -120,6 +120,35 @@ class VhostUserMalformedMessageTest {
         withFds(fds, () -> f.expectRefused(request, payload, fds));
     }
 
+    /** An inflight region's bytes for 2 queues of 256: two 64-byte-aligned QueueRegionSplit of 16 + 16 x 256, in pages. */
+    private static final long INFLIGHT_BYTES = 12288;
+
+    private static byte[] inflight(long mmapSize, long mmapOffset, int queues, int queueSize) {
+        return VhostUserMessage.inflight(new VhostUserMessage.Inflight(mmapSize, mmapOffset, queues, queueSize));
+    }
+
+    /** Queue pair 0 of 256-slot split rings inside the {@link #goodTable}, started by its two kicks. */
+    private record RunningPair(EventFd rxKick, EventFd txKick) implements AutoCloseable {
+        static RunningPair start(RawFrontend f) {
+            RunningPair p = new RunningPair(EventFd.create(), EventFd.create());
+            for (int ring = 0; ring < 2; ring++) {
+                long desc = USER + 0x10000L * (ring + 1);
+                assertEquals(0, f.ack(VhostUserRequest.SET_VRING_NUM, VhostUserMessage.vringState(ring, 256)));
+                assertEquals(0, f.ack(VhostUserRequest.SET_VRING_ADDR, VhostUserMessage.vringAddress(
+                        new VhostUserMessage.VringAddressDescription(ring, 0, new VringAddress(desc, desc + 0x2000, desc + 0x1000), 0))));
+            }
+            assertEquals(0, f.ack(VhostUserRequest.SET_VRING_KICK, VhostUserMessage.u64(0), p.rxKick.fd()));
+            assertEquals(0, f.ack(VhostUserRequest.SET_VRING_KICK, VhostUserMessage.u64(1), p.txKick.fd()), "the pair starts");
+            return p;
+        }
+
+        @Override
+        public void close() {
+            rxKick.close();
+            txKick.close();
+        }
+    }
+
     /** A valid one-region table of 1 MiB at guest 0, user address USER. */
     private static void goodTable(RawFrontend f) {
         int fd = memfd(MIB);
@@ -394,6 +423,82 @@ class VhostUserMalformedMessageTest {
             f.negotiate();
             f.expectRefused(VhostUserRequest.SET_VRING_CALL, VhostUserMessage.u64(0x1000 | VhostUserProtocol.VRING_NOFD));
         }));
+        // ---- inflight I/O tracking (vhost-user.rst "Inflight I/O tracking"; GET_INFLIGHT_FD has a reply of its own, so a refusal hangs up) ----
+        cases.add(new Case("GET_INFLIGHT_FD without INFLIGHT_SHMFD negotiated", "GET_INFLIGHT_FD without the INFLIGHT_SHMFD protocol feature", f -> {
+            f.negotiateProtocol(VhostUserProtocol.bit(VhostUserProtocol.PROTOCOL_F_REPLY_ACK));
+            f.send(VhostUserRequest.GET_INFLIGHT_FD, true, inflight(0, 0, 2, 256));
+            f.expectClosed();
+        }));
+        cases.add(new Case("GET_INFLIGHT_FD for more queues than the back-end serves", "num queues 3 is outside 1..2", f -> {
+            f.negotiate();
+            f.send(VhostUserRequest.GET_INFLIGHT_FD, true, inflight(0, 0, 3, 256));
+            f.expectClosed();
+        }));
+        cases.add(new Case("GET_INFLIGHT_FD for a queue size that is no power of two", "queue size 100 is not a power of two", f -> {
+            f.negotiate();
+            f.send(VhostUserRequest.GET_INFLIGHT_FD, true, inflight(0, 0, 2, 100));
+            f.expectClosed();
+        }));
+        cases.add(new Case("GET_INFLIGHT_FD while a queue pair runs (the region it made is closed, not leaked)",
+                "an inflight region cannot change while queue pairs run", f -> {
+            f.negotiate();
+            goodTable(f);
+            RunningPair running = RunningPair.start(f);
+            try {
+                f.send(VhostUserRequest.GET_INFLIGHT_FD, true, inflight(0, 0, 2, 256));
+                f.expectClosed();
+            } finally {
+                running.close();
+            }
+        }));
+        cases.add(new Case("SET_INFLIGHT_FD with a short description", "carries 8 payload bytes; an inflight description has", f -> {
+            f.negotiate();
+            int fd = memfd(INFLIGHT_BYTES);
+            refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, new byte[8], fd);
+        }));
+        cases.add(new Case("SET_INFLIGHT_FD without its fd", "SET_INFLIGHT_FD carries 0 fd(s); it takes one", f -> {
+            f.negotiate();
+            f.expectRefused(VhostUserRequest.SET_INFLIGHT_FD, inflight(INFLIGHT_BYTES, 0, 2, 256));
+        }));
+        cases.add(new Case("SET_INFLIGHT_FD whose size is not what its queues take", "mmap size 4096 is not the 12288 bytes that 2 queue(s) of 256 take", f -> {
+            f.negotiate();
+            int fd = memfd(INFLIGHT_BYTES);
+            refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, inflight(4096, 0, 2, 256), fd);
+        }));
+        cases.add(new Case("SET_INFLIGHT_FD at an offset that is not page-aligned", "mmap offset 100 is not page-aligned", f -> {
+            f.negotiate();
+            int fd = memfd(2 * INFLIGHT_BYTES);
+            refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, inflight(INFLIGHT_BYTES, 100, 2, 256), fd);
+        }));
+        cases.add(new Case("SET_INFLIGHT_FD running past the end of its fd", "offset + size = 16384 lies beyond the end of its fd (12288 bytes)", f -> {
+            f.negotiate();
+            int fd = memfd(INFLIGHT_BYTES);
+            refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, inflight(INFLIGHT_BYTES, 4096, 2, 256), fd);
+        }));
+        cases.add(new Case("SET_INFLIGHT_FD on an eventfd", "the fd is not a regular file", f -> {
+            f.negotiate();
+            EventFd e = EventFd.create();
+            try {
+                f.expectRefused(VhostUserRequest.SET_INFLIGHT_FD, inflight(INFLIGHT_BYTES, 0, 2, 256), e.fd());
+            } finally {
+                e.close();
+            }
+        }));
+        cases.add(new Case("SET_INFLIGHT_FD for no queues", "num queues 0 is outside 1..2", f -> {
+            f.negotiate();
+            int fd = memfd(INFLIGHT_BYTES);
+            refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, inflight(INFLIGHT_BYTES, 0, 0, 256), fd);
+        }));
+        cases.add(new Case("the region GET_INFLIGHT_FD made, handed back with SET_INFLIGHT_FD, is taken", "inflight region set: 2 queue(s) of up to 256", f -> {
+            f.negotiate();
+            f.send(VhostUserRequest.GET_INFLIGHT_FD, false, inflight(0, 0, 2, 256));
+            VhostUserMessage made = f.reply();
+            assertEquals(1, made.fds().length, "GET_INFLIGHT_FD's reply carries the region's fd");
+            withFds(made.fds(), () -> {
+                assertEquals(INFLIGHT_BYTES, made.inflight().mmapSize());
+                assertEquals(0, f.ack(VhostUserRequest.SET_INFLIGHT_FD, inflight(INFLIGHT_BYTES, 0, 2, 256), made.fds()[0]));
+            });
+        }));
         cases.add(new Case("rings kicked before the memory table and sizes", "queue pair 0 cannot start: no SET_MEM_TABLE yet", f -> {
             f.negotiate();
             EventFd a = EventFd.create();
@@ -428,6 +533,7 @@ class VhostUserMalformedMessageTest {
     @TestFactory
     @Order(1)
     Stream<DynamicTest> eachBadMessageIsRefusedOrHungUpAndTheDaemonServesTheNextFrontend() throws IOException {
+        daemon.daemon().loop(0); // the pair's loop (and its wake-up eventfd) is made on first use and kept: count it in
         eventFdsAtStart = openFdsPointingAt("eventfd");
         return cases().stream().map(c -> DynamicTest.dynamicTest(c.name(), () -> {
             int before = daemon.daemon().stats().sessions().size();
@@ -451,6 +557,7 @@ class VhostUserMalformedMessageTest {
     void noDescriptorLeakedAndACleanSessionMovesFramesAfterwards() throws Exception {
         assertEquals(0, openFdsPointingAt(TestGuest.MEMFD_NAME), "every memfd passed in a bad message was closed");
         assertEquals(eventFdsAtStart, openFdsPointingAt("eventfd"), "every eventfd passed in a bad message was closed");
+        assertEquals(0, openFdsPointingAt("vhost-user-inflight"), "every inflight region the daemon made is closed or sent");
         try (EventLoop watch = new EventLoop("vu-watch");
              TestGuest guest = new TestGuest(true);
              VhostUserNetBackend backend = new VhostUserNetBackend(daemon.socket(), watch)) {
