@@ -45,6 +45,18 @@ class InflightRegionTest {
         }
     }
 
+    private static void popped(InflightRegion.QueueTracker t, int... heads) {
+        for (int h : heads) {
+            t.popped(h);
+        }
+    }
+
+    private static void pushed(InflightRegion.QueueTracker t, int... heads) {
+        for (int h : heads) {
+            t.pushed(h);
+        }
+    }
+
     @Test
     void aNewRecordIsInitialisedAndResubmitsNothing() {
         assertEquals(12288, InflightRegion.mmapSize(QUEUES, SIZE), "two 64-byte-aligned QueueRegionSplit of 16 + 16 x 256, in pages");
@@ -55,11 +67,8 @@ class InflightRegionTest {
     @Test
     void chainsTakenAndNotPublishedAreResubmittedAndPublishedOnesAreNot() {
         InflightRegion.QueueTracker t = first.queue(TX, SIZE, 0);
-        for (int head = 0; head < 4; head++) {
-            t.popped(head);
-        }
-        t.pushed(0);
-        t.pushed(1);
+        popped(t, 0, 1, 2, 3);
+        pushed(t, 0, 1);
         t.published(2); // the used idx in guest memory is 2 now
         assertEquals(2, restarted(2).resubmitted(), "heads 2 and 3 were taken and never returned");
     }
@@ -77,11 +86,8 @@ class InflightRegionTest {
     void aBatchPublishedToTheGuestButNotYetClearedIsClearedNotResubmitted() {
         // "When reconnecting": used_idx in the record lags the ring's, so the last batch was done
         InflightRegion.QueueTracker t = first.queue(TX, SIZE, 0);
-        t.popped(3);
-        t.popped(4);
-        t.popped(5);
-        t.pushed(3);
-        t.pushed(4);
+        popped(t, 3, 4, 5);
+        pushed(t, 3, 4);
         // the queue stored used idx 2 in guest memory and the back-end died before clearing the batch's flags
         assertEquals(1, restarted(2).resubmitted(), "only head 5 is still in flight");
     }
@@ -89,9 +95,7 @@ class InflightRegionTest {
     @Test
     void chainsGivenBackUnusedAreNotInFlight() {
         InflightRegion.QueueTracker t = first.queue(TX, SIZE, 0);
-        t.popped(0);
-        t.popped(1);
-        t.popped(2);
+        popped(t, 0, 1, 2);
         t.rewound(2);
         assertEquals(1, restarted(0).resubmitted());
     }

@@ -127,6 +127,12 @@ class VhostUserMalformedMessageTest {
         return VhostUserMessage.inflight(new VhostUserMessage.Inflight(mmapSize, mmapOffset, queues, queueSize));
     }
 
+    /** SET_INFLIGHT_FD with {@code description} and a memfd of {@code fileBytes}, after a clean negotiation: refused. */
+    private static void setInflightRefused(RawFrontend f, long fileBytes, byte[] description) {
+        f.negotiate();
+        refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, description, memfd(fileBytes));
+    }
+
     /** Queue pair 0 of 256-slot split rings inside the {@link #goodTable}, started by its two kicks. */
     private record RunningPair(EventFd rxKick, EventFd txKick) implements AutoCloseable {
         static RunningPair start(RawFrontend f) {
@@ -451,30 +457,14 @@ class VhostUserMalformedMessageTest {
                 running.close();
             }
         }));
-        cases.add(new Case("SET_INFLIGHT_FD with a short description", "carries 8 payload bytes; an inflight description has", f -> {
-            f.negotiate();
-            int fd = memfd(INFLIGHT_BYTES);
-            refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, new byte[8], fd);
-        }));
+        cases.add(new Case("SET_INFLIGHT_FD with a short description", "carries 8 payload bytes; an inflight description has", f -> setInflightRefused(f, INFLIGHT_BYTES, new byte[8])));
         cases.add(new Case("SET_INFLIGHT_FD without its fd", "SET_INFLIGHT_FD carries 0 fd(s); it takes one", f -> {
             f.negotiate();
             f.expectRefused(VhostUserRequest.SET_INFLIGHT_FD, inflight(INFLIGHT_BYTES, 0, 2, 256));
         }));
-        cases.add(new Case("SET_INFLIGHT_FD whose size is not what its queues take", "mmap size 4096 is not the 12288 bytes that 2 queue(s) of 256 take", f -> {
-            f.negotiate();
-            int fd = memfd(INFLIGHT_BYTES);
-            refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, inflight(4096, 0, 2, 256), fd);
-        }));
-        cases.add(new Case("SET_INFLIGHT_FD at an offset that is not page-aligned", "mmap offset 100 is not page-aligned", f -> {
-            f.negotiate();
-            int fd = memfd(2 * INFLIGHT_BYTES);
-            refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, inflight(INFLIGHT_BYTES, 100, 2, 256), fd);
-        }));
-        cases.add(new Case("SET_INFLIGHT_FD running past the end of its fd", "offset + size = 16384 lies beyond the end of its fd (12288 bytes)", f -> {
-            f.negotiate();
-            int fd = memfd(INFLIGHT_BYTES);
-            refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, inflight(INFLIGHT_BYTES, 4096, 2, 256), fd);
-        }));
+        cases.add(new Case("SET_INFLIGHT_FD whose size is not what its queues take", "mmap size 4096 is not the 12288 bytes that 2 queue(s) of 256 take", f -> setInflightRefused(f, INFLIGHT_BYTES, inflight(4096, 0, 2, 256))));
+        cases.add(new Case("SET_INFLIGHT_FD at an offset that is not page-aligned", "mmap offset 100 is not page-aligned", f -> setInflightRefused(f, 2 * INFLIGHT_BYTES, inflight(INFLIGHT_BYTES, 100, 2, 256))));
+        cases.add(new Case("SET_INFLIGHT_FD running past the end of its fd", "offset + size = 16384 lies beyond the end of its fd (12288 bytes)", f -> setInflightRefused(f, INFLIGHT_BYTES, inflight(INFLIGHT_BYTES, 4096, 2, 256))));
         cases.add(new Case("SET_INFLIGHT_FD on an eventfd", "the fd is not a regular file", f -> {
             f.negotiate();
             EventFd e = EventFd.create();
@@ -484,11 +474,7 @@ class VhostUserMalformedMessageTest {
                 e.close();
             }
         }));
-        cases.add(new Case("SET_INFLIGHT_FD for no queues", "num queues 0 is outside 1..2", f -> {
-            f.negotiate();
-            int fd = memfd(INFLIGHT_BYTES);
-            refusedWith(f, VhostUserRequest.SET_INFLIGHT_FD, inflight(INFLIGHT_BYTES, 0, 0, 256), fd);
-        }));
+        cases.add(new Case("SET_INFLIGHT_FD for no queues", "num queues 0 is outside 1..2", f -> setInflightRefused(f, INFLIGHT_BYTES, inflight(INFLIGHT_BYTES, 0, 0, 256))));
         cases.add(new Case("the region GET_INFLIGHT_FD made, handed back with SET_INFLIGHT_FD, is taken", "inflight region set: 2 queue(s) of up to 256", f -> {
             f.negotiate();
             f.send(VhostUserRequest.GET_INFLIGHT_FD, false, inflight(0, 0, 2, 256));
