@@ -2,8 +2,6 @@ package io.vmm4j.bench;
 
 import io.vmm4j.core.linux.IoUring;
 import io.vmm4j.core.linux.LibC;
-import io.vmm4j.tap.TapDevice;
-import io.vmm4j.virtio.net.VirtioNetHeader;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -20,14 +18,11 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
  * Frames to a tap, one writev per frame (what {@code QueuePairWorker} does for TX today) against
@@ -49,7 +44,6 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 @Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
 public class TapIoUringBenchmark {
     static final int FRAMES_PER_OP = 64;
-    private static final int HEADER = VirtioNetHeader.SIZE;
 
     /** Bytes of Ethernet frame after the virtio-net header. */
     @Param({"64", "1500"})
@@ -59,16 +53,7 @@ public class TapIoUringBenchmark {
     @Param({"8", "32", "64"})
     int batch;
 
-    private TapDevice tap;
-    private int fd;
-    private final Arena arena = Arena.ofShared();
-    private long[] headers;
-    private long[] frames;
-    /** The baseline's two iovecs, refilled per frame as the worker refills its own from each chain. */
-    private MemorySegment frameIov;
-    /** Two iovecs per frame of a batch: an iovec must stay put until its SQE is submitted. */
-    private MemorySegment batchIov;
-    private IoUring ring;
+    private TapFrames t;
     private long rxPacketsAtStart;
 
     /** A ring with a kernel submission thread, made only for the benchmarks that take it. */
@@ -89,44 +74,22 @@ public class TapIoUringBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() throws IOException {
-        if (FRAMES_PER_OP % batch != 0) {
-            throw new IllegalArgumentException("batch must divide " + FRAMES_PER_OP + ", got " + batch);
-        }
-        tap = TapDevice.open("vuring" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF)), 1, HEADER);
-        tap.setUp();
-        fd = tap.fd(0);
-        headers = new long[FRAMES_PER_OP];
-        frames = new long[FRAMES_PER_OP];
-        MemorySegment headerBlock = arena.allocate((long) HEADER * FRAMES_PER_OP, 64); // zero: no offloads
-        MemorySegment frameBlock = arena.allocate((long) frameSize * FRAMES_PER_OP, 64);
+        t = new TapFrames("vuring", FRAMES_PER_OP, frameSize, batch);
         for (int i = 0; i < FRAMES_PER_OP; i++) {
-            headers[i] = headerBlock.address() + (long) HEADER * i;
-            MemorySegment frame = frameBlock.asSlice((long) frameSize * i, frameSize);
-            frames[i] = frame.address();
-            // an IPv4 Ethernet frame to a made-up unicast MAC: the host drops it after the tap counted it
-            frame.set(JAVA_BYTE, 0, (byte) 0x52);
-            frame.set(JAVA_BYTE, 5, (byte) 0x01);
-            frame.set(JAVA_BYTE, 6, (byte) 0x52);
-            frame.set(JAVA_BYTE, 11, (byte) 0x02);
-            frame.set(JAVA_BYTE, 12, (byte) 0x08);
+            TapFrames.fakeIpv4Frame(t.buffer(i));
         }
-        frameIov = arena.allocate(LibC.IOVEC, 2);
-        batchIov = arena.allocate(LibC.IOVEC, 2L * FRAMES_PER_OP);
-        ring = IoUring.open(FRAMES_PER_OP, 0);
         rxPacketsAtStart = rxPackets();
     }
 
     @TearDown(Level.Trial)
     public void tearDown() throws IOException {
         // the kernel's count of frames the tap took in: it must match what the benchmark claims to have sent
-        System.out.printf("%n%s rx_packets +%d%n", tap.name(), rxPackets() - rxPacketsAtStart);
-        ring.close();
-        tap.close();
-        arena.close();
+        System.out.printf("%n%s rx_packets +%d%n", t.tap.name(), rxPackets() - rxPacketsAtStart);
+        t.close();
     }
 
     private long rxPackets() throws IOException {
-        return Long.parseLong(Files.readString(Path.of("/sys/class/net", tap.name(), "statistics/rx_packets")).strip());
+        return Long.parseLong(Files.readString(Path.of("/sys/class/net", t.tap.name(), "statistics/rx_packets")).strip());
     }
 
     @Benchmark
@@ -134,9 +97,8 @@ public class TapIoUringBenchmark {
     public long writevPerFrame() {
         long bytes = 0;
         for (int i = 0; i < FRAMES_PER_OP; i++) {
-            LibC.setIovec(frameIov, 0, headers[i], HEADER);
-            LibC.setIovec(frameIov, 1, frames[i], frameSize);
-            long n = LibC.writevRaw(fd, frameIov, 2);
+            t.setIovecs(t.frameIov, 0, i);
+            long n = LibC.writevRaw(t.fd, t.frameIov, 2);
             if (n < 0) {
                 throw new IllegalStateException("writev to the tap failed: " + n);
             }
@@ -148,7 +110,7 @@ public class TapIoUringBenchmark {
     @Benchmark
     @OperationsPerInvocation(FRAMES_PER_OP)
     public long ioUringWritev() {
-        return throughRing(ring, false);
+        return throughRing(t.ring, false);
     }
 
     @Benchmark
@@ -168,9 +130,8 @@ public class TapIoUringBenchmark {
         long bytes = 0;
         for (int first = 0; first < FRAMES_PER_OP; first += batch) {
             for (int i = first; i < first + batch; i++) {
-                LibC.setIovec(batchIov, 2L * i, headers[i], HEADER);
-                LibC.setIovec(batchIov, 2L * i + 1, frames[i], frameSize);
-                while (!r.queueWritev(fd, batchIov, 2L * i, 2, i)) {
+                t.setIovecs(t.batchIov, 2L * i, i);
+                while (!r.queueWritev(t.fd, t.batchIov, 2L * i, 2, i)) {
                     // full: an SQPOLL thread frees SQ slots when it commits its whole batch, which can be after their CQEs
                     r.submitAndWait(0);
                     Thread.onSpinWait();

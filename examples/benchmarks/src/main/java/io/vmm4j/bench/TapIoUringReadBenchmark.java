@@ -1,10 +1,7 @@
 package io.vmm4j.bench;
 
 import io.vmm4j.core.linux.Errno;
-import io.vmm4j.core.linux.IoUring;
 import io.vmm4j.core.linux.LibC;
-import io.vmm4j.tap.TapDevice;
-import io.vmm4j.virtio.net.VirtioNetHeader;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -21,14 +18,11 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
@@ -49,7 +43,6 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 @Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
 public class TapIoUringReadBenchmark {
     static final int FRAMES_PER_OP = 64;
-    private static final int HEADER = VirtioNetHeader.SIZE;
     // sys/socket.h, linux/if_packet.h: a raw packet socket and its struct sockaddr_ll (20 bytes)
     private static final int AF_PACKET = 17;
     private static final int SOCK_RAW = 3;
@@ -63,58 +56,30 @@ public class TapIoUringReadBenchmark {
     @Param({"8", "32", "64"})
     int batch;
 
-    private TapDevice tap;
-    private int fd;
+    private TapFrames t;
     private int injector = -1;
-    private final Arena arena = Arena.ofShared();
     private MemorySegment frame;
-    private long[] headers;
-    private long[] buffers;
-    private MemorySegment frameIov;
-    private MemorySegment batchIov;
-    private IoUring ring;
     /** Reads that found the tap's queue empty (the kernel dropped an injected frame); printed, expected 0. */
     private long emptyReads;
 
     @Setup(Level.Trial)
     public void setUp() throws IOException {
-        if (FRAMES_PER_OP % batch != 0) {
-            throw new IllegalArgumentException("batch must divide " + FRAMES_PER_OP + ", got " + batch);
-        }
-        tap = TapDevice.open("vurrd" + Integer.toHexString(ThreadLocalRandom.current().nextInt(0x1000, 0xFFFF)), 1, HEADER);
-        tap.setUp();
-        fd = tap.fd(0);
-        int ifindex = Integer.parseInt(Files.readString(Path.of("/sys/class/net", tap.name(), "ifindex")).strip());
+        t = new TapFrames("vurrd", FRAMES_PER_OP, frameSize, batch);
+        int ifindex = Integer.parseInt(Files.readString(Path.of("/sys/class/net", t.tap.name(), "ifindex")).strip());
         injector = LibC.socket(AF_PACKET, SOCK_RAW | LibC.SOCK_CLOEXEC);
-        MemorySegment sll = arena.allocate(SOCKADDR_LL_SIZE, 4); // protocol 0: this socket only sends
+        MemorySegment sll = t.arena.allocate(SOCKADDR_LL_SIZE, 4); // protocol 0: this socket only sends
         sll.set(JAVA_SHORT, 0, (short) AF_PACKET);
         sll.set(JAVA_INT, SLL_IFINDEX, ifindex);
-        LibC.bind(injector, sll, "AF_PACKET ifindex " + ifindex + " (" + tap.name() + ")");
-        frame = arena.allocate(frameSize, 64);
-        frame.set(JAVA_BYTE, 0, (byte) 0x52);
-        frame.set(JAVA_BYTE, 5, (byte) 0x01);
-        frame.set(JAVA_BYTE, 6, (byte) 0x52);
-        frame.set(JAVA_BYTE, 11, (byte) 0x02);
-        frame.set(JAVA_BYTE, 12, (byte) 0x08);
-        headers = new long[FRAMES_PER_OP];
-        buffers = new long[FRAMES_PER_OP];
-        MemorySegment headerBlock = arena.allocate((long) HEADER * FRAMES_PER_OP, 64);
-        MemorySegment bufferBlock = arena.allocate((long) frameSize * FRAMES_PER_OP, 64);
-        for (int i = 0; i < FRAMES_PER_OP; i++) {
-            headers[i] = headerBlock.address() + (long) HEADER * i;
-            buffers[i] = bufferBlock.address() + (long) frameSize * i;
-        }
-        frameIov = arena.allocate(LibC.IOVEC, 2);
-        batchIov = arena.allocate(LibC.IOVEC, 2L * FRAMES_PER_OP);
-        ring = IoUring.open(FRAMES_PER_OP, 0);
+        LibC.bind(injector, sll, "AF_PACKET ifindex " + ifindex + " (" + t.tap.name() + ")");
+        frame = t.arena.allocate(frameSize, 64);
+        TapFrames.fakeIpv4Frame(frame);
         drain();
     }
 
     /** Reads whatever the kernel queued on the tap so far (IPv6 router solicitations and the like). */
     private void drain() {
-        LibC.setIovec(frameIov, 0, headers[0], HEADER);
-        LibC.setIovec(frameIov, 1, buffers[0], frameSize);
-        while (LibC.readvRaw(fd, frameIov, 2) > 0) {
+        t.setIovecs(t.frameIov, 0, 0);
+        while (LibC.readvRaw(t.fd, t.frameIov, 2) > 0) {
             // discard
         }
     }
@@ -132,10 +97,8 @@ public class TapIoUringReadBenchmark {
     @TearDown(Level.Trial)
     public void tearDown() {
         System.out.printf("%nreads that found the tap empty: %d%n", emptyReads);
-        ring.close();
         LibC.closeQuietly(injector);
-        tap.close();
-        arena.close();
+        t.close();
     }
 
     @Benchmark
@@ -143,9 +106,8 @@ public class TapIoUringReadBenchmark {
     public long readvPerFrame() {
         long bytes = 0;
         for (int i = 0; i < FRAMES_PER_OP; i++) {
-            LibC.setIovec(frameIov, 0, headers[i], HEADER);
-            LibC.setIovec(frameIov, 1, buffers[i], frameSize);
-            bytes += counted(LibC.readvRaw(fd, frameIov, 2));
+            t.setIovecs(t.frameIov, 0, i);
+            bytes += counted(LibC.readvRaw(t.fd, t.frameIov, 2));
         }
         return bytes;
     }
@@ -156,18 +118,17 @@ public class TapIoUringReadBenchmark {
         long bytes = 0;
         for (int first = 0; first < FRAMES_PER_OP; first += batch) {
             for (int i = first; i < first + batch; i++) {
-                LibC.setIovec(batchIov, 2L * i, headers[i], HEADER);
-                LibC.setIovec(batchIov, 2L * i + 1, buffers[i], frameSize);
-                if (!ring.queueReadv(fd, batchIov, 2L * i, 2, i)) {
-                    throw new IllegalStateException("the ring refused request " + i + ": " + ring);
+                t.setIovecs(t.batchIov, 2L * i, i);
+                if (!t.ring.queueReadv(t.fd, t.batchIov, 2L * i, 2, i)) {
+                    throw new IllegalStateException("the ring refused request " + i + ": " + t.ring);
                 }
             }
-            ring.submitAndWait(batch);
-            int ready = ring.completionsReady();
+            t.ring.submitAndWait(batch);
+            int ready = t.ring.completionsReady();
             for (int k = 0; k < ready; k++) {
-                bytes += counted(ring.completionResult(k));
+                bytes += counted(t.ring.completionResult(k));
             }
-            ring.consumeCompletions(ready);
+            t.ring.consumeCompletions(ready);
         }
         return bytes;
     }
