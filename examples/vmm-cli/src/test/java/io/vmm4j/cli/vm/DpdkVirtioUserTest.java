@@ -53,9 +53,7 @@ class DpdkVirtioUserTest {
     private Path socket;
     private Path stats;
     private int sessions;
-    private Path hugeDir;
-    private String hugepageProblem;
-    private long hugepagesFound = -1;
+    private Hugepages huge;
 
     @BeforeAll
     void startDaemon() throws Exception {
@@ -71,45 +69,7 @@ class DpdkVirtioUserTest {
         daemon.awaitOutput("listening on " + socket, 30);
         ns.ip("add a neighbour for the flood", "neigh", "add", FLOOD_TARGET, "lladdr", "02:00:00:00:00:99", "dev", TAP, "nud",
                 "permanent");
-        hugepageProblem = reserveHugepages();
-    }
-
-    /** 600 × 2 MiB reserved (if fewer are) and a hugetlbfs of our own for testpmd's files; null, or what went wrong. */
-    private String reserveHugepages() throws IOException, InterruptedException {
-        Path nr = Path.of("/proc/sys/vm/nr_hugepages");
-        if (!Files.isWritable(nr)) {
-            return nr + " is not writable";
-        }
-        hugepagesFound = Long.parseLong(Files.readString(nr).strip());
-        if (hugepagesFound < 600) {
-            Files.writeString(nr, "600");
-            if (meminfo("HugePages_Free") < 600) {
-                // a busy machine's memory is fragmented: free the page cache, compact, and ask again
-                Files.writeString(Path.of("/proc/sys/vm/drop_caches"), "3");
-                Files.writeString(Path.of("/proc/sys/vm/compact_memory"), "1");
-                Files.writeString(nr, "600");
-            }
-        }
-        long free = meminfo("HugePages_Free");
-        if (free < 128) {
-            return "only " + free + " free 2 MiB hugepages after asking for 600 (echo 600 > " + nr + "); testpmd -m 256 needs 128";
-        }
-        hugeDir = Files.createDirectory(dir.resolve("hugepages"));
-        CommandResult mount = run(List.of("mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "none", hugeDir.toString()));
-        if (!mount.succeeded()) {
-            hugeDir = null;
-            return "mount -t hugetlbfs failed: " + mount.stderr().strip();
-        }
-        return null;
-    }
-
-    private static long meminfo(String key) throws IOException {
-        for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
-            if (line.startsWith(key + ":")) {
-                return Long.parseLong(line.substring(key.length() + 1).strip().split("\\s+")[0]);
-            }
-        }
-        return -1;
+        huge = Hugepages.reserve(600, 128, "testpmd -m 256 needs 128");
     }
 
     @AfterAll
@@ -125,11 +85,8 @@ class DpdkVirtioUserTest {
             if (ns != null) {
                 ns.close();
             }
-            if (hugeDir != null) {
-                run(List.of("umount", hugeDir.toString()));
-            }
-            if (hugepagesFound >= 0 && hugepagesFound < 600) {
-                Files.writeString(Path.of("/proc/sys/vm/nr_hugepages"), Long.toString(hugepagesFound)); // as we found it
+            if (huge != null) {
+                huge.close();
             }
             if (dir != null) {
                 try (Stream<Path> files = Files.walk(dir)) {
@@ -139,13 +96,6 @@ class DpdkVirtioUserTest {
                 }
             }
         }
-    }
-
-    private static CommandResult run(List<String> command) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(command).start();
-        String out = new String(p.getInputStream().readAllBytes());
-        String err = new String(p.getErrorStream().readAllBytes());
-        return new CommandResult(command, p.waitFor(), out, err);
     }
 
     private long tapCounter(String name) {
@@ -174,7 +124,7 @@ class DpdkVirtioUserTest {
             "macswap, true, split", "txonly, false, packed", "rxonly, true, packed", "macswap, true, packed"})
     void testpmdVirtioUserPassesTrafficThroughTheDaemon(String mode, boolean hugepages, String ring) throws Exception {
         if (hugepages) {
-            HostRequirements.require(hugepageProblem == null, "2 MiB hugepages for DPDK: " + hugepageProblem);
+            HostRequirements.require(huge.problem() == null, "2 MiB hugepages for DPDK: " + huge.problem());
         }
         String prefix = "vmm4j" + ProcessHandle.current().pid() + mode + (hugepages ? "h" : "n") + ring;
         // packed_vq=1: virtio_user asks for VIRTIO_F_RING_PACKED, which the daemon offers
@@ -182,7 +132,7 @@ class DpdkVirtioUserTest {
                 "--vdev", "net_virtio_user0,path=" + socket + ",queues=1" + (ring.equals("packed") ? ",packed_vq=1" : ""), "-m", "256"));
         if (hugepages) {
             // one file per segment list, on our own mount: the fd virtio_user sends for each region
-            cmd.addAll(List.of("--single-file-segments", "--huge-dir", hugeDir.toString()));
+            cmd.addAll(List.of("--single-file-segments", "--huge-dir", huge.dir().toString()));
         } else {
             cmd.add("--no-huge"); // anonymous memory in one unsealed memfd
         }
@@ -295,8 +245,8 @@ class DpdkVirtioUserTest {
                 }
             }
         }
-        if (hugeDir != null) {
-            try (Stream<Path> files = Files.list(hugeDir)) {
+        if (huge.dir() != null) {
+            try (Stream<Path> files = Files.list(huge.dir())) {
                 for (Path p : files.toList()) {
                     if (p.getFileName().toString().startsWith(prefix)) {
                         Files.deleteIfExists(p);

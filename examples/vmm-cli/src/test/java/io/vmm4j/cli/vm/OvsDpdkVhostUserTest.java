@@ -1,13 +1,11 @@
 package io.vmm4j.cli.vm;
 
 import io.vmm4j.core.testing.HostRequirements;
-import io.vmm4j.tap.CommandResult;
 import io.vmm4j.tap.NetNamespace;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -20,7 +18,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -39,15 +36,14 @@ class OvsDpdkVhostUserTest {
 
     private NetNamespace ns;
     private OvsSandbox ovs;
-    private Path hugeDir;
-    private long hugepagesFound = -1;
+    private Hugepages huge;
 
     @BeforeEach
     void startOvsDpdk() throws Exception {
         HostRequirements.requireTapsAndNamespaces("OVS-DPDK in a network namespace");
         OvsSandbox.require(true);
-        String problem = reserveHugepages();
-        HostRequirements.require(problem == null, "2 MiB hugepages for OVS-DPDK: " + problem);
+        huge = Hugepages.reserve(HUGEPAGES, 256, "dpdk-socket-mem=512 needs 256");
+        HostRequirements.require(huge.problem() == null, "2 MiB hugepages for OVS-DPDK: " + huge.problem());
         ns = NetNamespace.create(ToyVmNetworkTest.unique("vtod"));
         Map<String, String> config = new LinkedHashMap<>();
         config.put("dpdk-init", "true");
@@ -72,54 +68,10 @@ class OvsDpdkVhostUserTest {
             if (ns != null) {
                 ns.close();
             }
-            if (hugeDir != null) {
-                OvsSandbox.run(List.of("umount", hugeDir.toString()));
-                Files.deleteIfExists(hugeDir);
-                assertFalse(Files.readString(Path.of("/proc/mounts")).contains(hugeDir.toString()), "hugetlbfs unmounted");
-            }
-            if (hugepagesFound >= 0 && hugepagesFound < HUGEPAGES) {
-                Files.writeString(Path.of("/proc/sys/vm/nr_hugepages"), Long.toString(hugepagesFound)); // as we found it
+            if (huge != null) {
+                huge.close();
             }
         }
-    }
-
-    /** {@value #HUGEPAGES} × 2 MiB reserved (if fewer are) and a hugetlbfs for DPDK's EAL to find; null, or what went wrong. */
-    private String reserveHugepages() throws Exception {
-        Path nr = Path.of("/proc/sys/vm/nr_hugepages");
-        if (!Files.isWritable(nr)) {
-            return nr + " is not writable";
-        }
-        hugepagesFound = Long.parseLong(Files.readString(nr).strip());
-        if (hugepagesFound < HUGEPAGES) {
-            Files.writeString(nr, Integer.toString(HUGEPAGES));
-            if (meminfo("HugePages_Free") < 256) {
-                // a busy machine's memory is fragmented: free the page cache, compact, and ask again
-                Files.writeString(Path.of("/proc/sys/vm/drop_caches"), "3");
-                Files.writeString(Path.of("/proc/sys/vm/compact_memory"), "1");
-                Files.writeString(nr, Integer.toString(HUGEPAGES));
-            }
-        }
-        long free = meminfo("HugePages_Free");
-        if (free < 256) {
-            return "only " + free + " free 2 MiB hugepages after asking for " + HUGEPAGES + "; dpdk-socket-mem=512 needs 256";
-        }
-        hugeDir = Files.createTempDirectory("vmm4j-ovs-huge");
-        CommandResult mount = OvsSandbox.run(List.of("mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "none", hugeDir.toString()));
-        if (!mount.succeeded()) {
-            Files.deleteIfExists(hugeDir);
-            hugeDir = null;
-            return "mount -t hugetlbfs failed: " + mount.stderr().strip();
-        }
-        return null;
-    }
-
-    private static long meminfo(String key) throws IOException {
-        for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
-            if (line.startsWith(key + ":")) {
-                return Long.parseLong(line.substring(key.length() + 1).strip().split("\\s+")[0]);
-            }
-        }
-        return -1;
     }
 
     private static void await(BooleanSupplier condition, long millis, String what) throws InterruptedException {
@@ -179,7 +131,8 @@ class OvsDpdkVhostUserTest {
                 long before = vm1.backendConnection().reconnects();
                 ovs.stopVswitchd();
                 await(() -> !vm1.backendConnection().connected(), 10_000, "vm1 never saw ovs-vswitchd go: " + vm1.backendConnection());
-                assertFalse(vm1.net().linkUp(), "the guest's link is down while OVS is away");
+                // the socket's hang-up shows first; the VMM's hang-up listener sets the link down right after it
+                await(() -> !vm1.net().linkUp(), 5_000, "the guest's link is down while OVS is away: " + vm1.backendConnection());
                 long t0 = System.nanoTime();
                 ovs.startVswitchd();
                 long started = System.nanoTime();
