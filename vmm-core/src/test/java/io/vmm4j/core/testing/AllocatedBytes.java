@@ -24,6 +24,29 @@ public final class AllocatedBytes {
         }
     }
 
+    /**
+     * Fails unless a path allocated nothing in steady state, from the bytes it allocated in each of
+     * several equal rounds: the first {@code warmup} rounds may load classes or run in the
+     * interpreter; of the rest, all but one must be 0. An allocation per packet shows in every round;
+     * a one-off JVM event (a deoptimisation re-materialising an object the compiler had
+     * scalar-replaced) shows in one, and is tolerated once.
+     */
+    public static void assertNothingInSteadyState(long[] perRound, int warmup, String what) {
+        if (perRound.length < warmup + 3) {
+            throw new IllegalArgumentException("too few rounds after the warm-up to judge: " + perRound.length + " with " + warmup);
+        }
+        int nonZero = 0;
+        for (int r = warmup; r < perRound.length; r++) {
+            if (perRound[r] != 0) {
+                nonZero++;
+            }
+        }
+        if (nonZero > 1) {
+            throw new AssertionError(what + " allocated in " + nonZero + " of the " + (perRound.length - warmup)
+                    + " rounds after the warm-up; bytes per round: " + java.util.Arrays.toString(perRound));
+        }
+    }
+
     /** What thread {@code threadId} allocated since it started, in bytes. */
     public long of(long threadId) {
         try {
