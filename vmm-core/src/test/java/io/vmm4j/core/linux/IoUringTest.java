@@ -1,5 +1,6 @@
 package io.vmm4j.core.linux;
 
+import io.vmm4j.core.testing.AllocatedBytes;
 import io.vmm4j.core.testing.HeaderConstants;
 import io.vmm4j.core.testing.HostRequirements;
 import org.junit.jupiter.api.Test;
@@ -7,9 +8,6 @@ import org.junit.jupiter.api.Test;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -296,15 +294,16 @@ class IoUringTest {
             MemorySegment iov = scatteredMessages(arena, 8);
             MemorySegment buf = arena.allocate(64);
             AllocatedBytes allocated = new AllocatedBytes();
+            long thread = Thread.currentThread().threadId();
             rounds(ring, pair, iov, buf, 10_000); // warm up: classes load, the JIT compiles the path
             // until C2 has compiled the loop, the interpreter and C1 allocate what escape analysis later removes; on a busy
             // machine that takes a while, so sample for up to 4 s and keep the least: a per-request allocation never goes away
             long least = Long.MAX_VALUE;
             long deadline = System.nanoTime() + 4_000_000_000L;
             while (least >= 1_000 && System.nanoTime() < deadline) {
-                long before = allocated.ofCurrentThread();
+                long before = allocated.of(thread);
                 rounds(ring, pair, iov, buf, 1_000);
-                least = Math.min(least, allocated.ofCurrentThread() - before);
+                least = Math.min(least, allocated.of(thread) - before);
             }
             assertTrue(least < 1_000, "1000 rounds of 8 writevs through the ring allocated at least " + least
                     + " bytes on the submitting thread");
@@ -361,27 +360,5 @@ class IoUringTest {
 
     private static long ioUringMappings() throws IOException {
         return Files.readAllLines(Path.of("/proc/self/maps")).stream().filter(l -> l.contains("io_uring")).count();
-    }
-
-    /** Bytes this thread allocated, via com.sun.management.ThreadMXBean (reflectively: the test module does not read jdk.management). */
-    private static final class AllocatedBytes {
-        private final Object bean;
-        private final MethodHandle currentThreadAllocatedBytes;
-
-        AllocatedBytes() throws ReflectiveOperationException {
-            bean = Class.forName("java.lang.management.ManagementFactory").getMethod("getThreadMXBean").invoke(null);
-            currentThreadAllocatedBytes = MethodHandles.publicLookup()
-                    .findVirtual(Class.forName("com.sun.management.ThreadMXBean"), "getCurrentThreadAllocatedBytes",
-                            MethodType.methodType(long.class))
-                    .asType(MethodType.methodType(long.class, Object.class));
-        }
-
-        long ofCurrentThread() {
-            try {
-                return (long) currentThreadAllocatedBytes.invokeExact(bean);
-            } catch (Throwable e) {
-                throw new AssertionError(e);
-            }
-        }
     }
 }
