@@ -2,6 +2,7 @@ package io.vmm4j.cli.vm;
 
 import io.vmm4j.core.testing.HostRequirements;
 import io.vmm4j.guest.TapFlood;
+import io.vmm4j.tap.LinkCounters;
 import io.vmm4j.virtio.net.NetQueueCounters;
 import io.vmm4j.virtio.queue.RingLayout;
 import org.junit.jupiter.api.BeforeEach;
@@ -53,10 +54,6 @@ class KvmGuestFloodTest {
     private static VmOptions.Builder kvm(Net net, RingLayout ring, FloodWorkload flood) {
         return VmOptions.builder().vcpu(VmOptions.Vcpu.KVM).port(VmOptions.Port.TAP).tap(ToyVmNetworkTest.unique("vf"))
                 .guestIp(net.guest()).hostIp(net.host() + "/24").count(0).ring(ring).flood(flood);
-    }
-
-    static long tapCounter(String tap, String counter) throws IOException {
-        return Long.parseLong(Files.readString(Path.of("/sys/class/net", tap, "statistics", counter)).strip());
     }
 
     /** A host UDP socket on the flood's port, counting what reaches it on a thread of its own. */
@@ -111,7 +108,8 @@ class KvmGuestFloodTest {
                 String tap = vm.portName();
                 try (Listener listener = new Listener(net.host())) {
                     RunSummary s = vm.run();
-                    assertEveryFrameArrived(s, tapCounter(tap, "rx_packets"), tapCounter(tap, "rx_dropped"));
+                    LinkCounters at = LinkCounters.read(tap);
+                    assertEveryFrameArrived(s, at.rxPackets(), at.rxDropped());
                     assertEquals(ring == RingLayout.PACKED, s.features().contains("RING_PACKED"), ring + ": " + s.features());
                     NetQueueCounters.Snapshot tx = s.queues().stream().map(RunSummary.Queue::counters)
                             .filter(c -> c.direction().equals("tx")).findFirst().orElseThrow();
@@ -139,11 +137,11 @@ class KvmGuestFloodTest {
                 FloodWorkload flood = new FloodWorkload(FloodWorkload.Kind.TX_FLOOD, 64, 500, PORT);
                 VmOptions options = kvm(net, ring, flood).dataPlane(DataPlane.VHOST_USER).port(VmOptions.Port.AUTO).tap(null)
                         .socket(socket.toString()).build();
-                long arrivedBefore = tapCounter(tap, "rx_packets");
-                long droppedBefore = tapCounter(tap, "rx_dropped");
+                LinkCounters before = LinkCounters.read(tap);
                 try (ToyVm vm = new ToyVm(options, QUIET)) {
                     RunSummary s = vm.run();
-                    assertEveryFrameArrived(s, tapCounter(tap, "rx_packets") - arrivedBefore, tapCounter(tap, "rx_dropped") - droppedBefore);
+                    LinkCounters after = LinkCounters.read(tap);
+                    assertEveryFrameArrived(s, after.rxPackets() - before.rxPackets(), after.rxDropped() - before.rxDropped());
                     assertEquals(ring == RingLayout.PACKED, s.features().contains("RING_PACKED"), ring + ": " + s.features());
                     assertTrue(s.kvm().quietPhase().exitsPerPacket() < 0.01, "kicks go to the daemon by ioeventfd: " + s.kvm().quietPhase());
                 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.vmm4j.cli.Main;
+import io.vmm4j.tap.LinkCounters;
 import io.vmm4j.tap.TapDevice;
 import io.vmm4j.vhost.emulated.EmulatedNetBackend;
 import io.vmm4j.vhost.kernel.VhostNetBackend;
@@ -109,16 +110,16 @@ public final class VhostNetLabCases {
         try (ToyVm vm = new ToyVm(options("vhost-net", 0, 2, 0), quiet())) {
             vm.run();
             TapDevice tap = (TapDevice) vm.port();
-            long[] tapBefore = tapPackets(tap.name());
+            LinkCounters tapBefore = LinkCounters.read(tap.name());
             List<Integer> workers = vhostWorkers();
             check(!workers.isEmpty(), "a vhost-<tid> kernel worker exists for this process");
             long cpuBefore = cpuNanos(workers);
             int replies = vm.guest().ping(200, "10.0.2.2", 1000);
-            long[] tapAfter = tapPackets(tap.name());
+            LinkCounters tapAfter = LinkCounters.read(tap.name());
             long cpuAfter = cpuNanos(workers);
             facts.put("replies", replies);
-            facts.put("tapRxPackets", tapAfter[0] - tapBefore[0]);
-            facts.put("tapTxPackets", tapAfter[1] - tapBefore[1]);
+            facts.put("tapRxPackets", tapAfter.rxPackets() - tapBefore.rxPackets());
+            facts.put("tapTxPackets", tapAfter.txPackets() - tapBefore.txPackets());
             facts.put("vhostWorkers", workers.stream().map(w -> comm(w)).toList());
             facts.put("vhostCpuNanos", cpuAfter - cpuBefore);
             long ringWork = vm.net().counters().stream().mapToLong(c -> c.packets + c.kicks).sum();
@@ -127,7 +128,7 @@ public final class VhostNetLabCases {
                     .filter(n -> n.startsWith("net-io-")).toList();
             facts.put("vmmNetIoThreads", ioThreads);
             check(replies == 200, "200/200 ping replies through vhost-net");
-            check(tapAfter[0] - tapBefore[0] >= 200 && tapAfter[1] - tapBefore[1] >= 200, "the tap's statistics rose");
+            check(tapAfter.rxPackets() - tapBefore.rxPackets() >= 200 && tapAfter.txPackets() - tapBefore.txPackets() >= 200, "the tap's statistics rose");
             check(cpuAfter > cpuBefore, "the vhost worker's CPU time rose");
             check(ringWork == 0, "the emulated engine's counters stay 0");
             check(ioThreads.isEmpty(), "no VMM I/O thread exists");
@@ -142,7 +143,7 @@ public final class VhostNetLabCases {
              UdpEcho echo = new UdpEcho("10.0.2.2", port, count)) {
             vm.run();
             TapDevice tap = (TapDevice) vm.port();
-            long tapRxBefore = tapPackets(tap.name())[0];
+            long tapRxBefore = LinkCounters.read(tap.name()).rxPackets();
             long rcvbufErrorsBefore = udpCounter("RcvbufErrors");
             long inErrorsBefore = udpCounter("InErrors");
             long csumErrorsBefore = udpCounter("InCsumErrors");
@@ -159,7 +160,7 @@ public final class VhostNetLabCases {
                 }
             });
             facts.put("path", path);
-            facts.put("tapRxPackets", tapPackets(tap.name())[0] - tapRxBefore);
+            facts.put("tapRxPackets", LinkCounters.read(tap.name()).rxPackets() - tapRxBefore);
             facts.put("hostUdpRcvbufErrors", udpCounter("RcvbufErrors") - rcvbufErrorsBefore);
             // where a datagram that reached the tap can still be lost on the host: a bad checksum, a full backlog
             facts.put("hostUdpInErrors", udpCounter("InErrors") - inErrorsBefore);
@@ -253,12 +254,6 @@ public final class VhostNetLabCases {
 
     private static PrintStream quiet() {
         return new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
-    }
-
-    private static long[] tapPackets(String ifname) throws IOException {
-        Path stats = Path.of("/sys/class/net", ifname, "statistics");
-        return new long[] {Long.parseLong(Files.readString(stats.resolve("rx_packets")).strip()),
-                Long.parseLong(Files.readString(stats.resolve("tx_packets")).strip())};
     }
 
     /**
