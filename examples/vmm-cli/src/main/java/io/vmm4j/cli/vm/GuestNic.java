@@ -13,7 +13,9 @@ import io.vmm4j.virtio.driver.net.Ipv4Address;
 import io.vmm4j.virtio.driver.net.MacAddress;
 
 import java.io.PrintStream;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
@@ -163,6 +165,15 @@ final class GuestNic {
 
     long echoRequestsAnswered() {
         return stack == null ? 0 : stack.echoRequestsAnswered();
+    }
+
+    /** What the stack dropped since it came up, by reason (the non-zero counts), in DropReason's order. */
+    Map<String, Long> drops() {
+        Map<String, Long> drops = new LinkedHashMap<>();
+        if (stack != null) {
+            stack.dropReasons().forEach((reason, n) -> drops.put(reason.name(), n));
+        }
+        return drops;
     }
 
     /** Spreads flows over the queue pairs the way a NIC's transmit steering would: UDP by source port, the rest on pair 0. */

@@ -14,8 +14,9 @@ import java.util.Map;
  * @param vmExits       exits of the vCPU to the VMM by KVM exit reason, or null for a guest without KVM
  * @param kvm           what the KVM guest's run cost in exits, or null for a guest without KVM
  * @param linux         how a Linux guest's run ended and what its /init printed, or null for our own guests
+ * @param drops         frames the guest's network stack dropped, by reason (non-zero ones), or null for a guest that does not say
  */
 record GuestReport(long acked, int pairs, int pingsSent, List<Double> rttMs, int udpSent, int udpReceived, int maxRxBuffers,
                    long echoRequestsAnswered, String rng, String error, RunSummary.GuestLink link, Map<String, Long> vmExits,
-                   RunSummary.Kvm kvm, RunSummary.Linux linux) {
+                   RunSummary.Kvm kvm, RunSummary.Linux linux, Map<String, Long> drops) {
 }

@@ -121,7 +121,8 @@ final class JavaGuest implements GuestRunner {
     @Override
     public GuestReport report() {
         return new GuestReport(nic.acked(), nic.pairs(), pingsSent, List.copyOf(rttMs), udpSent, nic.udpReceived(), nic.maxRxBuffers(),
-                echoRequestsAnswered(), rng, error, new RunSummary.GuestLink(nic.linkUp(), nic.linkChanges(), reboots), null, null, null);
+                echoRequestsAnswered(), rng, error, new RunSummary.GuestLink(nic.linkUp(), nic.linkChanges(), reboots), null, null, null,
+                nic.drops());
     }
 
     @Override

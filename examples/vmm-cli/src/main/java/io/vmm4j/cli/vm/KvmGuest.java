@@ -196,7 +196,7 @@ final class KvmGuest implements GuestRunner {
         GuestAbi.Results r = results;
         VmExitCounts exits = vcpu.exitCounts();
         if (r == null) {
-            return new GuestReport(0, 0, 0, List.of(), 0, 0, 0, 0, "not read", error, null, exits.asMap(), kvmReport(exits, null), null);
+            return new GuestReport(0, 0, 0, List.of(), 0, 0, 0, 0, "not read", error, null, exits.asMap(), kvmReport(exits, null), null, null);
         }
         List<Double> rtt = new ArrayList<>();
         for (long ns : r.rttNs()) {
@@ -204,7 +204,7 @@ final class KvmGuest implements GuestRunner {
         }
         String rng = r.rng().length == 0 ? "not read" : HexFormat.of().formatHex(r.rng());
         return new GuestReport(r.features(), 1, r.pingsSent(), List.copyOf(rtt), 0, 0, 1, r.echoRequestsAnswered(), rng, error, null,
-                exits.asMap(), kvmReport(exits, r), null);
+                exits.asMap(), kvmReport(exits, r), null, null);
     }
 
     /** The exits over the whole run and in the quiet phases, and what the guest counted itself (when its results were read). */

@@ -110,6 +110,6 @@ final class LinuxGuest implements GuestRunner {
         RunSummary.Linux linux = new RunSummary.Linux(machine.options().kernel().toString(), machine.commandLine(), machine.options().cpus(),
                 out == null ? "NOT_RUN" : out.ending().name(), console.panic(), out == null ? 0 : out.elapsed().toMillis() / 1000.0,
                 console.results(), error == null ? null : console.tail());
-        return new GuestReport(acked, pairsSet, 0, List.of(), 0, 0, 0, 0, null, error, null, exits.asMap(), null, linux);
+        return new GuestReport(acked, pairsSet, 0, List.of(), 0, 0, 0, 0, null, error, null, exits.asMap(), null, linux, null);
     }
 }

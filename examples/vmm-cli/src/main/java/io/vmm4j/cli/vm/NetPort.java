@@ -2,9 +2,11 @@ package io.vmm4j.cli.vm;
 
 import io.vmm4j.cli.doctor.HostProbe;
 import io.vmm4j.tap.DiscardPort;
+import io.vmm4j.tap.LinkCounters;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.PacketPort;
 import io.vmm4j.tap.TapDevice;
+import io.vmm4j.tap.TapException;
 
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -112,6 +114,18 @@ final class NetPort implements AutoCloseable {
     /** The discard port's counters, or null for another port. */
     DiscardPort.Stats discardStats() {
         return port instanceof DiscardPort d ? d.stats() : null;
+    }
+
+    /** A tap's counters as the kernel keeps them now, or null for another port (or a tap that is gone). */
+    LinkCounters linkCounters() {
+        if (!(port instanceof TapDevice tap)) {
+            return null;
+        }
+        try {
+            return LinkCounters.read(tap.name());
+        } catch (TapException e) {
+            return null; // a summary is still a summary without them
+        }
     }
 
     /** What kind of port it is: "tap", "in-memory port", "discard port" or "vhost-user back-end". */

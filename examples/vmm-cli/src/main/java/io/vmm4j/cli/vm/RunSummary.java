@@ -3,6 +3,7 @@ package io.vmm4j.cli.vm;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonUnwrapped;
 import io.vmm4j.tap.DiscardPort;
+import io.vmm4j.tap.LinkCounters;
 import io.vmm4j.virtio.DeviceStatus;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
@@ -21,13 +22,18 @@ import java.util.Map;
  * reason) and {@code kvm} are there only with {@code --vcpu kvm}. A Linux guest ({@code --kernel})
  * has {@code linux} instead of {@code ping}, {@code kvm} and {@code rng}: how the run ended, and the
  * {@code vmm4j-result:} lines its /init printed; {@code features} are what Linux's driver acked. {@code discardPort}
- * is there only with {@code --port discard}: the frames (and bytes) it dropped (tx) and made (rx).
+ * is there only with {@code --port discard}: the frames (and bytes) it dropped (tx) and made (rx). {@code tap} is
+ * there only with a tap: its counters as the host kernel keeps them at the end of the run (rx: the guest's frames the
+ * kernel took; tx: frames it handed to the VMM; txDropped: frames for the guest the kernel dropped), so a lost frame
+ * can be placed on either side of the tap. {@code guestDrops} (the Java guest only) are the frames its network stack
+ * dropped, by reason, since it last came up.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record RunSummary(String backend, String port, String portName, String guestIp, String hostIp, List<String> features,
                          int queuePairs, Ping ping, Udp udp, int maxRxBuffersPerFrame, long echoRequestsAnswered,
                          List<Queue> queues, String rng, String deviceStatus, String error, GuestLink guestLink, String vcpu,
-                         Map<String, Long> vmExits, Kvm kvm, Linux linux, DiscardPort.Stats discardPort) {
+                         Map<String, Long> vmExits, Kvm kvm, Linux linux, DiscardPort.Stats discardPort, LinkCounters tap,
+                         Map<String, Long> guestDrops) {
     /** @param rttMs round-trip times of the replies, in order */
     public record Ping(String target, int sent, int received, List<Double> rttMs) {
     }
@@ -66,7 +72,7 @@ public record RunSummary(String backend, String port, String portName, String gu
         return new RunSummary(options.dataPlane().label(), port.kind(), port.name(), options.guestIp(), options.hostIp(),
                 NetFeatures.names(g.acked()), g.pairs(), ping, udp, g.maxRxBuffers(), g.echoRequestsAnswered(), List.copyOf(queues),
                 g.rng(), DeviceStatus.describe(nic.status()), error, g.link(), options.vcpu().label(), g.vmExits(), g.kvm(), g.linux(),
-                port.discardStats());
+                port.discardStats(), port.linkCounters(), g.drops());
     }
 
     /**

@@ -35,11 +35,19 @@ class ToyVmNetworkTest {
         return List.of("ip", "netns", "exec", ns.name());
     }
 
+    /**
+     * The run, and the namespace kernel's IP and ICMP counters: with the run's tap counters they say
+     * on which side of the tap a missing reply was lost (InEchos, OutEchoReps against the pings sent).
+     */
+    private static String describe(VmmProcess vmm, NetNamespace ns) {
+        return vmm.describe() + "\n/proc/net/snmp of the namespace:\n" + ns.exec("cat", "/proc/net/snmp").stdout();
+    }
+
     @Test
     void runWithNoArgumentsPingsTheHostOverANewTap() throws Exception {
         try (NetNamespace ns = NetNamespace.create(unique("vtns"));
              VmmProcess vmm = VmmProcess.start(in(ns), "run")) {
-            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            assertEquals(0, vmm.waitFor(60), () -> describe(vmm, ns));
             String out = vmm.stdout();
             assertTrue(out.contains("3 sent, 3 received, 0% loss"), out);
             assertTrue(out.contains("status ACKNOWLEDGE|DRIVER|FEATURES_OK -> ACKNOWLEDGE|DRIVER|DRIVER_OK|FEATURES_OK"), out);
@@ -52,11 +60,11 @@ class ToyVmNetworkTest {
     void jsonReportsFiveOfFiveRepliesAndQueueCounters() throws Exception {
         try (NetNamespace ns = NetNamespace.create(unique("vtns"));
              VmmProcess vmm = VmmProcess.start(in(ns), "run", "--count", "5", "--json")) {
-            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            assertEquals(0, vmm.waitFor(60), () -> describe(vmm, ns));
             JsonNode j = vmm.json();
             assertEquals("emulated", j.get("backend").asText());
             assertEquals(5, j.get("ping").get("sent").asInt());
-            assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe());
+            assertEquals(5, j.get("ping").get("received").asInt(), () -> describe(vmm, ns));
             assertEquals(5, j.get("ping").get("rttMs").size());
             assertEquals(1, j.get("queuePairs").asInt());
             assertTrue(j.get("features").toString().contains("VERSION_1"));
@@ -78,12 +86,12 @@ class ToyVmNetworkTest {
         try (NetNamespace ns = NetNamespace.create(unique("vtns"));
              VmmProcess vmm = VmmProcess.start(in(ns), "run", "--backend", "emulated-sync", "--ring", "packed", "--count", "5",
                      "--json")) {
-            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            assertEquals(0, vmm.waitFor(60), () -> describe(vmm, ns));
             JsonNode j = vmm.json();
             assertEquals("emulated-sync", j.get("backend").asText());
             assertTrue(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
             assertTrue(vmm.stderr().contains(", rings 256/256 packed"), vmm.stderr());
-            assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe());
+            assertEquals(5, j.get("ping").get("received").asInt(), () -> describe(vmm, ns));
         }
     }
 
@@ -91,7 +99,7 @@ class ToyVmNetworkTest {
     void withPackedRingsOfferedTheJavaGuestRunsThemAndGetsFiveOfFive() throws Exception {
         try (NetNamespace ns = NetNamespace.create(unique("vtns"));
              VmmProcess vmm = VmmProcess.start(in(ns), "run", "--ring", "packed", "--count", "5", "--json")) {
-            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            assertEquals(0, vmm.waitFor(60), () -> describe(vmm, ns));
             JsonNode j = vmm.json();
             assertEquals("emulated", j.get("backend").asText());
             assertTrue(j.get("features").toString().contains("RING_PACKED"), "the driver acked what --ring packed offered: "
@@ -100,7 +108,7 @@ class ToyVmNetworkTest {
                     + j.get("features"));
             assertTrue(vmm.stderr().contains(", rings 256/256 packed"), "the guest set up packed queues:\n" + vmm.stderr());
             assertEquals(5, j.get("ping").get("sent").asInt());
-            assertEquals(5, j.get("ping").get("received").asInt(), vmm.describe());
+            assertEquals(5, j.get("ping").get("received").asInt(), () -> describe(vmm, ns));
             for (JsonNode q : j.get("queues")) {
                 assertTrue(q.get("packets").asLong() >= 5, "queue " + q);
             }
@@ -114,7 +122,7 @@ class ToyVmNetworkTest {
         try (NetNamespace ns = NetNamespace.create(unique("vtns"));
              VmmProcess vmm = VmmProcess.start(in(ns), "run", "--ring", "packed", "--queues", "2", "--mtu", "9000",
                      "--ping-size", "8000", "--count", "3", "--json")) {
-            assertEquals(0, vmm.waitFor(60), vmm.describe());
+            assertEquals(0, vmm.waitFor(60), () -> describe(vmm, ns));
             JsonNode j = vmm.json();
             assertTrue(j.get("features").toString().contains("RING_PACKED"), j.get("features").toString());
             assertEquals(2, j.get("queuePairs").asInt());
