@@ -43,6 +43,7 @@ public final class DriverQueuePairs implements AutoCloseable {
     private final GuestAllocator buffers = new GuestAllocator(RINGS, MEMORY - RINGS);
     private final boolean eventIdx;
     private final RingLayout layout;
+    private final boolean synchronous;
     private final Pair[] pairs;
     private final List<NetQueueCounters> counters = new ArrayList<>();
     private final List<String> deviceErrors = new CopyOnWriteArrayList<>();
@@ -72,9 +73,9 @@ public final class DriverQueuePairs implements AutoCloseable {
             rx = newQueue();
             tx = newQueue();
             rxBinding = new QueueBinding(2 * index, QUEUE_SIZE, layout, false, rx.descriptorArea(), rx.driverArea(), rx.deviceArea(),
-                    eventIdx, memory, rxKick, rxCall, false, rxCall::signal);
+                    eventIdx, memory, rxKick, rxCall, synchronous, rxCall::signal);
             txBinding = new QueueBinding(2 * index + 1, QUEUE_SIZE, layout, false, tx.descriptorArea(), tx.driverArea(),
-                    tx.deviceArea(), eventIdx, memory, txKick, txCall, false, txCall::signal);
+                    tx.deviceArea(), eventIdx, memory, txKick, txCall, synchronous, txCall::signal);
             Arrays.fill(rxBufferOf, -1);
             Arrays.fill(txBufferOf, -1);
         }
@@ -99,8 +100,17 @@ public final class DriverQueuePairs implements AutoCloseable {
 
     /** @param layout split rings, or packed ones (the features the test acks must then include VIRTIO_F_RING_PACKED) */
     public DriverQueuePairs(int pairs, boolean eventIdx, RingLayout layout) {
+        this(pairs, eventIdx, layout, false);
+    }
+
+    /**
+     * @param synchronous kicks as a transport without ioeventfds delivers them: the device's handler runs on the
+     *                    kicking thread (the one driving this object), and its calls signal the call eventfds
+     */
+    public DriverQueuePairs(int pairs, boolean eventIdx, RingLayout layout, boolean synchronous) {
         this.eventIdx = eventIdx;
         this.layout = layout;
+        this.synchronous = synchronous;
         this.pairs = new Pair[pairs];
         for (int p = 0; p < pairs; p++) {
             this.pairs[p] = new Pair(p);
@@ -206,7 +216,7 @@ public final class DriverQueuePairs implements AutoCloseable {
         p.tx.publish();
         boolean kick = p.tx.needsKick();
         if (kick) {
-            p.txKick.signal();
+            kick(p.txBinding, p.txKick);
         }
         return kick;
     }
@@ -247,7 +257,16 @@ public final class DriverQueuePairs implements AutoCloseable {
     /** Posts {@code n} receive buffers on pair {@code pair}, publishes them and kicks if asked. */
     public void postReceiveBuffers(int pair, int n) {
         if (postReceiveBuffersWithoutKick(pair, n)) {
-            pairs[pair].rxKick.signal();
+            kick(pairs[pair].rxBinding, pairs[pair].rxKick);
+        }
+    }
+
+    /** The notify write: the kick eventfd (ioeventfd), or in synchronous mode the device's handler, run here. */
+    private void kick(QueueBinding binding, EventFd kick) {
+        if (synchronous) {
+            binding.runSyncHandler();
+        } else {
+            kick.signal();
         }
     }
 

@@ -66,7 +66,12 @@ public final class QueuePairWorker {
     private final int headerSize;
     private final int maxFrame;
     private final Arena arena = Arena.ofShared();
-    private final MemorySegment iov = arena.allocate(LibC.IOVEC, MAX_IOV);
+    /*
+     * Each direction has its own scratch (iovecs, capture copy, progress count): in synchronous mode a
+     * vCPU thread serves transmit kicks while this loop serves the port's frames, both at once.
+     */
+    private final Lane txLane = new Lane();
+    private final Lane rxLane = new Lane();
     private final MemorySegment bounce;
     /** One iovec covering {@link #bounce}, for an in-process port's receive into it. */
     private final MemorySegment bounceIov = arena.allocate(LibC.IOVEC, 1);
@@ -88,12 +93,22 @@ public final class QueuePairWorker {
     private QueueDoorbell.Subscription txKicks;
     private EventLoop.Registration portReady;
     private EventLoop.PollerRegistration poller;
-    /** Chains and frames served so far (handled, dropped or refused): a poller's "found work" is a change in it. */
-    private long served;
     /** The last receive pass stopped for want of buffers, not because the port was empty: a busy-polling loop looks again. */
     private boolean rxWantsBuffers;
     private volatile FrameObserver frameObserver;
-    private MemorySegment captureBuffer;
+
+    /** One direction's scratch, touched only under that direction's lock. */
+    private final class Lane {
+        final MemorySegment iov = arena.allocate(LibC.IOVEC, MAX_IOV);
+        /** Where a frame is copied for the observer; made on first use. */
+        MemorySegment capture;
+        /** Chains or frames served so far (handled, dropped or refused): a poller's "found work" is a change in it. */
+        long served;
+
+        void setIov(int i, long address, long length) {
+            LibC.setIovec(iov, i, address, length);
+        }
+    }
 
     /**
      * The engine's view of one pair: rings, doorbells, counters and what was negotiated.
@@ -299,11 +314,12 @@ public final class QueuePairWorker {
 
         @Override
         public int handle(DescriptorChain chain) {
-            served++;
+            txLane.served++;
+            MemorySegment iov = txLane.iov;
             int count = 0;
             long total = 0;
             for (int i = 0; i < chain.readableCount() && count < MAX_IOV; i++, count++) {
-                setIov(count, memory.hostAddress(chain.address(i), chain.length(i)), chain.length(i));
+                txLane.setIov(count, memory.hostAddress(chain.address(i), chain.length(i)), chain.length(i));
                 total += chain.length(i);
             }
             if (total < headerSize) {
@@ -316,7 +332,7 @@ public final class QueuePairWorker {
                         : count == 1 ? LibC.writeAtRaw(fd, LibC.iovecBase(iov, 0), total) : LibC.writevRaw(fd, iov, count);
                 if (n == -Errno.EAGAIN) {
                     txBlocked = true; // the port is full: resend this chain when it drains (EPOLLOUT)
-                    served--;
+                    txLane.served--;
                     return DEFER;
                 }
                 if (n == -Errno.EFAULT) {
@@ -326,7 +342,7 @@ public final class QueuePairWorker {
                 if (n < 0) {
                     txCounters.portErrors++;
                 } else {
-                    moved(txCounters, FrameObserver.Direction.TX, count, total);
+                    moved(txCounters, FrameObserver.Direction.TX, txLane, count, total);
                 }
             }
             return 0;
@@ -366,7 +382,7 @@ public final class QueuePairWorker {
             while (running) { // stop() ends a long run of frames here rather than waiting for the port to drain
                 int r = receiveOne();
                 if (r > 0) {
-                    served++;
+                    rxLane.served++;
                     if (++delivered == Virtqueue.PUBLISH_BATCH) {
                         publishReceived(); // the driver takes these while the port still has more
                         delivered = 0;
@@ -442,7 +458,7 @@ public final class QueuePairWorker {
             }
             chains++;
             for (int i = c.readableCount(); i < c.segmentCount(); i++, count++) {
-                setIov(count, memory.hostAddress(c.address(i), c.length(i)), c.length(i));
+                rxLane.setIov(count, memory.hostAddress(c.address(i), c.length(i)), c.length(i));
                 space += c.length(i);
             }
             if (!mergeable) {
@@ -454,7 +470,7 @@ public final class QueuePairWorker {
         }
         long n;
         if (pendingLength == 0 && space >= maxFrame) {
-            n = inProcess != null ? received(inProcess.receive(pair, iov, count)) : LibC.readvRaw(fd, iov, count);
+            n = inProcess != null ? received(inProcess.receive(pair, rxLane.iov, count)) : LibC.readvRaw(fd, rxLane.iov, count);
             if (n == -Errno.EFAULT) {
                 // the kernel could not write a buffer: that part of guest memory is gone (its file shrank)
                 throw new GuestMemoryFault("readv from the port: EFAULT");
@@ -506,7 +522,7 @@ public final class QueuePairWorker {
         numBuffers[0] = (byte) used;
         numBuffers[1] = (byte) (used >> 8);
         rxChains.getFirst().copyToWritable(memory, VirtioNetHeader.NUM_BUFFERS, numBuffers, 0, 2);
-        moved(rxCounters, FrameObserver.Direction.RX, count, n);
+        moved(rxCounters, FrameObserver.Direction.RX, rxLane, count, n);
         return 1;
     }
 
@@ -556,20 +572,20 @@ public final class QueuePairWorker {
     private void scatterBounce(int count, long length) {
         long done = 0;
         for (int i = 0; i < count && done < length; i++) {
-            long base = LibC.iovecBase(iov, i);
-            long len = Math.min(LibC.iovecLength(iov, i), length - done);
+            long base = LibC.iovecBase(rxLane.iov, i);
+            long len = Math.min(LibC.iovecLength(rxLane.iov, i), length - done);
             MemorySegment.copy(bounce, done, MemorySegment.ofAddress(base).reinterpret(len), 0, len);
             done += len;
         }
     }
 
-    /** Counts a frame that moved through the first {@code count} iovecs ({@code total} bytes, header included) and shows it to the observer, if any. */
-    private void moved(NetQueueCounters counters, FrameObserver.Direction direction, int count, long total) {
+    /** Counts a frame that moved through the first {@code count} iovecs of {@code lane} ({@code total} bytes, header included) and shows it to the observer, if any. */
+    private void moved(NetQueueCounters counters, FrameObserver.Direction direction, Lane lane, int count, long total) {
         counters.packets++;
         counters.bytes += total - headerSize;
         FrameObserver observer = frameObserver;
         if (observer != null) {
-            observe(observer, direction, count, total);
+            observe(observer, direction, lane, count, total);
         }
     }
 
@@ -577,15 +593,17 @@ public final class QueuePairWorker {
      * Copies the frame the first {@code count} iovecs hold ({@code total} bytes, virtio-net header
      * first) out of guest memory, header stripped, and shows it to {@code observer}.
      */
-    private void observe(FrameObserver observer, FrameObserver.Direction direction, int count, long total) {
+    private void observe(FrameObserver observer, FrameObserver.Direction direction, Lane lane, int count, long total) {
         long wireLength = total - headerSize;
         if (wireLength <= 0) {
             return;
         }
-        if (captureBuffer == null) {
-            captureBuffer = arena.allocate(MAX_GSO_FRAME, 8);
+        if (lane.capture == null) {
+            lane.capture = arena.allocate(MAX_GSO_FRAME, 8);
         }
-        long limit = Math.min(wireLength, captureBuffer.byteSize());
+        MemorySegment capture = lane.capture;
+        MemorySegment iov = lane.iov;
+        long limit = Math.min(wireLength, capture.byteSize());
         long skip = headerSize;
         long copied = 0;
         for (int i = 0; i < count && copied < limit; i++) {
@@ -596,12 +614,12 @@ public final class QueuePairWorker {
                 continue;
             }
             long n = Math.min(len - skip, limit - copied);
-            MemorySegment.copy(MemorySegment.ofAddress(base + skip).reinterpret(n), 0, captureBuffer, copied, n);
+            MemorySegment.copy(MemorySegment.ofAddress(base + skip).reinterpret(n), 0, capture, copied, n);
             copied += n;
             skip = 0;
         }
         try {
-            observer.frame(pair, direction, captureBuffer.asSlice(0, copied), wireLength);
+            observer.frame(pair, direction, capture.asSlice(0, copied), wireLength);
         } catch (RuntimeException e) {
             LOG.warn("frame observer failed on pair {}: {}", pair, e.toString()); // the data path goes on
         }
@@ -615,25 +633,26 @@ public final class QueuePairWorker {
     private final class RingPoller implements EventLoop.Poller {
         @Override
         public boolean poll() {
-            long before = served;
+            long before = served();
             serveTx(true);
             if (inProcess != null || rxWantsBuffers) {
                 serveRx(true);
             }
-            return served != before;
+            return served() != before;
         }
 
         @Override
         public boolean arm() {
-            long before = served;
+            long before = served();
             processTx();
             processRx();
-            return served != before;
+            return served() != before;
         }
     }
 
-    private void setIov(int i, long address, long length) {
-        LibC.setIovec(iov, i, address, length);
+    /** Both directions' progress, as this loop sees it (a transmit pass on a vCPU thread may be under way). */
+    private long served() {
+        return txLane.served + rxLane.served;
     }
 
     private static void notifyUsed(boolean needed, QueueDoorbell doorbell, NetQueueCounters counters) {
