@@ -1,7 +1,9 @@
 package io.vmm4j.vhost;
 
+import io.vmm4j.core.linux.Errno;
 import io.vmm4j.core.linux.LibC;
 import io.vmm4j.tap.PacketPort;
+import io.vmm4j.tap.TapException;
 
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -47,6 +49,21 @@ public final class NumberedFrames {
         byte[] b = new byte[VNET_HEADER + frame.length];
         System.arraycopy(frame, 0, b, VNET_HEADER, frame.length);
         return b;
+    }
+
+    /** Writes {@code frameWithHeader} to queue {@code queue} of {@code wire}, waiting while the port is full (EAGAIN). */
+    public static void sendWhenRoom(PacketPort wire, int queue, byte[] frameWithHeader) throws InterruptedException {
+        while (true) {
+            try {
+                wire.send(queue, frameWithHeader);
+                return;
+            } catch (TapException e) {
+                if (e.errno() != Errno.EAGAIN) {
+                    throw e;
+                }
+                Thread.sleep(1);
+            }
+        }
     }
 
     /** Writes frames {@code from} to {@code to - 1} to queue {@code queue} of {@code wire}: the host sends them to the guest. */

@@ -3,6 +3,7 @@ package io.vmm4j.vhost.engine;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.TapDevice;
+import io.vmm4j.vhost.NumberedFrames;
 import io.vmm4j.virtio.VirtioFeatures;
 import io.vmm4j.virtio.net.NetFeatures;
 import io.vmm4j.virtio.net.NetQueueCounters;
@@ -61,7 +62,7 @@ class ReceiveWindowStressTest {
                         if (!window.tryAcquire(ROUND_BOUND_MILLIS, TimeUnit.MILLISECONDS)) {
                             return; // the guest stalled; it reports
                         }
-                        sendWhenRoom(ports[1], frame(60 + random.nextInt(1455), seq));
+                        NumberedFrames.sendWhenRoom(ports[1], 0, frame(60 + random.nextInt(1455), seq));
                         sent.incrementAndGet();
                     }
                 } catch (Throwable t) {
@@ -137,21 +138,6 @@ class ReceiveWindowStressTest {
         for (int i = 4; i < frame.length; i++) {
             if (frame[i] != (byte) (seq + i)) {
                 fail("frame " + seq + " (" + frame.length + " bytes) differs at byte " + i);
-            }
-        }
-    }
-
-    /** Writes a frame into the port, waiting while its socket buffer is full. */
-    private static void sendWhenRoom(MemoryPort port, byte[] frame) throws InterruptedException {
-        while (true) {
-            try {
-                port.send(0, frame);
-                return;
-            } catch (RuntimeException full) {
-                if (!String.valueOf(full.getMessage()).contains("EAGAIN")) {
-                    throw full;
-                }
-                Thread.sleep(1);
             }
         }
     }

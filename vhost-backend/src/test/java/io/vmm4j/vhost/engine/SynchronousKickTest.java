@@ -3,7 +3,6 @@ package io.vmm4j.vhost.engine;
 import io.vmm4j.core.event.EventLoop;
 import io.vmm4j.tap.MemoryPort;
 import io.vmm4j.tap.TapDevice;
-import io.vmm4j.tap.TapException;
 import io.vmm4j.vhost.DriverQueuePairs;
 import io.vmm4j.vhost.NumberedFrames;
 import io.vmm4j.virtio.VirtioFeatures;
@@ -19,7 +18,6 @@ import java.util.concurrent.atomic.AtomicReference;
 
 import static io.vmm4j.virtio.VirtioFeatures.bit;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The engine as {@code --backend emulated-sync} runs it: a kick runs the device's handler on the
@@ -46,7 +44,7 @@ class SynchronousKickTest {
             Thread host = Thread.ofPlatform().daemon().name("host-sender").start(() -> {
                 try {
                     for (int n = 0; n < FRAMES; n++) {
-                        sendWhenRoom(ports[1], NumberedFrames.withHeader(NumberedFrames.frame(n)));
+                        NumberedFrames.sendWhenRoom(ports[1], 0, NumberedFrames.withHeader(NumberedFrames.frame(n)));
                     }
                 } catch (Throwable t) {
                     hostFailure.set(t);
@@ -104,21 +102,6 @@ class SynchronousKickTest {
                         + " frames in all; -1: not a numbered frame, i.e. bytes of another buffer)");
             }
         }
-        assertTrue(got.size() == FRAMES, who + " " + got.size() + " of " + FRAMES + " frames");
-    }
-
-    /** Writes a frame into the port, waiting while its socket buffer is full. */
-    private static void sendWhenRoom(MemoryPort port, byte[] frame) throws InterruptedException {
-        while (true) {
-            try {
-                port.send(0, frame);
-                return;
-            } catch (TapException full) {
-                if (!String.valueOf(full.getMessage()).contains("EAGAIN")) {
-                    throw full;
-                }
-                Thread.sleep(0, 100_000);
-            }
-        }
+        assertEquals(FRAMES, got.size(), who + " " + got.size() + " of " + FRAMES + " frames");
     }
 }
