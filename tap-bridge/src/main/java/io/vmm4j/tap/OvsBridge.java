@@ -22,6 +22,8 @@ public final class OvsBridge {
     static final int VSCTL_TIMEOUT_SECONDS = 8;
     /** ovs-vsctl's exit status when --timeout ends it: 128 + SIGALRM (ovs-vsctl(8), "--timeout"). */
     static final int VSCTL_TIMED_OUT = 142;
+    /** Seconds a port's deletion waits for ovs-vswitchd to drop it before it only deletes the row. */
+    static final int DELETE_WAIT_SECONDS = 3;
 
     private static volatile Path vsctlPath;
 
@@ -86,8 +88,8 @@ public final class OvsBridge {
 
     /**
      * {@code ovs-vsctl --no-wait --if-exists del-port}: the row goes from the database at once and
-     * ovs-vswitchd drops the port when it reads that; not waiting for it keeps a VMM's exit quick
-     * also when ovs-vswitchd is gone.
+     * ovs-vswitchd drops the port when it reads that; for a port ovs-vswitchd never applied, and
+     * when it does not answer (a VMM's exit must not wait on a dead ovs-vswitchd).
      */
     private static CommandResult deleteRow(String bridge, String ifname) {
         return vsctl("--no-wait", "--if-exists", "del-port", bridge, ifname);
@@ -128,12 +130,19 @@ public final class OvsBridge {
             return ifname;
         }
 
-        /** Deletes the port; idempotent, also when someone else deleted it first. */
+        /**
+         * Deletes the port; idempotent, also when someone else deleted it first. It waits (up to
+         * {@link #DELETE_WAIT_SECONDS}) for ovs-vswitchd to drop the port, so the tap can go down
+         * after it without ovs-vswitchd reading a down tap (ENETDOWN in its log); when ovs-vswitchd
+         * does not answer in time, the row is deleted without waiting and the exit goes on.
+         */
         public synchronized void delete() {
             if (deleted) {
                 return;
             }
-            deleteRow(bridge, ifname).orThrow("remove " + ifname + " from Open vSwitch bridge " + bridge);
+            if (!vsctl(DELETE_WAIT_SECONDS, "--if-exists", "del-port", bridge, ifname).succeeded()) {
+                deleteRow(bridge, ifname).orThrow("remove " + ifname + " from Open vSwitch bridge " + bridge);
+            }
             deleted = true;
         }
 
@@ -150,9 +159,13 @@ public final class OvsBridge {
 
     /** {@code ovs-vsctl --timeout=N args...}, however it ended. */
     static CommandResult vsctl(String... args) {
+        return vsctl(VSCTL_TIMEOUT_SECONDS, args);
+    }
+
+    private static CommandResult vsctl(int timeoutSeconds, String... args) {
         List<String> command = new ArrayList<>();
         command.add(vsctlExecutable().toString());
-        command.add("--timeout=" + VSCTL_TIMEOUT_SECONDS);
+        command.add("--timeout=" + timeoutSeconds);
         command.addAll(List.of(args));
         return HostCommand.run(command);
     }

@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -74,8 +75,8 @@ class OvsSwitchTest {
         assertFalse(ns.exec("ip", "link", "show", "vtovsa").succeeded(), "tap vtovsa is gone");
         assertFalse(ns.exec("ip", "link", "show", "vtovsb").succeeded(), "tap vtovsb is gone");
         assertEquals("", ovs.vsctl("--bare", "--columns=name", "find", "Interface", "name=vtovsa"), "no Interface row is left");
-        assertFalse(ovs.log().contains("error receiving data from vtovs"), "each tap was up before it became a port (a down tap "
-                + "answers OVS with ENETDOWN):\n" + ovs.log());
+        assertFalse(ovs.log().contains("error receiving data from vtovs"), "each tap was up before it became a port and stayed up "
+                + "until ovs-vswitchd had dropped it (a down tap answers OVS with ENETDOWN):\n" + ovs.log());
     }
 
     @Test
@@ -139,6 +140,22 @@ class OvsSwitchTest {
         }
         assertFalse(ns.exec("ip", "link", "show", "vtovsx").succeeded(), "the daemon's tap is gone");
         assertEquals(List.of(), ovs.ports(BRIDGE));
+    }
+
+    @Test
+    void aVswitchdThatDiesUnderARunningVmDoesNotHoldUpItsExitAndItsPortRowGoes() throws Exception {
+        try (VmmProcess vmm = VmmProcess.start(ovs.prefix(), "run", "--bridge", "ovs:" + BRIDGE, "--tap", "vtovsk",
+                "--count", "0", "--serve", "30")) {
+            vmm.awaitOutput("guest: serving at", 30);
+            assertEquals(List.of("vtovsk"), ovs.ports(BRIDGE));
+            ovs.stopVswitchd(); // the port's deletion now finds nobody to wait for
+            long start = System.nanoTime();
+            assertEquals(SIGTERM_EXIT, vmm.terminate(30), vmm.describe());
+            long seconds = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start);
+            assertTrue(seconds < 15, "the exit waited " + seconds + " s on a dead ovs-vswitchd: " + vmm.describe());
+            assertFalse(vmm.describe().contains("on exit,"), "the port's deletion did not fail: " + vmm.describe());
+        }
+        assertEquals(List.of(), ovs.ports(BRIDGE), "the row went without ovs-vswitchd");
     }
 
     @Test
